@@ -1,0 +1,37 @@
+# bee-trace build entry points. `make` builds the release binary, installing
+# missing Debian packages first when run as root.
+CARGO ?= cargo
+BIN := target/release/bee-trace
+
+.PHONY: all build deps test unit integration lint bench aarch64 check-kernel clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --release --locked
+
+# Everything CI runs: format, lint, unit tests, then the integration tests
+# against the release binary (they need root; see tests/README.md).
+test: build
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+	$(CARGO) test --release --locked -- --test-threads=1
+
+bench: build
+	scripts/bench.sh
+
+aarch64:
+	@scripts/install-deps.sh --aarch64
+	rustup target add aarch64-unknown-linux-gnu
+	$(CARGO) build --release --locked --target aarch64-unknown-linux-gnu
+	qemu-aarch64-static target/aarch64-unknown-linux-gnu/release/bee-trace --help >/dev/null
+	@echo "built target/aarch64-unknown-linux-gnu/release/bee-trace"
+
+check-kernel: build
+	scripts/check-kernel.sh
+
+clean:
+	$(CARGO) clean

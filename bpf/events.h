@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * Event records shared by the BPF programs and the Rust front end.
+ *
+ * Only fixed-width integer types are used so this header reads on its own and
+ * every field has one obvious Rust mirror (src/events.rs). Each struct's size
+ * is asserted here and in Rust; change both together.
+ */
+#ifndef BEE_TRACE_EVENTS_H
+#define BEE_TRACE_EVENTS_H
+
+#define BT_COMM_LEN 16
+/* Path components are written leaf first, each NUL-terminated, at offsets
+ * masked with BT_PATH_MASK; the extra BT_NAME_MAX bytes keep the last read in
+ * bounds, which is what lets the verifier accept a variable offset. */
+#define BT_PATH_MASK 4095
+#define BT_NAME_MAX 256
+#define BT_PATH_BUF (BT_PATH_MASK + 1 + BT_NAME_MAX)
+#define BT_ARGV_BUF 1024
+#define BT_KEY_LEN 64
+
+/* The walk stopped before the root: the path lacks its leading components. */
+#define BT_PATH_TRUNCATED 1
+
+/* header.type */
+#define BT_EV_EXEC 1
+#define BT_EV_FORK 2
+#define BT_EV_EXIT 3
+#define BT_EV_FILE 4
+#define BT_EV_NET 5
+#define BT_EV_MEM 6
+
+struct bt_header {
+	__u64 ts_boot_ns; /* bpf_ktime_get_boot_ns() */
+	__u64 cgroup_id;
+	__u32 type;
+	__u32 pid; /* thread-group id, what user space calls a pid */
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 _pad;
+	__u8 comm[BT_COMM_LEN];
+};
+
+struct bt_exec_event {
+	struct bt_header hdr;
+	__u32 argv_len;   /* bytes valid in argv: NUL-separated arguments */
+	__u32 argv_full;  /* length of the whole argument area in the process */
+	__u16 exe_len;    /* bytes used in exe, see BT_PATH_MASK */
+	__u16 exe_depth;  /* components in exe, leaf first */
+	__u32 exe_flags;  /* BT_PATH_TRUNCATED */
+	__u8 argv[BT_ARGV_BUF];
+	__u8 exe[BT_PATH_BUF];
+};
+
+struct bt_fork_event {
+	struct bt_header hdr;
+	__u32 child_pid;
+	__u32 _pad;
+};
+
+struct bt_exit_event {
+	struct bt_header hdr;
+	__s32 exit_code;
+	__u32 _pad;
+};
+
+/* bt_file_event.layout */
+#define BT_PATH_RESOLVED 0 /* path: components of the opened file, leaf first */
+#define BT_PATH_REQUESTED 1 /* path: the requested string, then the base directory's components */
+
+/* bt_file_event.syscall */
+#define BT_SYS_OPENAT 1
+#define BT_SYS_OPENAT2 2
+#define BT_SYS_OPEN 3
+
+struct bt_file_event {
+	struct bt_header hdr;
+	__s32 ret;     /* fd, or -errno */
+	__u32 flags;   /* open flags as passed */
+	__u32 fmode;   /* f_mode of the opened file, 0 when the open failed */
+	__u32 path_flags; /* BT_PATH_TRUNCATED */
+	__u64 dev;     /* kernel dev_t of the file's superblock */
+	__u64 ino;
+	__u16 path_len;
+	__u16 path_depth;
+	__u16 req_len; /* BT_PATH_REQUESTED: bytes of the requested string incl. NUL */
+	__u8 layout;
+	__u8 syscall;
+	__u8 path[BT_PATH_BUF];
+};
+
+/* bt_net_event.family: AF_INET / AF_INET6 */
+struct bt_net_event {
+	struct bt_header hdr;
+	__s32 ret;
+	__u16 family;
+	__u16 dport; /* host byte order */
+	__u16 sock_type;
+	__u16 protocol;
+	__u32 _pad;
+	__u8 daddr[16];
+};
+
+/* bt_mem_event.kind */
+#define BT_MEM_PTRACE 1
+#define BT_MEM_VM_READV 2
+#define BT_MEM_VM_WRITEV 3
+#define BT_MEM_PROC_MEM 4
+#define BT_MEM_PROC_ENVIRON 5
+#define BT_MEM_PROC_MAPS 6
+
+struct bt_mem_event {
+	struct bt_header hdr;
+	__u32 kind;
+	__u32 target_pid;  /* as the caller named it (may be a thread id) */
+	__s64 request;     /* ptrace request; open flags for /proc files */
+	__s64 ret;
+	__u32 target_tgid; /* 0 when the kernel could not tell */
+	__u32 fmode;
+	__u8 target_comm[BT_COMM_LEN]; /* empty when the kernel could not tell */
+};
+
+/* Keys of the file pre-filter maps. */
+struct bt_name_key {
+	__u8 name[BT_KEY_LEN];
+};
+
+struct bt_affix_key {
+	__u32 len;
+	__u8 s[28];
+};
+
+struct bt_inode_key {
+	__u64 dev;
+	__u64 ino;
+};
+
+/* Single entry of the file_cfg array map. Bit n of a mask is set when some
+ * prefix (suffix) of length n is in its map. */
+struct bt_file_cfg {
+	__u32 prefix_lens;
+	__u32 suffix_lens;
+	__u32 match_all; /* a pattern no cheap fact can pre-filter: resolve every open */
+	__u32 _pad;
+};
+
+#define BT_AFFIX_MAX 27
+
+_Static_assert(sizeof(struct bt_header) == 56, "bt_header layout");
+_Static_assert(sizeof(struct bt_exec_event) == 5448, "bt_exec_event layout");
+_Static_assert(sizeof(struct bt_fork_event) == 64, "bt_fork_event layout");
+_Static_assert(sizeof(struct bt_exit_event) == 64, "bt_exit_event layout");
+_Static_assert(sizeof(struct bt_file_event) == 4448, "bt_file_event layout");
+_Static_assert(sizeof(struct bt_net_event) == 88, "bt_net_event layout");
+_Static_assert(sizeof(struct bt_mem_event) == 104, "bt_mem_event layout");
+_Static_assert(sizeof(struct bt_affix_key) == 32, "bt_affix_key layout");
+_Static_assert(sizeof(struct bt_file_cfg) == 16, "bt_file_cfg layout");
+
+#endif

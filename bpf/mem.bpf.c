@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * Memory family: ptrace requests aimed at another process and
+ * process_vm_readv/writev. Opens of /proc/<pid>/{mem,environ,maps} are seen by
+ * the open programs in file.bpf.c and arrive on this family's ring buffer.
+ */
+#include "common.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+#define BT_PTRACE_PEEKTEXT 1
+#define BT_PTRACE_POKEUSR 6
+#define BT_PTRACE_GETREGS 12
+#define BT_PTRACE_SETFPREGS 15
+#define BT_PTRACE_ATTACH 16
+#define BT_PTRACE_GETREGSET 0x4204
+#define BT_PTRACE_SETREGSET 0x4205
+#define BT_PTRACE_SEIZE 0x4206
+
+/* Repeats of the same (caller, target, request) within this window are folded
+ * into the first: a debugger or a dump issues thousands of them. */
+#define BT_FOLD_NS 1000000000ULL
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1024 * 1024);
+} mem_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} mem_lost SEC(".maps");
+
+struct fold_key {
+	__u32 tgid;
+	__u32 target;
+	__s64 request;
+	__u32 kind;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct fold_key);
+	__type(value, __u64);
+} mem_fold SEC(".maps");
+
+/* True when this access was already reported within BT_FOLD_NS. */
+static __always_inline bool folded(__u32 kind, __u32 target, __s64 request)
+{
+	struct fold_key k = {
+		.tgid = bpf_get_current_pid_tgid() >> 32,
+		.target = target,
+		.request = request,
+		.kind = kind,
+	};
+	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 *last = bpf_map_lookup_elem(&mem_fold, &k);
+
+	if (last && now - *last < BT_FOLD_NS)
+		return true;
+	bpf_map_update_elem(&mem_fold, &k, &now, BPF_ANY);
+	return false;
+}
+
+static __always_inline void emit(__u32 kind, __u32 target, __s64 request, long ret)
+{
+	struct bt_mem_event *e = bpf_ringbuf_reserve(&mem_events, sizeof(*e), 0);
+
+	if (!e) {
+		__u32 zero = 0;
+		__u64 *n = bpf_map_lookup_elem(&mem_lost, &zero);
+		if (n)
+			(*n)++;
+		return;
+	}
+	bt_fill_header(&e->hdr, BT_EV_MEM);
+	e->kind = kind;
+	e->target_pid = target;
+	e->request = request;
+	e->ret = ret;
+	e->target_tgid = 0;
+	e->fmode = 0;
+	__builtin_memset(e->target_comm, 0, sizeof(e->target_comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_ptrace")
+int handle_ptrace_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pt_regs *regs;
+	__s64 request;
+	__u32 target;
+
+	if (bt_is_self())
+		return 0;
+	regs = bt_syscall_regs();
+	request = (__s64)BT_ARG1(regs);
+	target = (__u32)BT_ARG2(regs);
+	if (request == BT_PTRACE_ATTACH || request == BT_PTRACE_SEIZE) {
+		emit(BT_MEM_PTRACE, target, request, ctx->ret);
+		return 0;
+	}
+	/* Requests that read or write the tracee's memory or registers. */
+	if ((request >= BT_PTRACE_PEEKTEXT && request <= BT_PTRACE_POKEUSR) ||
+	    (request >= BT_PTRACE_GETREGS && request <= BT_PTRACE_SETFPREGS) ||
+	    request == BT_PTRACE_GETREGSET || request == BT_PTRACE_SETREGSET) {
+		if (!folded(BT_MEM_PTRACE, target, request))
+			emit(BT_MEM_PTRACE, target, request, ctx->ret);
+	}
+	return 0;
+}
+
+static __always_inline int on_vm_exit(long ret, __u32 kind)
+{
+	__u32 target;
+
+	if (bt_is_self())
+		return 0;
+	target = (__u32)BT_ARG1(bt_syscall_regs());
+	if (target == bpf_get_current_pid_tgid() >> 32)
+		return 0;
+	if (!folded(kind, target, 0))
+		emit(kind, target, 0, ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_process_vm_readv")
+int handle_vm_readv_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_vm_exit(ctx->ret, BT_MEM_VM_READV);
+}
+
+SEC("tracepoint/syscalls/sys_exit_process_vm_writev")
+int handle_vm_writev_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_vm_exit(ctx->ret, BT_MEM_VM_WRITEV);
+}

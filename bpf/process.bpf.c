@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/* Process family: exec (with executable path and argv), fork of new
+ * processes, and exit of thread-group leaders. */
+#include "common.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 * 1024 * 1024);
+} process_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} process_lost SEC(".maps");
+
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&process_lost, &zero);
+
+	if (n)
+		(*n)++;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct bt_exec_event *e;
+	unsigned long arg_start, arg_end;
+	__u32 len;
+	__u32 off = 0;
+
+	e = bpf_ringbuf_reserve(&process_events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	bt_fill_header(&e->hdr, BT_EV_EXEC);
+
+	arg_start = BPF_CORE_READ(task, mm, arg_start);
+	arg_end = BPF_CORE_READ(task, mm, arg_end);
+	e->argv_full = arg_end > arg_start ? arg_end - arg_start : 0;
+	len = e->argv_full;
+	if (len > BT_ARGV_BUF - 1)
+		len = BT_ARGV_BUF - 1;
+	barrier_var(len);
+	len &= BT_ARGV_BUF - 1; /* tells the verifier what the clamp above means */
+	e->argv_len = 0;
+	if (bpf_probe_read_user(e->argv, len, (void *)arg_start) == 0)
+		e->argv_len = len;
+
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	e->exe_depth = 0;
+	e->exe_flags = BT_PATH_TRUNCATED;
+	e->exe_len = 0;
+	if (exe) {
+		struct bt_path_scratch *s =
+			bt_walk_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt),
+				     &off, &e->exe_depth, &e->exe_flags);
+		if (s)
+			bpf_probe_read_kernel(e->exe, sizeof(e->exe), s->buf);
+		e->exe_len = off;
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("raw_tp/sched_process_fork")
+int handle_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	struct bt_fork_event *e;
+	__u32 child_pid = BPF_CORE_READ(child, pid);
+
+	/* A new thread is not a new process. */
+	if (child_pid != BPF_CORE_READ(child, tgid))
+		return 0;
+	e = bpf_ringbuf_reserve(&process_events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	bt_fill_header(&e->hdr, BT_EV_FORK);
+	e->child_pid = child_pid;
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int handle_exit(void *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct bt_exit_event *e;
+
+	if ((__u32)pid_tgid != pid_tgid >> 32)
+		return 0; /* a thread, not the process */
+	e = bpf_ringbuf_reserve(&process_events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	bt_fill_header(&e->hdr, BT_EV_EXIT);
+	e->exit_code = BPF_CORE_READ(task, exit_code);
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

@@ -1,0 +1,121 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::output::Format;
+
+/// bee-trace: an eBPF runtime security monitor for CI runners and small hosts.
+///
+/// Watches, from the kernel, reads of secrets and writes to protected files,
+/// outbound connections, one process reading another's memory or
+/// environment, and every exec with its lineage. Run as root. With no
+/// arguments it monitors everything with the embedded default policy until
+/// Ctrl-C, then prints a summary.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load and attach every probe for real, print one line per probe
+    /// (attached, or failed with the kernel's reason), then detach. Exits
+    /// non-zero when any probe fails.
+    Check,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeType {
+    /// Sensitive file reads and protected file writes.
+    #[value(name = "file_monitor")]
+    FileMonitor,
+    /// Outbound connections.
+    #[value(name = "network_monitor")]
+    NetworkMonitor,
+    /// ptrace, process_vm_readv/writev, /proc/<pid>/{mem,environ,maps}.
+    #[value(name = "memory_monitor")]
+    MemoryMonitor,
+    /// All of the above, plus process exec/exit events.
+    All,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Which sensors to run. Processes are always traced for lineage; their
+    /// exec/exit events are printed only with `all`.
+    #[arg(long, value_enum, default_value = "all")]
+    pub probe_type: ProbeType,
+
+    /// Stop after this many seconds (1..=31536000) instead of at Ctrl-C.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub duration: Option<u64>,
+
+    /// Only report events of processes whose name (comm) contains this.
+    #[arg(long, value_name = "SUBSTR")]
+    pub command: Option<String>,
+
+    /// YAML policy merged over the embedded default (see docs/policy.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log what bee-trace does, including libbpf's messages.
+    #[arg(long, short)]
+    pub verbose: bool,
+
+    /// Event format: human lines, or NDJSON (docs/events.md). Default: human
+    /// on a terminal, json otherwise.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Write events to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// At the end, write a JSON report (counts, lost events, notable events).
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+
+    /// At the end, write a Markdown report (e.g. $GITHUB_STEP_SUMMARY).
+    #[arg(long, value_name = "FILE")]
+    pub report_md: Option<PathBuf>,
+
+    /// Create FILE once every probe is attached (for scripts and tests).
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_original_flags() {
+        let c = Cli::try_parse_from([
+            "bee-trace",
+            "--probe-type",
+            "file_monitor",
+            "--duration",
+            "5",
+            "--command",
+            "cat",
+        ])
+        .unwrap();
+        assert_eq!(c.run.probe_type, ProbeType::FileMonitor);
+        assert_eq!(c.run.duration, Some(5));
+        assert!(Cli::try_parse_from(["bee-trace", "--duration", "0"]).is_err());
+        assert!(Cli::try_parse_from(["bee-trace", "--probe-type", "bogus"]).is_err());
+    }
+}

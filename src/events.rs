@@ -1,0 +1,445 @@
+//! Rust mirrors of `bpf/events.h` and decoding of raw ring-buffer samples.
+
+use std::mem::size_of;
+
+pub const COMM_LEN: usize = 16;
+pub const PATH_MASK: usize = 4095;
+pub const NAME_MAX: usize = 256;
+pub const PATH_BUF: usize = PATH_MASK + 1 + NAME_MAX;
+pub const ARGV_BUF: usize = 1024;
+pub const KEY_LEN: usize = 64;
+pub const AFFIX_MAX: usize = 27;
+
+pub const EV_EXEC: u32 = 1;
+pub const EV_FORK: u32 = 2;
+pub const EV_EXIT: u32 = 3;
+pub const EV_FILE: u32 = 4;
+pub const EV_NET: u32 = 5;
+pub const EV_MEM: u32 = 6;
+
+pub const PATH_TRUNCATED: u32 = 1;
+pub const PATH_RESOLVED: u8 = 0;
+pub const PATH_REQUESTED: u8 = 1;
+
+pub const MEM_PTRACE: u32 = 1;
+pub const MEM_VM_READV: u32 = 2;
+pub const MEM_VM_WRITEV: u32 = 3;
+pub const MEM_PROC_MEM: u32 = 4;
+pub const MEM_PROC_ENVIRON: u32 = 5;
+pub const MEM_PROC_MAPS: u32 = 6;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Header {
+    pub ts_boot_ns: u64,
+    pub cgroup_id: u64,
+    pub kind: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub _pad: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ExecEvent {
+    pub hdr: Header,
+    pub argv_len: u32,
+    pub argv_full: u32,
+    pub exe_len: u16,
+    pub exe_depth: u16,
+    pub exe_flags: u32,
+    pub argv: [u8; ARGV_BUF],
+    pub exe: [u8; PATH_BUF],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForkEvent {
+    pub hdr: Header,
+    pub child_pid: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExitEvent {
+    pub hdr: Header,
+    pub exit_code: i32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct FileEvent {
+    pub hdr: Header,
+    pub ret: i32,
+    pub flags: u32,
+    pub fmode: u32,
+    pub path_flags: u32,
+    pub dev: u64,
+    pub ino: u64,
+    pub path_len: u16,
+    pub path_depth: u16,
+    pub req_len: u16,
+    pub layout: u8,
+    pub syscall: u8,
+    pub path: [u8; PATH_BUF],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetEvent {
+    pub hdr: Header,
+    pub ret: i32,
+    pub family: u16,
+    pub dport: u16,
+    pub sock_type: u16,
+    pub protocol: u16,
+    pub _pad: u32,
+    pub daddr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemEvent {
+    pub hdr: Header,
+    pub kind: u32,
+    pub target_pid: u32,
+    pub request: i64,
+    pub ret: i64,
+    pub target_tgid: u32,
+    pub fmode: u32,
+    pub target_comm: [u8; COMM_LEN],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct NameKey {
+    pub name: [u8; KEY_LEN],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AffixKey {
+    pub len: u32,
+    pub s: [u8; 28],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InodeKey {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileCfg {
+    pub prefix_lens: u32,
+    pub suffix_lens: u32,
+    pub match_all: u32,
+    pub _pad: u32,
+}
+
+// SAFETY: all of these are plain integers and byte arrays with explicit
+// padding fields, so every bit pattern is a valid value.
+unsafe impl plain::Plain for Header {}
+unsafe impl plain::Plain for ExecEvent {}
+unsafe impl plain::Plain for ForkEvent {}
+unsafe impl plain::Plain for ExitEvent {}
+unsafe impl plain::Plain for FileEvent {}
+unsafe impl plain::Plain for NetEvent {}
+unsafe impl plain::Plain for MemEvent {}
+
+const _: () = assert!(size_of::<Header>() == 56);
+const _: () = assert!(size_of::<ExecEvent>() == 5448);
+const _: () = assert!(size_of::<ForkEvent>() == 64);
+const _: () = assert!(size_of::<ExitEvent>() == 64);
+const _: () = assert!(size_of::<FileEvent>() == 4448);
+const _: () = assert!(size_of::<NetEvent>() == 88);
+const _: () = assert!(size_of::<MemEvent>() == 104);
+const _: () = assert!(size_of::<AffixKey>() == 32);
+const _: () = assert!(size_of::<FileCfg>() == 16);
+
+/// Byte view of a plain map key or value, for map updates.
+pub fn as_bytes<T: Copy>(v: &T) -> &[u8] {
+    // SAFETY: T is one of the repr(C) structs above: no uninitialised padding
+    // (every gap is an explicit field) and any byte pattern is valid to read.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
+}
+
+/// A decoded ring-buffer sample.
+#[derive(Debug, Clone)]
+pub enum Raw {
+    Exec(Box<ExecEvent>),
+    Fork(ForkEvent),
+    Exit(ExitEvent),
+    File(Box<FileEvent>),
+    Net(NetEvent),
+    Mem(MemEvent),
+}
+
+impl Raw {
+    pub fn header(&self) -> &Header {
+        match self {
+            Raw::Exec(e) => &e.hdr,
+            Raw::Fork(e) => &e.hdr,
+            Raw::Exit(e) => &e.hdr,
+            Raw::File(e) => &e.hdr,
+            Raw::Net(e) => &e.hdr,
+            Raw::Mem(e) => &e.hdr,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("sample of {0} bytes is shorter than an event header")]
+    Short(usize),
+    #[error("unknown event type {0}")]
+    UnknownType(u32),
+    #[error("event type {kind} needs {need} bytes, sample has {got}")]
+    Size { kind: u32, need: usize, got: usize },
+}
+
+fn copy_from<T: plain::Plain + Copy>(data: &[u8], kind: u32) -> Result<T, DecodeError> {
+    let need = size_of::<T>();
+    if data.len() < need {
+        return Err(DecodeError::Size {
+            kind,
+            need,
+            got: data.len(),
+        });
+    }
+    // from_bytes needs alignment; ring-buffer samples are 8-aligned but a copy
+    // keeps this correct for any slice (tests, replays).
+    let mut out = std::mem::MaybeUninit::<T>::uninit();
+    // SAFETY: `out` has room for size_of::<T>() bytes and data has at least
+    // that many; T is Plain so any byte pattern is a valid T.
+    unsafe {
+        std::ptr::copy_nonoverlapping(data.as_ptr(), out.as_mut_ptr().cast::<u8>(), need);
+        Ok(out.assume_init())
+    }
+}
+
+/// Decodes one sample. Never panics: a bad sample is an error to count.
+pub fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
+    if data.len() < size_of::<Header>() {
+        return Err(DecodeError::Short(data.len()));
+    }
+    let mut hdr = Header::default();
+    plain::copy_from_bytes(&mut hdr, data).map_err(|_| DecodeError::Short(data.len()))?;
+    Ok(match hdr.kind {
+        EV_EXEC => Raw::Exec(Box::new(copy_from(data, hdr.kind)?)),
+        EV_FORK => Raw::Fork(copy_from(data, hdr.kind)?),
+        EV_EXIT => Raw::Exit(copy_from(data, hdr.kind)?),
+        EV_FILE => Raw::File(Box::new(copy_from(data, hdr.kind)?)),
+        EV_NET => Raw::Net(copy_from(data, hdr.kind)?),
+        EV_MEM => Raw::Mem(copy_from(data, hdr.kind)?),
+        other => return Err(DecodeError::UnknownType(other)),
+    })
+}
+
+/// Text of a NUL-padded kernel string (comm and the like), lossy.
+pub fn cstr(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// Joins components written leaf first (each NUL-terminated) into an absolute
+/// path. Returns the path and whether it is complete.
+pub fn join_components(buf: &[u8], start: usize, end: usize, truncated: bool) -> (String, bool) {
+    let end = end.min(buf.len());
+    let start = start.min(end);
+    let mut parts: Vec<&[u8]> = buf[start..end]
+        .split(|&b| b == 0)
+        .filter(|p| !p.is_empty())
+        .collect();
+    parts.reverse();
+    let mut out = String::new();
+    if truncated {
+        out.push_str("...");
+    }
+    for p in &parts {
+        out.push('/');
+        out.push_str(&String::from_utf8_lossy(p));
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    (out, !truncated)
+}
+
+/// Lexically normalises `rel` against `base` (both as the kernel gave them):
+/// "." and ".." are applied, repeated slashes collapse. Symlinks inside a
+/// requested path that did not open cannot be followed and stay as named.
+pub fn resolve_lexically(base: &str, rel: &str) -> String {
+    let mut stack: Vec<&str> = Vec::new();
+    let joined;
+    let full = if rel.starts_with('/') {
+        rel
+    } else {
+        joined = format!("{base}/{rel}");
+        joined.as_str()
+    };
+    for part in full.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                stack.pop();
+            }
+            p => stack.push(p),
+        }
+    }
+    if stack.is_empty() {
+        return "/".into();
+    }
+    let mut out = String::new();
+    for p in stack {
+        out.push('/');
+        out.push_str(p);
+    }
+    out
+}
+
+/// The path a file event names: the opened file's, or the requested one
+/// resolved against its base directory when the open failed.
+pub fn file_event_path(e: &FileEvent) -> String {
+    let len = (e.path_len as usize).min(PATH_BUF);
+    let truncated = e.path_flags & PATH_TRUNCATED != 0;
+    if e.layout != PATH_REQUESTED {
+        return join_components(&e.path, 0, len, truncated).0;
+    }
+    let req_len = (e.req_len as usize).min(len);
+    let requested = cstr(&e.path[..req_len]);
+    if requested.starts_with('/') {
+        return resolve_lexically("/", &requested);
+    }
+    let (base, _) = join_components(&e.path, req_len, len, truncated);
+    resolve_lexically(&base, &requested)
+}
+
+/// Arguments from the NUL-separated argument area.
+pub fn split_argv(buf: &[u8], len: usize) -> Vec<String> {
+    let len = len.min(buf.len());
+    let mut v: Vec<String> = buf[..len]
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    // The area ends with a NUL, which leaves one empty piece behind.
+    if v.last().is_some_and(|s| s.is_empty()) {
+        v.pop();
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_bytes(kind: u32) -> Vec<u8> {
+        let h = Header {
+            kind,
+            pid: 42,
+            tid: 43,
+            ppid: 1,
+            uid: 1000,
+            comm: *b"cat\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            ..Default::default()
+        };
+        as_bytes(&h).to_vec()
+    }
+
+    #[test]
+    fn decodes_each_type_and_rejects_bad_samples() {
+        let mut net = NetEvent {
+            ret: -111,
+            family: 2,
+            dport: 443,
+            ..Default::default()
+        };
+        net.hdr.kind = EV_NET;
+        net.hdr.pid = 7;
+        match decode(as_bytes(&net)).unwrap() {
+            Raw::Net(n) => {
+                assert_eq!(n.ret, -111);
+                assert_eq!(n.dport, 443);
+                assert_eq!(n.hdr.pid, 7);
+            }
+            other => panic!("decoded as {other:?}"),
+        }
+        assert_eq!(decode(&[0u8; 10]).unwrap_err(), DecodeError::Short(10));
+        assert_eq!(
+            decode(&header_bytes(99)).unwrap_err(),
+            DecodeError::UnknownType(99)
+        );
+        assert_eq!(
+            decode(&header_bytes(EV_MEM)).unwrap_err(),
+            DecodeError::Size {
+                kind: EV_MEM,
+                need: 104,
+                got: 56
+            }
+        );
+    }
+
+    #[test]
+    fn joins_leaf_first_components() {
+        let buf = b"id_rsa\0.ssh\0root\0";
+        assert_eq!(
+            join_components(buf, 0, buf.len(), false),
+            ("/root/.ssh/id_rsa".into(), true)
+        );
+        assert_eq!(
+            join_components(buf, 0, buf.len(), true).0,
+            ".../root/.ssh/id_rsa"
+        );
+        assert_eq!(join_components(b"", 0, 0, false).0, "/");
+    }
+
+    #[test]
+    fn resolves_requested_paths() {
+        assert_eq!(
+            resolve_lexically("/home/u", "../u/.ssh//id_rsa"),
+            "/home/u/.ssh/id_rsa"
+        );
+        assert_eq!(resolve_lexically("/home/u", "/etc/./shadow"), "/etc/shadow");
+        assert_eq!(resolve_lexically("/", "../../x"), "/x");
+    }
+
+    #[test]
+    fn failed_open_path_joins_request_and_base() {
+        let mut e = FileEvent {
+            hdr: Header::default(),
+            ret: -13,
+            flags: 0,
+            fmode: 0,
+            path_flags: 0,
+            dev: 0,
+            ino: 0,
+            path_len: 0,
+            path_depth: 0,
+            req_len: 0,
+            layout: PATH_REQUESTED,
+            syscall: 1,
+            path: [0; PATH_BUF],
+        };
+        let bytes = b"../.aws/credentials\0work\0home\0";
+        e.path[..bytes.len()].copy_from_slice(bytes);
+        e.req_len = 20;
+        e.path_len = bytes.len() as u16;
+        assert_eq!(file_event_path(&e), "/home/.aws/credentials");
+    }
+
+    #[test]
+    fn splits_argv() {
+        assert_eq!(
+            split_argv(b"sh\0-c\0cat key\0", 14),
+            vec!["sh", "-c", "cat key"]
+        );
+        assert_eq!(split_argv(b"sh\0-c\0ca", 8), vec!["sh", "-c", "ca"]);
+    }
+}

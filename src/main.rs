@@ -1,0 +1,406 @@
+//! bee-trace entry point: parse the command line, check the host, attach the
+//! sensors, run the processing loop, and report.
+
+mod cli;
+mod events;
+mod output;
+mod pipeline;
+mod policy;
+mod proctable;
+mod report;
+mod sensors;
+mod sys;
+mod workers;
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use crossbeam_channel::RecvTimeoutError;
+
+use cli::{Cli, Command, ProbeType, RunArgs};
+use output::Format;
+use pipeline::Pipeline;
+use policy::{Policy, Severity};
+use report::{Lost, ProbeLine, Report};
+use sensors::{Selection, Sensors};
+use workers::{Counters, Workers};
+
+/// How long records wait to be put in kernel-time order (see `Reorder`).
+const REORDER_DELAY_NS: u64 = 50_000_000;
+/// Past this many held records, release without waiting.
+const REORDER_MAX: usize = 65536;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
+    let msg = msg.trim_end();
+    match level {
+        libbpf_rs::PrintLevel::Warn => log::warn!(target: "libbpf", "{msg}"),
+        libbpf_rs::PrintLevel::Info => log::info!(target: "libbpf", "{msg}"),
+        libbpf_rs::PrintLevel::Debug => log::debug!(target: "libbpf", "{msg}"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if cli.run.verbose { "debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .format_timestamp(None)
+        .init();
+    libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, libbpf_print)));
+
+    let result = match cli.command {
+        Some(Command::Check) => check(),
+        None => run(&cli.run),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bee-trace: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn preflight() -> Result<std::path::PathBuf> {
+    sys::check_privileges()?;
+    sys::check_btf()?;
+    Ok(sys::ensure_tracefs()?)
+}
+
+fn selection(p: ProbeType) -> Selection {
+    match p {
+        ProbeType::FileMonitor => Selection {
+            file: true,
+            network: false,
+            memory: false,
+        },
+        ProbeType::NetworkMonitor => Selection {
+            file: false,
+            network: true,
+            memory: false,
+        },
+        ProbeType::MemoryMonitor => Selection {
+            file: false,
+            network: false,
+            memory: true,
+        },
+        ProbeType::All => Selection {
+            file: true,
+            network: true,
+            memory: true,
+        },
+    }
+}
+
+fn check() -> Result<ExitCode> {
+    let tracefs = preflight()?;
+    let policy = Policy::default_policy();
+    let all = Selection {
+        file: true,
+        network: true,
+        memory: true,
+    };
+    let sensors = Sensors::start(all, &tracefs, &policy.kernel_filter(), &[]);
+    let mut failed = 0;
+    for s in &sensors.status {
+        match &s.outcome {
+            Ok(()) => println!("attached  {:<8} {}", s.family.as_str(), s.probe),
+            Err(why) => {
+                failed += 1;
+                println!("FAILED    {:<8} {}: {why}", s.family.as_str(), s.probe);
+            }
+        }
+    }
+    drop(sensors);
+    if failed > 0 {
+        println!(
+            "{failed} probe(s) failed: bee-trace would not see what they cover on this kernel"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    println!("all probes attached");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(args: &RunArgs) -> Result<ExitCode> {
+    // Everything a user can get wrong is checked before anything loads.
+    let policy = match &args.config {
+        Some(path) => Policy::load(path)?,
+        None => Policy::default_policy(),
+    };
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Human
+    } else {
+        Format::Json
+    });
+    let out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(BufWriter::new(File::create(p).with_context(|| {
+            format!("cannot create the output file {}", p.display())
+        })?)),
+        None => Box::new(BufWriter::new(std::io::stdout())),
+    };
+    let tracefs = preflight()?;
+    install_signal_handlers();
+
+    let filter = policy.kernel_filter();
+    if !filter.match_all.is_empty() {
+        log::warn!(
+            "these patterns name no file name, parent, prefix or suffix the kernel can pre-filter on, so every open is resolved (slower): {}",
+            filter.match_all.join(", ")
+        );
+    }
+    let seeds = sensors::seed_inodes(&policy.seed_files());
+    let inodes: Vec<events::InodeKey> = seeds.iter().map(|(k, _)| *k).collect();
+    log::info!(
+        "watching {} existing sensitive files by inode",
+        inodes.len()
+    );
+
+    let table = proctable::ProcTable::seed_from_proc();
+    log::info!("process table seeded with {} processes", table.len());
+
+    let started_at = Instant::now();
+    let started = sys::rfc3339(unix_now_ns());
+    let sel = selection(args.probe_type);
+    let mut sensors = Sensors::start(sel, &tracefs, &filter, &inodes);
+    sensors::require_all(&sensors)?;
+
+    let (tx, rx) = crossbeam_channel::bounded(policy.event_buffer_size);
+    let counters = Arc::new(Counters::default());
+    let stop_workers = Arc::new(AtomicBool::new(false));
+    let workers = Workers::spawn(
+        sensors.ring_sources()?,
+        tx,
+        counters.clone(),
+        stop_workers.clone(),
+    )
+    .context("cannot start the ring-buffer workers")?;
+
+    if let Some(p) = &args.ready_file {
+        File::create(p).with_context(|| format!("cannot create the ready file {}", p.display()))?;
+    }
+    eprintln!(
+        "bee-trace: monitoring ({} probes attached); Ctrl-C to stop",
+        sensors.status.len()
+    );
+
+    let max_rate = policy.max_events_per_second;
+    let mut pipeline = Pipeline::new(
+        policy,
+        table,
+        args.probe_type == ProbeType::All,
+        args.command.clone(),
+    );
+    for (key, path) in &seeds {
+        pipeline.know_file(*key, &path.to_string_lossy());
+    }
+    pipeline.resolve_blocked_domains();
+    let mut reorder = pipeline::Reorder::new(REORDER_DELAY_NS);
+    let deadline = args.duration.map(|d| started_at + Duration::from_secs(d));
+    let mut sink = Sink {
+        out,
+        format,
+        flush_each: args.output.is_none(),
+        notable: Vec::new(),
+        notable_truncated: false,
+        rate: RateLimit::new(max_rate),
+        write_error: None,
+    };
+
+    loop {
+        if STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(raw) => reorder.push(raw),
+            Err(RecvTimeoutError::Timeout) => sink.flush(),
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // Take whatever else is queued before releasing in order.
+        while let Ok(raw) = rx.try_recv() {
+            reorder.push(raw);
+            if reorder.len() >= REORDER_MAX {
+                break;
+            }
+        }
+        let now = sys::boot_now_ns();
+        while let Some(raw) = reorder.pop_ready(if reorder.len() >= REORDER_MAX {
+            None
+        } else {
+            Some(now)
+        }) {
+            if let Some(ev) = pipeline.handle(raw) {
+                for key in pipeline.learned_inodes.drain(..) {
+                    sensors.watch_inode(key);
+                }
+                sink.deliver(ev);
+            }
+        }
+    }
+
+    // Detach first, then drain what the kernel already queued.
+    sensors.detach();
+    stop_workers.store(true, Ordering::SeqCst);
+    workers.join();
+    while let Ok(raw) = rx.try_recv() {
+        reorder.push(raw);
+    }
+    while let Some(raw) = reorder.pop_ready(None) {
+        if let Some(ev) = pipeline.handle(raw) {
+            sink.deliver(ev);
+        }
+    }
+    sink.flush();
+    let kernel_lost = sensors.kernel_lost();
+
+    let lost = Lost {
+        kernel: kernel_lost
+            .iter()
+            .map(|(f, n)| (f.as_str().to_string(), *n))
+            .collect(),
+        channel: counters.channel_full.load(Ordering::Relaxed),
+        undecodable: counters.undecodable.load(Ordering::Relaxed),
+        rate_limited: sink.rate.dropped,
+    };
+    let report = Report {
+        tool: "bee-trace",
+        version: env!("CARGO_PKG_VERSION"),
+        started,
+        ended: sys::rfc3339(unix_now_ns()),
+        duration_secs: started_at.elapsed().as_secs_f64(),
+        probes: sensors
+            .status
+            .iter()
+            .map(|s| ProbeLine {
+                family: s.family.as_str().into(),
+                probe: s.probe.clone(),
+                attached: s.outcome.is_ok(),
+                error: s.outcome.clone().err(),
+            })
+            .collect(),
+        counts: report::counts(&pipeline.stats),
+        total_events: pipeline.stats.total(),
+        filtered: pipeline.stats.filtered,
+        lost,
+        notable_events: std::mem::take(&mut sink.notable),
+        notable_truncated: sink.notable_truncated,
+    };
+    eprint!("{}", report::summary_text(&report));
+    if let Some(p) = &args.report_json {
+        let text = serde_json::to_string_pretty(&report).context("serialising the JSON report")?;
+        std::fs::write(p, text + "\n")
+            .with_context(|| format!("cannot write the JSON report {}", p.display()))?;
+    }
+    if let Some(p) = &args.report_md {
+        std::fs::write(p, report::markdown(&report))
+            .with_context(|| format!("cannot write the Markdown report {}", p.display()))?;
+    }
+    if let Some(e) = sink.write_error.take() {
+        return Err(e).context("writing events failed; some events were not written");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unix_now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+/// Where judged events go: the event stream, and the notable ones kept for
+/// the reports.
+struct Sink {
+    out: Box<dyn Write>,
+    format: Format,
+    flush_each: bool,
+    notable: Vec<output::Event>,
+    notable_truncated: bool,
+    rate: RateLimit,
+    write_error: Option<std::io::Error>,
+}
+
+impl Sink {
+    fn deliver(&mut self, ev: output::Event) {
+        if self.rate.admit() {
+            if let Err(e) = output::render(&ev, self.format, self.out.as_mut()) {
+                self.write_error.get_or_insert(e);
+            }
+            if self.flush_each || ev.severity >= Severity::High {
+                self.flush();
+            }
+        }
+        if ev.severity >= Severity::Warning {
+            if self.notable.len() < report::MAX_REPORTED {
+                self.notable.push(ev);
+            } else {
+                self.notable_truncated = true;
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err(e) = self.out.flush() {
+            self.write_error.get_or_insert(e);
+        }
+    }
+}
+
+/// performance.max_events_per_second, counted per wall-clock second.
+struct RateLimit {
+    max: u64,
+    window: Instant,
+    used: u64,
+    dropped: u64,
+}
+
+impl RateLimit {
+    fn new(max: u64) -> RateLimit {
+        RateLimit {
+            max,
+            window: Instant::now(),
+            used: 0,
+            dropped: 0,
+        }
+    }
+
+    fn admit(&mut self) -> bool {
+        if self.max == 0 {
+            return true;
+        }
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            self.window = Instant::now();
+            self.used = 0;
+        }
+        if self.used < self.max {
+            self.used += 1;
+            true
+        } else {
+            self.dropped += 1;
+            false
+        }
+    }
+}

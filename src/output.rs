@@ -1,0 +1,298 @@
+//! Events as people and machines read them: the NDJSON schema
+//! (docs/events.md) and the one-line human form.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::policy::Severity;
+use crate::proctable::Ancestor;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub ts: String,
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub comm: String,
+    pub exe: String,
+    pub ancestors: Vec<Ancestor>,
+    pub severity: Severity,
+    #[serde(flatten)]
+    pub detail: Detail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Detail {
+    Process {
+        kind: &'static str,
+        argv: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        argv_truncated: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+    },
+    File {
+        path: String,
+        access: &'static str,
+        result: String,
+        /// What kind of secret or protected file (the policy's rule kind).
+        category: String,
+        /// The policy pattern that matched.
+        rule: String,
+        /// The kernel resolved the opened file (true) or the open failed and
+        /// the path is the requested one joined to its directory (false).
+        resolved: bool,
+        /// A hardlink: the sensitive file this path shares its inode with.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        same_inode_as: Option<String>,
+    },
+    Network {
+        protocol: String,
+        family: &'static str,
+        daddr: String,
+        dport: u16,
+        result: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        policy: Option<String>,
+    },
+    Memory {
+        kind: &'static str,
+        target_pid: u32,
+        target_comm: String,
+        result: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        target_secret_env: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+pub fn render(e: &Event, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer(&mut *out, e).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")
+        }
+        Format::Human => writeln!(out, "{}", human(e)),
+    }
+}
+
+fn lineage(e: &Event) -> String {
+    let mut s = String::new();
+    for a in e.ancestors.iter().take(4) {
+        s.push_str(&format!(" <- {}[{}]", a.comm, a.pid));
+    }
+    if e.ancestors.len() > 4 {
+        s.push_str(" <- ...");
+    }
+    s
+}
+
+pub fn human(e: &Event) -> String {
+    let who = format!("{}[{}] uid={}", e.comm, e.pid, e.uid);
+    let what = match &e.detail {
+        Detail::Process {
+            kind,
+            argv,
+            exit_code,
+            ..
+        } => match exit_code {
+            Some(c) => format!("{kind} code={c}"),
+            None => format!("{kind} {} {}", e.exe, shell_words(argv)),
+        },
+        Detail::File {
+            path,
+            access,
+            result,
+            category,
+            ..
+        } => format!("{access} {path} ({category}, {result})"),
+        Detail::Network {
+            protocol,
+            daddr,
+            dport,
+            result,
+            policy,
+            family,
+            ..
+        } => {
+            let dest = if *family == "ipv6" {
+                format!("[{daddr}]:{dport}")
+            } else {
+                format!("{daddr}:{dport}")
+            };
+            match policy {
+                Some(p) => format!("connect {protocol} {dest} ({result}, {p})"),
+                None => format!("connect {protocol} {dest} ({result})"),
+            }
+        }
+        Detail::Memory {
+            kind,
+            target_pid,
+            target_comm,
+            result,
+            request,
+            ..
+        } => match request {
+            Some(r) => format!("{kind} {r} -> {target_comm}[{target_pid}] ({result})"),
+            None => format!("{kind} -> {target_comm}[{target_pid}] ({result})"),
+        },
+    };
+    format!(
+        "{} {:<8} {:<7} {} by {}{}",
+        e.ts,
+        e.severity.as_str().to_uppercase(),
+        e.kind,
+        what,
+        who,
+        lineage(e)
+    )
+}
+
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Symbolic name of an errno value, for results.
+pub fn errno_name(errno: i64) -> String {
+    let name = match errno {
+        1 => "EPERM",
+        2 => "ENOENT",
+        3 => "ESRCH",
+        4 => "EINTR",
+        5 => "EIO",
+        9 => "EBADF",
+        11 => "EAGAIN",
+        12 => "ENOMEM",
+        13 => "EACCES",
+        14 => "EFAULT",
+        16 => "EBUSY",
+        17 => "EEXIST",
+        20 => "ENOTDIR",
+        21 => "EISDIR",
+        22 => "EINVAL",
+        24 => "EMFILE",
+        30 => "EROFS",
+        36 => "ENAMETOOLONG",
+        40 => "ELOOP",
+        97 => "EAFNOSUPPORT",
+        98 => "EADDRINUSE",
+        99 => "EADDRNOTAVAIL",
+        101 => "ENETUNREACH",
+        104 => "ECONNRESET",
+        110 => "ETIMEDOUT",
+        111 => "ECONNREFUSED",
+        113 => "EHOSTUNREACH",
+        114 => "EALREADY",
+        115 => "EINPROGRESS",
+        _ => return format!("errno {errno}"),
+    };
+    name.into()
+}
+
+/// "ok" for a non-negative return, the errno's name otherwise.
+pub fn result_text(ret: i64) -> String {
+    if ret >= 0 {
+        "ok".into()
+    } else if ret == -115 {
+        "in_progress".into()
+    } else {
+        errno_name(-ret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Event {
+        Event {
+            kind: "file",
+            ts: "2026-11-21T10:00:00.000000Z".into(),
+            pid: 10,
+            ppid: 9,
+            uid: 0,
+            comm: "cat".into(),
+            exe: "/usr/bin/cat".into(),
+            ancestors: vec![Ancestor {
+                pid: 9,
+                comm: "sh".into(),
+            }],
+            severity: Severity::Critical,
+            detail: Detail::File {
+                path: "/root/.ssh/id_rsa".into(),
+                access: "read",
+                result: "ok".into(),
+                category: "ssh_key".into(),
+                rule: "**/.ssh/id_*".into(),
+                resolved: true,
+                same_inode_as: None,
+            },
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let v: serde_json::Value = serde_json::to_value(sample()).unwrap();
+        for k in [
+            "type",
+            "ts",
+            "pid",
+            "ppid",
+            "uid",
+            "comm",
+            "exe",
+            "ancestors",
+            "severity",
+            "path",
+            "access",
+            "result",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k} in {v}");
+        }
+        assert_eq!(v["type"], "file");
+        assert_eq!(v["severity"], "critical");
+        assert_eq!(v["ancestors"][0]["comm"], "sh");
+    }
+
+    #[test]
+    fn human_line_names_path_process_and_lineage() {
+        let line = human(&sample());
+        assert!(line.contains("CRITICAL"), "{line}");
+        assert!(
+            line.contains("read /root/.ssh/id_rsa (ssh_key, ok)"),
+            "{line}"
+        );
+        assert!(line.contains("by cat[10] uid=0 <- sh[9]"), "{line}");
+    }
+
+    #[test]
+    fn results_name_errnos() {
+        assert_eq!(result_text(3), "ok");
+        assert_eq!(result_text(-13), "EACCES");
+        assert_eq!(result_text(-115), "in_progress");
+        assert_eq!(result_text(-4000), "errno 4000");
+    }
+}

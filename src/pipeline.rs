@@ -1,0 +1,683 @@
+//! The processing thread's work: decoded kernel records are enriched from the
+//! process table and judged by the policy, becoming the events people see.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::events::{self, InodeKey, Raw};
+use crate::output::{result_text, Detail, Event};
+use crate::policy::{Access, FileRule, Policy, Severity};
+use crate::proctable::ProcTable;
+
+const FMODE_WRITE: u32 = 0x2;
+const O_ACCMODE: u32 = 0o3;
+const O_TRUNC: u32 = 0o1000;
+
+/// Counts for the summary and the reports.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub by_type: BTreeMap<&'static str, BTreeMap<Severity, u64>>,
+    /// Kernel candidates the full policy then ruled out (exclusions, a
+    /// pre-filter name that the whole path did not match).
+    pub filtered: u64,
+}
+
+impl Stats {
+    pub fn count(&mut self, e: &Event) {
+        *self
+            .by_type
+            .entry(e.kind)
+            .or_default()
+            .entry(e.severity)
+            .or_default() += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_type.values().flat_map(|m| m.values()).sum()
+    }
+}
+
+pub struct Pipeline {
+    pub policy: Policy,
+    pub table: ProcTable,
+    boot_offset_ns: i128,
+    /// Emit process events (exec/exit) too, not only use them for lineage.
+    show_process: bool,
+    command: Option<String>,
+    pub stats: Stats,
+    /// Inodes of sensitive files seen, to hand to the kernel's hardlink check.
+    pub learned_inodes: Vec<InodeKey>,
+    /// Sensitive files by inode: a hardlink has a name no rule matches.
+    known_inodes: HashMap<(u64, u64), (FileRule, String)>,
+    /// Addresses of network.blocked_domains, resolved in the background.
+    domain_ips: Vec<(IpAddr, String)>,
+    domain_rx: Option<crossbeam_channel::Receiver<(IpAddr, String)>>,
+}
+
+impl Pipeline {
+    pub fn new(
+        policy: Policy,
+        table: ProcTable,
+        show_process: bool,
+        command: Option<String>,
+    ) -> Pipeline {
+        Pipeline {
+            policy,
+            table,
+            boot_offset_ns: crate::sys::boot_to_unix_offset_ns(),
+            show_process,
+            command,
+            stats: Stats::default(),
+            learned_inodes: Vec::new(),
+            known_inodes: HashMap::new(),
+            domain_ips: Vec::new(),
+            domain_rx: None,
+        }
+    }
+
+    /// Resolves network.blocked_domains once, off the processing thread (a
+    /// host without DNS must not stall start-up); connects to their addresses
+    /// are flagged from the moment each answer arrives.
+    pub fn resolve_blocked_domains(&mut self) {
+        if self.policy.blocked_domains.is_empty() {
+            return;
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let domains = self.policy.blocked_domains.clone();
+        let spawned = std::thread::Builder::new()
+            .name("resolve".into())
+            .spawn(move || {
+                use std::net::ToSocketAddrs;
+                for d in domains {
+                    match (d.as_str(), 0).to_socket_addrs() {
+                        Ok(addrs) => {
+                            for a in addrs {
+                                let _ = tx.send((a.ip(), d.clone()));
+                            }
+                        }
+                        Err(e) => log::warn!("cannot resolve blocked domain {d}: {e}"),
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => self.domain_rx = Some(rx),
+            Err(e) => log::warn!("cannot start resolving blocked domains: {e}"),
+        }
+    }
+
+    /// Remembers an existing sensitive file by inode (see `Policy::seed_files`).
+    pub fn know_file(&mut self, key: InodeKey, path: &str) {
+        if let Some(rule) = self.policy.match_file(path, Access::Write) {
+            self.known_inodes
+                .insert((key.dev, key.ino), (rule.clone(), path.to_string()));
+        }
+    }
+
+    fn base(
+        &mut self,
+        h: &events::Header,
+        kind: &'static str,
+        severity: Severity,
+        detail: Detail,
+    ) -> Event {
+        let comm = events::cstr(&h.comm);
+        let exe = self
+            .table
+            .get_or_load(h.pid)
+            .map(|p| p.exe.clone())
+            .unwrap_or_default();
+        Event {
+            kind,
+            ts: crate::sys::rfc3339(h.ts_boot_ns as i128 + self.boot_offset_ns),
+            pid: h.pid,
+            ppid: h.ppid,
+            uid: h.uid,
+            comm,
+            exe,
+            ancestors: self.table.ancestors(h.ppid),
+            severity,
+            detail,
+        }
+    }
+
+    /// One kernel record in, at most one event out.
+    pub fn handle(&mut self, raw: Raw) -> Option<Event> {
+        let ev = match raw {
+            Raw::Exec(e) => self.on_exec(&e),
+            Raw::Fork(e) => {
+                self.table.on_fork(e.hdr.pid, e.child_pid);
+                None
+            }
+            Raw::Exit(e) => {
+                let ev = self.show_process.then(|| {
+                    let code = e.exit_code;
+                    let status = if code & 0x7f == 0 {
+                        (code >> 8) & 0xff
+                    } else {
+                        128 + (code & 0x7f)
+                    };
+                    let detail = Detail::Process {
+                        kind: "exit",
+                        argv: Vec::new(),
+                        argv_truncated: None,
+                        exit_code: Some(status),
+                    };
+                    self.base(&e.hdr, "process", Severity::Info, detail)
+                });
+                self.table.on_exit(e.hdr.pid);
+                ev
+            }
+            Raw::File(e) => self.on_file(&e),
+            Raw::Net(e) => self.on_net(&e),
+            Raw::Mem(e) => self.on_mem(&e),
+        }?;
+        if let Some(c) = &self.command {
+            if !ev.comm.contains(c.as_str()) {
+                return None;
+            }
+        }
+        self.stats.count(&ev);
+        Some(ev)
+    }
+
+    fn on_exec(&mut self, e: &events::ExecEvent) -> Option<Event> {
+        let exe_len = (e.exe_len as usize).min(events::PATH_BUF);
+        let exe = if e.exe_depth == 0 {
+            String::new()
+        } else {
+            events::join_components(
+                &e.exe,
+                0,
+                exe_len,
+                e.exe_flags & events::PATH_TRUNCATED != 0,
+            )
+            .0
+        };
+        let argv = events::split_argv(&e.argv, e.argv_len as usize);
+        let comm = events::cstr(&e.hdr.comm);
+        self.table.on_exec(e.hdr.pid, e.hdr.ppid, comm, exe);
+        if !self.show_process {
+            return None;
+        }
+        let truncated = e.argv_full > e.argv_len;
+        let detail = Detail::Process {
+            kind: "exec",
+            argv,
+            argv_truncated: truncated.then_some(true),
+            exit_code: None,
+        };
+        Some(self.base(&e.hdr, "process", Severity::Info, detail))
+    }
+
+    fn on_file(&mut self, e: &events::FileEvent) -> Option<Event> {
+        let path = events::file_event_path(e);
+        let write = if e.ret >= 0 {
+            e.fmode & FMODE_WRITE != 0
+        } else {
+            e.flags & O_ACCMODE != 0 || e.flags & O_TRUNC != 0
+        };
+        let access = if write { Access::Write } else { Access::Read };
+        let opened = e.ret >= 0 && e.layout == events::PATH_RESOLVED;
+        let (rule, same_inode_as) = match self.policy.match_file(&path, access) {
+            Some(rule) => (rule.clone(), None),
+            None => match self.known_inodes.get(&(e.dev, e.ino)).filter(|_| opened) {
+                Some((rule, original))
+                    if (!rule.write_only || access == Access::Write) && *original != path =>
+                {
+                    (rule.clone(), Some(original.clone()))
+                }
+                _ => {
+                    self.stats.filtered += 1;
+                    return None;
+                }
+            },
+        };
+        if opened && same_inode_as.is_none() && !self.known_inodes.contains_key(&(e.dev, e.ino)) {
+            self.learned_inodes.push(InodeKey {
+                dev: e.dev,
+                ino: e.ino,
+            });
+            self.known_inodes
+                .insert((e.dev, e.ino), (rule.clone(), path.clone()));
+        }
+        let FileRule {
+            kind: category,
+            pattern,
+            severity,
+            expected,
+            ..
+        } = rule;
+        let mut ev = self.base(
+            &e.hdr,
+            "file",
+            severity,
+            Detail::File {
+                path,
+                access: access.as_str(),
+                result: result_text(e.ret as i64),
+                category,
+                rule: pattern,
+                resolved: e.layout == events::PATH_RESOLVED,
+                same_inode_as,
+            },
+        );
+        let exe_name = ev.exe.rsplit('/').next().unwrap_or("").to_string();
+        if expected.iter().any(|x| *x == ev.comm || *x == exe_name) {
+            ev.severity = Severity::Info;
+        }
+        Some(ev)
+    }
+
+    fn on_net(&mut self, e: &events::NetEvent) -> Option<Event> {
+        let (family, ip) = match e.family {
+            2 => (
+                "ipv4",
+                IpAddr::V4(Ipv4Addr::new(
+                    e.daddr[0], e.daddr[1], e.daddr[2], e.daddr[3],
+                )),
+            ),
+            10 => ("ipv6", IpAddr::V6(Ipv6Addr::from(e.daddr))),
+            _ => return None,
+        };
+        if !self.policy.monitored_ports.is_empty()
+            && !self.policy.monitored_ports.contains(&e.dport)
+        {
+            self.stats.filtered += 1;
+            return None;
+        }
+        let protocol = match e.protocol {
+            6 => "tcp".to_string(),
+            17 => "udp".to_string(),
+            1 => "icmp".to_string(),
+            58 => "icmpv6".to_string(),
+            136 => "udplite".to_string(),
+            262 => "mptcp".to_string(),
+            n => format!("ip-proto-{n}"),
+        };
+        if let Some(rx) = &self.domain_rx {
+            self.domain_ips.extend(rx.try_iter());
+        }
+        let policy = if self.policy.blocked_ips.iter().any(|c| c.contains(ip)) {
+            Some("blocked_ip".to_string())
+        } else {
+            self.domain_ips
+                .iter()
+                .find(|(a, _)| *a == ip)
+                .map(|(_, d)| format!("blocked_domain:{d}"))
+        };
+        let severity = if policy.is_some() {
+            Severity::High
+        } else if self.policy.alert_on_any_connection {
+            Severity::Warning
+        } else {
+            Severity::Info
+        };
+        let detail = Detail::Network {
+            protocol,
+            family,
+            daddr: ip.to_string(),
+            dport: e.dport,
+            result: result_text(e.ret as i64),
+            policy,
+        };
+        Some(self.base(&e.hdr, "network", severity, detail))
+    }
+
+    fn on_mem(&mut self, e: &events::MemEvent) -> Option<Event> {
+        let comm = events::cstr(&e.hdr.comm);
+        if self.policy.exclude_processes.contains(&comm) {
+            self.stats.filtered += 1;
+            return None;
+        }
+        let target_tgid = if e.target_tgid != 0 {
+            e.target_tgid
+        } else {
+            e.target_pid
+        };
+        let mut target_comm = events::cstr(&e.target_comm);
+        if target_comm.is_empty() {
+            target_comm = self
+                .table
+                .get_or_load(target_tgid)
+                .map(|p| p.comm.clone())
+                .unwrap_or_default();
+        }
+        if target_comm.is_empty() {
+            target_comm = std::fs::read_to_string(format!("/proc/{}/comm", e.target_pid))
+                .map(|s| s.trim_end().to_string())
+                .unwrap_or_default();
+        }
+        // The target's own child or descendant being inspected is how debuggers
+        // and test runners work; a stranger's memory is the attack.
+        let own_descendant = self.table.is_ancestor(e.hdr.pid, target_tgid);
+        let (kind, mut severity) = match e.kind {
+            events::MEM_PTRACE => (
+                "ptrace",
+                if own_descendant {
+                    Severity::Warning
+                } else {
+                    Severity::Critical
+                },
+            ),
+            events::MEM_VM_READV => (
+                "process_vm_readv",
+                if own_descendant {
+                    Severity::High
+                } else {
+                    Severity::Critical
+                },
+            ),
+            events::MEM_VM_WRITEV => ("process_vm_writev", Severity::Critical),
+            events::MEM_PROC_MEM => (
+                "proc_mem",
+                if own_descendant {
+                    Severity::High
+                } else {
+                    Severity::Critical
+                },
+            ),
+            events::MEM_PROC_ENVIRON => ("proc_environ", Severity::High),
+            events::MEM_PROC_MAPS => ("proc_maps", Severity::Warning),
+            _ => return None,
+        };
+        let mut target_secret_env = Vec::new();
+        if e.kind == events::MEM_PROC_ENVIRON {
+            target_secret_env = self.secret_env_names(target_tgid);
+            if !target_secret_env.is_empty() {
+                severity = Severity::Critical;
+            }
+        }
+        if !self.policy.alert_on_memory_access {
+            severity = Severity::Info;
+        }
+        let request = (e.kind == events::MEM_PTRACE).then(|| ptrace_request_name(e.request));
+        let detail = Detail::Memory {
+            kind,
+            target_pid: e.target_pid,
+            target_comm,
+            result: result_text(e.ret),
+            request,
+            target_secret_env,
+        };
+        Some(self.base(&e.hdr, "memory", severity, detail))
+    }
+
+    /// Names (never values) of the target's environment variables that the
+    /// policy calls secret: what a reader of its environ could have taken.
+    fn secret_env_names(&self, pid: u32) -> Vec<String> {
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = env
+            .split(|&b| b == 0)
+            .filter_map(|kv| {
+                let eq = kv.iter().position(|&b| b == b'=')?;
+                let name = std::str::from_utf8(&kv[..eq]).ok()?;
+                self.policy
+                    .is_secret_env_name(name)
+                    .then(|| name.to_string())
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names.truncate(32);
+        names
+    }
+}
+
+/// Records from the four ring buffers arrive out of order (an exec can be
+/// queued behind the file read its process made). Holding each record for a
+/// short delay and releasing them in kernel-timestamp order keeps the process
+/// table ahead of the events that need it.
+pub struct Reorder {
+    heap: BinaryHeap<Reverse<Pending>>,
+    seq: u64,
+    delay_ns: u64,
+}
+
+struct Pending {
+    ts: u64,
+    seq: u64,
+    raw: Raw,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        (self.ts, self.seq) == (o.ts, o.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.ts, self.seq).cmp(&(o.ts, o.seq))
+    }
+}
+
+impl Reorder {
+    pub fn new(delay_ns: u64) -> Reorder {
+        Reorder {
+            heap: BinaryHeap::new(),
+            seq: 0,
+            delay_ns,
+        }
+    }
+
+    pub fn push(&mut self, raw: Raw) {
+        self.seq += 1;
+        let ts = raw.header().ts_boot_ns;
+        self.heap.push(Reverse(Pending {
+            ts,
+            seq: self.seq,
+            raw,
+        }));
+    }
+
+    /// The next record older than `now_boot_ns` minus the delay (or any, when
+    /// `now_boot_ns` is None: draining at exit).
+    pub fn pop_ready(&mut self, now_boot_ns: Option<u64>) -> Option<Raw> {
+        let head = self.heap.peek()?;
+        if let Some(now) = now_boot_ns {
+            if head.0.ts.saturating_add(self.delay_ns) > now {
+                return None;
+            }
+        }
+        self.heap.pop().map(|p| p.0.raw)
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+}
+
+pub fn ptrace_request_name(r: i64) -> String {
+    match r {
+        1 => "PTRACE_PEEKTEXT".into(),
+        2 => "PTRACE_PEEKDATA".into(),
+        3 => "PTRACE_PEEKUSER".into(),
+        4 => "PTRACE_POKETEXT".into(),
+        5 => "PTRACE_POKEDATA".into(),
+        6 => "PTRACE_POKEUSER".into(),
+        12 => "PTRACE_GETREGS".into(),
+        13 => "PTRACE_SETREGS".into(),
+        14 => "PTRACE_GETFPREGS".into(),
+        15 => "PTRACE_SETFPREGS".into(),
+        16 => "PTRACE_ATTACH".into(),
+        0x4204 => "PTRACE_GETREGSET".into(),
+        0x4205 => "PTRACE_SETREGSET".into(),
+        0x4206 => "PTRACE_SEIZE".into(),
+        n => format!("ptrace request {n}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{FileEvent, Header, NetEvent, PATH_BUF};
+
+    fn header(kind: u32, pid: u32, comm: &str) -> Header {
+        let mut h = Header {
+            kind,
+            pid,
+            tid: pid,
+            ppid: 1,
+            uid: 0,
+            ..Default::default()
+        };
+        h.comm[..comm.len()].copy_from_slice(comm.as_bytes());
+        h
+    }
+
+    fn file_event(path_leaf_first: &[u8], ret: i32, fmode: u32, comm: &str) -> FileEvent {
+        let mut e = FileEvent {
+            hdr: header(events::EV_FILE, 4_000_000, comm),
+            ret,
+            flags: 0,
+            fmode,
+            path_flags: 0,
+            dev: 1,
+            ino: 2,
+            path_len: path_leaf_first.len() as u16,
+            path_depth: 3,
+            req_len: 0,
+            layout: events::PATH_RESOLVED,
+            syscall: 1,
+            path: [0; PATH_BUF],
+        };
+        e.path[..path_leaf_first.len()].copy_from_slice(path_leaf_first);
+        e
+    }
+
+    fn pipeline() -> Pipeline {
+        Pipeline::new(Policy::default_policy(), ProcTable::default(), true, None)
+    }
+
+    #[test]
+    fn judges_a_key_read_by_path_and_program() {
+        let mut p = pipeline();
+        let ev = p
+            .handle(Raw::File(Box::new(file_event(
+                b"id_rsa\0.ssh\0root\0",
+                3,
+                1,
+                "cat",
+            ))))
+            .unwrap();
+        assert_eq!(ev.severity, Severity::Critical);
+        match &ev.detail {
+            Detail::File {
+                path,
+                access,
+                result,
+                category,
+                ..
+            } => {
+                assert_eq!(path, "/root/.ssh/id_rsa");
+                assert_eq!(*access, "read");
+                assert_eq!(result, "ok");
+                assert_eq!(category, "ssh_key");
+            }
+            d => panic!("{d:?}"),
+        }
+        let ev = p
+            .handle(Raw::File(Box::new(file_event(
+                b"id_rsa\0.ssh\0root\0",
+                3,
+                1,
+                "ssh",
+            ))))
+            .unwrap();
+        assert_eq!(ev.severity, Severity::Info, "ssh reading a key is routine");
+        let mut public = file_event(b"id_rsa.pub\0.ssh\0root\0", 3, 1, "cat");
+        public.ino = 3;
+        assert!(p.handle(Raw::File(Box::new(public))).is_none());
+        assert_eq!(p.stats.filtered, 1);
+        assert_eq!(p.learned_inodes.len(), 1, "one inode learned, once");
+
+        // The same inode under a name no rule matches: a hardlink.
+        let ev = p
+            .handle(Raw::File(Box::new(file_event(
+                b"innocent\0tmp\0",
+                3,
+                1,
+                "cat",
+            ))))
+            .unwrap();
+        match &ev.detail {
+            Detail::File {
+                path,
+                same_inode_as,
+                category,
+                ..
+            } => {
+                assert_eq!(path, "/tmp/innocent");
+                assert_eq!(same_inode_as.as_deref(), Some("/root/.ssh/id_rsa"));
+                assert_eq!(category, "ssh_key");
+            }
+            d => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn write_opens_of_protected_files_are_writes() {
+        let mut p = pipeline();
+        assert!(p
+            .handle(Raw::File(Box::new(file_event(
+                b"passwd\0etc\0",
+                3,
+                1,
+                "cat"
+            ))))
+            .is_none());
+        let ev = p
+            .handle(Raw::File(Box::new(file_event(
+                b"passwd\0etc\0",
+                3,
+                FMODE_WRITE | 1,
+                "tee",
+            ))))
+            .unwrap();
+        assert!(matches!(
+            ev.detail,
+            Detail::File {
+                access: "write",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn network_events_carry_destination_and_policy() {
+        let mut pol = Policy::from_yaml(
+            "network:\n  blocked_ips: [\"10.9.0.0/16\"]\n",
+            std::path::Path::new("t"),
+        )
+        .unwrap();
+        pol.monitored_ports.clear();
+        let mut p = Pipeline::new(pol, ProcTable::default(), false, Some("curl".into()));
+        let mut n = NetEvent {
+            hdr: header(events::EV_NET, 4_000_001, "curl"),
+            ret: -111,
+            family: 2,
+            dport: 443,
+            protocol: 6,
+            sock_type: 1,
+            ..Default::default()
+        };
+        n.daddr[..4].copy_from_slice(&[10, 9, 1, 2]);
+        let ev = p.handle(Raw::Net(n)).unwrap();
+        assert_eq!(ev.severity, Severity::High);
+        let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["daddr"], "10.9.1.2");
+        assert_eq!(v["protocol"], "tcp");
+        assert_eq!(v["result"], "ECONNREFUSED");
+        assert_eq!(v["policy"], "blocked_ip");
+        n.hdr = header(events::EV_NET, 4_000_001, "wget");
+        assert!(p.handle(Raw::Net(n)).is_none(), "--command filters by comm");
+    }
+}

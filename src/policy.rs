@@ -1,0 +1,916 @@
+//! The policy: what is sensitive and how much it matters. An embedded default,
+//! optionally merged with a YAML file, compiled into matchers for user space
+//! and the cheap facts the kernel pre-filter needs.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::events::{AFFIX_MAX, KEY_LEN};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [
+        Severity::Info,
+        Severity::Warning,
+        Severity::High,
+        Severity::Critical,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid policy file {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("invalid policy file {path}: {field}: {message}")]
+    Value {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+// ---------------------------------------------------------------------------
+// The YAML file, in the original tool's `.github/security.yml` shape.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    #[serde(default)]
+    pub network: NetworkSection,
+    #[serde(default)]
+    pub files: FilesSection,
+    #[serde(default)]
+    pub memory: MemorySection,
+    #[serde(default)]
+    pub performance: PerformanceSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    #[serde(default)]
+    pub blocked_ips: Vec<String>,
+    #[serde(default)]
+    pub blocked_domains: Vec<String>,
+    #[serde(default)]
+    pub monitored_ports: Vec<u16>,
+    pub alert_on_any_connection: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesSection {
+    #[serde(default)]
+    pub watch_read: Vec<String>,
+    #[serde(default)]
+    pub watch_write: Vec<String>,
+    #[serde(default)]
+    pub exclude_paths: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySection {
+    #[serde(default)]
+    pub secret_env_patterns: Vec<String>,
+    pub alert_on_memory_access: Option<bool>,
+    #[serde(default)]
+    pub exclude_processes: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerformanceSection {
+    /// Capacity of the queue between the ring-buffer workers and processing.
+    pub event_buffer_size: Option<usize>,
+    /// Only 1.0 is accepted: a security monitor does not sample.
+    pub sampling_rate: Option<f64>,
+    /// Output rate limit; events over it are counted as rate-limited. 0 = none.
+    pub max_events_per_second: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------
+// The compiled policy.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FileRule {
+    pub pattern: String,
+    matcher: GlobMatcher,
+    /// What kind of secret or protected file this is (ssh_key, cloud_credential ...).
+    pub kind: String,
+    /// Severity when read (or written) by a program not in `expected`.
+    pub severity: Severity,
+    /// Programs (comm or executable name) for which this access is routine: info.
+    pub expected: Vec<String>,
+    /// Watch writes only (a file that must not change), not reads.
+    pub write_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|&n| n <= max)
+                .ok_or_else(|| format!("`{s}`: prefix length must be 0..={max}"))?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn bits(a: &[u8], b: &[u8], n: u8) -> bool {
+            let full = (n / 8) as usize;
+            if a[..full] != b[..full] {
+                return false;
+            }
+            let rem = n % 8;
+            rem == 0 || (a[full] ^ b[full]) & (0xffu8 << (8 - rem)) == 0
+        }
+        match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => bits(&a.octets(), &b.octets(), self.prefix),
+            (IpAddr::V6(a), IpAddr::V6(b)) => bits(&a.octets(), &b.octets(), self.prefix),
+            (IpAddr::V4(a), IpAddr::V6(b)) => b
+                .to_ipv4_mapped()
+                .is_some_and(|b| bits(&a.octets(), &b.octets(), self.prefix)),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub file_rules: Vec<FileRule>,
+    excludes: GlobSet,
+    pub blocked_ips: Vec<Cidr>,
+    pub blocked_domains: Vec<String>,
+    pub monitored_ports: Vec<u16>,
+    pub alert_on_any_connection: bool,
+    pub alert_on_memory_access: bool,
+    secret_env: GlobSet,
+    pub exclude_processes: Vec<String>,
+    pub event_buffer_size: usize,
+    pub max_events_per_second: u64,
+}
+
+/// The cheap facts the kernel pre-filter decides on.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KernelFilter {
+    pub names: BTreeSet<String>,
+    pub parents: BTreeSet<String>,
+    pub prefixes: BTreeSet<String>,
+    pub suffixes: BTreeSet<String>,
+    /// Patterns no cheap fact covers: every open is resolved while any exists.
+    pub match_all: Vec<String>,
+}
+
+fn glob(pattern: &str) -> Result<GlobMatcher, String> {
+    Ok(build_glob(pattern)?.compile_matcher())
+}
+
+fn build_glob(pattern: &str) -> Result<Glob, String> {
+    if pattern.is_empty() {
+        return Err("empty pattern".into());
+    }
+    if !pattern.starts_with('/') && !pattern.starts_with("**/") {
+        return Err(format!(
+            "`{pattern}`: path patterns are absolute (`/etc/shadow`) or start with `**/` (`**/.ssh/id_*`)"
+        ));
+    }
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| format!("`{pattern}`: {e}"))
+}
+
+fn is_literal(s: &str) -> bool {
+    !s.contains(['*', '?', '[', ']', '{', '}', '\\'])
+}
+
+struct DefaultRule {
+    patterns: &'static [&'static str],
+    kind: &'static str,
+    severity: Severity,
+    expected: &'static [&'static str],
+    write_only: bool,
+}
+
+const SSH_CLIENTS: &[&str] = &[
+    "ssh",
+    "sshd",
+    "ssh-agent",
+    "ssh-add",
+    "ssh-keygen",
+    "scp",
+    "sftp",
+    "sshd-session",
+];
+
+/// The embedded default: useful on a CI runner or a workstation as it is.
+const DEFAULT_RULES: &[DefaultRule] = &[
+    DefaultRule {
+        patterns: &[
+            "**/.ssh/id_*",
+            "**/.ssh/*_rsa",
+            "**/.ssh/*_ed25519",
+            "**/.ssh/*_ecdsa",
+        ],
+        kind: "ssh_key",
+        severity: Severity::Critical,
+        expected: SSH_CLIENTS,
+        write_only: false,
+    },
+    DefaultRule {
+        patterns: &["/etc/ssh/ssh_host_*_key"],
+        kind: "ssh_host_key",
+        severity: Severity::Critical,
+        expected: SSH_CLIENTS,
+        write_only: false,
+    },
+    DefaultRule {
+        patterns: &[
+            "**/.aws/credentials",
+            "**/.aws/config",
+            "**/.aws/sso/cache/*.json",
+        ],
+        kind: "cloud_credential",
+        severity: Severity::Critical,
+        expected: &["aws", "aws_completer"],
+        write_only: false,
+    },
+    DefaultRule {
+        patterns: &[
+            "**/.config/gcloud/credentials.db",
+            "**/.config/gcloud/access_tokens.db",
+            "**/.config/gcloud/application_default_credentials.json",
+            "**/.config/gcloud/legacy_credentials/*/adc.json",
+        ],
+        kind: "cloud_credential",
+        severity: Severity::Critical,
+        expected: &["gcloud"],
+        write_only: false,
+    },
+    DefaultRule {
+        patterns: &[
+            "**/.azure/accessTokens.json",
+            "**/.azure/msal_token_cache.json",
+            "**/.azure/msal_token_cache.bin",
+            "**/.azure/service_principal_entries.json",
+        ],
+        kind: "cloud_credential",
+        severity: Severity::Critical,
+        expected: &["az"],
+        write_only: false,
+    },
+    DefaultRule {
+        patterns: &["**/.kube/config"],
+        kind: "kube_config",
+        severity: Severity::High,
+        expected: &["kubectl", "helm", "k9s", "kubelet"],
+        write_only: false,
+    },
+    DefaultRule {
+        patterns: &["**/.docker/config.json"],
+        kind: "registry_credential",
+        severity: Severity::High,
+        expected: &["docker", "dockerd", "podman", "buildah", "skopeo"],
+        write_only: false,
+    },
+    DefaultRule {
+        patterns: &["**/.npmrc"],
+        kind: "registry_credential",
+        severity: Severity::High,
+        expected: &["npm", "npx", "node", "yarn", "pnpm"],
+        write_only: false,
+    },
+    DefaultRule {
+        patterns: &["**/.pypirc"],
+        kind: "registry_credential",
+        severity: Severity::High,
+        expected: &["twine"],
+        write_only: false,
+    },
+    DefaultRule {
+        patterns: &[
+            "**/.netrc",
+            "**/.git-credentials",
+            "**/.config/gh/hosts.yml",
+        ],
+        kind: "token",
+        severity: Severity::High,
+        expected: &[
+            "git",
+            "git-remote-http",
+            "git-remote-https",
+            "curl",
+            "gh",
+            "git-credential-store",
+        ],
+        write_only: false,
+    },
+    DefaultRule {
+        patterns: &["**/.gnupg/private-keys-v1.d/*", "**/.gnupg/secring.gpg"],
+        kind: "gpg_key",
+        severity: Severity::High,
+        expected: &["gpg", "gpg2", "gpg-agent", "gpgsm"],
+        write_only: false,
+    },
+    DefaultRule {
+        patterns: &["**/.env", "**/.env.*"],
+        kind: "dotenv",
+        severity: Severity::High,
+        expected: &[],
+        write_only: false,
+    },
+    DefaultRule {
+        patterns: &["**/*.key"],
+        kind: "private_key",
+        severity: Severity::High,
+        expected: &[],
+        write_only: false,
+    },
+    // A .pem is as often a public certificate as a key: worth a look, no more.
+    DefaultRule {
+        patterns: &["**/*.pem"],
+        kind: "pem_file",
+        severity: Severity::Warning,
+        expected: &[],
+        write_only: false,
+    },
+    DefaultRule {
+        patterns: &["/etc/shadow", "/etc/gshadow"],
+        kind: "system_credential",
+        severity: Severity::Critical,
+        expected: &[
+            "sudo",
+            "su",
+            "login",
+            "passwd",
+            "unix_chkpwd",
+            "sshd",
+            "chpasswd",
+            "useradd",
+            "usermod",
+            "groupadd",
+            "vipw",
+            "pwck",
+            "sshd-session",
+        ],
+        write_only: false,
+    },
+    DefaultRule {
+        patterns: &["/etc/sudoers", "/etc/sudoers.d/*"],
+        kind: "sudoers",
+        severity: Severity::High,
+        expected: &["sudo", "visudo"],
+        write_only: false,
+    },
+    // CI runner credentials: GitHub Actions runner registration, GitLab runner config.
+    DefaultRule {
+        patterns: &[
+            "**/.credentials",
+            "**/.credentials_rsaparams",
+            "**/.runner",
+            "/etc/gitlab-runner/config.toml",
+        ],
+        kind: "ci_credential",
+        severity: Severity::Critical,
+        expected: &["Runner.Listener", "Runner.Worker", "gitlab-runner"],
+        write_only: false,
+    },
+    // Files that must not change.
+    DefaultRule {
+        patterns: &[
+            "/etc/passwd",
+            "/etc/group",
+            "/etc/ld.so.preload",
+            "/etc/crontab",
+            "/etc/cron.d/*",
+            "/var/spool/cron/crontabs/*",
+            "**/.ssh/authorized_keys",
+        ],
+        kind: "protected_file",
+        severity: Severity::High,
+        expected: &[
+            "passwd", "useradd", "usermod", "userdel", "groupadd", "groupmod", "vipw", "chfn",
+            "chsh", "crontab",
+        ],
+        write_only: true,
+    },
+];
+
+/// Excluded by default: public certificates that happen to be `*.pem`, public keys.
+const DEFAULT_EXCLUDES: &[&str] = &[
+    "**/*.pub",
+    // CA bundles shipped with language runtimes (certifi, node, ...).
+    "**/cacert.pem",
+    "**/ca-bundle.pem",
+    "**/ca-certificates.pem",
+    "**/certifi/*.pem",
+    "/etc/ssl/certs/**",
+    "/usr/share/ca-certificates/**",
+    "/etc/ca-certificates/**",
+    "/usr/lib/ssl/certs/**",
+    "/etc/pki/ca-trust/**",
+    "/usr/share/**",
+    "/usr/lib/**",
+    "/proc/**",
+    "/sys/**",
+];
+
+const DEFAULT_SECRET_ENV: &[&str] = &[
+    "*TOKEN*",
+    "*SECRET*",
+    "*PASSWORD*",
+    "*PASSWD*",
+    "*API_KEY*",
+    "*ACCESS_KEY*",
+    "*PRIVATE_KEY*",
+    "*CREDENTIAL*",
+];
+
+impl Policy {
+    /// The embedded default policy.
+    pub fn default_policy() -> Policy {
+        Policy::build(&PolicyFile::default()).expect("the embedded default policy is valid")
+    }
+
+    /// Reads `path` and merges it over the default: lists extend the
+    /// default's, scalars replace them.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Policy::from_yaml(&text, path)
+    }
+
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Policy, PolicyError> {
+        let file: PolicyFile = if text.trim().is_empty() {
+            PolicyFile::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| PolicyError::Syntax {
+                path: path.into(),
+                message: e.to_string(),
+            })?
+        };
+        Policy::build(&file).map_err(|(field, message)| PolicyError::Value {
+            path: path.into(),
+            field,
+            message,
+        })
+    }
+
+    fn build(f: &PolicyFile) -> Result<Policy, (String, String)> {
+        let mut file_rules = Vec::new();
+        for d in DEFAULT_RULES {
+            for p in d.patterns {
+                file_rules.push(FileRule {
+                    pattern: (*p).into(),
+                    matcher: glob(p).map_err(|m| ("default".to_string(), m))?,
+                    kind: d.kind.into(),
+                    severity: d.severity,
+                    expected: d.expected.iter().map(|s| s.to_string()).collect(),
+                    write_only: d.write_only,
+                });
+            }
+        }
+        for (i, p) in f.files.watch_read.iter().enumerate() {
+            file_rules.push(FileRule {
+                pattern: p.clone(),
+                matcher: glob(p).map_err(|m| (format!("files.watch_read[{i}]"), m))?,
+                kind: "watched_file".into(),
+                severity: Severity::High,
+                expected: Vec::new(),
+                write_only: false,
+            });
+        }
+        for (i, p) in f.files.watch_write.iter().enumerate() {
+            file_rules.push(FileRule {
+                pattern: p.clone(),
+                matcher: glob(p).map_err(|m| (format!("files.watch_write[{i}]"), m))?,
+                kind: "protected_file".into(),
+                severity: Severity::High,
+                expected: Vec::new(),
+                write_only: true,
+            });
+        }
+        let mut ex = GlobSetBuilder::new();
+        for p in DEFAULT_EXCLUDES {
+            ex.add(build_glob(p).map_err(|m| ("default".to_string(), m))?);
+        }
+        for (i, p) in f.files.exclude_paths.iter().enumerate() {
+            ex.add(build_glob(p).map_err(|m| (format!("files.exclude_paths[{i}]"), m))?);
+        }
+        let excludes = ex
+            .build()
+            .map_err(|e| ("files.exclude_paths".to_string(), e.to_string()))?;
+
+        let mut blocked_ips = Vec::new();
+        for (i, s) in f.network.blocked_ips.iter().enumerate() {
+            blocked_ips.push(Cidr::parse(s).map_err(|m| (format!("network.blocked_ips[{i}]"), m))?);
+        }
+        for (i, d) in f.network.blocked_domains.iter().enumerate() {
+            validate_domain(d).map_err(|m| (format!("network.blocked_domains[{i}]"), m))?;
+        }
+        for (i, p) in f.network.monitored_ports.iter().enumerate() {
+            if *p == 0 {
+                return Err((
+                    format!("network.monitored_ports[{i}]"),
+                    "port 0 is not a destination port".into(),
+                ));
+            }
+        }
+
+        let mut secret_env_patterns: Vec<String> =
+            DEFAULT_SECRET_ENV.iter().map(|s| s.to_string()).collect();
+        secret_env_patterns.extend(f.memory.secret_env_patterns.iter().cloned());
+        let mut se = GlobSetBuilder::new();
+        for (i, p) in secret_env_patterns.iter().enumerate() {
+            if p.is_empty() || p.contains(['=', '\0']) {
+                return Err((
+                    format!("memory.secret_env_patterns[{i}]"),
+                    format!("`{p}` is not a variable-name pattern"),
+                ));
+            }
+            se.add(
+                Glob::new(p)
+                    .map_err(|e| (format!("memory.secret_env_patterns[{i}]"), e.to_string()))?,
+            );
+        }
+        let secret_env = se
+            .build()
+            .map_err(|e| ("memory.secret_env_patterns".to_string(), e.to_string()))?;
+
+        if let Some(rate) = f.performance.sampling_rate {
+            if rate != 1.0 {
+                return Err((
+                    "performance.sampling_rate".into(),
+                    format!("{rate} is not supported: bee-trace never samples security events; remove the key or set 1.0"),
+                ));
+            }
+        }
+        let event_buffer_size = f.performance.event_buffer_size.unwrap_or(65536);
+        if !(64..=16 * 1024 * 1024).contains(&event_buffer_size) {
+            return Err((
+                "performance.event_buffer_size".into(),
+                format!("{event_buffer_size} is outside 64..=16777216"),
+            ));
+        }
+
+        Ok(Policy {
+            file_rules,
+            excludes,
+            blocked_ips,
+            blocked_domains: f
+                .network
+                .blocked_domains
+                .iter()
+                .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+            monitored_ports: f.network.monitored_ports.clone(),
+            alert_on_any_connection: f.network.alert_on_any_connection.unwrap_or(false),
+            alert_on_memory_access: f.memory.alert_on_memory_access.unwrap_or(true),
+            secret_env,
+            exclude_processes: f.memory.exclude_processes.clone(),
+            event_buffer_size,
+            max_events_per_second: f.performance.max_events_per_second.unwrap_or(0),
+        })
+    }
+
+    pub fn is_excluded(&self, path: &str) -> bool {
+        self.excludes.is_match(path)
+    }
+
+    /// The rule a file access matches, if any. `names` are the program's comm
+    /// and executable base name, for the expected-program check.
+    pub fn match_file(&self, path: &str, access: Access) -> Option<&FileRule> {
+        if self.is_excluded(path) {
+            return None;
+        }
+        self.file_rules
+            .iter()
+            .find(|r| (!r.write_only || access == Access::Write) && r.matcher.is_match(path))
+    }
+
+    pub fn is_secret_env_name(&self, name: &str) -> bool {
+        self.secret_env.is_match(name)
+    }
+
+    /// Cheap facts for the kernel: every path a rule can match has its own
+    /// name, its parent's name, a prefix or a suffix in these sets.
+    pub fn kernel_filter(&self) -> KernelFilter {
+        let mut k = KernelFilter::default();
+        for r in &self.file_rules {
+            let comps: Vec<&str> = r.pattern.split('/').filter(|c| !c.is_empty()).collect();
+            let last = comps.last().copied().unwrap_or("");
+            let parent = if comps.len() >= 2 {
+                comps[comps.len() - 2]
+            } else {
+                ""
+            };
+            let fits = |s: &str| !s.is_empty() && s.len() < KEY_LEN;
+            if is_literal(last) && fits(last) {
+                k.names.insert(last.into());
+            } else if let Some(prefix) = last
+                .strip_suffix('*')
+                .filter(|p| is_literal(p) && !p.is_empty() && p.len() <= AFFIX_MAX)
+            {
+                k.prefixes.insert(prefix.into());
+            } else if let Some(suffix) = last
+                .strip_prefix('*')
+                .filter(|s| is_literal(s) && !s.is_empty() && s.len() <= AFFIX_MAX)
+            {
+                k.suffixes.insert(suffix.into());
+            } else if is_literal(parent) && parent != "**" && fits(parent) {
+                k.parents.insert(parent.into());
+            } else {
+                k.match_all.push(r.pattern.clone());
+            }
+        }
+        k
+    }
+
+    /// Existing files the rules name, found without a filesystem crawl: literal
+    /// paths, one glob level under a literal directory, and `**/` patterns
+    /// tried under every home directory. Their inodes let the kernel catch a
+    /// hardlink under any name.
+    pub fn seed_files(&self) -> Vec<PathBuf> {
+        let mut homes = vec![PathBuf::from("/root")];
+        if let Ok(rd) = std::fs::read_dir("/home") {
+            homes.extend(rd.flatten().map(|e| e.path()));
+        }
+        let mut out = BTreeSet::new();
+        for r in &self.file_rules {
+            let candidates: Vec<PathBuf> = match r.pattern.strip_prefix("**/") {
+                Some(rest) => homes.iter().map(|h| h.join(rest)).collect(),
+                None => vec![PathBuf::from(&r.pattern)],
+            };
+            for c in candidates {
+                for p in expand_one_level(&c) {
+                    if r.matcher.is_match(&p) && !self.is_excluded(&p.to_string_lossy()) {
+                        out.insert(p);
+                    }
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+}
+
+/// `path` itself when it has no glob characters; otherwise the entries of its
+/// literal parent directory (only the last component may be a glob).
+fn expand_one_level(path: &Path) -> Vec<PathBuf> {
+    let s = path.to_string_lossy();
+    if is_literal(&s) {
+        return if path.is_file() {
+            vec![path.to_path_buf()]
+        } else {
+            Vec::new()
+        };
+    }
+    let Some(parent) = path.parent() else {
+        return Vec::new();
+    };
+    if !is_literal(&parent.to_string_lossy()) {
+        return Vec::new();
+    }
+    match std::fs::read_dir(parent) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .take(4096)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn validate_domain(d: &str) -> Result<(), String> {
+    let d = d.trim_end_matches('.');
+    let ok = !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !l.starts_with('-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{d}` is not a valid domain name"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(yaml: &str) -> Result<Policy, PolicyError> {
+        Policy::from_yaml(yaml, Path::new("test.yml"))
+    }
+
+    #[test]
+    fn default_policy_matches_credentials_and_not_ordinary_files() {
+        let pol = Policy::default_policy();
+        let kind = |path: &str, a| pol.match_file(path, a).map(|r| r.kind.clone());
+        assert_eq!(
+            kind("/home/u/.ssh/id_ed25519", Access::Read).as_deref(),
+            Some("ssh_key")
+        );
+        assert_eq!(kind("/home/u/.ssh/id_ed25519.pub", Access::Read), None);
+        assert_eq!(
+            kind("/root/.aws/credentials", Access::Read).as_deref(),
+            Some("cloud_credential")
+        );
+        assert_eq!(
+            kind("/srv/app/.env.production", Access::Read).as_deref(),
+            Some("dotenv")
+        );
+        assert_eq!(
+            kind("/etc/shadow", Access::Read).as_deref(),
+            Some("system_credential")
+        );
+        assert_eq!(kind("/etc/ssl/certs/ca.pem", Access::Read), None);
+        assert_eq!(kind("/etc/passwd", Access::Read), None);
+        assert_eq!(
+            kind("/etc/passwd", Access::Write).as_deref(),
+            Some("protected_file")
+        );
+        assert_eq!(kind("/home/u/notes.txt", Access::Read), None);
+    }
+
+    #[test]
+    fn kernel_filter_covers_every_default_rule_cheaply() {
+        let k = Policy::default_policy().kernel_filter();
+        assert!(k.match_all.is_empty(), "{:?}", k.match_all);
+        assert!(k.names.contains("credentials"));
+        assert!(k.names.contains("shadow"));
+        assert!(k.prefixes.contains("id_"));
+        assert!(k.prefixes.contains(".env."));
+        assert!(k.suffixes.contains(".pem"));
+        assert!(k.parents.contains("sudoers.d"));
+        assert!(
+            !k.parents.contains(".ssh"),
+            "the id_ prefix is the more selective fact"
+        );
+    }
+
+    #[test]
+    fn kernel_filter_admits_every_path_a_rule_matches() {
+        // Property the kernel relies on: a path some rule matches always has
+        // a name, parent, prefix or suffix in the filter.
+        let pol = Policy::default_policy();
+        let k = pol.kernel_filter();
+        for path in [
+            "/root/.ssh/id_rsa",
+            "/home/a/.aws/credentials",
+            "/x/.env",
+            "/x/.env.local",
+            "/x/server.key",
+            "/etc/sudoers.d/ci",
+            "/home/r/.gnupg/private-keys-v1.d/ABC.key",
+            "/etc/ssh/ssh_host_ed25519_key",
+            "/home/runner/.credentials",
+            "/var/spool/cron/crontabs/root",
+        ] {
+            assert!(
+                pol.match_file(path, Access::Write).is_some(),
+                "{path} should match a rule"
+            );
+            let mut comps = path.rsplit('/');
+            let name = comps.next().unwrap();
+            let parent = comps.next().unwrap_or("");
+            let admitted = k.names.contains(name)
+                || k.parents.contains(parent)
+                || k.prefixes.iter().any(|p| name.starts_with(p.as_str()))
+                || k.suffixes.iter().any(|s| name.ends_with(s.as_str()));
+            assert!(admitted, "{path} would be dropped in the kernel");
+        }
+    }
+
+    #[test]
+    fn merges_lists_and_overrides_scalars() {
+        let pol = p("files:\n  watch_read: [\"/srv/secret/*.txt\"]\n  exclude_paths: [\"/tmp/**\"]\nnetwork:\n  blocked_ips: [\"10.0.0.0/8\", \"2001:db8::1\"]\n  alert_on_any_connection: true\n").unwrap();
+        assert!(pol.match_file("/srv/secret/a.txt", Access::Read).is_some());
+        assert!(
+            pol.match_file("/root/.ssh/id_rsa", Access::Read).is_some(),
+            "defaults kept"
+        );
+        assert!(
+            pol.match_file("/tmp/.ssh/id_rsa", Access::Read).is_none(),
+            "excluded"
+        );
+        assert!(pol.alert_on_any_connection);
+        assert!(pol.blocked_ips[0].contains("10.1.2.3".parse().unwrap()));
+        assert!(!pol.blocked_ips[0].contains("11.1.2.3".parse().unwrap()));
+        assert!(pol.blocked_ips[1].contains("2001:db8::1".parse().unwrap()));
+        assert!(pol.kernel_filter().suffixes.contains(".txt"));
+    }
+
+    #[test]
+    fn rejects_bad_files_naming_line_and_field() {
+        let e = p("files:\n  watch_read: [a]\n  bogus: 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3") && e.contains("bogus"), "{e}");
+        let e = p("network:\n  blocked_ips: [\"300.1.1.1\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("network.blocked_ips[0]"), "{e}");
+        let e = p("network:\n  monitored_ports: [70000]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
+        let e = p("files:\n  watch_read: [\"relative/path\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("files.watch_read[0]"), "{e}");
+        let e = p("performance:\n  sampling_rate: 0.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("never samples"), "{e}");
+        let e = p("reporting:\n  x: 1\n").unwrap_err().to_string();
+        assert!(e.contains("unknown field"), "{e}");
+        assert!(p("").is_ok());
+    }
+
+    #[test]
+    fn cidr_edges() {
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("::/0")
+            .unwrap()
+            .contains("::1".parse().unwrap()));
+        assert!(Cidr::parse("192.168.1.0/23")
+            .unwrap()
+            .contains("192.168.0.9".parse().unwrap()));
+        assert!(!Cidr::parse("192.168.1.0/24")
+            .unwrap()
+            .contains("192.168.0.9".parse().unwrap()));
+    }
+}

@@ -1,0 +1,196 @@
+//! The process table: who is who, seeded from /proc and kept current by the
+//! process family's events, so every event can name its ancestors.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// How long an exited process stays known: events of other families can
+/// arrive after its exit event.
+const LINGER: Duration = Duration::from_secs(30);
+pub const MAX_ANCESTORS: usize = 16;
+const MAX_PROCS: usize = 1 << 17;
+
+#[derive(Debug, Clone, Default)]
+pub struct Proc {
+    pub ppid: u32,
+    pub comm: String,
+    pub exe: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Ancestor {
+    pub pid: u32,
+    pub comm: String,
+}
+
+#[derive(Default)]
+pub struct ProcTable {
+    procs: HashMap<u32, Proc>,
+    exited: VecDeque<(Instant, u32)>,
+}
+
+impl ProcTable {
+    /// Reads every process from /proc. Processes that vanish meanwhile are skipped.
+    pub fn seed_from_proc() -> ProcTable {
+        let mut t = ProcTable::default();
+        if let Ok(rd) = std::fs::read_dir("/proc") {
+            for e in rd.flatten() {
+                if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
+                    if let Some(p) = read_proc(pid) {
+                        t.procs.insert(pid, p);
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// A process the table has not seen (it started before a lost event, say):
+    /// read it from /proc once.
+    pub fn get_or_load(&mut self, pid: u32) -> Option<&Proc> {
+        if !self.procs.contains_key(&pid) {
+            let p = read_proc(pid)?;
+            self.insert(pid, p);
+        }
+        self.procs.get(&pid)
+    }
+
+    fn insert(&mut self, pid: u32, p: Proc) {
+        if self.procs.len() >= MAX_PROCS && !self.procs.contains_key(&pid) {
+            self.expire(Instant::now() + LINGER); // full: drop every exited entry now
+        }
+        self.procs.insert(pid, p);
+    }
+
+    pub fn on_fork(&mut self, parent: u32, child: u32) {
+        let p = self.procs.get(&parent).cloned().unwrap_or_default();
+        self.insert(child, Proc { ppid: parent, ..p });
+    }
+
+    pub fn on_exec(&mut self, pid: u32, ppid: u32, comm: String, exe: String) {
+        self.insert(pid, Proc { ppid, comm, exe });
+    }
+
+    pub fn on_exit(&mut self, pid: u32) {
+        self.exited.push_back((Instant::now(), pid));
+        self.expire(Instant::now());
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(t, pid)) = self.exited.front() {
+            if now.duration_since(t) < LINGER && now >= t {
+                break;
+            }
+            self.exited.pop_front();
+            self.procs.remove(&pid);
+        }
+    }
+
+    /// Parent first, up to pid 1 or MAX_ANCESTORS.
+    pub fn ancestors(&mut self, ppid: u32) -> Vec<Ancestor> {
+        let mut out = Vec::new();
+        let mut pid = ppid;
+        while pid != 0 && out.len() < MAX_ANCESTORS {
+            let (comm, next) = match self.get_or_load(pid) {
+                Some(p) => (p.comm.clone(), p.ppid),
+                None => (String::new(), 0),
+            };
+            out.push(Ancestor { pid, comm });
+            if pid == 1 || next == pid {
+                break;
+            }
+            pid = next;
+        }
+        out
+    }
+
+    /// Is `anc` an ancestor of `pid`?
+    pub fn is_ancestor(&mut self, anc: u32, pid: u32) -> bool {
+        let mut cur = pid;
+        for _ in 0..MAX_ANCESTORS * 4 {
+            let Some(p) = self.get_or_load(cur) else {
+                return false;
+            };
+            if p.ppid == anc {
+                return true;
+            }
+            if p.ppid == 0 || p.ppid == cur {
+                return false;
+            }
+            cur = p.ppid;
+        }
+        false
+    }
+}
+
+fn read_proc(pid: u32) -> Option<Proc> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (comm, ppid) = parse_stat(&stat)?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Some(Proc { ppid, comm, exe })
+}
+
+/// (comm, ppid) from a /proc/<pid>/stat line. comm may hold spaces and
+/// parentheses, so it runs to the last ')'.
+pub fn parse_stat(stat: &str) -> Option<(String, u32)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_string();
+    let mut rest = stat.get(close + 1..)?.split_whitespace();
+    let _state = rest.next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((comm, ppid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_odd_comm() {
+        assert_eq!(
+            parse_stat("123 (a) b)) S 77 1 1"),
+            Some(("a) b)".into(), 77))
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn ancestry_follows_forks_and_execs() {
+        let mut t = ProcTable::default();
+        t.on_exec(100_000_001, 1, "bash".into(), "/bin/bash".into());
+        t.on_fork(100_000_001, 100_000_002);
+        t.on_exec(100_000_002, 100_000_001, "sh".into(), "/bin/sh".into());
+        t.on_fork(100_000_002, 100_000_003);
+        let a = t.ancestors(100_000_002);
+        assert_eq!(
+            a[0],
+            Ancestor {
+                pid: 100_000_002,
+                comm: "sh".into()
+            }
+        );
+        assert_eq!(
+            a[1],
+            Ancestor {
+                pid: 100_000_001,
+                comm: "bash".into()
+            }
+        );
+        assert_eq!(
+            t.get_or_load(100_000_003).unwrap().comm,
+            "sh",
+            "a fork inherits its parent's identity"
+        );
+        assert!(t.is_ancestor(100_000_001, 100_000_003));
+        assert!(!t.is_ancestor(100_000_003, 100_000_001));
+    }
+}

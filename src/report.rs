@@ -1,0 +1,221 @@
+//! The end-of-run summary and the JSON and Markdown reports.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::output::{Detail, Event};
+use crate::pipeline::Stats;
+use crate::policy::Severity;
+
+/// Notable events kept for the reports (severity warning and above).
+pub const MAX_REPORTED: usize = 1000;
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Lost {
+    /// Per family: records the kernel could not queue (ring buffer full).
+    pub kernel: BTreeMap<String, u64>,
+    /// Records the processing thread could not take in time (channel full).
+    pub channel: u64,
+    /// Samples that did not decode.
+    pub undecodable: u64,
+    /// Events over performance.max_events_per_second, not written.
+    pub rate_limited: u64,
+}
+
+impl Lost {
+    pub fn total(&self) -> u64 {
+        self.kernel.values().sum::<u64>() + self.channel + self.undecodable + self.rate_limited
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub started: String,
+    pub ended: String,
+    pub duration_secs: f64,
+    pub probes: Vec<ProbeLine>,
+    pub counts: BTreeMap<String, BTreeMap<String, u64>>,
+    pub total_events: u64,
+    pub filtered: u64,
+    pub lost: Lost,
+    pub notable_events: Vec<Event>,
+    pub notable_truncated: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProbeLine {
+    pub family: String,
+    pub probe: String,
+    pub attached: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub fn counts(stats: &Stats) -> BTreeMap<String, BTreeMap<String, u64>> {
+    stats
+        .by_type
+        .iter()
+        .map(|(t, m)| {
+            (
+                t.to_string(),
+                m.iter()
+                    .map(|(s, n)| (s.as_str().to_string(), *n))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+pub fn summary_text(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "bee-trace summary: {} events in {:.1}s",
+        r.total_events, r.duration_secs
+    );
+    for (t, m) in &r.counts {
+        let parts: Vec<String> = Severity::ALL
+            .iter()
+            .filter_map(|sev| m.get(sev.as_str()).map(|n| format!("{sev}={n}")))
+            .collect();
+        let _ = writeln!(s, "  {t:<8} {}", parts.join(" "));
+    }
+    let kernel: Vec<String> = r
+        .lost
+        .kernel
+        .iter()
+        .map(|(f, n)| format!("{f}={n}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "  lost     {} (kernel ring buffers: {}; queue full: {}; undecodable: {}; rate-limited: {})",
+        r.lost.total(),
+        kernel.join(" "),
+        r.lost.channel,
+        r.lost.undecodable,
+        r.lost.rate_limited
+    );
+    let failed: Vec<&ProbeLine> = r.probes.iter().filter(|p| !p.attached).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(s, "  NOT SEEN: {} probe(s) did not attach:", failed.len());
+        for p in failed {
+            let _ = writeln!(
+                s,
+                "    {} {}: {}",
+                p.family,
+                p.probe,
+                p.error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    s
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('`', "'").replace('\n', " ")
+}
+
+pub fn markdown(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# bee-trace report\n");
+    let _ = writeln!(
+        s,
+        "{} to {} ({:.1}s), bee-trace {}\n",
+        r.started, r.ended, r.duration_secs, r.version
+    );
+    let _ = writeln!(s, "| type | critical | high | warning | info |");
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for (t, m) in &r.counts {
+        let g = |k: &str| m.get(k).copied().unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "| {t} | {} | {} | {} | {} |",
+            g("critical"),
+            g("high"),
+            g("warning"),
+            g("info")
+        );
+    }
+    let _ = writeln!(s, "\nLost events: **{}**", r.lost.total());
+    if r.lost.total() > 0 {
+        let _ = writeln!(
+            s,
+            "(kernel ring buffers {:?}, queue full {}, undecodable {}, rate-limited {})",
+            r.lost.kernel, r.lost.channel, r.lost.undecodable, r.lost.rate_limited
+        );
+    }
+    let failed: Vec<&ProbeLine> = r.probes.iter().filter(|p| !p.attached).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n**Not seen**: these probes did not attach, so their activity was not monitored:\n"
+        );
+        for p in failed {
+            let _ = writeln!(
+                s,
+                "- {} `{}`: {}",
+                p.family,
+                p.probe,
+                md_escape(p.error.as_deref().unwrap_or(""))
+            );
+        }
+    }
+    let _ = writeln!(s, "\n## Notable events\n");
+    if r.notable_events.is_empty() {
+        let _ = writeln!(s, "None.");
+        return s;
+    }
+    let _ = writeln!(s, "| time | severity | type | what | process | lineage |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for e in &r.notable_events {
+        let what = match &e.detail {
+            Detail::File {
+                path,
+                access,
+                result,
+                category,
+                ..
+            } => format!("{access} `{path}` ({category}, {result})"),
+            Detail::Network {
+                protocol,
+                daddr,
+                dport,
+                result,
+                ..
+            } => format!("{protocol} {daddr}:{dport} ({result})"),
+            Detail::Memory {
+                kind,
+                target_pid,
+                target_comm,
+                result,
+                ..
+            } => format!("{kind} {target_comm}[{target_pid}] ({result})"),
+            Detail::Process { kind, argv, .. } => format!("{kind} {}", argv.join(" ")),
+        };
+        let lineage: Vec<String> = e
+            .ancestors
+            .iter()
+            .take(4)
+            .map(|a| format!("{}[{}]", a.comm, a.pid))
+            .collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {}[{}] | {} |",
+            e.ts,
+            e.severity,
+            e.kind,
+            md_escape(&what),
+            md_escape(&e.comm),
+            e.pid,
+            md_escape(&lineage.join(" <- "))
+        );
+    }
+    if r.notable_truncated {
+        let _ = writeln!(s, "\nOnly the first {MAX_REPORTED} notable events are listed; the counts above cover all.");
+    }
+    s
+}

@@ -1,0 +1,535 @@
+//! Loading and attaching the BPF programs, one skeleton per probe family, and
+//! what each attach gave. Links live here: dropping `Sensors` detaches all.
+
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
+
+use crate::events::{as_bytes, AffixKey, FileCfg, InodeKey, NameKey, KEY_LEN};
+use crate::policy::KernelFilter;
+
+mod file_skel {
+    include!(concat!(env!("OUT_DIR"), "/file.skel.rs"));
+}
+mod mem_skel {
+    include!(concat!(env!("OUT_DIR"), "/mem.skel.rs"));
+}
+mod net_skel {
+    include!(concat!(env!("OUT_DIR"), "/net.skel.rs"));
+}
+mod process_skel {
+    include!(concat!(env!("OUT_DIR"), "/process.skel.rs"));
+}
+use file_skel::{FileSkel, FileSkelBuilder};
+use mem_skel::{MemSkel, MemSkelBuilder};
+use net_skel::{NetSkel, NetSkelBuilder};
+use process_skel::{ProcessSkel, ProcessSkelBuilder};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Process,
+    File,
+    Network,
+    Memory,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Process => "process",
+            Family::File => "file",
+            Family::Network => "network",
+            Family::Memory => "memory",
+        }
+    }
+}
+
+/// Which families to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Selection {
+    pub file: bool,
+    pub network: bool,
+    pub memory: bool,
+}
+
+/// One probe's outcome, for `bee-trace check` and for start-up errors.
+#[derive(Debug, Clone)]
+pub struct ProbeStatus {
+    pub family: Family,
+    pub probe: String,
+    pub outcome: Result<(), String>,
+}
+
+/// A ring buffer to poll, owned independently of its skeleton.
+pub struct RingSource {
+    pub family: Family,
+    pub map: MapHandle,
+}
+
+pub struct Sensors {
+    process: Option<ProcessSkel<'static>>,
+    file: Option<FileSkel<'static>>,
+    net: Option<NetSkel<'static>>,
+    mem: Option<MemSkel<'static>>,
+    links: Vec<Link>,
+    pub status: Vec<ProbeStatus>,
+}
+
+/// Skeletons borrow their object storage for as long as they live; they live
+/// until exit, so the storage is simply never freed.
+fn storage() -> &'static mut MaybeUninit<OpenObject> {
+    Box::leak(Box::new(MaybeUninit::uninit()))
+}
+
+/// A kernel refusal in words a user can act on.
+pub fn explain(err: &libbpf_rs::Error) -> String {
+    let raw = err.to_string();
+    let hint = match err.kind() {
+        libbpf_rs::ErrorKind::PermissionDenied => {
+            " (the kernel refused: run as root; lockdown, a seccomp filter or kernel.unprivileged_bpf_disabled may also forbid it)"
+        }
+        libbpf_rs::ErrorKind::NotFound => " (this kernel lacks the hook or a type it needs: check `scripts/check-kernel.sh`)",
+        libbpf_rs::ErrorKind::InvalidInput => " (the verifier rejected the program: run with --verbose to see its log)",
+        _ => "",
+    };
+    format!("{raw}{hint}")
+}
+
+fn attach_one(
+    family: Family,
+    name: &str,
+    prog: &libbpf_rs::ProgramMut<'_>,
+    links: &mut Vec<Link>,
+    status: &mut Vec<ProbeStatus>,
+) {
+    let outcome = prog
+        .attach()
+        .map(|l| links.push(l))
+        .map_err(|e| explain(&e));
+    status.push(ProbeStatus {
+        family,
+        probe: name.to_string(),
+        outcome,
+    });
+}
+
+fn load_failed(
+    family: Family,
+    probes: &[&str],
+    err: &libbpf_rs::Error,
+    status: &mut Vec<ProbeStatus>,
+) {
+    let why = explain(err);
+    for p in probes {
+        status.push(ProbeStatus {
+            family,
+            probe: p.to_string(),
+            outcome: Err(format!("load failed: {why}")),
+        });
+    }
+}
+
+const PROCESS_PROBES: &[&str] = &[
+    "sched/sched_process_exec",
+    "raw_tp/sched_process_fork",
+    "sched/sched_process_exit",
+];
+const MEM_PROBES: &[&str] = &[
+    "syscalls/sys_exit_ptrace",
+    "syscalls/sys_exit_process_vm_readv",
+    "syscalls/sys_exit_process_vm_writev",
+];
+const NET_PROBES: &[&str] = &["syscalls/sys_exit_connect"];
+
+impl Sensors {
+    /// Loads and attaches what `sel` asks for (the process family always runs:
+    /// it names everyone else's processes). Never fails as a whole: each
+    /// probe's outcome is in `status`.
+    pub fn start(
+        sel: Selection,
+        tracefs: &Path,
+        filter: &KernelFilter,
+        inodes: &[InodeKey],
+    ) -> Sensors {
+        let self_tgid = std::process::id();
+        let mut s = Sensors {
+            process: None,
+            file: None,
+            net: None,
+            mem: None,
+            links: Vec::new(),
+            status: Vec::new(),
+        };
+
+        match Self::load_process(self_tgid) {
+            Ok(skel) => {
+                attach_one(
+                    Family::Process,
+                    PROCESS_PROBES[0],
+                    &skel.progs.handle_exec,
+                    &mut s.links,
+                    &mut s.status,
+                );
+                attach_one(
+                    Family::Process,
+                    PROCESS_PROBES[1],
+                    &skel.progs.handle_fork,
+                    &mut s.links,
+                    &mut s.status,
+                );
+                attach_one(
+                    Family::Process,
+                    PROCESS_PROBES[2],
+                    &skel.progs.handle_exit,
+                    &mut s.links,
+                    &mut s.status,
+                );
+                s.process = Some(skel);
+            }
+            Err(e) => load_failed(Family::Process, PROCESS_PROBES, &e, &mut s.status),
+        }
+
+        if sel.memory {
+            match Self::load_mem(self_tgid) {
+                Ok(skel) => {
+                    attach_one(
+                        Family::Memory,
+                        MEM_PROBES[0],
+                        &skel.progs.handle_ptrace_exit,
+                        &mut s.links,
+                        &mut s.status,
+                    );
+                    attach_one(
+                        Family::Memory,
+                        MEM_PROBES[1],
+                        &skel.progs.handle_vm_readv_exit,
+                        &mut s.links,
+                        &mut s.status,
+                    );
+                    attach_one(
+                        Family::Memory,
+                        MEM_PROBES[2],
+                        &skel.progs.handle_vm_writev_exit,
+                        &mut s.links,
+                        &mut s.status,
+                    );
+                    s.mem = Some(skel);
+                }
+                Err(e) => load_failed(Family::Memory, MEM_PROBES, &e, &mut s.status),
+            }
+        }
+
+        if sel.file || sel.memory {
+            // The open programs serve both families: file opens for one,
+            // /proc/<pid>/{mem,environ,maps} opens for the other.
+            let family = if sel.file {
+                Family::File
+            } else {
+                Family::Memory
+            };
+            let has_open = crate::sys::has_tracepoint(tracefs, "syscalls", "sys_exit_open");
+            let mut probes = vec!["syscalls/sys_exit_openat", "syscalls/sys_exit_openat2"];
+            if has_open {
+                probes.push("syscalls/sys_exit_open");
+            }
+            match Self::load_file(self_tgid, sel, has_open, s.mem.as_ref(), filter, inodes) {
+                Ok(skel) => {
+                    attach_one(
+                        family,
+                        probes[0],
+                        &skel.progs.handle_openat_exit,
+                        &mut s.links,
+                        &mut s.status,
+                    );
+                    attach_one(
+                        family,
+                        probes[1],
+                        &skel.progs.handle_openat2_exit,
+                        &mut s.links,
+                        &mut s.status,
+                    );
+                    if has_open {
+                        attach_one(
+                            family,
+                            probes[2],
+                            &skel.progs.handle_open_exit,
+                            &mut s.links,
+                            &mut s.status,
+                        );
+                    }
+                    s.file = Some(skel);
+                }
+                Err(e) => load_failed(family, &probes, &e, &mut s.status),
+            }
+        }
+
+        if sel.network {
+            match Self::load_net(self_tgid) {
+                Ok(skel) => {
+                    attach_one(
+                        Family::Network,
+                        NET_PROBES[0],
+                        &skel.progs.handle_connect_exit,
+                        &mut s.links,
+                        &mut s.status,
+                    );
+                    s.net = Some(skel);
+                }
+                Err(e) => load_failed(Family::Network, NET_PROBES, &e, &mut s.status),
+            }
+        }
+        s
+    }
+
+    fn load_process(self_tgid: u32) -> libbpf_rs::Result<ProcessSkel<'static>> {
+        let mut open = ProcessSkelBuilder::default().open(storage())?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.self_tgid = self_tgid;
+        }
+        open.load()
+    }
+
+    fn load_mem(self_tgid: u32) -> libbpf_rs::Result<MemSkel<'static>> {
+        let mut open = MemSkelBuilder::default().open(storage())?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.self_tgid = self_tgid;
+        }
+        open.load()
+    }
+
+    fn load_net(self_tgid: u32) -> libbpf_rs::Result<NetSkel<'static>> {
+        let mut open = NetSkelBuilder::default().open(storage())?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.self_tgid = self_tgid;
+        }
+        open.load()
+    }
+
+    fn load_file(
+        self_tgid: u32,
+        sel: Selection,
+        has_open: bool,
+        mem: Option<&MemSkel<'static>>,
+        filter: &KernelFilter,
+        inodes: &[InodeKey],
+    ) -> libbpf_rs::Result<FileSkel<'static>> {
+        let mut open = FileSkelBuilder::default().open(storage())?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.self_tgid = self_tgid;
+            ro.watch_files = sel.file;
+            ro.watch_proc = sel.memory;
+        }
+        if !has_open {
+            open.progs.handle_open_exit.set_autoload(false);
+        }
+        if let Some(mem) = mem {
+            open.maps.mem_events.reuse_fd(mem.maps.mem_events.as_fd())?;
+            open.maps.mem_lost.reuse_fd(mem.maps.mem_lost.as_fd())?;
+        }
+        let skel = open.load()?;
+        fill_file_filter(&skel, filter, inodes)?;
+        Ok(skel)
+    }
+
+    /// The ring buffers to poll, one per running family.
+    pub fn ring_sources(&self) -> Result<Vec<RingSource>> {
+        let mut out = Vec::new();
+        if let Some(s) = &self.process {
+            out.push(RingSource {
+                family: Family::Process,
+                map: MapHandle::try_from(&s.maps.process_events)?,
+            });
+        }
+        if let Some(s) = &self.file {
+            if s.maps.rodata_data.is_some_and(|r| r.watch_files) {
+                out.push(RingSource {
+                    family: Family::File,
+                    map: MapHandle::try_from(&s.maps.file_events)?,
+                });
+            }
+        }
+        if let Some(s) = &self.net {
+            out.push(RingSource {
+                family: Family::Network,
+                map: MapHandle::try_from(&s.maps.net_events)?,
+            });
+        }
+        if let Some(s) = &self.mem {
+            out.push(RingSource {
+                family: Family::Memory,
+                map: MapHandle::try_from(&s.maps.mem_events)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records the kernel could not queue (ring buffer full), per family.
+    pub fn kernel_lost(&self) -> Vec<(Family, u64)> {
+        fn sum(map: &dyn MapCore) -> u64 {
+            map.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+                .ok()
+                .flatten()
+                .map(|cpus| {
+                    cpus.iter()
+                        .map(|v| {
+                            v.get(..8)
+                                .and_then(|b| b.try_into().ok())
+                                .map(u64::from_ne_bytes)
+                                .unwrap_or(0)
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        let mut out = Vec::new();
+        if let Some(s) = &self.process {
+            out.push((Family::Process, sum(&s.maps.process_lost)));
+        }
+        if let Some(s) = &self.file {
+            out.push((Family::File, sum(&s.maps.file_lost)));
+        }
+        if let Some(s) = &self.net {
+            out.push((Family::Network, sum(&s.maps.net_lost)));
+        }
+        if let Some(s) = &self.mem {
+            out.push((Family::Memory, sum(&s.maps.mem_lost)));
+        } else if let Some(s) = &self.file {
+            out.push((Family::Memory, sum(&s.maps.mem_lost)));
+        }
+        out
+    }
+
+    /// Teaches the kernel one more sensitive inode (a file seen matching the
+    /// policy), so a later hardlink to it is caught under any name.
+    pub fn watch_inode(&self, key: InodeKey) {
+        if let Some(s) = &self.file {
+            if let Err(e) =
+                s.maps
+                    .inode_filter
+                    .update(as_bytes(&key), &1u32.to_ne_bytes(), MapFlags::ANY)
+            {
+                log::debug!("inode filter full or refused: {e}");
+            }
+        }
+    }
+
+    /// Detaches every program; the ring buffers stay readable for draining.
+    pub fn detach(&mut self) {
+        self.links.clear();
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &ProbeStatus> {
+        self.status.iter().filter(|s| s.outcome.is_err())
+    }
+}
+
+fn name_key(s: &str) -> NameKey {
+    let mut k = NameKey { name: [0; KEY_LEN] };
+    let b = s.as_bytes();
+    k.name[..b.len()].copy_from_slice(b);
+    k
+}
+
+fn affix_key(s: &str) -> AffixKey {
+    let mut k = AffixKey {
+        len: s.len() as u32,
+        ..Default::default()
+    };
+    k.s[..s.len()].copy_from_slice(s.as_bytes());
+    k
+}
+
+fn fill_file_filter(
+    skel: &FileSkel<'static>,
+    f: &KernelFilter,
+    inodes: &[InodeKey],
+) -> libbpf_rs::Result<()> {
+    let one = 1u32.to_ne_bytes();
+    let mut cfg = FileCfg {
+        match_all: u32::from(!f.match_all.is_empty()),
+        ..Default::default()
+    };
+    for n in &f.names {
+        skel.maps
+            .name_filter
+            .update(as_bytes(&name_key(n)), &one, MapFlags::ANY)?;
+    }
+    for n in &f.parents {
+        skel.maps
+            .parent_filter
+            .update(as_bytes(&name_key(n)), &one, MapFlags::ANY)?;
+    }
+    for p in &f.prefixes {
+        skel.maps
+            .prefix_filter
+            .update(as_bytes(&affix_key(p)), &one, MapFlags::ANY)?;
+        cfg.prefix_lens |= 1 << p.len();
+    }
+    for p in &f.suffixes {
+        skel.maps
+            .suffix_filter
+            .update(as_bytes(&affix_key(p)), &one, MapFlags::ANY)?;
+        cfg.suffix_lens |= 1 << p.len();
+    }
+    for k in inodes {
+        skel.maps
+            .inode_filter
+            .update(as_bytes(k), &one, MapFlags::ANY)?;
+    }
+    skel.maps
+        .file_cfg
+        .update(&0u32.to_ne_bytes(), as_bytes(&cfg), MapFlags::ANY)
+}
+
+/// The kernel's dev_t for a userspace st_dev (major << 20 | minor).
+pub fn kernel_dev(st_dev: u64) -> u64 {
+    let major = libc::major(st_dev) as u64;
+    let minor = libc::minor(st_dev) as u64;
+    (major << 20) | minor
+}
+
+/// Inode keys of existing files, for the hardlink check.
+pub fn seed_inodes(paths: &[std::path::PathBuf]) -> Vec<(InodeKey, std::path::PathBuf)> {
+    use std::os::unix::fs::MetadataExt;
+    paths
+        .iter()
+        .filter_map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((
+                InodeKey {
+                    dev: kernel_dev(m.dev()),
+                    ino: m.ino(),
+                },
+                p.clone(),
+            ))
+        })
+        .collect()
+}
+
+pub fn describe_failures(s: &Sensors) -> Option<String> {
+    let lines: Vec<String> = s
+        .failures()
+        .map(|f| {
+            format!(
+                "{} probe {}: {}",
+                f.family.as_str(),
+                f.probe,
+                f.outcome.as_ref().err().map(String::as_str).unwrap_or("")
+            )
+        })
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+pub fn require_all(s: &Sensors) -> Result<()> {
+    if let Some(msg) = describe_failures(s) {
+        return Err(anyhow::anyhow!("{msg}")).context(
+            "the kernel refused probes bee-trace needs (run `bee-trace check` for the full list)",
+        );
+    }
+    Ok(())
+}
