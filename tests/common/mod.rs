@@ -1,0 +1,156 @@
+//! Shared harness for the integration tests: start the real bee-trace binary
+//! as root, wait for its ready file, make things happen, stop it with
+//! SIGTERM and read every event it wrote.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bee-trace");
+
+/// True when the test may run. Without root it skips, unless
+/// BEE_TRACE_REQUIRE_ROOT=1 (CI), where a skip is a failure.
+pub fn root_or_skip(name: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("BEE_TRACE_REQUIRE_ROOT").as_deref() == Ok("1") {
+        panic!("{name} needs root and BEE_TRACE_REQUIRE_ROOT=1 forbids skipping it");
+    }
+    eprintln!("SKIPPED {name}: needs root");
+    false
+}
+
+/// A scratch directory removed at drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("bee-trace-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct Monitor {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub events_path: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+impl Monitor {
+    /// Starts bee-trace with NDJSON output into `dir` and waits until every
+    /// probe is attached.
+    pub fn start(dir: &Path, extra: &[&str]) -> Monitor {
+        let events_path = dir.join("events.ndjson");
+        let ready = dir.join("ready");
+        let stderr_path = dir.join("stderr.txt");
+        let _ = std::fs::remove_file(&ready);
+        let child = Command::new(BIN)
+            .args(["--format", "json", "--output"])
+            .arg(&events_path)
+            .arg("--ready-file")
+            .arg(&ready)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .expect("start bee-trace");
+        let mut m = Monitor {
+            child,
+            dir: dir.into(),
+            events_path,
+            stderr_path,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready.exists() {
+            if let Ok(Some(status)) = m.child.try_wait() {
+                panic!("bee-trace exited before ready ({status}): {}", m.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bee-trace not ready in 60s: {}",
+                m.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        m
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// SIGTERM, wait for a clean exit, return every event written.
+    pub fn stop(mut self) -> Vec<Value> {
+        // SAFETY: kill with a valid pid and signal.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "bee-trace exited with {status}: {}",
+            self.stderr()
+        );
+        read_events(&self.events_path)
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn read_events(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad NDJSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// Runs a command to completion and returns its pid.
+pub fn run(cmd: &mut Command) -> u32 {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+pub fn describe(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter(|e| e["type"] != "process")
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The events of one type from one pid.
+pub fn from_pid<'a>(events: &'a [Value], kind: &str, pid: u32) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == kind && e["pid"] == pid)
+        .collect()
+}

@@ -1,0 +1,146 @@
+//! File sensor, for real: a planted key read every way a path can be named.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn key_reads_are_reported_by_real_path_however_named() {
+    if !root_or_skip("key_reads_are_reported_by_real_path_however_named") {
+        return;
+    }
+    let s = Scratch::new("files");
+    let home = s.path("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let key = home.join(".ssh/id_ed25519");
+    std::fs::write(&key, "-----BEGIN OPENSSH PRIVATE KEY----- planted\n").unwrap();
+    let key_s = key.to_str().unwrap().to_string();
+    symlink(&key, s.path("innocent-link")).unwrap();
+    std::fs::hard_link(&key, s.path("innocent-hardlink")).unwrap();
+    std::fs::write(s.path("notes.txt"), "nothing to see\n").unwrap();
+    // A literal policy path makes bee-trace learn the key's inode at start.
+    let cfg = s.path("policy.yml");
+    std::fs::write(&cfg, format!("files:\n  watch_read: [\"{key_s}\"]\n")).unwrap();
+
+    let mon = Monitor::start(&s.0, &["--config", cfg.to_str().unwrap()]);
+    let abs = run(Command::new("cat").arg(&key));
+    let rel = run(Command::new("cat")
+        .arg(".ssh/id_ed25519")
+        .current_dir(&home));
+    let dotdot = run(Command::new("cat")
+        .arg("../../home/.ssh/../.ssh/id_ed25519")
+        .current_dir(s.path("home/.ssh")));
+    let dirfd = run(Command::new("python3").args([
+        "-c",
+        "import os,sys; d=os.open(sys.argv[1], os.O_RDONLY); os.close(os.open('.ssh/id_ed25519', os.O_RDONLY, dir_fd=d))",
+        home.to_str().unwrap(),
+    ]));
+    let link = run(Command::new("cat").arg(s.path("innocent-link")));
+    let hard = run(Command::new("cat").arg(s.path("innocent-hardlink")));
+    let plain = run(Command::new("cat").arg(s.path("notes.txt")));
+    let missing = run(Command::new("cat")
+        .arg("id_missing")
+        .current_dir(home.join(".ssh")));
+    let events = mon.stop();
+
+    let one = |pid: u32, what: &str| -> serde_json::Value {
+        let evs = from_pid(&events, "file", pid);
+        assert_eq!(
+            evs.len(),
+            1,
+            "{what}: expected one file event from pid {pid}, got:\n{}",
+            describe(&events)
+        );
+        evs[0].clone()
+    };
+    for (pid, what) in [
+        (abs, "absolute"),
+        (rel, "relative"),
+        (dotdot, "dotdot"),
+        (link, "symlink"),
+    ] {
+        let e = one(pid, what);
+        assert_eq!(e["path"], key_s.as_str(), "{what}: {e}");
+        assert_eq!(e["comm"], "cat", "{what}: {e}");
+        assert_eq!(e["access"], "read", "{what}: {e}");
+        assert_eq!(e["result"], "ok", "{what}: {e}");
+        assert_eq!(e["resolved"], true, "{what}: {e}");
+        assert_eq!(e["severity"], "critical", "{what}: {e}");
+        assert_eq!(e["category"], "ssh_key", "{what}: {e}");
+        assert_eq!(e["exe"], "/usr/bin/cat", "{what}: {e}");
+    }
+    let e = one(dirfd, "dirfd");
+    assert_eq!(e["path"], key_s.as_str(), "dirfd: {e}");
+
+    let e = one(hard, "hardlink");
+    assert_eq!(
+        e["path"],
+        s.path("innocent-hardlink").to_str().unwrap(),
+        "hardlink: {e}"
+    );
+    assert_eq!(e["same_inode_as"], key_s.as_str(), "hardlink: {e}");
+
+    assert!(
+        from_pid(&events, "file", plain).is_empty(),
+        "a non-sensitive read made an event:\n{}",
+        describe(&events)
+    );
+
+    let e = one(missing, "failed open");
+    assert_eq!(
+        e["path"],
+        home.join(".ssh/id_missing").to_str().unwrap(),
+        "failed: {e}"
+    );
+    assert_eq!(e["result"], "ENOENT", "failed: {e}");
+    assert_eq!(e["resolved"], false, "failed: {e}");
+}
+
+#[test]
+fn write_open_of_a_protected_file_is_a_write() {
+    if !root_or_skip("write_open_of_a_protected_file_is_a_write") {
+        return;
+    }
+    let s = Scratch::new("write");
+    let protected = s.path("protected.conf");
+    std::fs::write(&protected, "x=1\n").unwrap();
+    let cfg = s.path("policy.yml");
+    std::fs::write(
+        &cfg,
+        format!("files:\n  watch_write: [\"{}\"]\n", protected.display()),
+    )
+    .unwrap();
+
+    let mon = Monitor::start(
+        &s.0,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--probe-type",
+            "file_monitor",
+        ],
+    );
+    let reader = run(Command::new("cat").arg(&protected));
+    let writer = run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("echo y=2 >> {}", protected.display())));
+    let events = mon.stop();
+
+    assert!(
+        from_pid(&events, "file", reader).is_empty(),
+        "a read of a write-protected file is not an event:\n{}",
+        describe(&events)
+    );
+    let w = from_pid(&events, "file", writer);
+    assert_eq!(w.len(), 1, "{}", describe(&events));
+    assert_eq!(w[0]["access"], "write");
+    assert_eq!(w[0]["path"], protected.to_str().unwrap());
+    assert_eq!(w[0]["category"], "protected_file");
+    assert!(
+        events.iter().all(|e| e["type"] != "process"),
+        "file_monitor prints no process events"
+    );
+}

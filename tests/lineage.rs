@@ -1,0 +1,140 @@
+//! Process lineage and the monitor's own life cycle: reports on SIGTERM,
+//! nothing left loaded after SIGKILL.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn exec_chain_names_its_ancestors_and_sigterm_writes_reports() {
+    if !root_or_skip("exec_chain_names_its_ancestors_and_sigterm_writes_reports") {
+        return;
+    }
+    let s = Scratch::new("lineage");
+    std::fs::create_dir_all(s.path(".aws")).unwrap();
+    let cred = s.path(".aws/credentials");
+    std::fs::write(&cred, "[default]\naws_secret_access_key = planted\n").unwrap();
+    let json = s.path("report.json");
+    let md = s.path("report.md");
+    let mon = Monitor::start(
+        &s.0,
+        &[
+            "--report-json",
+            json.to_str().unwrap(),
+            "--report-md",
+            md.to_str().unwrap(),
+        ],
+    );
+    let outer = run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("sh -c \"cat {}\"", cred.display())));
+    let events = mon.stop();
+
+    let reads: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "file" && e["path"] == cred.to_str().unwrap())
+        .collect();
+    assert_eq!(reads.len(), 1, "{}", describe(&events));
+    let e = reads[0];
+    assert_eq!(e["comm"], "cat");
+    assert_eq!(e["category"], "cloud_credential");
+    let anc = e["ancestors"].as_array().unwrap();
+    assert!(anc.len() >= 2, "{e}");
+    assert_eq!(anc[0]["comm"], "sh", "{e}");
+    assert_eq!(anc[1]["comm"], "sh", "{e}");
+    assert_eq!(anc[1]["pid"], outer, "the outer sh is the grandparent: {e}");
+    assert_eq!(e["ppid"], anc[0]["pid"]);
+
+    // The exec of cat itself is an event, with its argv.
+    let execs: Vec<_> = events
+        .iter()
+        .filter(|x| x["type"] == "process" && x["kind"] == "exec" && x["pid"] == e["pid"])
+        .collect();
+    assert_eq!(execs.len(), 1, "exec of cat: {}", describe(&events));
+    assert_eq!(execs[0]["argv"][1], cred.to_str().unwrap());
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(
+        report["counts"]["file"]["critical"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    assert!(report["lost"]["kernel"].is_object(), "{report}");
+    assert!(report["notable_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["path"] == cred.to_str().unwrap()));
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        md.contains("# bee-trace report") && md.contains(cred.to_str().unwrap()),
+        "{md}"
+    );
+}
+
+fn our_programs() -> Vec<String> {
+    let out = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+        .expect("bpftool is installed by make");
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["name"].as_str())
+                .filter(|n| n.starts_with("handle_"))
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn sigkill_leaves_no_program_or_link_behind() {
+    if !root_or_skip("sigkill_leaves_no_program_or_link_behind") {
+        return;
+    }
+    let s = Scratch::new("kill");
+    let before = our_programs();
+    let mut mon = Monitor::start(&s.0, &[]);
+    let during = our_programs();
+    assert!(
+        during.len() >= before.len() + 8,
+        "bee-trace's programs are loaded while it runs: {during:?}"
+    );
+    mon.child.kill().unwrap();
+    mon.child.wait().unwrap();
+    // The kernel frees programs once the last fd closes, shortly after exit.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = our_programs();
+        if now.len() <= before.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "programs still loaded 10s after SIGKILL: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let links = Command::new("bpftool")
+        .args(["-j", "link", "show"])
+        .output()
+        .unwrap();
+    let links: serde_json::Value =
+        serde_json::from_slice(&links.stdout).unwrap_or(serde_json::Value::Null);
+    let ours = links.as_array().map(|a| {
+        a.iter()
+            .filter(|l| {
+                l["prog_name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("handle_"))
+            })
+            .count()
+    });
+    assert_eq!(ours.unwrap_or(0), 0, "links left: {links}");
+}

@@ -1,0 +1,111 @@
+//! Memory sensor, for real: another process's memory and environment read
+//! through ptrace, process_vm_readv and /proc, with both sides named.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+
+const PLANTED: &str = "ghp_plantedvalue0123456789abcdefghijABCD";
+
+const READER: &str = r#"
+import ctypes, os, sys
+pid = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+# /proc/<pid>/maps, environ, mem: opened by another process
+start = int(open(f"/proc/{pid}/maps").readline().split("-")[0], 16)
+open(f"/proc/{pid}/environ", "rb").read()
+open(f"/proc/{pid}/mem", "rb").close()
+# process_vm_readv of the first mapped bytes
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+buf = ctypes.create_string_buffer(64)
+local = iovec(ctypes.cast(buf, ctypes.c_void_p), 64)
+remote = iovec(start, 64)
+libc.process_vm_readv.argtypes = [ctypes.c_int, ctypes.POINTER(iovec), ctypes.c_ulong, ctypes.POINTER(iovec), ctypes.c_ulong, ctypes.c_ulong]
+assert libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0) == 64
+# ptrace attach, then detach
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+assert libc.ptrace(16, pid, None, None) == 0
+os.waitpid(pid, 0)
+assert libc.ptrace(17, pid, None, None) == 0
+"#;
+
+#[test]
+fn another_process_memory_and_environment_are_reported_with_both_sides() {
+    if !root_or_skip("another_process_memory_and_environment_are_reported_with_both_sides") {
+        return;
+    }
+    let s = Scratch::new("mem");
+    let mut victim = Command::new("sleep")
+        .arg("60")
+        .env("GITHUB_TOKEN", PLANTED)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let vpid = victim.id();
+    let json = s.path("report.json");
+    let mon = Monitor::start(
+        &s.0,
+        &[
+            "--probe-type",
+            "memory_monitor",
+            "--report-json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let mut reader = Command::new("python3")
+        .args(["-c", READER, &vpid.to_string()])
+        .spawn()
+        .unwrap();
+    let rpid = reader.id();
+    assert!(reader.wait().unwrap().success(), "the reader script failed");
+    let events = mon.stop();
+    let _ = victim.kill();
+    let _ = victim.wait();
+
+    let got = from_pid(&events, "memory", rpid);
+    let find = |kind: &str| {
+        got.iter()
+            .find(|e| e["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} event from {rpid}:\n{}", describe(&events)))
+    };
+    for kind in [
+        "proc_maps",
+        "proc_environ",
+        "proc_mem",
+        "process_vm_readv",
+        "ptrace",
+    ] {
+        let e = find(kind);
+        assert_eq!(e["target_pid"], vpid, "{e}");
+        assert_eq!(e["target_comm"], "sleep", "{e}");
+        assert!(e["comm"].as_str().unwrap().starts_with("python3"), "{e}");
+        assert_eq!(e["result"], "ok", "{e}");
+    }
+    assert_eq!(find("ptrace")["request"], "PTRACE_ATTACH");
+    assert_eq!(find("process_vm_readv")["severity"], "critical");
+    let env = find("proc_environ");
+    assert_eq!(
+        env["severity"], "critical",
+        "the victim holds a token: {env}"
+    );
+    assert!(
+        env["target_secret_env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "GITHUB_TOKEN"),
+        "{env}"
+    );
+
+    // The secret's name is reported, never its value.
+    let all = std::fs::read_to_string(s.path("events.ndjson")).unwrap()
+        + &std::fs::read_to_string(&json).unwrap()
+        + &std::fs::read_to_string(s.path("stderr.txt")).unwrap();
+    assert!(
+        !all.contains(PLANTED),
+        "the planted token's value leaked into an output"
+    );
+}
