@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# make bench: overhead and capacity of bee-trace, measured in one run against
+# a baseline taken side by side (monitor off, monitor on, alternating).
+#  1. open+close of a non-sensitive file: median ns/op with the monitor on,
+#     divided by the median with it off (goal <= 1.10).
+#  2. sensitive-file events: bursts of opens of a planted key, as fast as one
+#     process can open; the highest rate at which every event arrived with
+#     zero loss.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=target/release/bee-trace
+[ "$(id -u)" -eq 0 ] || { echo "make bench needs root" >&2; exit 1; }
+work=$(mktemp -d /tmp/bee-trace-bench.XXXXXX)
+trap 'rm -rf "$work"; [ -n "${mon:-}" ] && kill "$mon" 2>/dev/null; true' EXIT
+cc -O2 -o "$work/openloop" scripts/bench/openloop.c
+echo plain > "$work/plain.txt"
+mkdir -p "$work/home/.ssh" && echo planted > "$work/home/.ssh/id_bench"
+
+ROUNDS=${ROUNDS:-7}
+N=${N:-200000}
+
+start_mon() {
+  rm -f "$work/ready"
+  "$BIN" --probe-type "${2:-all}" --format json --output /dev/null --ready-file "$work/ready" \
+    --report-json "$1" 2>"$work/mon.err" &
+  mon=$!
+  for _ in $(seq 600); do [ -e "$work/ready" ] && return 0; sleep 0.05; done
+  echo "bee-trace did not become ready: $(cat "$work/mon.err")" >&2; exit 1
+}
+stop_mon() { kill -TERM "$mon"; wait "$mon"; mon=; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+off=(); on=()
+for r in $(seq "$ROUNDS"); do
+  off+=("$("$work/openloop" "$work/plain.txt" "$N")")
+  start_mon "$work/r.json"
+  on+=("$("$work/openloop" "$work/plain.txt" "$N")")
+  stop_mon
+done
+moff=$(printf '%s\n' "${off[@]}" | median)
+mon_=$(printf '%s\n' "${on[@]}" | median)
+echo "open+close of a non-sensitive file ($ROUNDS rounds x $N, alternating):"
+echo "  monitor off: median ${moff} ns/op  [${off[*]}]"
+echo "  monitor on:  median ${mon_} ns/op  [${on[*]}]"
+awk -v a="$mon_" -v b="$moff" 'BEGIN {printf "  ratio on/off: %.3f (goal <= 1.10)\n", a/b}'
+
+echo "sensitive-file events, bursts from one process (file_monitor):"
+best=0
+for burst in 10000 50000 200000; do
+  start_mon "$work/burst.json" file_monitor
+  t0=$(date +%s%N)
+  "$work/openloop" "$work/home/.ssh/id_bench" "$burst" >/dev/null
+  t1=$(date +%s%N)
+  stop_mon
+  got=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sum(r['counts'].get('file',{}).values()), r['lost']['kernel'].get('file',0)+r['lost']['channel']+r['lost']['undecodable'])" "$work/burst.json")
+  read -r count lost <<< "$got"
+  rate=$(( burst * 1000000000 / (t1 - t0) ))
+  echo "  burst $burst: $count received, $lost lost, at $rate events/s"
+  if [ "$lost" -eq 0 ] && [ "$count" -eq "$burst" ] && [ "$rate" -gt "$best" ]; then best=$rate; fi
+done
+echo "  highest rate with zero loss: $best events/s"
