@@ -27,7 +27,7 @@ aarch64:
 	@scripts/install-deps.sh --aarch64
 	rustup target add aarch64-unknown-linux-gnu
 	$(CARGO) build --release --locked --target aarch64-unknown-linux-gnu
-	qemu-aarch64-static target/aarch64-unknown-linux-gnu/release/bee-trace --help >/dev/null
+	qemu-aarch64-static -L /usr/aarch64-linux-gnu target/aarch64-unknown-linux-gnu/release/bee-trace --help >/dev/null
 	@echo "built target/aarch64-unknown-linux-gnu/release/bee-trace"
 
 check-kernel: build
