@@ -18,6 +18,8 @@
 #define BT_PATH_BUF (BT_PATH_MASK + 1 + BT_NAME_MAX)
 #define BT_ARGV_BUF 1024
 #define BT_KEY_LEN 64
+/* Distinct prefix (suffix) lengths the kernel filter tries. */
+#define BT_AFFIX_LENS 8
 
 /* The walk stopped before the root: the path lacks its leading components. */
 #define BT_PATH_TRUNCATED 1
@@ -136,14 +138,28 @@ struct bt_inode_key {
 	__u64 ino;
 };
 
-/* Single entry of the file_cfg array map. Bit n of a mask is set when some
- * prefix (suffix) of length n is in its map. */
+/* Single entry of the file_cfg array map: cheap facts that let the kernel
+ * reject an ordinary file before any hash lookup. Bit n of a *_lens mask is
+ * set when some key of that length is in the map; bit c of a 256-bit byte set
+ * when some key starts (prefix_first) or ends (name_last, parent_last,
+ * suffix_last) with byte c. prefix_len and suffix_len list the distinct
+ * affix lengths, ended by 0. */
 struct bt_file_cfg {
-	__u32 prefix_lens;
-	__u32 suffix_lens;
 	__u32 match_all; /* a pattern no cheap fact can pre-filter: resolve every open */
 	__u32 _pad;
+	__u64 name_lens;
+	__u64 parent_lens;
+	__u64 name_last[4];
+	__u64 parent_last[4];
+	__u64 prefix_first[4];
+	__u64 suffix_last[4];
+	__u8 prefix_len[BT_AFFIX_LENS];
+	__u8 suffix_len[BT_AFFIX_LENS];
 };
+
+/* inode_hint has this many one-byte slots, indexed by inode number modulo the
+ * count: a zero slot proves the inode is not in inode_filter. */
+#define BT_INODE_HINTS 4096
 
 #define BT_AFFIX_MAX 27
 
@@ -155,6 +171,6 @@ _Static_assert(sizeof(struct bt_file_event) == 4448, "bt_file_event layout");
 _Static_assert(sizeof(struct bt_net_event) == 88, "bt_net_event layout");
 _Static_assert(sizeof(struct bt_mem_event) == 104, "bt_mem_event layout");
 _Static_assert(sizeof(struct bt_affix_key) == 32, "bt_affix_key layout");
-_Static_assert(sizeof(struct bt_file_cfg) == 16, "bt_file_cfg layout");
+_Static_assert(sizeof(struct bt_file_cfg) == 168, "bt_file_cfg layout");
 
 #endif

@@ -110,98 +110,148 @@ static __always_inline void count_lost(void *map)
 		(*n)++;
 }
 
-/* Is the name at kptr (len bytes, kernel memory) a key of map? */
-static __always_inline bool name_in(void *map, const void *kptr, __u32 len)
-{
-	struct bt_name_key k;
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BT_INODE_HINTS);
+	__type(key, __u32);
+	__type(value, __u8);
+} inode_hint SEC(".maps");
 
+static __always_inline bool byte_in(const __u64 *set, __u8 c)
+{
+	return (set[(c >> 6) & 3] >> (c & 63)) & 1;
+}
+
+/* Copies the name at kptr (len bytes, kernel memory) into a zeroed map key;
+ * false when it does not fit one. */
+static __always_inline bool load_name(struct bt_name_key *k, const void *kptr, __u32 len)
+{
+	__builtin_memset(k, 0, sizeof(*k));
 	if (len == 0 || len >= BT_KEY_LEN)
 		return false;
 	barrier_var(len);
 	len &= BT_KEY_LEN - 1;
-	__builtin_memset(&k, 0, sizeof(k));
-	if (bpf_probe_read_kernel(&k.name, len, kptr))
-		return false;
-	return bpf_map_lookup_elem(map, &k) != NULL;
+	return bpf_probe_read_kernel(k->name, len, kptr) == 0;
 }
 
-struct affix_walk {
-	const void *kptr;
-	__u64 len;
-	__u32 prefix_lens;
-	__u32 suffix_lens;
-	bool hit;
-};
-
-/* Tries the prefix and suffix of one length; run by bpf_loop. */
-static long affix_step(__u64 i, void *ctx)
+/* Is some watched prefix or suffix part of the name at kptr (len bytes)?
+ * Only the distinct affix lengths the policy has are tried, and only when
+ * the name's first (last) byte starts (ends) some prefix (suffix). */
+static __always_inline bool affix_in(const struct bt_file_cfg *cfg, const void *kptr, __u64 len,
+				     __u8 first, __u8 last)
 {
-	struct affix_walk *w = ctx;
-	__u64 l = i + 1;
 	struct bt_affix_key k;
+	int i;
 
-	if (l > w->len)
-		return 1;
-	barrier_var(l); /* keep the bound below where the verifier can see it */
-	if (l > BT_AFFIX_MAX)
-		return 1;
-	if (w->prefix_lens & (1u << l)) {
-		__builtin_memset(&k, 0, sizeof(k));
-		k.len = l;
-		if (!bpf_probe_read_kernel(&k.s, l, w->kptr) &&
-		    bpf_map_lookup_elem(&prefix_filter, &k)) {
-			w->hit = true;
-			return 1;
+	if (byte_in(cfg->prefix_first, first)) {
+#pragma unroll
+		for (i = 0; i < BT_AFFIX_LENS; i++) {
+			__u64 l = cfg->prefix_len[i];
+
+			if (l == 0)
+				break;
+			if (l > len)
+				continue;
+			barrier_var(l);
+			if (l > BT_AFFIX_MAX)
+				continue;
+			__builtin_memset(&k, 0, sizeof(k));
+			k.len = l;
+			if (!bpf_probe_read_kernel(k.s, l, kptr) &&
+			    bpf_map_lookup_elem(&prefix_filter, &k))
+				return true;
 		}
 	}
-	if (w->suffix_lens & (1u << l)) {
-		__builtin_memset(&k, 0, sizeof(k));
-		k.len = l;
-		if (!bpf_probe_read_kernel(&k.s, l, w->kptr + w->len - l) &&
-		    bpf_map_lookup_elem(&suffix_filter, &k)) {
-			w->hit = true;
-			return 1;
+	if (byte_in(cfg->suffix_last, last)) {
+#pragma unroll
+		for (i = 0; i < BT_AFFIX_LENS; i++) {
+			__u64 l = cfg->suffix_len[i];
+
+			if (l == 0)
+				break;
+			if (l > len)
+				continue;
+			barrier_var(l);
+			if (l > BT_AFFIX_MAX)
+				continue;
+			__builtin_memset(&k, 0, sizeof(k));
+			k.len = l;
+			if (!bpf_probe_read_kernel(k.s, l, kptr + len - l) &&
+			    bpf_map_lookup_elem(&suffix_filter, &k))
+				return true;
 		}
 	}
-	return 0;
+	return false;
 }
 
-static __always_inline bool affix_match(const struct bt_file_cfg *cfg, const void *kptr, __u32 len)
+/* Is the name (already in k, len bytes) a watched name, prefix or suffix? */
+static __always_inline bool leaf_in(const struct bt_file_cfg *cfg, const struct bt_name_key *k,
+				    const void *kptr, __u32 len)
 {
-	struct affix_walk w = {
-		.kptr = kptr,
-		.len = len,
-		.prefix_lens = cfg->prefix_lens,
-		.suffix_lens = cfg->suffix_lens,
-		.hit = false,
-	};
+	__u8 first = k->name[0];
+	__u8 last = k->name[(len - 1) & (BT_KEY_LEN - 1)];
 
-	if (!(w.prefix_lens | w.suffix_lens) || len == 0)
+	if (len < BT_KEY_LEN && ((cfg->name_lens >> len) & 1) && byte_in(cfg->name_last, last) &&
+	    bpf_map_lookup_elem(&name_filter, k))
+		return true;
+	return affix_in(cfg, kptr, len, first, last);
+}
+
+/* Is the directory name at kptr (len bytes) a watched parent? */
+static __always_inline bool parent_in(const struct bt_file_cfg *cfg, struct bt_name_key *k,
+				      const void *kptr, __u32 len)
+{
+	if (len >= BT_KEY_LEN || !((cfg->parent_lens >> len) & 1))
 		return false;
-	bpf_loop(BT_AFFIX_MAX, affix_step, &w, 0);
-	return w.hit;
+	if (!load_name(k, kptr, len))
+		return false;
+	if (!byte_in(cfg->parent_last, k->name[(len - 1) & (BT_KEY_LEN - 1)]))
+		return false;
+	return bpf_map_lookup_elem(&parent_filter, k) != NULL;
 }
 
-/* Cheap verdict for an opened file: could its path match the policy? */
+/* Cheap verdict for an opened file whose dentry is d and name q: could its
+ * path match the policy? */
 static __always_inline bool file_candidate(const struct bt_file_cfg *cfg, struct dentry *d,
-					   __u64 dev, __u64 ino)
+					   const struct qstr *q, struct inode *inode)
 {
-	struct bt_inode_key ik = { .dev = dev, .ino = ino };
-	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-	__u32 len = BPF_CORE_READ(d, d_name.len);
+	struct bt_name_key k;
 	struct dentry *parent;
+	__u32 len = q->len;
+	__u64 ino;
+	__u8 *hint;
 
 	if (cfg->match_all)
 		return true;
-	if (name_in(&name_filter, name, len))
-		return true;
-	parent = BPF_CORE_READ(d, d_parent);
-	if (parent != d && name_in(&parent_filter, BPF_CORE_READ(parent, d_name.name),
-				   BPF_CORE_READ(parent, d_name.len)))
-		return true;
-	if (bpf_map_lookup_elem(&inode_filter, &ik))
-		return true;
-	return affix_match(cfg, name, len);
+	if (len < BT_KEY_LEN) {
+		if (load_name(&k, q->name, len) && leaf_in(cfg, &k, q->name, len))
+			return true;
+	} else {
+		/* Too long to be a watched name; still try the affixes. */
+		__u8 fl[2] = {};
+
+		bpf_probe_read_kernel(&fl[0], 1, q->name);
+		bpf_probe_read_kernel(&fl[1], 1, q->name + len - 1);
+		if (affix_in(cfg, q->name, len, fl[0], fl[1]))
+			return true;
+	}
+	if (cfg->parent_lens) {
+		struct qstr pq;
+
+		parent = BPF_CORE_READ(d, d_parent);
+		if (parent != d && !BPF_CORE_READ_INTO(&pq, parent, d_name) &&
+		    parent_in(cfg, &k, pq.name, pq.len))
+			return true;
+	}
+	ino = BPF_CORE_READ(inode, i_ino);
+	__u32 slot = ino & (BT_INODE_HINTS - 1);
+	hint = bpf_map_lookup_elem(&inode_hint, &slot);
+	if (hint && *hint) {
+		struct bt_inode_key ik = { .dev = BPF_CORE_READ(inode, i_sb, s_dev), .ino = ino };
+
+		return bpf_map_lookup_elem(&inode_filter, &ik) != NULL;
+	}
+	return false;
 }
 
 /* Reads the open flags the caller passed. */
@@ -218,14 +268,14 @@ static __always_inline __u32 open_flags(struct pt_regs *regs, int sys)
 	return flags;
 }
 
-static __always_inline bool proc_name_kind(struct dentry *d, __u32 *kind)
+static __always_inline bool proc_name_kind(const struct qstr *q, __u32 *kind)
 {
-	__u32 len = BPF_CORE_READ(d, d_name.len);
+	__u32 len = q->len;
 	char n[8] = {};
 
 	if (len != 3 && len != 4 && len != 7)
 		return false;
-	bpf_probe_read_kernel(n, len & 7, BPF_CORE_READ(d, d_name.name));
+	bpf_probe_read_kernel(n, len & 7, q->name);
 	if (len == 3 && n[0] == 'm' && n[1] == 'e' && n[2] == 'm')
 		*kind = BT_MEM_PROC_MEM;
 	else if (len == 4 && n[0] == 'm' && n[1] == 'a' && n[2] == 'p' && n[3] == 's')
@@ -239,17 +289,14 @@ static __always_inline bool proc_name_kind(struct dentry *d, __u32 *kind)
 }
 
 /* An opened /proc/<pid>/{mem,environ,maps} of another process. */
-static __always_inline void on_proc_open(struct file *f, struct dentry *d, struct inode *inode,
-					 long ret, __u32 flags)
+static __always_inline void on_proc_open(struct file *f, __u32 kind, struct inode *inode, long ret,
+					 __u32 flags)
 {
 	struct proc_inode *pi;
 	struct task_struct *target;
 	struct hlist_node *first;
 	struct bt_mem_event *e;
-	__u32 kind;
 
-	if (!proc_name_kind(d, &kind))
-		return;
 	pi = (struct proc_inode *)((void *)inode - bpf_core_field_offset(struct proc_inode, vfs_inode));
 	first = BPF_CORE_READ(pi, pid, tasks[PIDTYPE_PID].first);
 	if (!first)
@@ -276,8 +323,8 @@ static __always_inline void on_proc_open(struct file *f, struct dentry *d, struc
 	bpf_ringbuf_submit(e, 0);
 }
 
-static __always_inline void emit_resolved(struct file *f, struct dentry *d, long ret, __u32 flags,
-					  __u64 dev, __u64 ino, int sys)
+static __always_inline void emit_resolved(struct file *f, struct dentry *d, struct inode *inode,
+					  long ret, __u32 flags, int sys)
 {
 	struct bt_path_scratch *s;
 	struct bt_file_event *e;
@@ -292,8 +339,8 @@ static __always_inline void emit_resolved(struct file *f, struct dentry *d, long
 	e->ret = ret;
 	e->flags = flags;
 	e->fmode = BPF_CORE_READ(f, f_mode);
-	e->dev = dev;
-	e->ino = ino;
+	e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	e->ino = BPF_CORE_READ(inode, i_ino);
 	e->layout = BT_PATH_RESOLVED;
 	e->syscall = sys;
 	e->req_len = 0;
@@ -358,6 +405,7 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 	struct req_scratch *s = bpf_map_lookup_elem(&req_buf, &zero);
 	struct bt_path_scratch *ps;
 	struct bt_file_event *e;
+	struct bt_name_key k;
 	bool hit = cfg->match_all;
 	long n;
 	int len, slash, pslash;
@@ -374,19 +422,29 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 	if (!hit) {
 		__u32 start = (slash + 1) & (BT_REQ_MAX - 1);
 		__u32 nlen = (__u32)(len - start) & (BT_REQ_MAX - 1);
-		hit = name_in(&name_filter, s->b + start, nlen) || affix_match(cfg, s->b + start, nlen);
+
+		if (nlen == 0)
+			return;
+		if (nlen < BT_KEY_LEN) {
+			hit = load_name(&k, s->b + start, nlen) && leaf_in(cfg, &k, s->b + start, nlen);
+		} else {
+			__u8 first = s->b[start];
+			__u8 last = s->b[(start + nlen - 1) & (BT_REQ_MAX - 1)];
+
+			hit = affix_in(cfg, s->b + start, nlen, first, last);
+		}
 	}
 	if (!hit && slash > 0) {
 		pslash = last_slash(slash);
 		if (pslash >= -1) {
 			__u32 pstart = (pslash + 1) & (BT_REQ_MAX - 1);
 			__u32 plen = (__u32)(slash - pstart) & (BT_REQ_MAX - 1);
-			hit = name_in(&parent_filter, s->b + pstart, plen);
+			hit = parent_in(cfg, &k, s->b + pstart, plen);
 		}
 	} else if (!hit && slash == -1 && dfd == BT_AT_FDCWD) {
 		struct dentry *cwd = BPF_CORE_READ(task, fs, pwd.dentry);
-		hit = name_in(&parent_filter, BPF_CORE_READ(cwd, d_name.name),
-			      BPF_CORE_READ(cwd, d_name.len));
+		hit = parent_in(cfg, &k, BPF_CORE_READ(cwd, d_name.name),
+				BPF_CORE_READ(cwd, d_name.len));
 	}
 	if (!hit)
 		return;
@@ -441,45 +499,42 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 
 static __always_inline int on_open_exit(long ret, int sys)
 {
-	struct pt_regs *regs;
 	struct bt_file_cfg *cfg;
 	__u32 zero = 0;
 
 	if (bt_is_self())
 		return 0;
-	regs = bt_syscall_regs();
 	if (ret >= 0) {
 		struct file *f = bt_fd_file(ret);
 		struct dentry *d;
 		struct inode *inode;
-		struct super_block *sb;
+		struct qstr q;
+		__u32 kind;
 
 		if (!f)
 			return 0;
 		d = BPF_CORE_READ(f, f_path.dentry);
 		inode = BPF_CORE_READ(f, f_inode);
-		sb = BPF_CORE_READ(inode, i_sb);
-		if (BPF_CORE_READ(sb, s_magic) == BT_PROC_SUPER_MAGIC) {
-			if (watch_proc)
-				on_proc_open(f, d, inode, ret, open_flags(regs, sys));
+		if (BPF_CORE_READ_INTO(&q, d, d_name))
+			return 0;
+		/* Only a name proc uses for memory views costs the superblock check. */
+		if (watch_proc && proc_name_kind(&q, &kind) &&
+		    BPF_CORE_READ(inode, i_sb, s_magic) == BT_PROC_SUPER_MAGIC) {
+			on_proc_open(f, kind, inode, ret, open_flags(bt_syscall_regs(), sys));
 			return 0;
 		}
 		if (!watch_files)
 			return 0;
 		cfg = bpf_map_lookup_elem(&file_cfg, &zero);
-		if (!cfg)
-			return 0;
-		__u64 dev = BPF_CORE_READ(sb, s_dev);
-		__u64 ino = BPF_CORE_READ(inode, i_ino);
-		if (file_candidate(cfg, d, dev, ino))
-			emit_resolved(f, d, ret, open_flags(regs, sys), dev, ino, sys);
+		if (cfg && file_candidate(cfg, d, &q, inode))
+			emit_resolved(f, d, inode, ret, open_flags(bt_syscall_regs(), sys), sys);
 		return 0;
 	}
 	if (!watch_files)
 		return 0;
 	cfg = bpf_map_lookup_elem(&file_cfg, &zero);
 	if (cfg)
-		on_failed_open(cfg, regs, ret, open_flags(regs, sys), sys);
+		on_failed_open(cfg, bt_syscall_regs(), ret, open_flags(bt_syscall_regs(), sys), sys);
 	return 0;
 }
 

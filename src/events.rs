@@ -9,6 +9,10 @@ pub const PATH_BUF: usize = PATH_MASK + 1 + NAME_MAX;
 pub const ARGV_BUF: usize = 1024;
 pub const KEY_LEN: usize = 64;
 pub const AFFIX_MAX: usize = 27;
+/// Distinct prefix (suffix) lengths the kernel filter tries.
+pub const AFFIX_LENS: usize = 8;
+/// Slots of the inode_hint map.
+pub const INODE_HINTS: u64 = 4096;
 
 pub const EV_EXEC: u32 = 1;
 pub const EV_FORK: u32 = 2;
@@ -138,10 +142,16 @@ pub struct InodeKey {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FileCfg {
-    pub prefix_lens: u32,
-    pub suffix_lens: u32,
     pub match_all: u32,
     pub _pad: u32,
+    pub name_lens: u64,
+    pub parent_lens: u64,
+    pub name_last: [u64; 4],
+    pub parent_last: [u64; 4],
+    pub prefix_first: [u64; 4],
+    pub suffix_last: [u64; 4],
+    pub prefix_len: [u8; AFFIX_LENS],
+    pub suffix_len: [u8; AFFIX_LENS],
 }
 
 // SAFETY: all of these are plain integers and byte arrays with explicit
@@ -162,7 +172,7 @@ const _: () = assert!(size_of::<FileEvent>() == 4448);
 const _: () = assert!(size_of::<NetEvent>() == 88);
 const _: () = assert!(size_of::<MemEvent>() == 104);
 const _: () = assert!(size_of::<AffixKey>() == 32);
-const _: () = assert!(size_of::<FileCfg>() == 16);
+const _: () = assert!(size_of::<FileCfg>() == 168);
 
 /// Byte view of a plain map key or value, for map updates.
 pub fn as_bytes<T: Copy>(v: &T) -> &[u8] {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::events::{AFFIX_MAX, KEY_LEN};
+use crate::events::{AFFIX_LENS, AFFIX_MAX, KEY_LEN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -664,6 +664,13 @@ impl Policy {
     /// name, its parent's name, a prefix or a suffix in these sets.
     pub fn kernel_filter(&self) -> KernelFilter {
         let mut k = KernelFilter::default();
+        // The kernel tries at most AFFIX_LENS distinct prefix (suffix)
+        // lengths; a pattern needing another one falls through to a weaker
+        // fact, or to match_all.
+        let room = |set: &BTreeSet<String>, s: &str| {
+            let lens: BTreeSet<usize> = set.iter().map(|x| x.len()).collect();
+            lens.contains(&s.len()) || lens.len() < AFFIX_LENS
+        };
         for r in &self.file_rules {
             let comps: Vec<&str> = r.pattern.split('/').filter(|c| !c.is_empty()).collect();
             let last = comps.last().copied().unwrap_or("");
@@ -673,16 +680,17 @@ impl Policy {
                 ""
             };
             let fits = |s: &str| !s.is_empty() && s.len() < KEY_LEN;
+            let affix = |s: &str| is_literal(s) && !s.is_empty() && s.len() <= AFFIX_MAX;
             if is_literal(last) && fits(last) {
                 k.names.insert(last.into());
             } else if let Some(prefix) = last
                 .strip_suffix('*')
-                .filter(|p| is_literal(p) && !p.is_empty() && p.len() <= AFFIX_MAX)
+                .filter(|p| affix(p) && room(&k.prefixes, p))
             {
                 k.prefixes.insert(prefix.into());
             } else if let Some(suffix) = last
                 .strip_prefix('*')
-                .filter(|s| is_literal(s) && !s.is_empty() && s.len() <= AFFIX_MAX)
+                .filter(|s| affix(s) && room(&k.suffixes, s))
             {
                 k.suffixes.insert(suffix.into());
             } else if is_literal(parent) && parent != "**" && fits(parent) {
@@ -819,6 +827,21 @@ mod tests {
             !k.parents.contains(".ssh"),
             "the id_ prefix is the more selective fact"
         );
+    }
+
+    #[test]
+    fn kernel_filter_tries_at_most_affix_lens_distinct_lengths() {
+        let mut yaml = String::from("files:\n  watch_read:\n");
+        for n in 1..=10 {
+            yaml.push_str(&format!("    - \"/srv/{}*\"\n", "p".repeat(n)));
+        }
+        let pol = Policy::from_yaml(&yaml, Path::new("t.yml")).unwrap();
+        let k = pol.kernel_filter();
+        let lens: BTreeSet<usize> = k.prefixes.iter().map(|p| p.len()).collect();
+        assert!(lens.len() <= AFFIX_LENS, "{lens:?}");
+        // The two that did not fit fall back to their parent, "srv".
+        assert!(k.parents.contains("srv"));
+        assert!(k.match_all.is_empty());
     }
 
     #[test]

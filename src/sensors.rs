@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
 
-use crate::events::{as_bytes, AffixKey, FileCfg, InodeKey, NameKey, KEY_LEN};
+use crate::events::{
+    as_bytes, AffixKey, FileCfg, InodeKey, NameKey, AFFIX_LENS, INODE_HINTS, KEY_LEN,
+};
 use crate::policy::KernelFilter;
 
 mod file_skel {
@@ -407,11 +409,7 @@ impl Sensors {
     /// policy), so a later hardlink to it is caught under any name.
     pub fn watch_inode(&self, key: InodeKey) {
         if let Some(s) = &self.file {
-            if let Err(e) =
-                s.maps
-                    .inode_filter
-                    .update(as_bytes(&key), &1u32.to_ne_bytes(), MapFlags::ANY)
-            {
+            if let Err(e) = add_inode(s, &key) {
                 log::debug!("inode filter full or refused: {e}");
             }
         }
@@ -449,10 +447,6 @@ fn fill_file_filter(
     inodes: &[InodeKey],
 ) -> libbpf_rs::Result<()> {
     let one = 1u32.to_ne_bytes();
-    let mut cfg = FileCfg {
-        match_all: u32::from(!f.match_all.is_empty()),
-        ..Default::default()
-    };
     for n in &f.names {
         skel.maps
             .name_filter
@@ -467,22 +461,68 @@ fn fill_file_filter(
         skel.maps
             .prefix_filter
             .update(as_bytes(&affix_key(p)), &one, MapFlags::ANY)?;
-        cfg.prefix_lens |= 1 << p.len();
     }
     for p in &f.suffixes {
         skel.maps
             .suffix_filter
             .update(as_bytes(&affix_key(p)), &one, MapFlags::ANY)?;
-        cfg.suffix_lens |= 1 << p.len();
     }
     for k in inodes {
-        skel.maps
-            .inode_filter
-            .update(as_bytes(k), &one, MapFlags::ANY)?;
+        add_inode(skel, k)?;
     }
     skel.maps
         .file_cfg
-        .update(&0u32.to_ne_bytes(), as_bytes(&cfg), MapFlags::ANY)
+        .update(&0u32.to_ne_bytes(), as_bytes(&file_cfg(f)), MapFlags::ANY)
+}
+
+/// Adds an inode to the hardlink check: its hint slot first, so the kernel
+/// never skips a key that is already in the map.
+fn add_inode(skel: &FileSkel<'static>, k: &InodeKey) -> libbpf_rs::Result<()> {
+    let slot = (k.ino % INODE_HINTS) as u32;
+    skel.maps
+        .inode_hint
+        .update(&slot.to_ne_bytes(), &[1u8], MapFlags::ANY)?;
+    skel.maps
+        .inode_filter
+        .update(as_bytes(k), &1u32.to_ne_bytes(), MapFlags::ANY)
+}
+
+fn set_byte(set: &mut [u64; 4], c: u8) {
+    set[usize::from(c >> 6)] |= 1 << (c & 63);
+}
+
+/// The cheap facts the kernel checks before any hash lookup.
+fn file_cfg(f: &KernelFilter) -> FileCfg {
+    let mut cfg = FileCfg {
+        match_all: u32::from(!f.match_all.is_empty()),
+        ..Default::default()
+    };
+    for n in &f.names {
+        cfg.name_lens |= 1 << n.len();
+        set_byte(&mut cfg.name_last, *n.as_bytes().last().unwrap_or(&0));
+    }
+    for n in &f.parents {
+        cfg.parent_lens |= 1 << n.len();
+        set_byte(&mut cfg.parent_last, *n.as_bytes().last().unwrap_or(&0));
+    }
+    let mut lens = std::collections::BTreeSet::new();
+    for p in &f.prefixes {
+        set_byte(&mut cfg.prefix_first, p.as_bytes()[0]);
+        lens.insert(p.len() as u8);
+    }
+    for (slot, l) in cfg.prefix_len.iter_mut().zip(&lens) {
+        *slot = *l;
+    }
+    lens.clear();
+    for p in &f.suffixes {
+        set_byte(&mut cfg.suffix_last, *p.as_bytes().last().unwrap_or(&0));
+        lens.insert(p.len() as u8);
+    }
+    for (slot, l) in cfg.suffix_len.iter_mut().zip(&lens) {
+        *slot = *l;
+    }
+    debug_assert!(lens.len() <= AFFIX_LENS);
+    cfg
 }
 
 /// The kernel's dev_t for a userspace st_dev (major << 20 | minor).
@@ -532,4 +572,35 @@ pub fn require_all(s: &Sensors) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bit(set: &[u64; 4], c: u8) -> bool {
+        set[usize::from(c >> 6)] >> (c & 63) & 1 == 1
+    }
+
+    #[test]
+    fn file_cfg_records_the_cheap_facts_of_every_key() {
+        let mut f = KernelFilter::default();
+        f.names.insert("credentials".into());
+        f.parents.insert("sudoers.d".into());
+        f.prefixes.insert("id_".into());
+        f.prefixes.insert(".env.".into());
+        f.suffixes.insert(".pem".into());
+        let c = file_cfg(&f);
+        assert_eq!(c.match_all, 0);
+        assert_eq!(c.name_lens, 1 << 11);
+        assert!(bit(&c.name_last, b's') && !bit(&c.name_last, b't'));
+        assert_eq!(c.parent_lens, 1 << 9);
+        assert!(bit(&c.parent_last, b'd'));
+        assert!(bit(&c.prefix_first, b'i') && bit(&c.prefix_first, b'.'));
+        assert_eq!(&c.prefix_len[..3], &[3, 5, 0]);
+        assert!(bit(&c.suffix_last, b'm'));
+        assert_eq!(&c.suffix_len[..2], &[4, 0]);
+        f.match_all.push("**/a*b".into());
+        assert_eq!(file_cfg(&f).match_all, 1);
+    }
 }
