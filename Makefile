@@ -3,7 +3,7 @@
 CARGO ?= cargo
 BIN := target/release/bee-trace
 
-.PHONY: all build deps test unit integration lint bench aarch64 check-kernel clean
+.PHONY: all build deps test unit integration lint bench aarch64 check-kernel qemu-kernels clean
 
 all: build
 
@@ -32,6 +32,11 @@ aarch64:
 
 check-kernel: build
 	scripts/check-kernel.sh
+
+# Boots Debian's 6.1 and 6.12 kernels (amd64, arm64) under QEMU and runs
+# bee-trace check plus a short detection run in each (about 2 minutes).
+qemu-kernels:
+	scripts/qemu-kernels.sh
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# make qemu-kernels: boots Debian's own kernels under QEMU (software
+# emulation) with an initramfs holding bee-trace, and runs in each guest:
+#   1. `bee-trace check` (every probe loaded and attached for real);
+#   2. a monitor run in which a planted SSH key is read, a /proc/<pid>/environ
+#      of another process is read, and an exec happens; the NDJSON output must
+#      carry all three.
+# Kernels: Debian 12's 6.1 and 6.12 (backports), amd64 and arm64; pass
+# KERNELS="amd64:linux-image-6.1.0-56-amd64 ..." to pick others.
+# Needs root only for apt-get; installs qemu-system-x86/arm, busybox-static
+# and the arm64 cross build when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KERNELS=${KERNELS:-"amd64:linux-image-6.1.0-56-amd64 amd64:linux-image-6.12.117+deb12-amd64 arm64:linux-image-6.1.0-56-arm64 arm64:linux-image-6.12.117+deb12-arm64"}
+CACHE=${QEMU_CACHE:-/var/cache/bee-trace-qemu}
+mkdir -p "$CACHE"
+work=$(mktemp -d /tmp/bee-trace-qemu.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+need() { command -v "$1" >/dev/null 2>&1; }
+install_pkgs() {
+  [ "$(id -u)" -eq 0 ] || { echo "install $* (or run as root)" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null
+}
+need qemu-system-x86_64 || install_pkgs qemu-system-x86
+need qemu-system-aarch64 || install_pkgs qemu-system-arm
+need cpio || install_pkgs cpio
+
+# busybox for the guest's architecture, from Debian's busybox-static.
+busybox_for() {
+  local arch=$1 out="$CACHE/busybox-$1"
+  if [ ! -x "$out" ]; then
+    (cd "$work" && apt-get download "busybox-static:$arch" >/dev/null 2>&1)
+    dpkg-deb -x "$work"/busybox-static_*_"$arch".deb "$work/bb-$arch"
+    cp "$work/bb-$arch/bin/busybox" "$out"
+    rm -f "$work"/busybox-static_*_"$arch".deb
+  fi
+  echo "$out"
+}
+
+kernel_for() {
+  local pkg=$1 out="$CACHE/$1.vmlinuz"
+  if [ ! -s "$out" ]; then
+    (cd "$work" && apt-get download "$pkg" >/dev/null 2>&1)
+    dpkg-deb -x "$work/${pkg}"_*.deb "$work/k-$pkg"
+    cp "$work/k-$pkg"/boot/vmlinuz-* "$out"
+    rm -rf "$work/${pkg}"_*.deb "$work/k-$pkg"
+  fi
+  echo "$out"
+}
+
+binary_for() {
+  case $1 in
+    amd64) make -s build >/dev/null; echo target/release/bee-trace ;;
+    arm64) make -s aarch64 >/dev/null; echo target/aarch64-unknown-linux-gnu/release/bee-trace ;;
+  esac
+}
+
+# The guest's /init: everything it prints goes to the serial console, and the
+# last line says PASS or FAIL.
+write_init() {
+  cat > "$1" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+mkdir -p /tmp /root/.ssh; mount -t tmpfs tmp /tmp
+echo "GUEST kernel $(uname -r) $(uname -m)"
+fail() { echo "GUEST-RESULT FAIL: $*"; poweroff -f; }
+# tracefs is left unmounted on purpose: bee-trace must mount it itself.
+/bee-trace check || fail "bee-trace check"
+echo planted-not-a-key > /root/.ssh/id_guest
+SECRET_TOKEN=x sleep 30 & victim=$!
+/bee-trace --format json --output /tmp/out.json --ready-file /tmp/ready --duration 8 2>/tmp/err &
+mon=$!
+i=0; while [ ! -e /tmp/ready ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+[ -e /tmp/ready ] || { cat /tmp/err; fail "monitor not ready"; }
+cat /root/.ssh/id_guest >/dev/null
+cat /proc/$victim/environ >/dev/null
+/bin/true
+wait $mon || { cat /tmp/err; fail "monitor exit status"; }
+cat /tmp/err
+grep -q '"path":"/root/.ssh/id_guest"' /tmp/out.json || fail "key read not seen"
+grep -q '"kind":"proc_environ"' /tmp/out.json || fail "environ read not seen"
+grep -q "\"target_pid\":$victim" /tmp/out.json || fail "environ target not named"
+grep -q '"kind":"exec"' /tmp/out.json || fail "exec not seen"
+echo "GUEST-RESULT PASS"
+poweroff -f
+EOF
+  chmod +x "$1"
+}
+
+# Copies the binary and the shared libraries it needs into the root.
+add_binary() {
+  local arch=$1 bin=$2 root=$3 sysroot=""
+  cp "$bin" "$root/bee-trace"
+  [ "$arch" = arm64 ] && sysroot=/usr/aarch64-linux-gnu
+  case $arch in
+    amd64) libs="/lib64/ld-linux-x86-64.so.2 /lib/x86_64-linux-gnu/libc.so.6 /lib/x86_64-linux-gnu/libgcc_s.so.1" ;;
+    arm64) libs="$sysroot/lib/ld-linux-aarch64.so.1 $sysroot/lib/libc.so.6 $sysroot/lib/libgcc_s.so.1" ;;
+  esac
+  for l in $libs; do
+    local dest
+    case $arch:$l in
+      amd64:/lib64/*) dest=$root/lib64 ;;
+      amd64:*) dest=$root/lib/x86_64-linux-gnu ;;
+      arm64:*) dest=$root/lib ;;
+    esac
+    mkdir -p "$dest"; cp -L "$l" "$dest/"
+  done
+}
+
+status=0
+for spec in $KERNELS; do
+  arch=${spec%%:*}; pkg=${spec#*:}
+  root="$work/root-$arch-$pkg"; mkdir -p "$root"/{bin,proc,sys,dev}
+  cp "$(busybox_for "$arch")" "$root/bin/busybox"
+  write_init "$root/init"
+  add_binary "$arch" "$(binary_for "$arch")" "$root"
+  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initrd-$arch.gz"
+  kernel=$(kernel_for "$pkg")
+  case $arch in
+    amd64) qemu=(qemu-system-x86_64 -accel tcg -cpu max -m 1024 -append "console=ttyS0 panic=-1 quiet") ;;
+    arm64) qemu=(qemu-system-aarch64 -M virt -accel tcg -cpu max -m 1024 -append "console=ttyAMA0 panic=-1 quiet") ;;
+  esac
+  log="$work/$pkg.log"
+  t0=$(date +%s)
+  timeout 300 "${qemu[@]}" -nographic -no-reboot -kernel "$kernel" -initrd "$work/initrd-$arch.gz" >"$log" 2>&1 || true
+  secs=$(( $(date +%s) - t0 ))
+  if grep -q "GUEST-RESULT PASS" "$log"; then
+    echo "PASS  $pkg ($arch, ${secs}s)"
+  else
+    echo "FAIL  $pkg ($arch, ${secs}s)"; status=1
+  fi
+  grep -aE "GUEST|^attached|^failed|probes attached|error" "$log" | sed 's/^/      /' | tr -d '\r'
+done
+exit $status
