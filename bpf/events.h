@@ -31,6 +31,7 @@
 #define BT_EV_FILE 4
 #define BT_EV_NET 5
 #define BT_EV_MEM 6
+#define BT_EV_EGRESS 7
 
 struct bt_header {
 	__u64 ts_boot_ns; /* bpf_ktime_get_boot_ns() */
@@ -104,6 +105,64 @@ struct bt_net_event {
 	__u8 daddr[16];
 };
 
+/* bt_egress_event.action */
+#define BT_ACT_OBSERVED 0    /* an unconnected UDP send, seen, no rule matched */
+#define BT_ACT_BLOCKED 1     /* refused with EPERM */
+#define BT_ACT_WOULD_BLOCK 2 /* audit mode: a rule matched, let through */
+
+/* bt_egress_event.hook */
+#define BT_HOOK_CONNECT 1
+#define BT_HOOK_SENDMSG 2
+
+/* bt_egress_event.rule for a destination outside the allowlist; other ids
+ * are given out by user space when it fills the maps. */
+#define BT_RULE_NOT_ALLOWED 1
+
+/* What a cgroup sock_addr hook decided about one connect or send. The
+ * header's ppid is 0: these programs cannot read the task; user space fills
+ * it from its process table. */
+struct bt_egress_event {
+	struct bt_header hdr;
+	__u32 rule;
+	__u16 family;
+	__u16 dport; /* host byte order */
+	__u16 sock_type;
+	__u16 protocol;
+	__u8 action;
+	__u8 hook;
+	__u16 _pad;
+	__u8 daddr[16];
+};
+
+/* Egress policy, single entry of the egress_cfg array map. */
+#define BT_MODE_OFF 0
+#define BT_MODE_AUDIT 1
+#define BT_MODE_BLOCK 2
+struct bt_egress_cfg {
+	__u32 mode;
+	__u32 allowlist; /* anything not in allow4/allow6 matches BT_RULE_NOT_ALLOWED */
+};
+
+/* Keys of the LPM tries: prefix length in bits, then the address. */
+struct bt_lpm4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct bt_lpm6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+#define BT_EGRESS_PORTS 7
+/* Value of the LPM tries: the rule, and for allow entries the ports allowed
+ * (nports 0: any port). */
+struct bt_egress_val {
+	__u32 rule;
+	__u16 nports;
+	__u16 ports[BT_EGRESS_PORTS];
+};
+
 /* bt_mem_event.kind */
 #define BT_MEM_PTRACE 1
 #define BT_MEM_VM_READV 2
@@ -170,6 +229,11 @@ _Static_assert(sizeof(struct bt_exit_event) == 64, "bt_exit_event layout");
 _Static_assert(sizeof(struct bt_file_event) == 4448, "bt_file_event layout");
 _Static_assert(sizeof(struct bt_net_event) == 88, "bt_net_event layout");
 _Static_assert(sizeof(struct bt_mem_event) == 104, "bt_mem_event layout");
+_Static_assert(sizeof(struct bt_egress_event) == 88, "bt_egress_event layout");
+_Static_assert(sizeof(struct bt_egress_cfg) == 8, "bt_egress_cfg layout");
+_Static_assert(sizeof(struct bt_lpm4_key) == 8, "bt_lpm4_key layout");
+_Static_assert(sizeof(struct bt_lpm6_key) == 20, "bt_lpm6_key layout");
+_Static_assert(sizeof(struct bt_egress_val) == 20, "bt_egress_val layout");
 _Static_assert(sizeof(struct bt_affix_key) == 32, "bt_affix_key layout");
 _Static_assert(sizeof(struct bt_file_cfg) == 168, "bt_file_cfg layout");
 

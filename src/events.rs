@@ -20,6 +20,7 @@ pub const EV_EXIT: u32 = 3;
 pub const EV_FILE: u32 = 4;
 pub const EV_NET: u32 = 5;
 pub const EV_MEM: u32 = 6;
+pub const EV_EGRESS: u32 = 7;
 
 pub const PATH_TRUNCATED: u32 = 1;
 pub const PATH_RESOLVED: u8 = 0;
@@ -119,6 +120,63 @@ pub struct MemEvent {
     pub target_comm: [u8; COMM_LEN],
 }
 
+/// bt_egress_event.action
+pub const ACT_OBSERVED: u8 = 0;
+pub const ACT_BLOCKED: u8 = 1;
+pub const ACT_WOULD_BLOCK: u8 = 2;
+/// bt_egress_event.hook
+pub const HOOK_CONNECT: u8 = 1;
+/// bt_egress_event.rule for a destination outside the allowlist.
+pub const RULE_NOT_ALLOWED: u32 = 1;
+pub const MODE_OFF: u32 = 0;
+pub const MODE_AUDIT: u32 = 1;
+pub const MODE_BLOCK: u32 = 2;
+pub const EGRESS_PORTS: usize = 7;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EgressEvent {
+    pub hdr: Header,
+    pub rule: u32,
+    pub family: u16,
+    pub dport: u16,
+    pub sock_type: u16,
+    pub protocol: u16,
+    pub action: u8,
+    pub hook: u8,
+    pub _pad: u16,
+    pub daddr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EgressCfg {
+    pub mode: u32,
+    pub allowlist: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Lpm4Key {
+    pub prefixlen: u32,
+    pub addr: [u8; 4],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Lpm6Key {
+    pub prefixlen: u32,
+    pub addr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EgressVal {
+    pub rule: u32,
+    pub nports: u16,
+    pub ports: [u16; EGRESS_PORTS],
+}
+
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct NameKey {
@@ -160,6 +218,7 @@ unsafe impl plain::Plain for Header {}
 unsafe impl plain::Plain for ExecEvent {}
 unsafe impl plain::Plain for ForkEvent {}
 unsafe impl plain::Plain for ExitEvent {}
+unsafe impl plain::Plain for EgressEvent {}
 unsafe impl plain::Plain for FileEvent {}
 unsafe impl plain::Plain for NetEvent {}
 unsafe impl plain::Plain for MemEvent {}
@@ -171,6 +230,11 @@ const _: () = assert!(size_of::<ExitEvent>() == 64);
 const _: () = assert!(size_of::<FileEvent>() == 4448);
 const _: () = assert!(size_of::<NetEvent>() == 88);
 const _: () = assert!(size_of::<MemEvent>() == 104);
+const _: () = assert!(size_of::<EgressEvent>() == 88);
+const _: () = assert!(size_of::<EgressCfg>() == 8);
+const _: () = assert!(size_of::<Lpm4Key>() == 8);
+const _: () = assert!(size_of::<Lpm6Key>() == 20);
+const _: () = assert!(size_of::<EgressVal>() == 20);
 const _: () = assert!(size_of::<AffixKey>() == 32);
 const _: () = assert!(size_of::<FileCfg>() == 168);
 
@@ -190,6 +254,7 @@ pub enum Raw {
     File(Box<FileEvent>),
     Net(NetEvent),
     Mem(MemEvent),
+    Egress(EgressEvent),
 }
 
 impl Raw {
@@ -201,6 +266,7 @@ impl Raw {
             Raw::File(e) => &e.hdr,
             Raw::Net(e) => &e.hdr,
             Raw::Mem(e) => &e.hdr,
+            Raw::Egress(e) => &e.hdr,
         }
     }
 }
@@ -249,6 +315,7 @@ pub fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
         EV_FILE => Raw::File(Box::new(copy_from(data, hdr.kind)?)),
         EV_NET => Raw::Net(copy_from(data, hdr.kind)?),
         EV_MEM => Raw::Mem(copy_from(data, hdr.kind)?),
+        EV_EGRESS => Raw::Egress(copy_from(data, hdr.kind)?),
         other => return Err(DecodeError::UnknownType(other)),
     })
 }

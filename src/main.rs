@@ -2,6 +2,7 @@
 //! sensors, run the processing loop, and report.
 
 mod cli;
+mod egress;
 mod events;
 mod output;
 mod pipeline;
@@ -162,6 +163,10 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         })?)),
         None => Box::new(BufWriter::new(std::io::stdout())),
     };
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let plan = egress::Plan::new(&policy, &egress::nameservers(&resolv))
+        .map_err(|m| anyhow::anyhow!("{m}"))
+        .context("the network policy cannot be put into the kernel")?;
     let tracefs = preflight()?;
     install_signal_handlers();
 
@@ -187,6 +192,17 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     let sel = selection(args.probe_type);
     let mut sensors = Sensors::start(sel, &tracefs, &filter, &inodes);
     sensors::require_all(&sensors)?;
+    let mut egress = egress::Egress::new(plan, sensors.egress_maps());
+    egress
+        .install()
+        .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
+        .context("cannot fill the egress maps")?;
+    if let Some(root) = &sensors.cgroup_root {
+        log::info!(
+            "egress programs attached at the cgroup v2 root {}",
+            root.display()
+        );
+    }
 
     let (tx, rx) = crossbeam_channel::bounded(policy.event_buffer_size);
     let counters = Arc::new(Counters::default());
@@ -213,11 +229,12 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         table,
         args.probe_type == ProbeType::All,
         args.command.clone(),
+        egress,
     );
     for (key, path) in &seeds {
         pipeline.know_file(*key, &path.to_string_lossy());
     }
-    pipeline.resolve_blocked_domains();
+    pipeline.resolve_rule_domains(stop_workers.clone());
     let mut reorder = pipeline::Reorder::new(REORDER_DELAY_NS);
     let deadline = args.duration.map(|d| started_at + Duration::from_secs(d));
     let mut sink = Sink {
@@ -246,6 +263,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
                 break;
             }
         }
+        pipeline.take_resolved();
         let now = sys::boot_now_ns();
         while let Some(raw) = reorder.pop_ready(if reorder.len() >= REORDER_MAX {
             None

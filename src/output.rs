@@ -51,6 +51,9 @@ pub enum Detail {
         same_inode_as: Option<String>,
     },
     Network {
+        /// `connect`, or `sendmsg` for a UDP datagram sent to an address
+        /// without connect().
+        op: &'static str,
         protocol: String,
         family: &'static str,
         daddr: String,
@@ -58,6 +61,15 @@ pub enum Detail {
         result: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         policy: Option<String>,
+        /// `blocked` (refused with EPERM) or `would_block` (audit mode).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        action: Option<&'static str>,
+        /// The policy entry behind the action.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+        /// The name the address was learned under (DNS answer or resolution).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dns_name: Option<String>,
     },
     Memory {
         kind: &'static str,
@@ -118,12 +130,15 @@ pub fn human(e: &Event) -> String {
             ..
         } => format!("{access} {path} ({category}, {result})"),
         Detail::Network {
+            op,
             protocol,
             daddr,
             dport,
             result,
-            policy,
             family,
+            action,
+            rule,
+            dns_name,
             ..
         } => {
             let dest = if *family == "ipv6" {
@@ -131,9 +146,15 @@ pub fn human(e: &Event) -> String {
             } else {
                 format!("{daddr}:{dport}")
             };
-            match policy {
-                Some(p) => format!("connect {protocol} {dest} ({result}, {p})"),
-                None => format!("connect {protocol} {dest} ({result})"),
+            let name = dns_name
+                .as_deref()
+                .map(|n| format!(" {n}"))
+                .unwrap_or_default();
+            match (action, rule) {
+                (Some(a), Some(r)) => {
+                    format!("{op} {protocol} {dest}{name} {} ({r})", a.to_uppercase())
+                }
+                _ => format!("{op} {protocol} {dest}{name} ({result})"),
             }
         }
         Detail::Memory {

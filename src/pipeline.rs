@@ -5,6 +5,11 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::egress::Egress;
 use crate::events::{self, InodeKey, Raw};
 use crate::output::{result_text, Detail, Event};
 use crate::policy::{Access, FileRule, Policy, Severity};
@@ -50,10 +55,21 @@ pub struct Pipeline {
     pub learned_inodes: Vec<InodeKey>,
     /// Sensitive files by inode: a hardlink has a name no rule matches.
     known_inodes: HashMap<(u64, u64), (FileRule, String)>,
-    /// Addresses of network.blocked_domains, resolved in the background.
-    domain_ips: Vec<(IpAddr, String)>,
-    domain_rx: Option<crossbeam_channel::Receiver<(IpAddr, String)>>,
+    /// Egress verdicts, learned names and the rules behind them.
+    pub egress: Egress,
+    /// Names resolved in the background: (name, address, ttl).
+    domain_rx: Option<crossbeam_channel::Receiver<(String, IpAddr, Duration)>>,
+    /// Recent egress verdicts on connects, by (pid, address, port): the
+    /// connect tracepoint's record of the same call is folded into them.
+    verdicts: HashMap<(u32, IpAddr, u16), u64>,
 }
+
+/// How long an egress verdict absorbs the connect tracepoint's record.
+const VERDICT_WINDOW_NS: u64 = 2_000_000_000;
+/// How often the names of network rules are resolved again, and for how long
+/// such an answer counts (the system resolver gives no TTL).
+const RESOLVE_EVERY: Duration = Duration::from_secs(300);
+const RESOLVED_TTL: Duration = Duration::from_secs(600);
 
 impl Pipeline {
     pub fn new(
@@ -61,6 +77,7 @@ impl Pipeline {
         table: ProcTable,
         show_process: bool,
         command: Option<String>,
+        egress: Egress,
     ) -> Pipeline {
         Pipeline {
             policy,
@@ -71,39 +88,71 @@ impl Pipeline {
             stats: Stats::default(),
             learned_inodes: Vec::new(),
             known_inodes: HashMap::new(),
-            domain_ips: Vec::new(),
+            egress,
             domain_rx: None,
+            verdicts: HashMap::new(),
         }
     }
 
-    /// Resolves network.blocked_domains once, off the processing thread (a
-    /// host without DNS must not stall start-up); connects to their addresses
-    /// are flagged from the moment each answer arrives.
-    pub fn resolve_blocked_domains(&mut self) {
-        if self.policy.blocked_domains.is_empty() {
+    /// Resolves the domains the network rules name (blocked, and allowed
+    /// without a wildcard) off the processing thread, now and every
+    /// RESOLVE_EVERY; each answer reaches the egress maps through
+    /// `take_resolved`. A host without DNS never stalls start-up.
+    pub fn resolve_rule_domains(&mut self, stop: Arc<AtomicBool>) {
+        let names: Vec<String> = self
+            .egress
+            .plan()
+            .domains
+            .iter()
+            .filter(|d| !d.allow || !d.subdomains)
+            .map(|d| d.name.clone())
+            .collect();
+        if names.is_empty() {
             return;
         }
         let (tx, rx) = crossbeam_channel::unbounded();
-        let domains = self.policy.blocked_domains.clone();
         let spawned = std::thread::Builder::new()
             .name("resolve".into())
-            .spawn(move || {
+            .spawn(move || loop {
                 use std::net::ToSocketAddrs;
-                for d in domains {
+                for d in &names {
                     match (d.as_str(), 0).to_socket_addrs() {
                         Ok(addrs) => {
                             for a in addrs {
-                                let _ = tx.send((a.ip(), d.clone()));
+                                if tx.send((d.clone(), a.ip(), RESOLVED_TTL)).is_err() {
+                                    return;
+                                }
                             }
                         }
-                        Err(e) => log::warn!("cannot resolve blocked domain {d}: {e}"),
+                        Err(e) => {
+                            log::warn!("cannot resolve {d} (named by the network policy): {e}")
+                        }
                     }
+                }
+                let until = std::time::Instant::now() + RESOLVE_EVERY;
+                while std::time::Instant::now() < until {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
                 }
             });
         match spawned {
             Ok(_) => self.domain_rx = Some(rx),
-            Err(e) => log::warn!("cannot start resolving blocked domains: {e}"),
+            Err(e) => log::warn!("cannot start resolving the policy's domains: {e}"),
         }
+    }
+
+    /// Feeds background resolutions into the egress maps and drops expired
+    /// learned addresses; called from the run loop.
+    pub fn take_resolved(&mut self) {
+        if let Some(rx) = &self.domain_rx {
+            let got: Vec<_> = rx.try_iter().collect();
+            for (name, ip, ttl) in got {
+                self.egress.learn(&name, ip, ttl);
+            }
+        }
+        self.egress.expire();
     }
 
     /// Remembers an existing sensitive file by inode (see `Policy::seed_files`).
@@ -171,6 +220,7 @@ impl Pipeline {
             Raw::File(e) => self.on_file(&e),
             Raw::Net(e) => self.on_net(&e),
             Raw::Mem(e) => self.on_mem(&e),
+            Raw::Egress(e) => self.on_egress(&e),
         }?;
         if let Some(c) = &self.command {
             if !ev.comm.contains(c.as_str()) {
@@ -270,58 +320,107 @@ impl Pipeline {
     }
 
     fn on_net(&mut self, e: &events::NetEvent) -> Option<Event> {
-        let (family, ip) = match e.family {
-            2 => (
-                "ipv4",
-                IpAddr::V4(Ipv4Addr::new(
-                    e.daddr[0], e.daddr[1], e.daddr[2], e.daddr[3],
-                )),
-            ),
-            10 => ("ipv6", IpAddr::V6(Ipv6Addr::from(e.daddr))),
-            _ => return None,
-        };
+        let (family, ip) = net_addr(e.family, &e.daddr)?;
+        // The egress hook already reported this very connect with its verdict.
+        if let Some(ts) = self.verdicts.get(&(e.hdr.pid, ip, e.dport)) {
+            if e.hdr.ts_boot_ns.saturating_sub(*ts) < VERDICT_WINDOW_NS {
+                return None;
+            }
+        }
         if !self.policy.monitored_ports.is_empty()
             && !self.policy.monitored_ports.contains(&e.dport)
         {
             self.stats.filtered += 1;
             return None;
         }
-        let protocol = match e.protocol {
-            6 => "tcp".to_string(),
-            17 => "udp".to_string(),
-            1 => "icmp".to_string(),
-            58 => "icmpv6".to_string(),
-            136 => "udplite".to_string(),
-            262 => "mptcp".to_string(),
-            n => format!("ip-proto-{n}"),
-        };
-        if let Some(rx) = &self.domain_rx {
-            self.domain_ips.extend(rx.try_iter());
-        }
-        let policy = if self.policy.blocked_ips.iter().any(|c| c.contains(ip)) {
-            Some("blocked_ip".to_string())
+        let severity = if self.policy.alert_on_any_connection {
+            Severity::Warning
         } else {
-            self.domain_ips
-                .iter()
-                .find(|(a, _)| *a == ip)
-                .map(|(_, d)| format!("blocked_domain:{d}"))
+            Severity::Info
         };
-        let severity = if policy.is_some() {
+        let detail = Detail::Network {
+            op: "connect",
+            protocol: protocol_name(e.protocol),
+            family,
+            daddr: ip.to_string(),
+            dport: e.dport,
+            result: result_text(e.ret as i64),
+            policy: None,
+            action: None,
+            rule: None,
+            dns_name: self.egress.dns_name(ip).map(str::to_string),
+        };
+        Some(self.base(&e.hdr, "network", severity, detail))
+    }
+
+    /// A verdict of the cgroup egress hooks (or an unconnected UDP send).
+    fn on_egress(&mut self, e: &events::EgressEvent) -> Option<Event> {
+        let (family, ip) = net_addr(e.family, &e.daddr)?;
+        let op = if e.hook == events::HOOK_CONNECT {
+            "connect"
+        } else {
+            "sendmsg"
+        };
+        let (action, result) = match e.action {
+            events::ACT_BLOCKED => (Some("blocked"), "EPERM".to_string()),
+            events::ACT_WOULD_BLOCK => (Some("would_block"), "permitted".to_string()),
+            events::ACT_OBSERVED => (None, "sent".to_string()),
+            other => {
+                log::debug!("unknown egress action {other}");
+                (None, "sent".to_string())
+            }
+        };
+        if action.is_some() && op == "connect" {
+            if self.verdicts.len() > 4096 {
+                let now = e.hdr.ts_boot_ns;
+                self.verdicts
+                    .retain(|_, t| now.saturating_sub(*t) < VERDICT_WINDOW_NS);
+            }
+            self.verdicts
+                .insert((e.hdr.pid, ip, e.dport), e.hdr.ts_boot_ns);
+        }
+        if action.is_none()
+            && !self.policy.monitored_ports.is_empty()
+            && !self.policy.monitored_ports.contains(&e.dport)
+        {
+            self.stats.filtered += 1;
+            return None;
+        }
+        let severity = if action.is_some() {
             Severity::High
         } else if self.policy.alert_on_any_connection {
             Severity::Warning
         } else {
             Severity::Info
         };
+        let (rule, policy) = if action.is_some() {
+            let text = self.egress.rule_text(e.rule);
+            let legacy = if let Some(d) = self.egress.domain_rule_for(ip) {
+                (!d.allow).then(|| format!("blocked_domain:{}", d.name))
+            } else if text.starts_with("network.blocked_ips") {
+                Some("blocked_ip".to_string())
+            } else {
+                None
+            };
+            (Some(text), legacy)
+        } else {
+            (None, None)
+        };
         let detail = Detail::Network {
-            protocol,
+            op,
+            protocol: protocol_name(e.protocol),
             family,
             daddr: ip.to_string(),
             dport: e.dport,
-            result: result_text(e.ret as i64),
+            result,
             policy,
+            action,
+            rule,
+            dns_name: self.egress.dns_name(ip).map(str::to_string),
         };
-        Some(self.base(&e.hdr, "network", severity, detail))
+        let mut hdr = e.hdr;
+        hdr.ppid = self.table.get_or_load(hdr.pid).map_or(0, |p| p.ppid);
+        Some(self.base(&hdr, "network", severity, detail))
     }
 
     fn on_mem(&mut self, e: &events::MemEvent) -> Option<Event> {
@@ -495,6 +594,29 @@ impl Reorder {
     }
 }
 
+fn net_addr(family: u16, daddr: &[u8; 16]) -> Option<(&'static str, IpAddr)> {
+    match family {
+        2 => Some((
+            "ipv4",
+            IpAddr::V4(Ipv4Addr::new(daddr[0], daddr[1], daddr[2], daddr[3])),
+        )),
+        10 => Some(("ipv6", IpAddr::V6(Ipv6Addr::from(*daddr)))),
+        _ => None,
+    }
+}
+
+fn protocol_name(p: u16) -> String {
+    match p {
+        6 => "tcp".to_string(),
+        17 => "udp".to_string(),
+        1 => "icmp".to_string(),
+        58 => "icmpv6".to_string(),
+        136 => "udplite".to_string(),
+        262 => "mptcp".to_string(),
+        n => format!("ip-proto-{n}"),
+    }
+}
+
 pub fn ptrace_request_name(r: i64) -> String {
     match r {
         1 => "PTRACE_PEEKTEXT".into(),
@@ -553,8 +675,19 @@ mod tests {
         e
     }
 
+    fn with_egress(pol: Policy, show: bool, command: Option<String>) -> Pipeline {
+        let plan = crate::egress::Plan::new(&pol, &[]).unwrap();
+        Pipeline::new(
+            pol,
+            ProcTable::default(),
+            show,
+            command,
+            Egress::new(plan, None),
+        )
+    }
+
     fn pipeline() -> Pipeline {
-        Pipeline::new(Policy::default_policy(), ProcTable::default(), true, None)
+        with_egress(Policy::default_policy(), true, None)
     }
 
     #[test]
@@ -659,7 +792,7 @@ mod tests {
         )
         .unwrap();
         pol.monitored_ports.clear();
-        let mut p = Pipeline::new(pol, ProcTable::default(), false, Some("curl".into()));
+        let mut p = with_egress(pol, false, Some("curl".into()));
         let mut n = NetEvent {
             hdr: header(events::EV_NET, 4_000_001, "curl"),
             ret: -111,
@@ -669,15 +802,43 @@ mod tests {
             sock_type: 1,
             ..Default::default()
         };
-        n.daddr[..4].copy_from_slice(&[10, 9, 1, 2]);
+        n.daddr[..4].copy_from_slice(&[10, 8, 1, 2]);
         let ev = p.handle(Raw::Net(n)).unwrap();
-        assert_eq!(ev.severity, Severity::High);
+        assert_eq!(ev.severity, Severity::Info);
         let v = serde_json::to_value(&ev).unwrap();
-        assert_eq!(v["daddr"], "10.9.1.2");
+        assert_eq!(v["daddr"], "10.8.1.2");
+        assert_eq!(v["op"], "connect");
         assert_eq!(v["protocol"], "tcp");
         assert_eq!(v["result"], "ECONNREFUSED");
+        assert!(v.get("action").is_none());
+
+        // The egress hook refuses a connect into the blocked CIDR ...
+        let mut g = events::EgressEvent {
+            hdr: header(events::EV_EGRESS, 4_000_001, "curl"),
+            rule: p.egress.plan().block[0].1,
+            family: 2,
+            dport: 443,
+            protocol: 6,
+            action: events::ACT_BLOCKED,
+            hook: events::HOOK_CONNECT,
+            ..Default::default()
+        };
+        g.daddr[..4].copy_from_slice(&[10, 9, 1, 2]);
+        let ev = p.handle(Raw::Egress(g)).unwrap();
+        assert_eq!(ev.severity, Severity::High);
+        let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["action"], "blocked");
+        assert_eq!(v["result"], "EPERM");
+        assert_eq!(v["rule"], "network.blocked_ips: 10.9.0.0/16");
         assert_eq!(v["policy"], "blocked_ip");
+        // ... and the tracepoint's record of the same call is folded into it.
+        n.hdr = header(events::EV_NET, 4_000_001, "curl");
+        n.ret = -1;
+        n.daddr[..4].copy_from_slice(&[10, 9, 1, 2]);
+        assert!(p.handle(Raw::Net(n)).is_none());
+
         n.hdr = header(events::EV_NET, 4_000_001, "wget");
+        n.daddr[..4].copy_from_slice(&[10, 7, 1, 2]);
         assert!(p.handle(Raw::Net(n)).is_none(), "--command filters by comm");
     }
 }

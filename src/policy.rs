@@ -87,6 +87,21 @@ pub struct NetworkSection {
     #[serde(default)]
     pub monitored_ports: Vec<u16>,
     pub alert_on_any_connection: Option<bool>,
+    /// audit (default): report what would be refused; block: refuse it.
+    pub mode: Option<EgressMode>,
+    #[serde(default)]
+    pub blocked_ports: Vec<u16>,
+    /// When not empty, every other destination is refused (allowlist mode).
+    #[serde(default)]
+    pub allowed_endpoints: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EgressMode {
+    #[default]
+    Audit,
+    Block,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +154,78 @@ impl Access {
     }
 }
 
+/// One entry of network.allowed_endpoints: an address or CIDR, or a domain
+/// (`*.example.com` also covers every subdomain), with an optional port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: EndpointHost,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointHost {
+    Net(Cidr),
+    /// Lower case, no trailing dot; `wildcard` when written `*.name`.
+    Domain {
+        name: String,
+        wildcard: bool,
+    },
+}
+
+impl Endpoint {
+    /// `host`, `host:port`, `[v6]:port`, `[v6/len]`, a bare IPv6 address or
+    /// CIDR (no port), `a.b.c.d/len:port`, `*.domain:port`.
+    pub fn parse(s: &str) -> Result<Endpoint, String> {
+        let t = s.trim();
+        let bad_port = |p: &str| format!("`{s}`: `{p}` is not a port (1..=65535)");
+        let port_of = |p: &str| -> Result<u16, String> {
+            p.parse::<u16>()
+                .ok()
+                .filter(|&n| n != 0)
+                .ok_or_else(|| bad_port(p))
+        };
+        let (host, port) = if let Some(rest) = t.strip_prefix('[') {
+            let (h, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("`{s}`: missing `]`"))?;
+            let port = match after {
+                "" => None,
+                a => Some(port_of(a.strip_prefix(':').ok_or_else(|| bad_port(a))?)?),
+            };
+            (h, port)
+        } else if t.matches(':').count() > 1 {
+            (t, None) // a bare IPv6 address or CIDR
+        } else if let Some((h, p)) = t.rsplit_once(':') {
+            (h, Some(port_of(p)?))
+        } else {
+            (t, None)
+        };
+        if host.is_empty() {
+            return Err(format!("`{s}`: no host"));
+        }
+        let first = host.as_bytes()[0];
+        let looks_ip = host.contains(':')
+            || (first.is_ascii_digit()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'.' || b == b'/'));
+        let host = if looks_ip {
+            EndpointHost::Net(Cidr::parse(host)?)
+        } else {
+            let (name, wildcard) = match host.strip_prefix("*.") {
+                Some(n) => (n, true),
+                None => (host, false),
+            };
+            validate_domain(name)?;
+            EndpointHost::Domain {
+                name: name.trim_end_matches('.').to_ascii_lowercase(),
+                wildcard,
+            }
+        };
+        Ok(Endpoint { host, port })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FileRule {
     pub pattern: String,
@@ -181,6 +268,9 @@ impl Cidr {
         Ok(Cidr { addr, prefix })
     }
 
+    /// Whether `ip` is in this network (the kernel's LPM trie decides at run
+    /// time; this is the reference its tests compare against).
+    #[cfg(test)]
     pub fn contains(&self, ip: IpAddr) -> bool {
         fn bits(a: &[u8], b: &[u8], n: u8) -> bool {
             let full = (n / 8) as usize;
@@ -209,6 +299,9 @@ pub struct Policy {
     pub blocked_domains: Vec<String>,
     pub monitored_ports: Vec<u16>,
     pub alert_on_any_connection: bool,
+    pub egress_mode: EgressMode,
+    pub blocked_ports: Vec<u16>,
+    pub allowed_endpoints: Vec<Endpoint>,
     pub alert_on_memory_access: bool,
     secret_env: GlobSet,
     pub exclude_processes: Vec<String>,
@@ -584,6 +677,20 @@ impl Policy {
                 ));
             }
         }
+        for (i, p) in f.network.blocked_ports.iter().enumerate() {
+            if *p == 0 {
+                return Err((
+                    format!("network.blocked_ports[{i}]"),
+                    "port 0 is not a destination port".into(),
+                ));
+            }
+        }
+        let mut allowed_endpoints = Vec::new();
+        for (i, s) in f.network.allowed_endpoints.iter().enumerate() {
+            allowed_endpoints.push(
+                Endpoint::parse(s).map_err(|m| (format!("network.allowed_endpoints[{i}]"), m))?,
+            );
+        }
 
         let mut secret_env_patterns: Vec<String> =
             DEFAULT_SECRET_ENV.iter().map(|s| s.to_string()).collect();
@@ -633,6 +740,9 @@ impl Policy {
                 .collect(),
             monitored_ports: f.network.monitored_ports.clone(),
             alert_on_any_connection: f.network.alert_on_any_connection.unwrap_or(false),
+            egress_mode: f.network.mode.unwrap_or_default(),
+            blocked_ports: f.network.blocked_ports.clone(),
+            allowed_endpoints,
             alert_on_memory_access: f.memory.alert_on_memory_access.unwrap_or(true),
             secret_env,
             exclude_processes: f.memory.exclude_processes.clone(),

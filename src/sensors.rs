@@ -26,6 +26,10 @@ mod net_skel {
 mod process_skel {
     include!(concat!(env!("OUT_DIR"), "/process.skel.rs"));
 }
+mod egress_skel {
+    include!(concat!(env!("OUT_DIR"), "/egress.skel.rs"));
+}
+use egress_skel::{EgressSkel, EgressSkelBuilder};
 use file_skel::{FileSkel, FileSkelBuilder};
 use mem_skel::{MemSkel, MemSkelBuilder};
 use net_skel::{NetSkel, NetSkelBuilder};
@@ -77,6 +81,9 @@ pub struct Sensors {
     file: Option<FileSkel<'static>>,
     net: Option<NetSkel<'static>>,
     mem: Option<MemSkel<'static>>,
+    egress: Option<EgressSkel<'static>>,
+    /// Where the egress programs are attached (the cgroup v2 root).
+    pub cgroup_root: Option<std::path::PathBuf>,
     links: Vec<Link>,
     pub status: Vec<ProbeStatus>,
 }
@@ -146,6 +153,12 @@ const MEM_PROBES: &[&str] = &[
     "syscalls/sys_exit_process_vm_writev",
 ];
 const NET_PROBES: &[&str] = &["syscalls/sys_exit_connect"];
+pub const EGRESS_PROBES: &[&str] = &[
+    "cgroup/connect4",
+    "cgroup/connect6",
+    "cgroup/sendmsg4",
+    "cgroup/sendmsg6",
+];
 
 impl Sensors {
     /// Loads and attaches what `sel` asks for (the process family always runs:
@@ -163,6 +176,8 @@ impl Sensors {
             file: None,
             net: None,
             mem: None,
+            egress: None,
+            cgroup_root: None,
             links: Vec::new(),
             status: Vec::new(),
         };
@@ -283,8 +298,81 @@ impl Sensors {
                 }
                 Err(e) => load_failed(Family::Network, NET_PROBES, &e, &mut s.status),
             }
+            s.start_egress(self_tgid);
         }
         s
+    }
+
+    /// The cgroup sock_addr programs, at the cgroup v2 root so every process
+    /// on the host passes through them.
+    fn start_egress(&mut self, self_tgid: u32) {
+        let fail = |s: &mut Sensors, why: String| {
+            for p in EGRESS_PROBES {
+                s.status.push(ProbeStatus {
+                    family: Family::Network,
+                    probe: p.to_string(),
+                    outcome: Err(why.clone()),
+                });
+            }
+        };
+        let Some(net) = &self.net else {
+            return fail(self, "needs the connect sensor, which did not load".into());
+        };
+        let (cg, path) = match crate::sys::open_cgroup2_root() {
+            Ok(x) => x,
+            Err(e) => return fail(self, e),
+        };
+        let skel = match Self::load_egress(self_tgid, net) {
+            Ok(s) => s,
+            Err(e) => return fail(self, format!("load failed: {}", explain(&e))),
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&cg);
+        for (name, prog) in EGRESS_PROBES.iter().zip([
+            &skel.progs.egress_connect4,
+            &skel.progs.egress_connect6,
+            &skel.progs.egress_sendmsg4,
+            &skel.progs.egress_sendmsg6,
+        ]) {
+            let outcome = prog
+                .attach_cgroup(fd)
+                .map(|l| self.links.push(l))
+                .map_err(|e| explain(&e));
+            self.status.push(ProbeStatus {
+                family: Family::Network,
+                probe: name.to_string(),
+                outcome,
+            });
+        }
+        // The links hold the cgroup; the directory fd is not needed any more.
+        drop(cg);
+        self.cgroup_root = Some(path);
+        self.egress = Some(skel);
+    }
+
+    fn load_egress(
+        self_tgid: u32,
+        net: &NetSkel<'static>,
+    ) -> libbpf_rs::Result<EgressSkel<'static>> {
+        let mut open = EgressSkelBuilder::default().open(storage())?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.self_tgid = self_tgid;
+        }
+        open.maps.net_events.reuse_fd(net.maps.net_events.as_fd())?;
+        open.load()
+    }
+
+    /// Handles on the egress maps, for the processing thread.
+    pub fn egress_maps(&self) -> Option<crate::egress::EgressMaps> {
+        let s = self.egress.as_ref()?;
+        let h = |m: &libbpf_rs::Map<'_>| MapHandle::try_from(m).ok();
+        Some(crate::egress::EgressMaps {
+            cfg: h(&s.maps.egress_cfg)?,
+            block4: h(&s.maps.block4)?,
+            block6: h(&s.maps.block6)?,
+            allow4: h(&s.maps.allow4)?,
+            allow6: h(&s.maps.allow6)?,
+            ports: h(&s.maps.blocked_ports)?,
+        })
     }
 
     fn load_process(self_tgid: u32) -> libbpf_rs::Result<ProcessSkel<'static>> {
@@ -395,7 +483,8 @@ impl Sensors {
             out.push((Family::File, sum(&s.maps.file_lost)));
         }
         if let Some(s) = &self.net {
-            out.push((Family::Network, sum(&s.maps.net_lost)));
+            let egress = self.egress.as_ref().map_or(0, |e| sum(&e.maps.egress_lost));
+            out.push((Family::Network, sum(&s.maps.net_lost) + egress));
         }
         if let Some(s) = &self.mem {
             out.push((Family::Memory, sum(&s.maps.mem_lost)));

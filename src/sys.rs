@@ -150,3 +150,109 @@ mod tests {
         );
     }
 }
+
+/// cgroup v2 mount points listed in mountinfo text, in the order given.
+pub fn cgroup2_mounts(mountinfo: &str) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            (post.split_whitespace().next()? == "cgroup2")
+                .then(|| pre.split_whitespace().nth(4).map(unescape_mount))?
+        })
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape_mount(s: &str) -> PathBuf {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// An open directory of the cgroup v2 root, for attaching cgroup programs.
+/// Prefers /sys/fs/cgroup, then /sys/fs/cgroup/unified (hybrid layout), then
+/// any other cgroup2 mount; with none, mounts one privately, opens it and
+/// detaches the mount at once, so nothing is left mounted even if bee-trace
+/// is killed.
+pub fn open_cgroup2_root() -> Result<(std::fs::File, PathBuf), String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    let mut mounts = cgroup2_mounts(&info);
+    mounts.sort_by_key(|p| match p.to_str() {
+        Some("/sys/fs/cgroup") => 0,
+        Some("/sys/fs/cgroup/unified") => 1,
+        _ => 2,
+    });
+    if let Some(p) = mounts.first() {
+        let f = std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()))?;
+        return Ok((f, p.clone()));
+    }
+    let dir = std::env::temp_dir().join(format!("bee-trace-cgroup2.{}", std::process::id()));
+    std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let c = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
+    let path = c(&dir.to_string_lossy());
+    // SAFETY: plain syscalls with NUL-terminated strings that outlive them.
+    let rc = unsafe {
+        libc::mount(
+            c("cgroup2").as_ptr(),
+            path.as_ptr(),
+            c("cgroup2").as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        let _ = std::fs::remove_dir(&dir);
+        return Err(format!(
+            "no cgroup v2 hierarchy is mounted and mounting one failed ({e}): mount it with `mount -t cgroup2 none /sys/fs/cgroup/unified`"
+        ));
+    }
+    let f = std::fs::File::open(&dir);
+    // SAFETY: as above.
+    unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+    let _ = std::fs::remove_dir(&dir);
+    let f = f.map_err(|e| format!("cannot open the cgroup v2 root: {e}"))?;
+    Ok((f, PathBuf::from("(private cgroup2 mount)")))
+}
+
+#[cfg(test)]
+mod cgroup_tests {
+    use super::*;
+
+    #[test]
+    fn finds_cgroup2_in_hybrid_and_unified_layouts() {
+        let hybrid = "25 24 0:22 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755\n\
+                      26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n\
+                      27 25 0:24 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+        assert_eq!(
+            cgroup2_mounts(hybrid),
+            vec![PathBuf::from("/sys/fs/cgroup/unified")]
+        );
+        let unified =
+            "30 24 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            cgroup2_mounts(unified),
+            vec![PathBuf::from("/sys/fs/cgroup")]
+        );
+        let odd = "31 24 0:27 / /mnt/my\\040cg rw - cgroup2 none rw\n";
+        assert_eq!(cgroup2_mounts(odd), vec![PathBuf::from("/mnt/my cg")]);
+        assert!(cgroup2_mounts("").is_empty());
+    }
+}

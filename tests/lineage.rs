@@ -75,6 +75,11 @@ fn exec_chain_names_its_ancestors_and_sigterm_writes_reports() {
     );
 }
 
+/// bee-trace's program names: tracepoint handlers and the cgroup egress hooks.
+fn ours(name: &str) -> bool {
+    name.starts_with("handle_") || name.starts_with("egress_")
+}
+
 fn our_programs() -> Vec<String> {
     let out = Command::new("bpftool")
         .args(["-j", "prog", "show"])
@@ -86,7 +91,7 @@ fn our_programs() -> Vec<String> {
         .map(|a| {
             a.iter()
                 .filter_map(|p| p["name"].as_str())
-                .filter(|n| n.starts_with("handle_"))
+                .filter(|n| ours(n))
                 .map(String::from)
                 .collect()
         })
@@ -103,7 +108,11 @@ fn sigkill_leaves_no_program_or_link_behind() {
     let mut mon = Monitor::start(&s.0, &[]);
     let during = our_programs();
     assert!(
-        during.len() >= before.len() + 8,
+        during.iter().filter(|n| n.starts_with("egress_")).count() >= 4,
+        "the egress hooks are loaded while it runs: {during:?}"
+    );
+    assert!(
+        during.len() >= before.len() + 12,
         "bee-trace's programs are loaded while it runs: {during:?}"
     );
     mon.child.kill().unwrap();
@@ -127,14 +136,10 @@ fn sigkill_leaves_no_program_or_link_behind() {
         .unwrap();
     let links: serde_json::Value =
         serde_json::from_slice(&links.stdout).unwrap_or(serde_json::Value::Null);
-    let ours = links.as_array().map(|a| {
+    let left = links.as_array().map(|a| {
         a.iter()
-            .filter(|l| {
-                l["prog_name"]
-                    .as_str()
-                    .is_some_and(|n| n.starts_with("handle_"))
-            })
+            .filter(|l| l["prog_name"].as_str().is_some_and(ours))
             .count()
     });
-    assert_eq!(ours.unwrap_or(0), 0, "links left: {links}");
+    assert_eq!(left.unwrap_or(0), 0, "links left: {links}");
 }

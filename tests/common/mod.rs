@@ -154,3 +154,92 @@ pub fn from_pid<'a>(events: &'a [Value], kind: &str, pid: u32) -> Vec<&'a Value>
         .filter(|e| e["type"] == kind && e["pid"] == pid)
         .collect()
 }
+
+/// A network namespace joined to the host by a veth pair: the host side has
+/// 198.51.100.1/24 and 2001:db8:b7::1/64; the namespace side .2, .3 and .10
+/// (and ::2, ::3, ::10). Documentation ranges: nothing leaves the machine.
+pub struct Netns {
+    pub name: String,
+    pub veth: String,
+}
+
+pub fn ip(args: &[&str]) {
+    let st = Command::new("ip")
+        .args(args)
+        .status()
+        .expect("iproute2 is installed by make");
+    assert!(st.success(), "ip {args:?} failed");
+}
+
+impl Netns {
+    pub fn new() -> Netns {
+        let id = std::process::id() % 100_000;
+        let n = Netns {
+            name: format!("bt-test-{id}"),
+            veth: format!("btv{id}"),
+        };
+        let peer = format!("btp{id}");
+        let _ = Command::new("ip")
+            .args(["netns", "del", &n.name])
+            .stderr(std::process::Stdio::null())
+            .status();
+        ip(&["netns", "add", &n.name]);
+        ip(&[
+            "link", "add", &n.veth, "type", "veth", "peer", "name", &peer,
+        ]);
+        ip(&["link", "set", &peer, "netns", &n.name]);
+        ip(&["addr", "add", "198.51.100.1/24", "dev", &n.veth]);
+        ip(&[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:b7::1/64",
+            "dev",
+            &n.veth,
+            "nodad",
+        ]);
+        ip(&["link", "set", &n.veth, "up"]);
+        ip(&[
+            "-n",
+            &n.name,
+            "addr",
+            "add",
+            "198.51.100.2/24",
+            "dev",
+            &peer,
+        ]);
+        ip(&[
+            "-n",
+            &n.name,
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:b7::2/64",
+            "dev",
+            &peer,
+            "nodad",
+        ]);
+        for extra in ["198.51.100.3/24", "198.51.100.10/24"] {
+            ip(&["-n", &n.name, "addr", "add", extra, "dev", &peer]);
+        }
+        for extra in ["2001:db8:b7::3/64", "2001:db8:b7::10/64"] {
+            ip(&[
+                "-n", &n.name, "-6", "addr", "add", extra, "dev", &peer, "nodad",
+            ]);
+        }
+        ip(&["-n", &n.name, "link", "set", &peer, "up"]);
+        ip(&["-n", &n.name, "link", "set", "lo", "up"]);
+        n
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.veth])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}

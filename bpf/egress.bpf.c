@@ -1,0 +1,304 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * Egress control: cgroup sock_addr programs on connect and on sendmsg with a
+ * destination (unconnected UDP), attached at the root of the cgroup v2 tree
+ * so they run for every process on the host. Each destination is judged
+ * against the policy's maps; a match is refused with EPERM (block mode) or
+ * let through and reported (audit mode). Unconnected UDP sends are reported
+ * even when nothing matches, since no syscall tracepoint names them cheaply.
+ *
+ * Order of judgement: an explicit block entry (address or CIDR, including
+ * names learned from DNS answers) always matches; loopback is otherwise
+ * exempt; then blocked ports; then, in allowlist mode, anything without an
+ * allow entry (and port) matches BT_RULE_NOT_ALLOWED.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "events.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+#define BT_AF_INET 2
+#define BT_AF_INET6 10
+
+const volatile __u32 self_tgid = 0;
+
+/* The network family's ring buffer; user space hands this object the map of
+ * the connect sensor. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 2 * 1024 * 1024);
+} net_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} egress_lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bt_egress_cfg);
+} egress_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct bt_lpm4_key);
+	__type(value, struct bt_egress_val);
+} block4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct bt_lpm6_key);
+	__type(value, struct bt_egress_val);
+} block6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct bt_lpm4_key);
+	__type(value, struct bt_egress_val);
+} allow4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct bt_lpm6_key);
+	__type(value, struct bt_egress_val);
+} allow6 SEC(".maps");
+
+/* Destination port (host byte order) -> rule id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u32);
+} blocked_ports SEC(".maps");
+
+/* Unconnected UDP sends already reported: (tgid, port, address) -> time.
+ * One report per destination per second keeps a chatty sender cheap. */
+struct send_key {
+	__u32 tgid;
+	__u16 dport;
+	__u16 family;
+	__u8 daddr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct send_key);
+	__type(value, __u64);
+} recent_sends SEC(".maps");
+
+struct verdict {
+	__u32 rule;
+	__u8 daddr[16];
+	__u16 dport;
+	__u16 family;
+};
+
+static __always_inline bool port_allowed(const struct bt_egress_val *v, __u16 port)
+{
+	int i;
+
+	if (v->nports == 0)
+		return true;
+#pragma unroll
+	for (i = 0; i < BT_EGRESS_PORTS; i++)
+		if (i < v->nports && v->ports[i] == port)
+			return true;
+	return false;
+}
+
+static __always_inline __u32 judge_ports(const struct bt_egress_cfg *cfg, __u16 port,
+					 const struct bt_egress_val *allow)
+{
+	__u32 *r = bpf_map_lookup_elem(&blocked_ports, &port);
+
+	if (r)
+		return *r;
+	if (cfg->allowlist && (!allow || !port_allowed(allow, port)))
+		return BT_RULE_NOT_ALLOWED;
+	return 0;
+}
+
+static __always_inline __u32 judge4(const struct bt_egress_cfg *cfg, const __u8 *a, __u16 port)
+{
+	struct bt_lpm4_key k = { .prefixlen = 32 };
+	struct bt_egress_val *v;
+
+	__builtin_memcpy(k.addr, a, 4);
+	v = bpf_map_lookup_elem(&block4, &k);
+	if (v)
+		return v->rule;
+	if (a[0] == 127)
+		return 0;
+	return judge_ports(cfg, port, cfg->allowlist ? bpf_map_lookup_elem(&allow4, &k) : NULL);
+}
+
+static __always_inline __u32 judge6(const struct bt_egress_cfg *cfg, const __u8 *a, __u16 port)
+{
+	struct bt_lpm6_key k = { .prefixlen = 128 };
+	struct bt_egress_val *v;
+	int i;
+	bool lo = true;
+
+	__builtin_memcpy(k.addr, a, 16);
+	v = bpf_map_lookup_elem(&block6, &k);
+	if (v)
+		return v->rule;
+#pragma unroll
+	for (i = 0; i < 15; i++)
+		if (a[i])
+			lo = false;
+	if (lo && a[15] == 1)
+		return 0;
+	return judge_ports(cfg, port, cfg->allowlist ? bpf_map_lookup_elem(&allow6, &k) : NULL);
+}
+
+static __always_inline bool v4_mapped(const __u8 *a)
+{
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 10; i++)
+		if (a[i])
+			return false;
+	return a[10] == 0xff && a[11] == 0xff;
+}
+
+static __always_inline void emit(struct bpf_sock_addr *ctx, const struct verdict *v, __u8 action,
+				 __u8 hook)
+{
+	struct bt_egress_event *e;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	e = bpf_ringbuf_reserve(&net_events, sizeof(*e), 0);
+	if (!e) {
+		__u32 zero = 0;
+		__u64 *n = bpf_map_lookup_elem(&egress_lost, &zero);
+
+		if (n)
+			__sync_fetch_and_add(n, 1);
+		return;
+	}
+	e->hdr.ts_boot_ns = bpf_ktime_get_boot_ns();
+	e->hdr.cgroup_id = bpf_get_current_cgroup_id();
+	e->hdr.type = BT_EV_EGRESS;
+	e->hdr.pid = pid_tgid >> 32;
+	e->hdr.tid = (__u32)pid_tgid;
+	e->hdr.ppid = 0;
+	e->hdr.uid = (__u32)bpf_get_current_uid_gid();
+	e->hdr._pad = 0;
+	bpf_get_current_comm(&e->hdr.comm, sizeof(e->hdr.comm));
+	e->rule = v->rule;
+	e->family = v->family;
+	e->dport = v->dport;
+	e->sock_type = ctx->type;
+	e->protocol = ctx->protocol;
+	e->action = action;
+	e->hook = hook;
+	e->_pad = 0;
+	__builtin_memcpy(e->daddr, v->daddr, 16);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Whether this unconnected send was reported less than a second ago. */
+static __always_inline bool sent_recently(const struct verdict *v)
+{
+	struct send_key k = {
+		.tgid = bpf_get_current_pid_tgid() >> 32,
+		.dport = v->dport,
+		.family = v->family,
+	};
+	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 *last;
+
+	__builtin_memcpy(k.daddr, v->daddr, 16);
+	last = bpf_map_lookup_elem(&recent_sends, &k);
+	if (last && now - *last < 1000000000ULL)
+		return true;
+	bpf_map_update_elem(&recent_sends, &k, &now, BPF_ANY);
+	return false;
+}
+
+static __always_inline int decide(struct bpf_sock_addr *ctx, bool v6, __u8 hook)
+{
+	struct verdict v = {};
+	struct bt_egress_cfg *cfg;
+	__u32 zero = 0;
+
+	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
+		return 1;
+	cfg = bpf_map_lookup_elem(&egress_cfg, &zero);
+	if (!cfg)
+		return 1;
+	v.dport = bpf_ntohs((__u16)ctx->user_port);
+	if (!v6) {
+		__u32 ip = ctx->user_ip4;
+
+		v.family = BT_AF_INET;
+		__builtin_memcpy(v.daddr, &ip, 4);
+		if (cfg->mode != BT_MODE_OFF)
+			v.rule = judge4(cfg, v.daddr, v.dport);
+	} else {
+		v.family = BT_AF_INET6;
+		/* Context fields must be read at constant offsets, one by one. */
+		__u32 w0 = ctx->user_ip6[0];
+		__u32 w1 = ctx->user_ip6[1];
+		__u32 w2 = ctx->user_ip6[2];
+		__u32 w3 = ctx->user_ip6[3];
+
+		__builtin_memcpy(v.daddr, &w0, 4);
+		__builtin_memcpy(v.daddr + 4, &w1, 4);
+		__builtin_memcpy(v.daddr + 8, &w2, 4);
+		__builtin_memcpy(v.daddr + 12, &w3, 4);
+		if (cfg->mode != BT_MODE_OFF)
+			v.rule = v4_mapped(v.daddr) ? judge4(cfg, v.daddr + 12, v.dport)
+						    : judge6(cfg, v.daddr, v.dport);
+	}
+	if (v.rule) {
+		bool block = cfg->mode == BT_MODE_BLOCK;
+
+		emit(ctx, &v, block ? BT_ACT_BLOCKED : BT_ACT_WOULD_BLOCK, hook);
+		return block ? 0 : 1;
+	}
+	if (hook == BT_HOOK_SENDMSG && !sent_recently(&v))
+		emit(ctx, &v, BT_ACT_OBSERVED, hook);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int egress_connect4(struct bpf_sock_addr *ctx)
+{
+	return decide(ctx, false, BT_HOOK_CONNECT);
+}
+
+SEC("cgroup/connect6")
+int egress_connect6(struct bpf_sock_addr *ctx)
+{
+	return decide(ctx, true, BT_HOOK_CONNECT);
+}
+
+SEC("cgroup/sendmsg4")
+int egress_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return decide(ctx, false, BT_HOOK_SENDMSG);
+}
+
+SEC("cgroup/sendmsg6")
+int egress_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return decide(ctx, true, BT_HOOK_SENDMSG);
+}

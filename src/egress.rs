@@ -1,0 +1,506 @@
+//! Egress control in user space: turning the policy's network section into
+//! the kernel's maps (LPM tries of blocked and allowed networks, blocked
+//! ports, the mode), naming the rule behind each verdict, and keeping the
+//! addresses learned for domain names (at start and from DNS answers) in the
+//! maps for as long as their TTL says.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+
+use crate::events::{
+    as_bytes, EgressCfg, EgressVal, Lpm4Key, Lpm6Key, EGRESS_PORTS, MODE_AUDIT, MODE_BLOCK,
+    MODE_OFF, RULE_NOT_ALLOWED,
+};
+use crate::policy::{Cidr, EgressMode, EndpointHost, Policy};
+
+/// A domain the policy names, blocked or allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainRule {
+    pub name: String,
+    /// Also every subdomain (always true for blocked domains).
+    pub subdomains: bool,
+    pub allow: bool,
+    /// Allowed ports (empty: any); unused for blocked domains.
+    pub ports: Vec<u16>,
+    pub rule: u32,
+}
+
+impl DomainRule {
+    pub fn covers(&self, name: &str) -> bool {
+        name == self.name
+            || (self.subdomains
+                && name.len() > self.name.len()
+                && name.ends_with(&self.name)
+                && name.as_bytes()[name.len() - self.name.len() - 1] == b'.')
+    }
+}
+
+/// Everything the kernel maps hold for a policy, computed without touching
+/// them (so a reload can be validated before anything changes).
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub cfg: EgressCfg,
+    pub block: Vec<(Cidr, u32)>,
+    pub allow: BTreeMap<CidrKey, Vec<u16>>,
+    pub ports: Vec<(u16, u32)>,
+    pub domains: Vec<DomainRule>,
+    /// Rule id -> what the user wrote, for events.
+    pub rules: Vec<String>,
+}
+
+/// A Cidr usable as a map key (ordered, hashable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CidrKey {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl From<Cidr> for CidrKey {
+    fn from(c: Cidr) -> Self {
+        CidrKey {
+            addr: c.addr,
+            prefix: c.prefix,
+        }
+    }
+}
+
+/// Nameservers from resolv.conf text: in allowlist mode they stay reachable
+/// on port 53, or no name could be resolved at all.
+pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("nameserver"))
+                .then(|| w.next())
+                .flatten()
+                .and_then(|a| a.split('%').next()?.parse().ok())
+        })
+        .collect()
+}
+
+impl Plan {
+    pub fn new(policy: &Policy, nameservers: &[IpAddr]) -> Result<Plan, String> {
+        let mut p = Plan {
+            rules: vec![String::new(), "not in network.allowed_endpoints".into()],
+            ..Default::default()
+        };
+        debug_assert_eq!(p.rules.len(), RULE_NOT_ALLOWED as usize + 1);
+        let next = |rules: &mut Vec<String>, text: String| -> u32 {
+            rules.push(text);
+            (rules.len() - 1) as u32
+        };
+        for c in &policy.blocked_ips {
+            let id = next(
+                &mut p.rules,
+                format!("network.blocked_ips: {}", cidr_text(c)),
+            );
+            p.block.push((*c, id));
+        }
+        for &port in &policy.blocked_ports {
+            let id = next(&mut p.rules, format!("network.blocked_ports: {port}"));
+            p.ports.push((port, id));
+        }
+        for d in &policy.blocked_domains {
+            let id = next(&mut p.rules, format!("network.blocked_domains: {d}"));
+            p.domains.push(DomainRule {
+                name: d.clone(),
+                subdomains: true,
+                allow: false,
+                ports: Vec::new(),
+                rule: id,
+            });
+        }
+        let allowlist = !policy.allowed_endpoints.is_empty();
+        for e in &policy.allowed_endpoints {
+            match &e.host {
+                EndpointHost::Net(c) => add_allow(&mut p.allow, (*c).into(), e.port)?,
+                EndpointHost::Domain { name, wildcard } => {
+                    match p
+                        .domains
+                        .iter_mut()
+                        .find(|d| d.allow && d.name == *name && d.subdomains == *wildcard)
+                    {
+                        Some(d) => merge_port(&mut d.ports, e.port, name)?,
+                        None => p.domains.push(DomainRule {
+                            name: name.clone(),
+                            subdomains: *wildcard,
+                            allow: true,
+                            ports: e.port.into_iter().collect(),
+                            rule: 0,
+                        }),
+                    }
+                }
+            }
+        }
+        if allowlist {
+            for ns in nameservers {
+                let c = Cidr {
+                    addr: *ns,
+                    prefix: if ns.is_ipv4() { 32 } else { 128 },
+                };
+                add_allow(&mut p.allow, c.into(), Some(53))?;
+            }
+        }
+        let any = !p.block.is_empty() || !p.ports.is_empty() || !p.domains.is_empty() || allowlist;
+        p.cfg = EgressCfg {
+            mode: match (any, policy.egress_mode) {
+                (false, _) => MODE_OFF,
+                (true, EgressMode::Audit) => MODE_AUDIT,
+                (true, EgressMode::Block) => MODE_BLOCK,
+            },
+            allowlist: u32::from(allowlist),
+        };
+        Ok(p)
+    }
+
+    pub fn rule_text(&self, id: u32) -> Option<&str> {
+        self.rules
+            .get(id as usize)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+fn cidr_text(c: &Cidr) -> String {
+    let full = if c.addr.is_ipv4() { 32 } else { 128 };
+    if c.prefix == full {
+        c.addr.to_string()
+    } else {
+        format!("{}/{}", c.addr, c.prefix)
+    }
+}
+
+/// Merges an allowed port into a list where empty means any port.
+fn merge_port(ports: &mut Vec<u16>, port: Option<u16>, what: &str) -> Result<(), String> {
+    match port {
+        None => ports.clear(),
+        Some(_) if ports.is_empty() => {}
+        Some(p) if ports.contains(&p) => {}
+        Some(p) => {
+            if ports.len() == EGRESS_PORTS {
+                return Err(format!(
+                    "network.allowed_endpoints: at most {EGRESS_PORTS} ports per host ({what})"
+                ));
+            }
+            ports.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn add_allow(
+    allow: &mut BTreeMap<CidrKey, Vec<u16>>,
+    key: CidrKey,
+    port: Option<u16>,
+) -> Result<(), String> {
+    match allow.get_mut(&key) {
+        Some(ports) => merge_port(ports, port, &key.addr.to_string()),
+        None => {
+            allow.insert(key, port.into_iter().collect());
+            Ok(())
+        }
+    }
+}
+
+fn val(rule: u32, ports: &[u16]) -> EgressVal {
+    let mut v = EgressVal {
+        rule,
+        nports: ports.len() as u16,
+        ..Default::default()
+    };
+    for (slot, p) in v.ports.iter_mut().zip(ports) {
+        *slot = *p;
+    }
+    v
+}
+
+fn lpm_key(c: CidrKey) -> Vec<u8> {
+    match c.addr {
+        IpAddr::V4(a) => as_bytes(&Lpm4Key {
+            prefixlen: c.prefix.into(),
+            addr: a.octets(),
+        })
+        .to_vec(),
+        IpAddr::V6(a) => as_bytes(&Lpm6Key {
+            prefixlen: c.prefix.into(),
+            addr: a.octets(),
+        })
+        .to_vec(),
+    }
+}
+
+/// The egress maps, owned by the processing thread.
+pub struct EgressMaps {
+    pub cfg: MapHandle,
+    pub block4: MapHandle,
+    pub block6: MapHandle,
+    pub allow4: MapHandle,
+    pub allow6: MapHandle,
+    pub ports: MapHandle,
+}
+
+/// An address learned for a domain rule, kept until its TTL runs out.
+#[derive(Debug, Clone)]
+struct Learned {
+    name: String,
+    allow: bool,
+    until: Instant,
+}
+
+/// Least time a learned address stays in the maps: answers with a TTL of 0
+/// (or a few seconds) are still about to be used by the caller.
+const MIN_TTL: Duration = Duration::from_secs(30);
+/// How many address -> name pairs are remembered for `dns_name`.
+const NAMES_MAX: usize = 65536;
+
+pub struct Egress {
+    plan: Plan,
+    maps: Option<EgressMaps>,
+    learned: HashMap<IpAddr, Learned>,
+    /// Every address seen in a DNS answer (or resolved), for `dns_name`.
+    names: HashMap<IpAddr, (String, Instant)>,
+}
+
+impl Egress {
+    pub fn new(plan: Plan, maps: Option<EgressMaps>) -> Egress {
+        Egress {
+            plan,
+            maps,
+            learned: HashMap::new(),
+            names: HashMap::new(),
+        }
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Writes the plan into the kernel maps: the mode goes last so the
+    /// programs never judge against half-filled maps.
+    pub fn install(&mut self) -> libbpf_rs::Result<()> {
+        let Some(m) = &self.maps else { return Ok(()) };
+        for (c, id) in &self.plan.block {
+            let k = CidrKey::from(*c);
+            lpm_map(m, k, false).update(&lpm_key(k), as_bytes(&val(*id, &[])), MapFlags::ANY)?;
+        }
+        for (k, ports) in &self.plan.allow {
+            lpm_map(m, *k, true).update(&lpm_key(*k), as_bytes(&val(0, ports)), MapFlags::ANY)?;
+        }
+        for (port, id) in &self.plan.ports {
+            m.ports
+                .update(&port.to_ne_bytes(), &id.to_ne_bytes(), MapFlags::ANY)?;
+        }
+        m.cfg
+            .update(&0u32.to_ne_bytes(), as_bytes(&self.plan.cfg), MapFlags::ANY)
+    }
+
+    /// The name an address was learned under, if any.
+    pub fn dns_name(&self, ip: IpAddr) -> Option<&str> {
+        self.names.get(&ip).map(|(n, _)| n.as_str())
+    }
+
+    /// Text of the rule behind a verdict.
+    pub fn rule_text(&self, id: u32) -> String {
+        self.plan
+            .rule_text(id)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("rule {id}"))
+    }
+
+    /// Which domain rule an address belongs to, from what was learned.
+    pub fn domain_rule_for(&self, ip: IpAddr) -> Option<&DomainRule> {
+        let l = self.learned.get(&ip)?;
+        self.plan
+            .domains
+            .iter()
+            .find(|d| d.allow == l.allow && d.covers(&l.name))
+    }
+
+    /// Records that `name` resolved to `ip` for `ttl`: remembers the name,
+    /// and when a domain rule covers it, puts the address in the block or
+    /// allow map (the kernel may have done so already from the DNS answer;
+    /// the update is idempotent) until the TTL runs out.
+    pub fn learn(&mut self, name: &str, ip: IpAddr, ttl: Duration) {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let now = Instant::now();
+        let until = now + ttl.max(MIN_TTL);
+        if self.names.len() >= NAMES_MAX && !self.names.contains_key(&ip) {
+            // Forget the entry closest to expiry.
+            if let Some(old) = self
+                .names
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(a, _)| *a)
+            {
+                self.names.remove(&old);
+            }
+        }
+        self.names.insert(ip, (name.clone(), until));
+        // A blocked rule wins over an allowed one for the same name.
+        let rule = self
+            .plan
+            .domains
+            .iter()
+            .filter(|d| d.covers(&name))
+            .min_by_key(|d| d.allow)
+            .cloned();
+        let Some(rule) = rule else { return };
+        let prefix = if ip.is_ipv4() { 32 } else { 128 };
+        let key = CidrKey { addr: ip, prefix };
+        if let Some(m) = &self.maps {
+            let v = if rule.allow {
+                val(0, &rule.ports)
+            } else {
+                val(rule.rule, &[])
+            };
+            if let Err(e) =
+                lpm_map(m, key, rule.allow).update(&lpm_key(key), as_bytes(&v), MapFlags::ANY)
+            {
+                log::warn!("cannot add {ip} ({name}) to the egress map: {e}");
+                return;
+            }
+        }
+        self.learned.insert(
+            ip,
+            Learned {
+                name,
+                allow: rule.allow,
+                until,
+            },
+        );
+    }
+
+    /// Drops learned addresses whose TTL ran out (unless the policy names the
+    /// address itself).
+    pub fn expire(&mut self) {
+        let now = Instant::now();
+        let gone: Vec<(IpAddr, bool)> = self
+            .learned
+            .iter()
+            .filter(|(_, l)| l.until <= now)
+            .map(|(ip, l)| (*ip, l.allow))
+            .collect();
+        for (ip, allow) in gone {
+            self.learned.remove(&ip);
+            let prefix = if ip.is_ipv4() { 32 } else { 128 };
+            let key = CidrKey { addr: ip, prefix };
+            let static_entry = if allow {
+                self.plan.allow.contains_key(&key)
+            } else {
+                self.plan
+                    .block
+                    .iter()
+                    .any(|(c, _)| CidrKey::from(*c) == key)
+            };
+            if let (Some(m), false) = (&self.maps, static_entry) {
+                let _ = lpm_map(m, key, allow).delete(&lpm_key(key));
+            }
+        }
+        self.names.retain(|_, (_, t)| *t > now);
+    }
+}
+
+fn lpm_map(m: &EgressMaps, k: CidrKey, allow: bool) -> &MapHandle {
+    match (k.addr.is_ipv4(), allow) {
+        (true, false) => &m.block4,
+        (false, false) => &m.block6,
+        (true, true) => &m.allow4,
+        (false, true) => &m.allow6,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn pol(yaml: &str) -> Policy {
+        Policy::from_yaml(yaml, Path::new("t.yml")).unwrap()
+    }
+
+    #[test]
+    fn plan_numbers_rules_and_sets_the_mode() {
+        let p = Plan::new(&pol("network:\n  mode: block\n  blocked_ips: [198.51.100.7, 203.0.113.0/24, \"2001:db8::/32\"]\n  blocked_ports: [4444]\n  blocked_domains: [evil.test]\n"), &[]).unwrap();
+        assert_eq!(p.cfg.mode, MODE_BLOCK);
+        assert_eq!(p.cfg.allowlist, 0);
+        assert_eq!(p.block.len(), 3);
+        assert_eq!(
+            p.rule_text(p.block[1].1),
+            Some("network.blocked_ips: 203.0.113.0/24")
+        );
+        assert_eq!(
+            p.rule_text(p.ports[0].1),
+            Some("network.blocked_ports: 4444")
+        );
+        assert_eq!(
+            p.rule_text(RULE_NOT_ALLOWED),
+            Some("not in network.allowed_endpoints")
+        );
+        assert!(p.domains[0].covers("evil.test") && p.domains[0].covers("a.evil.test"));
+        assert!(!p.domains[0].covers("notevil.test"));
+    }
+
+    #[test]
+    fn no_rules_means_observe_only_and_audit_is_the_default() {
+        assert_eq!(Plan::new(&pol(""), &[]).unwrap().cfg.mode, MODE_OFF);
+        let p = Plan::new(&pol("network:\n  blocked_ips: [10.1.2.3]\n"), &[]).unwrap();
+        assert_eq!(p.cfg.mode, MODE_AUDIT);
+    }
+
+    #[test]
+    fn allowlist_merges_ports_and_keeps_nameservers_reachable() {
+        let ns = nameservers("# x\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\nsearch a\n");
+        assert_eq!(ns.len(), 2);
+        let p = Plan::new(
+            &pol("network:\n  mode: block\n  allowed_endpoints:\n    - 198.51.100.2:443\n    - 198.51.100.2:80\n    - \"[2001:db8::2]:22\"\n    - \"*.github.com:443\"\n    - 10.0.0.0/8\n"),
+            &ns,
+        )
+        .unwrap();
+        assert_eq!(p.cfg.allowlist, 1);
+        let k = CidrKey {
+            addr: "198.51.100.2".parse().unwrap(),
+            prefix: 32,
+        };
+        assert_eq!(p.allow[&k], vec![443, 80]);
+        let ns4 = CidrKey {
+            addr: "192.0.2.53".parse().unwrap(),
+            prefix: 32,
+        };
+        assert_eq!(p.allow[&ns4], vec![53]);
+        let d = p.domains.iter().find(|d| d.name == "github.com").unwrap();
+        assert!(d.allow && d.subdomains && d.ports == vec![443]);
+        assert!(d.covers("api.github.com") && !d.covers("github.com.evil"));
+        let net = CidrKey {
+            addr: "10.0.0.0".parse().unwrap(),
+            prefix: 8,
+        };
+        assert!(p.allow[&net].is_empty());
+    }
+
+    #[test]
+    fn too_many_ports_for_one_host_is_an_error() {
+        let mut y = String::from("network:\n  allowed_endpoints:\n");
+        for port in 1..=8 {
+            y.push_str(&format!("    - 198.51.100.2:{port}\n"));
+        }
+        assert!(Plan::new(&pol(&y), &[]).is_err());
+    }
+
+    #[test]
+    fn learning_names_addresses_and_expires_them() {
+        let plan = Plan::new(&pol("network:\n  blocked_domains: [evil.test]\n"), &[]).unwrap();
+        let mut e = Egress::new(plan, None);
+        let ip: IpAddr = "198.51.100.9".parse().unwrap();
+        e.learn("X.Evil.Test.", ip, Duration::from_secs(60));
+        assert_eq!(e.dns_name(ip), Some("x.evil.test"));
+        assert_eq!(e.domain_rule_for(ip).unwrap().name, "evil.test");
+        let other: IpAddr = "192.0.2.1".parse().unwrap();
+        e.learn("ok.test", other, Duration::from_secs(60));
+        assert_eq!(e.dns_name(other), Some("ok.test"));
+        assert!(e.domain_rule_for(other).is_none());
+    }
+}
