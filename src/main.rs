@@ -7,6 +7,7 @@ mod events;
 mod output;
 mod pipeline;
 mod policy;
+mod privs;
 mod proctable;
 mod report;
 mod sensors;
@@ -204,6 +205,14 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         );
     }
 
+    // Capabilities are per thread: drop them before any thread starts, so
+    // every worker inherits the reduced set.
+    let kept =
+        privs::drop_privileges().context("cannot drop the privileges bee-trace no longer needs")?;
+    log::info!(
+        "attached; capabilities kept: {} (no_new_privs set)",
+        privs::names(kept).join(", ")
+    );
     let (tx, rx) = crossbeam_channel::bounded(policy.event_buffer_size);
     let counters = Arc::new(Counters::default());
     let stop_workers = Arc::new(AtomicBool::new(false));

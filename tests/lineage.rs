@@ -143,3 +143,51 @@ fn sigkill_leaves_no_program_or_link_behind() {
     });
     assert_eq!(left.unwrap_or(0), 0, "links left: {links}");
 }
+
+fn status_field(path: &std::path::Path, field: &str) -> String {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field).map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("no {field} in {}", path.display()))
+}
+
+#[test]
+fn after_attach_every_thread_holds_only_the_kept_capabilities() {
+    if !root_or_skip("after_attach_every_thread_holds_only_the_kept_capabilities") {
+        return;
+    }
+    let s = Scratch::new("caps");
+    let mon = Monitor::start(&s.0, &[]);
+    // cap_dac_override(1), cap_dac_read_search(2), cap_sys_ptrace(19), cap_bpf(39)
+    let kept: u64 = (1 << 1) | (1 << 2) | (1 << 19) | (1 << 39);
+    let pid = mon.child.id();
+    let tasks: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("status"))
+        .collect();
+    assert!(tasks.len() >= 3, "workers are running: {tasks:?}");
+    for t in &tasks {
+        for field in ["CapEff:", "CapPrm:", "CapBnd:"] {
+            let v = u64::from_str_radix(&status_field(t, field), 16).unwrap();
+            assert_eq!(v, kept, "{} {field} {v:#x}", t.display());
+        }
+        assert_eq!(status_field(t, "CapInh:"), "0000000000000000");
+        assert_eq!(status_field(t, "CapAmb:"), "0000000000000000");
+        assert_eq!(status_field(t, "NoNewPrivs:"), "1", "{}", t.display());
+    }
+    // Still fully working after the drop: a key read is reported.
+    let key = s.path("home/.ssh/id_caps");
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::write(&key, "planted").unwrap();
+    let pid = run(Command::new("cat").arg(&key));
+    let events = mon.stop();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["pid"] == pid && e["path"] == key.to_str().unwrap()),
+        "{}",
+        describe(&events)
+    );
+}

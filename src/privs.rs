@@ -1,0 +1,154 @@
+//! Least privilege after attach: once every program is attached and every
+//! output is open, bee-trace keeps only the capabilities its remaining work
+//! needs, drops every other one from all sets and the bounding set, and sets
+//! no_new_privs so nothing it might exec could regain them.
+//!
+//! Kept, and why (docs/privileges.md says the same):
+//! - CAP_BPF (CAP_SYS_ADMIN on kernels older than 5.8, which lack CAP_BPF):
+//!   map updates (hardlink learning, names learned for egress rules) and map
+//!   reads (loss counters) go through bpf(2), which a host with
+//!   kernel.unprivileged_bpf_disabled refuses without it.
+//! - CAP_SYS_PTRACE: reading /proc/<pid>/exe and /proc/<pid>/environ of other
+//!   users' processes, to name programs and the secret variables a memory
+//!   event exposed.
+//! - CAP_DAC_READ_SEARCH: reading /proc and policy-named paths owned by
+//!   other users (process table, inode learning).
+//! - CAP_DAC_OVERRIDE: writing reports where the caller asked and removing
+//!   planted canaries from other users' directories at exit.
+
+use std::io;
+
+const CAP_DAC_OVERRIDE: u32 = 1;
+const CAP_DAC_READ_SEARCH: u32 = 2;
+const CAP_SYS_PTRACE: u32 = 19;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_BPF: u32 = 39;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// The capability set kept after attach, as a 64-bit mask.
+pub fn kept_mask(last_cap: u32) -> u64 {
+    let bpf = if last_cap >= CAP_BPF {
+        CAP_BPF
+    } else {
+        CAP_SYS_ADMIN
+    };
+    [bpf, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_DAC_OVERRIDE]
+        .iter()
+        .fold(0u64, |m, c| m | 1 << c)
+}
+
+/// Drops everything but `kept_mask` and sets no_new_privs. Returns the mask
+/// kept.
+pub fn drop_privileges() -> io::Result<u64> {
+    let last = last_cap();
+    let keep = kept_mask(last);
+    // The bounding set first: that needs CAP_SETPCAP, which goes next.
+    for cap in 0..=last {
+        if keep & (1 << cap) == 0 {
+            // SAFETY: prctl with integer arguments only.
+            let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+            if rc != 0 {
+                let e = io::Error::last_os_error();
+                // EINVAL: a capability this kernel does not know.
+                if e.raw_os_error() != Some(libc::EINVAL) {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+    }
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: keep as u32,
+            permitted: keep as u32,
+            inheritable: 0,
+        },
+        CapData {
+            effective: (keep >> 32) as u32,
+            permitted: (keep >> 32) as u32,
+            inheritable: 0,
+        },
+    ];
+    // SAFETY: capset(2) with a v3 header and two data words, as the ABI asks.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(keep)
+}
+
+/// Names of the capabilities in a mask, for the log.
+pub fn names(mask: u64) -> Vec<&'static str> {
+    [
+        (CAP_DAC_OVERRIDE, "cap_dac_override"),
+        (CAP_DAC_READ_SEARCH, "cap_dac_read_search"),
+        (CAP_SYS_PTRACE, "cap_sys_ptrace"),
+        (CAP_SYS_ADMIN, "cap_sys_admin"),
+        (CAP_BPF, "cap_bpf"),
+    ]
+    .iter()
+    .filter(|(c, _)| mask & (1 << c) != 0)
+    .map(|(_, n)| *n)
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_cap_bpf_or_falls_back_to_sys_admin() {
+        let m = kept_mask(40);
+        assert_eq!(
+            names(m),
+            [
+                "cap_dac_override",
+                "cap_dac_read_search",
+                "cap_sys_ptrace",
+                "cap_bpf"
+            ]
+        );
+        let old = kept_mask(37);
+        assert!(names(old).contains(&"cap_sys_admin"));
+        assert!(!names(old).contains(&"cap_bpf"));
+    }
+}
