@@ -43,6 +43,19 @@ static __always_inline void bt_fill_header(struct bt_header *h, __u32 type)
 	bpf_get_current_comm(&h->comm, sizeof(h->comm));
 }
 
+/* Reader wakeups cost more than the record itself (an IPI and a scheduler
+ * wakeup per record when the reader keeps up). Records are therefore
+ * submitted without a wakeup until this much is waiting; the reader also
+ * polls every 50 ms, which bounds the delay of a lone record. */
+#define BT_WAKE_BYTES (64 * 1024)
+
+static __always_inline void bt_submit(void *rb, void *rec)
+{
+	__u64 waiting = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
+
+	bpf_ringbuf_submit(rec, waiting >= BT_WAKE_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
 /* The calling task's saved user registers. At a sys_exit tracepoint they still
  * hold the syscall's arguments (arm64 keeps the first one in orig_x0), which
  * spares every syscall an enter program and a map update. */

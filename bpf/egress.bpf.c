@@ -211,7 +211,13 @@ static __always_inline void emit(struct bpf_sock_addr *ctx, const struct verdict
 	e->hook = hook;
 	e->_pad = 0;
 	__builtin_memcpy(e->daddr, v->daddr, 16);
-	bpf_ringbuf_submit(e, 0);
+	/* A verdict wakes the reader at once; observed sends wait for a batch
+	 * (or the reader's 50 ms poll), as the tracepoint families do. */
+	if (action == BT_ACT_OBSERVED &&
+	    bpf_ringbuf_query(&net_events, BPF_RB_AVAIL_DATA) < 64 * 1024)
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	else
+		bpf_ringbuf_submit(e, 0);
 }
 
 /* Whether this unconnected send was reported less than a second ago. */

@@ -350,7 +350,7 @@ static __always_inline void emit_resolved(struct file *f, struct dentry *d, stru
 	else
 		off = 0;
 	e->path_len = off;
-	bpf_ringbuf_submit(e, 0);
+	bt_submit(&file_events, e);
 }
 
 struct slash_scan {
@@ -494,7 +494,7 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 	if (ps)
 		bpf_probe_read_kernel(e->path, sizeof(e->path), ps->buf);
 	e->path_len = off;
-	bpf_ringbuf_submit(e, 0);
+	bt_submit(&file_events, e);
 }
 
 static __always_inline int on_open_exit(long ret, int sys)

@@ -68,6 +68,6 @@ int handle_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	sock = BPF_CORE_READ(f, private_data);
 	e->sock_type = BPF_CORE_READ(sock, type);
 	e->protocol = BPF_CORE_READ(sock, sk, sk_protocol);
-	bpf_ringbuf_submit(e, 0);
+	bt_submit(&net_events, e);
 	return 0;
 }

@@ -66,7 +66,7 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 			bpf_probe_read_kernel(e->exe, sizeof(e->exe), s->buf);
 		e->exe_len = off;
 	}
-	bpf_ringbuf_submit(e, 0);
+	bt_submit(&process_events, e);
 	return 0;
 }
 
@@ -88,7 +88,7 @@ int handle_fork(struct bpf_raw_tracepoint_args *ctx)
 	bt_fill_header(&e->hdr, BT_EV_FORK);
 	e->child_pid = child_pid;
 	e->_pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	bt_submit(&process_events, e);
 	return 0;
 }
 
@@ -109,6 +109,6 @@ int handle_exit(void *ctx)
 	bt_fill_header(&e->hdr, BT_EV_EXIT);
 	e->exit_code = BPF_CORE_READ(task, exit_code);
 	e->_pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	bt_submit(&process_events, e);
 	return 0;
 }

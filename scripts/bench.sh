@@ -3,6 +3,10 @@
 # a baseline taken side by side (monitor off, monitor on, alternating).
 #  1. open+close of a non-sensitive file: median ns/op with the monitor on,
 #     divided by the median with it off (goal <= 1.10).
+#  3. connect() latency: UDP socket+connect+close to an allowed address
+#     (198.51.100.7:443 via a veth pair), median ns/op with the egress
+#     hooks attached (network_monitor, an allowlist policy in block mode, so
+#     every connect goes through every check) divided by the median without.
 #  2. sensitive-file events: bursts of opens of a planted key, as fast as one
 #     process can open; the highest rate at which every event arrived with
 #     zero loss.
@@ -13,6 +17,7 @@ BIN=target/release/bee-trace
 work=$(mktemp -d /tmp/bee-trace-bench.XXXXXX)
 trap 'rm -rf "$work"; [ -n "${mon:-}" ] && kill "$mon" 2>/dev/null; true' EXIT
 cc -O2 -o "$work/openloop" scripts/bench/openloop.c
+cc -O2 -o "$work/connectloop" scripts/bench/connectloop.c
 echo plain > "$work/plain.txt"
 mkdir -p "$work/home/.ssh" && echo planted > "$work/home/.ssh/id_bench"
 
@@ -22,7 +27,7 @@ N=${N:-200000}
 start_mon() {
   rm -f "$work/ready"
   "$BIN" --probe-type "${2:-all}" --format json --output /dev/null --ready-file "$work/ready" \
-    --report-json "$1" 2>"$work/mon.err" &
+    --report-json "$1" ${3:+--config "$3"} 2>"$work/mon.err" &
   mon=$!
   for _ in $(seq 600); do [ -e "$work/ready" ] && return 0; sleep 0.05; done
   echo "bee-trace did not become ready: $(cat "$work/mon.err")" >&2; exit 1
@@ -59,3 +64,31 @@ for burst in 10000 50000 200000; do
   if [ "$lost" -eq 0 ] && [ "$count" -eq "$burst" ] && [ "$rate" -gt "$best" ]; then best=$rate; fi
 done
 echo "  highest rate with zero loss: $best events/s"
+
+echo "connect() with the egress hooks attached (allowlist policy, block mode):"
+cat > "$work/egress.yml" <<'YAML'
+network:
+  mode: block
+  blocked_ips: ["203.0.113.0/24", "2001:db8:dead::/48"]
+  blocked_ports: [4444]
+  allowed_endpoints: ["127.0.0.1", "198.51.100.0/24:443"]
+YAML
+# A veth pair gives 198.51.100.0/24 a route, so the UDP connects below
+# succeed without any packet leaving the machine.
+ip link add btbench0 type veth peer name btbench1
+trap 'ip link del btbench0 2>/dev/null; rm -rf "$work"; [ -n "${mon:-}" ] && kill "$mon" 2>/dev/null; true' EXIT
+ip addr add 198.51.100.254/24 dev btbench0
+ip link set btbench0 up && ip link set btbench1 up
+CN=${CN:-100000}
+coff=(); con=()
+for r in $(seq "$ROUNDS"); do
+  coff+=("$("$work/connectloop" 198.51.100.7 443 "$CN")")
+  start_mon "$work/c.json" network_monitor "$work/egress.yml"
+  con+=("$("$work/connectloop" 198.51.100.7 443 "$CN")")
+  stop_mon
+done
+mcoff=$(printf '%s\n' "${coff[@]}" | median)
+mcon=$(printf '%s\n' "${con[@]}" | median)
+echo "  hooks off: median ${mcoff} ns/op  [${coff[*]}]"
+echo "  hooks on:  median ${mcon} ns/op  [${con[*]}]"
+awk -v a="$mcon" -v b="$mcoff" 'BEGIN {printf "  ratio on/off: %.3f\n", a/b}'

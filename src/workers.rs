@@ -7,6 +7,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// The kernel wakes a worker only once a batch of records is waiting (see
+/// bt_submit in bpf/common.bpf.h); this poll bounds the wait of a lone one.
+const POLL_EVERY: Duration = Duration::from_millis(50);
+
 use crossbeam_channel::{Sender, TrySendError};
 use libbpf_rs::RingBufferBuilder;
 
@@ -89,11 +93,17 @@ fn poll_loop(src: RingSource, tx: Sender<Raw>, counters: Arc<Counters>, stop: Ar
         }
     };
     while !stop.load(Ordering::Relaxed) {
-        if let Err(e) = rb.poll(Duration::from_millis(100)) {
+        if let Err(e) = rb.poll(POLL_EVERY) {
             if e.kind() != libbpf_rs::ErrorKind::Interrupted {
                 log::error!("polling the {} ring buffer: {e}", src.family.as_str());
                 break;
             }
+        }
+        // poll() reads only rings that signalled; records submitted without
+        // a wakeup are read here.
+        if let Err(e) = rb.consume() {
+            log::error!("reading the {} ring buffer: {e}", src.family.as_str());
+            break;
         }
     }
     // Whatever the kernel queued before detach is still ours to report.
