@@ -134,54 +134,45 @@ static __always_inline bool load_name(struct bt_name_key *k, const void *kptr, _
 	return bpf_probe_read_kernel(k->name, len, kptr) == 0;
 }
 
+/* Tries each length in lens (ended by 0) of the name at kptr (len bytes):
+ * its first bytes, or with from_end its last, as a key of map. */
+static __always_inline bool affix_try(void *map, const __u8 *lens, const void *kptr, __u64 len,
+				      bool from_end)
+{
+	struct bt_affix_key k;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < BT_AFFIX_LENS; i++) {
+		__u64 l = lens[i];
+
+		if (l == 0)
+			break;
+		if (l > len)
+			continue;
+		barrier_var(l);
+		if (l > BT_AFFIX_MAX)
+			continue;
+		__builtin_memset(&k, 0, sizeof(k));
+		k.len = l;
+		if (!bpf_probe_read_kernel(k.s, l, from_end ? kptr + len - l : kptr) &&
+		    bpf_map_lookup_elem(map, &k))
+			return true;
+	}
+	return false;
+}
+
 /* Is some watched prefix or suffix part of the name at kptr (len bytes)?
  * Only the distinct affix lengths the policy has are tried, and only when
  * the name's first (last) byte starts (ends) some prefix (suffix). */
 static __always_inline bool affix_in(const struct bt_file_cfg *cfg, const void *kptr, __u64 len,
 				     __u8 first, __u8 last)
 {
-	struct bt_affix_key k;
-	int i;
-
-	if (byte_in(cfg->prefix_first, first)) {
-#pragma unroll
-		for (i = 0; i < BT_AFFIX_LENS; i++) {
-			__u64 l = cfg->prefix_len[i];
-
-			if (l == 0)
-				break;
-			if (l > len)
-				continue;
-			barrier_var(l);
-			if (l > BT_AFFIX_MAX)
-				continue;
-			__builtin_memset(&k, 0, sizeof(k));
-			k.len = l;
-			if (!bpf_probe_read_kernel(k.s, l, kptr) &&
-			    bpf_map_lookup_elem(&prefix_filter, &k))
-				return true;
-		}
-	}
-	if (byte_in(cfg->suffix_last, last)) {
-#pragma unroll
-		for (i = 0; i < BT_AFFIX_LENS; i++) {
-			__u64 l = cfg->suffix_len[i];
-
-			if (l == 0)
-				break;
-			if (l > len)
-				continue;
-			barrier_var(l);
-			if (l > BT_AFFIX_MAX)
-				continue;
-			__builtin_memset(&k, 0, sizeof(k));
-			k.len = l;
-			if (!bpf_probe_read_kernel(k.s, l, kptr + len - l) &&
-			    bpf_map_lookup_elem(&suffix_filter, &k))
-				return true;
-		}
-	}
-	return false;
+	if (byte_in(cfg->prefix_first, first) &&
+	    affix_try(&prefix_filter, cfg->prefix_len, kptr, len, false))
+		return true;
+	return byte_in(cfg->suffix_last, last) &&
+	       affix_try(&suffix_filter, cfg->suffix_len, kptr, len, true);
 }
 
 /* Is the name (already in k, len bytes) a watched name, prefix or suffix? */
@@ -533,8 +524,11 @@ static __always_inline int on_open_exit(long ret, int sys)
 	if (!watch_files)
 		return 0;
 	cfg = bpf_map_lookup_elem(&file_cfg, &zero);
-	if (cfg)
-		on_failed_open(cfg, bt_syscall_regs(), ret, open_flags(bt_syscall_regs(), sys), sys);
+	if (cfg) {
+		struct pt_regs *regs = bt_syscall_regs();
+
+		on_failed_open(cfg, regs, ret, open_flags(regs, sys), sys);
+	}
 	return 0;
 }
 

@@ -35,19 +35,28 @@ start_mon() {
 stop_mon() { kill -TERM "$mon"; wait "$mon"; mon=; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-off=(); on=()
-for r in $(seq "$ROUNDS"); do
-  off+=("$("$work/openloop" "$work/plain.txt" "$N")")
-  start_mon "$work/r.json"
-  on+=("$("$work/openloop" "$work/plain.txt" "$N")")
-  stop_mon
-done
-moff=$(printf '%s\n' "${off[@]}" | median)
-mon_=$(printf '%s\n' "${on[@]}" | median)
+# alternate WHAT PROBE CONFIG GOAL CMD...: runs CMD (which prints ns/op)
+# ROUNDS times without and with bee-trace (--probe-type PROBE, --config
+# CONFIG unless empty), alternating; prints both medians and their ratio.
+alternate() {
+  local what=$1 probe=$2 config=$3 goal=$4 r moff mon_
+  shift 4
+  local off=() on=()
+  for r in $(seq "$ROUNDS"); do
+    off+=("$("$@")")
+    start_mon "$work/alt.json" "$probe" "$config"
+    on+=("$("$@")")
+    stop_mon
+  done
+  moff=$(printf '%s\n' "${off[@]}" | median)
+  mon_=$(printf '%s\n' "${on[@]}" | median)
+  echo "  $what off: median ${moff} ns/op  [${off[*]}]"
+  echo "  $what on:  median ${mon_} ns/op  [${on[*]}]"
+  awk -v a="$mon_" -v b="$moff" -v g="$goal" 'BEGIN {printf "  ratio on/off: %.3f%s\n", a/b, g}'
+}
+
 echo "open+close of a non-sensitive file ($ROUNDS rounds x $N, alternating):"
-echo "  monitor off: median ${moff} ns/op  [${off[*]}]"
-echo "  monitor on:  median ${mon_} ns/op  [${on[*]}]"
-awk -v a="$mon_" -v b="$moff" 'BEGIN {printf "  ratio on/off: %.3f (goal <= 1.10)\n", a/b}'
+alternate monitor all "" " (goal <= 1.10)" "$work/openloop" "$work/plain.txt" "$N"
 
 echo "sensitive-file events, bursts from one process (file_monitor):"
 best=0
@@ -80,15 +89,4 @@ trap 'ip link del btbench0 2>/dev/null; rm -rf "$work"; [ -n "${mon:-}" ] && kil
 ip addr add 198.51.100.254/24 dev btbench0
 ip link set btbench0 up && ip link set btbench1 up
 CN=${CN:-100000}
-coff=(); con=()
-for r in $(seq "$ROUNDS"); do
-  coff+=("$("$work/connectloop" 198.51.100.7 443 "$CN")")
-  start_mon "$work/c.json" network_monitor "$work/egress.yml"
-  con+=("$("$work/connectloop" 198.51.100.7 443 "$CN")")
-  stop_mon
-done
-mcoff=$(printf '%s\n' "${coff[@]}" | median)
-mcon=$(printf '%s\n' "${con[@]}" | median)
-echo "  hooks off: median ${mcoff} ns/op  [${coff[*]}]"
-echo "  hooks on:  median ${mcon} ns/op  [${con[*]}]"
-awk -v a="$mcon" -v b="$mcoff" 'BEGIN {printf "  ratio on/off: %.3f\n", a/b}'
+alternate hooks network_monitor "$work/egress.yml" "" "$work/connectloop" 198.51.100.7 443 "$CN"

@@ -7,8 +7,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 use serde_json::Value;
@@ -47,33 +46,6 @@ for spec in sys.argv[1:]:
     s.close()
 print(json.dumps(out))
 "#;
-
-struct Server(Child);
-
-impl Server {
-    fn start(ns: &Netns) -> Server {
-        let mut c = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "python3", "-c", SERVER])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(c.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready");
-        Server(c)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        drop(self.0.stdin.take());
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Runs the client; returns its pid and the outcome of each attempt.
 fn attempt(specs: &[&str]) -> (u32, HashMap<String, String>) {
@@ -130,7 +102,7 @@ fn block_mode_refuses_blocked_addresses_and_cidrs_with_eperm() {
         return;
     }
     let ns = Netns::new();
-    let _server = Server::start(&ns);
+    let _server = NsServer::start(&ns, SERVER);
     let s = Scratch::new("egress-block");
     let cfg = policy(&s, &BLOCKLIST.replace("MODE", "block"));
     let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
@@ -237,7 +209,7 @@ fn audit_mode_lets_connections_through_and_reports_would_block() {
         return;
     }
     let ns = Netns::new();
-    let _server = Server::start(&ns);
+    let _server = NsServer::start(&ns, SERVER);
     let s = Scratch::new("egress-audit");
     let cfg = policy(&s, &BLOCKLIST.replace("MODE", "audit"));
     let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
@@ -265,7 +237,7 @@ fn allowlist_mode_lets_only_the_allowed_endpoint_through() {
         return;
     }
     let ns = Netns::new();
-    let _server = Server::start(&ns);
+    let _server = NsServer::start(&ns, SERVER);
     let s = Scratch::new("egress-allow");
     let cfg = policy(
         &s,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 
@@ -33,20 +33,7 @@ fn tcp_and_udp_connects_over_ipv4_and_ipv6() {
         return;
     }
     let ns = Netns::new();
-    let mut server = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "python3", "-c", SERVER])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(server.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready");
-    }
+    let server = NsServer::start(&ns, SERVER);
     let s = Scratch::new("net");
     let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor"]);
     let client = run(Command::new("python3").args(["-c", CLIENT]));
@@ -55,9 +42,7 @@ fn tcp_and_udp_connects_over_ipv4_and_ipv6() {
         "import socket\ns=socket.socket()\ntry: s.connect(('198.51.100.2', 18099))\nexcept ConnectionRefusedError: pass",
     ]));
     let events = mon.stop();
-    drop(server.stdin.take());
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     let got = from_pid(&events, "network", client);
     let find = |daddr: &str, dport: u16, proto: &str| {

@@ -243,3 +243,33 @@ impl Drop for Netns {
             .status();
     }
 }
+
+/// A Python script run inside a namespace, started once it printed "ready";
+/// stopped (stdin closed, then killed) at drop.
+pub struct NsServer(Child);
+
+impl NsServer {
+    pub fn start(ns: &Netns, script: &str) -> NsServer {
+        use std::io::BufRead;
+        let mut c = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "python3", "-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(c.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        NsServer(c)
+    }
+}
+
+impl Drop for NsServer {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
