@@ -72,6 +72,10 @@ struct bt_exit_event {
 #define BT_PATH_RESOLVED 0 /* path: components of the opened file, leaf first */
 #define BT_PATH_REQUESTED 1 /* path: the requested string, then the base directory's components */
 
+/* bt_file_event.action */
+#define BT_FILE_OBSERVED 0
+#define BT_FILE_KILLED 1 /* the opener was sent SIGKILL (an action: kill inode) */
+
 /* bt_file_event.syscall */
 #define BT_SYS_OPENAT 1
 #define BT_SYS_OPENAT2 2
@@ -90,6 +94,8 @@ struct bt_file_event {
 	__u16 req_len; /* BT_PATH_REQUESTED: bytes of the requested string incl. NUL */
 	__u8 layout;
 	__u8 syscall;
+	__u8 action; /* BT_FILE_* */
+	__u8 _pad[7];
 	__u8 path[BT_PATH_BUF];
 };
 
@@ -197,6 +203,10 @@ struct bt_inode_key {
 	__u64 ino;
 };
 
+/* Value of inode_filter, and bits of an inode_hint slot. */
+#define BT_INODE_WATCH 1 /* report opens of this inode under any name */
+#define BT_INODE_KILL 2  /* and SIGKILL the opener (a tripwire) */
+
 /* Single entry of the file_cfg array map: cheap facts that let the kernel
  * reject an ordinary file before any hash lookup. Bit n of a *_lens mask is
  * set when some key of that length is in the map; bit c of a 256-bit byte set
@@ -217,7 +227,8 @@ struct bt_file_cfg {
 };
 
 /* inode_hint has this many one-byte slots, indexed by inode number modulo the
- * count: a zero slot proves the inode is not in inode_filter. */
+ * count: a zero slot proves the inode is not in inode_filter, and a slot
+ * without BT_INODE_KILL proves no inode of it is a tripwire. */
 #define BT_INODE_HINTS 4096
 
 #define BT_AFFIX_MAX 27
@@ -226,7 +237,7 @@ _Static_assert(sizeof(struct bt_header) == 56, "bt_header layout");
 _Static_assert(sizeof(struct bt_exec_event) == 5448, "bt_exec_event layout");
 _Static_assert(sizeof(struct bt_fork_event) == 64, "bt_fork_event layout");
 _Static_assert(sizeof(struct bt_exit_event) == 64, "bt_exit_event layout");
-_Static_assert(sizeof(struct bt_file_event) == 4448, "bt_file_event layout");
+_Static_assert(sizeof(struct bt_file_event) == 4456, "bt_file_event layout");
 _Static_assert(sizeof(struct bt_net_event) == 88, "bt_net_event layout");
 _Static_assert(sizeof(struct bt_mem_event) == 104, "bt_mem_event layout");
 _Static_assert(sizeof(struct bt_egress_event) == 88, "bt_egress_event layout");

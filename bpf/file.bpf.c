@@ -18,6 +18,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define BT_AT_FDCWD -100
 #define BT_REQ_MAX 2048 /* requested paths longer than this are cut */
 #define BT_SCAN_MAX 256 /* a component longer than this is not a name we watch */
+#define BT_SIGKILL 9
 
 const volatile bool watch_files = true;
 const volatile bool watch_proc = true;
@@ -201,30 +202,36 @@ static __always_inline bool parent_in(const struct bt_file_cfg *cfg, struct bt_n
 	return bpf_map_lookup_elem(&parent_filter, k) != NULL;
 }
 
-/* Cheap verdict for an opened file whose dentry is d and name q: could its
- * path match the policy? */
-static __always_inline bool file_candidate(const struct bt_file_cfg *cfg, struct dentry *d,
-					   const struct qstr *q, struct inode *inode)
+/* Cheap verdict for an opened file whose dentry is d and name q: 0 when its
+ * path cannot match the policy, else BT_INODE_WATCH, with BT_INODE_KILL when
+ * its inode is a tripwire. */
+static __always_inline __u32 file_verdict(const struct bt_file_cfg *cfg, struct dentry *d,
+					  const struct qstr *q, struct inode *inode)
 {
 	struct bt_name_key k;
 	struct dentry *parent;
-	__u32 len = q->len;
+	__u32 len = q->len, *v;
+	bool named = cfg->match_all;
 	__u64 ino;
 	__u8 *hint;
 
-	if (cfg->match_all)
-		return true;
+	if (named)
+		goto inode;
 	if (len < BT_KEY_LEN) {
-		if (load_name(&k, q->name, len) && leaf_in(cfg, &k, q->name, len))
-			return true;
+		if (load_name(&k, q->name, len) && leaf_in(cfg, &k, q->name, len)) {
+			named = true;
+			goto inode;
+		}
 	} else {
 		/* Too long to be a watched name; still try the affixes. */
 		__u8 fl[2] = {};
 
 		bpf_probe_read_kernel(&fl[0], 1, q->name);
 		bpf_probe_read_kernel(&fl[1], 1, q->name + len - 1);
-		if (affix_in(cfg, q->name, len, fl[0], fl[1]))
-			return true;
+		if (affix_in(cfg, q->name, len, fl[0], fl[1])) {
+			named = true;
+			goto inode;
+		}
 	}
 	if (cfg->parent_lens) {
 		struct qstr pq;
@@ -232,17 +239,20 @@ static __always_inline bool file_candidate(const struct bt_file_cfg *cfg, struct
 		parent = BPF_CORE_READ(d, d_parent);
 		if (parent != d && !BPF_CORE_READ_INTO(&pq, parent, d_name) &&
 		    parent_in(cfg, &k, pq.name, pq.len))
-			return true;
+			named = true;
 	}
+inode:
+	/* A named candidate only needs the inode for the tripwire check. */
 	ino = BPF_CORE_READ(inode, i_ino);
 	__u32 slot = ino & (BT_INODE_HINTS - 1);
 	hint = bpf_map_lookup_elem(&inode_hint, &slot);
-	if (hint && *hint) {
-		struct bt_inode_key ik = { .dev = BPF_CORE_READ(inode, i_sb, s_dev), .ino = ino };
-
-		return bpf_map_lookup_elem(&inode_filter, &ik) != NULL;
-	}
-	return false;
+	if (!hint || !*hint || (named && !(*hint & BT_INODE_KILL)))
+		return named ? BT_INODE_WATCH : 0;
+	struct bt_inode_key ik = { .dev = BPF_CORE_READ(inode, i_sb, s_dev), .ino = ino };
+	v = bpf_map_lookup_elem(&inode_filter, &ik);
+	if (!v)
+		return named ? BT_INODE_WATCH : 0;
+	return *v | BT_INODE_WATCH;
 }
 
 /* Reads the open flags the caller passed. */
@@ -315,7 +325,7 @@ static __always_inline void on_proc_open(struct file *f, __u32 kind, struct inod
 }
 
 static __always_inline void emit_resolved(struct file *f, struct dentry *d, struct inode *inode,
-					  long ret, __u32 flags, int sys)
+					  long ret, __u32 flags, int sys, __u8 action)
 {
 	struct bt_path_scratch *s;
 	struct bt_file_event *e;
@@ -334,6 +344,7 @@ static __always_inline void emit_resolved(struct file *f, struct dentry *d, stru
 	e->ino = BPF_CORE_READ(inode, i_ino);
 	e->layout = BT_PATH_RESOLVED;
 	e->syscall = sys;
+	e->action = action;
 	e->req_len = 0;
 	s = bt_walk_path(d, BPF_CORE_READ(f, f_path.mnt), &off, &e->path_depth, &e->path_flags);
 	if (s)
@@ -453,6 +464,7 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 	e->ino = 0;
 	e->layout = BT_PATH_REQUESTED;
 	e->syscall = sys;
+	e->action = BT_FILE_OBSERVED;
 	e->path_depth = 0;
 	e->path_flags = 0;
 	ps = bpf_map_lookup_elem(&bt_path_buf, &zero);
@@ -500,7 +512,8 @@ static __always_inline int on_open_exit(long ret, int sys)
 		struct dentry *d;
 		struct inode *inode;
 		struct qstr q;
-		__u32 kind;
+		__u32 kind, verdict;
+		__u8 action = BT_FILE_OBSERVED;
 
 		if (!f)
 			return 0;
@@ -517,8 +530,16 @@ static __always_inline int on_open_exit(long ret, int sys)
 		if (!watch_files)
 			return 0;
 		cfg = bpf_map_lookup_elem(&file_cfg, &zero);
-		if (cfg && file_candidate(cfg, d, &q, inode))
-			emit_resolved(f, d, inode, ret, open_flags(bt_syscall_regs(), sys), sys);
+		if (!cfg)
+			return 0;
+		verdict = file_verdict(cfg, d, &q, inode);
+		if (!verdict)
+			return 0;
+		/* The signal is delivered on the way back to user space, so the
+		 * opener never runs another instruction with the descriptor. */
+		if ((verdict & BT_INODE_KILL) && !bpf_send_signal(BT_SIGKILL))
+			action = BT_FILE_KILLED;
+		emit_resolved(f, d, inode, ret, open_flags(bt_syscall_regs(), sys), sys, action);
 		return 0;
 	}
 	if (!watch_files)

@@ -25,6 +25,11 @@ pub const EV_EGRESS: u32 = 7;
 pub const PATH_TRUNCATED: u32 = 1;
 pub const PATH_RESOLVED: u8 = 0;
 pub const PATH_REQUESTED: u8 = 1;
+/// bt_file_event.action: the kernel sent the opener SIGKILL.
+pub const FILE_KILLED: u8 = 1;
+/// inode_filter values and inode_hint bits.
+pub const INODE_WATCH: u8 = 1;
+pub const INODE_KILL: u8 = 2;
 
 pub const MEM_PTRACE: u32 = 1;
 pub const MEM_VM_READV: u32 = 2;
@@ -91,6 +96,8 @@ pub struct FileEvent {
     pub req_len: u16,
     pub layout: u8,
     pub syscall: u8,
+    pub action: u8,
+    pub _pad: [u8; 7],
     pub path: [u8; PATH_BUF],
 }
 
@@ -227,7 +234,7 @@ const _: () = assert!(size_of::<Header>() == 56);
 const _: () = assert!(size_of::<ExecEvent>() == 5448);
 const _: () = assert!(size_of::<ForkEvent>() == 64);
 const _: () = assert!(size_of::<ExitEvent>() == 64);
-const _: () = assert!(size_of::<FileEvent>() == 4448);
+const _: () = assert!(size_of::<FileEvent>() == 4456);
 const _: () = assert!(size_of::<NetEvent>() == 88);
 const _: () = assert!(size_of::<MemEvent>() == 104);
 const _: () = assert!(size_of::<EgressEvent>() == 88);
@@ -502,6 +509,8 @@ mod tests {
             req_len: 0,
             layout: PATH_REQUESTED,
             syscall: 1,
+            action: 0,
+            _pad: [0; 7],
             path: [0; PATH_BUF],
         };
         let bytes = b"../.aws/credentials\0work\0home\0";

@@ -1,6 +1,7 @@
 //! bee-trace entry point: parse the command line, check the host, attach the
 //! sensors, run the processing loop, and report.
 
+mod canary;
 mod cli;
 mod egress;
 mod events;
@@ -16,6 +17,7 @@ mod workers;
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -149,7 +151,7 @@ fn check() -> Result<ExitCode> {
 
 fn run(args: &RunArgs) -> Result<ExitCode> {
     // Everything a user can get wrong is checked before anything loads.
-    let policy = match &args.config {
+    let mut policy = match &args.config {
         Some(path) => Policy::load(path)?,
         None => Policy::default_policy(),
     };
@@ -178,11 +180,20 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
             filter.match_all.join(", ")
         );
     }
+    let removed = canary::clean_leftovers(Path::new(canary::STATE_DIR));
+    if removed > 0 {
+        log::warn!("removed {removed} canaries left behind by a bee-trace that was killed");
+    }
+    let canaries = plant_canaries(&mut policy)?;
     let seeds = sensors::seed_inodes(&policy.seed_files());
-    let inodes: Vec<events::InodeKey> = seeds.iter().map(|(k, _)| *k).collect();
+    let inodes = inode_flags(&policy, &seeds);
     log::info!(
-        "watching {} existing sensitive files by inode",
-        inodes.len()
+        "watching {} existing sensitive files by inode ({} armed to kill)",
+        inodes.len(),
+        inodes
+            .iter()
+            .filter(|(_, f)| f & events::INODE_KILL != 0)
+            .count()
     );
 
     let table = proctable::ProcTable::seed_from_proc();
@@ -345,10 +356,57 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         std::fs::write(p, report::markdown(&report))
             .with_context(|| format!("cannot write the Markdown report {}", p.display()))?;
     }
+    drop(canaries);
     if let Some(e) = sink.write_error.take() {
         return Err(e).context("writing events failed; some events were not written");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Plants the policy's canaries. A canary whose path is taken is left alone
+/// and disarmed; one that cannot be planted is an error (after removing the
+/// ones already planted).
+fn plant_canaries(policy: &mut Policy) -> Result<canary::Canaries> {
+    let (planted, outcomes) =
+        canary::Canaries::plant(&policy.canaries, Some(Path::new(canary::STATE_DIR)));
+    let list = policy.canaries.clone();
+    for (c, o) in list.iter().zip(outcomes) {
+        match o {
+            canary::Outcome::Planted(_) => {
+                log::info!("canary planted at {}", c.path.display())
+            }
+            canary::Outcome::Exists => {
+                log::warn!(
+                    "canary {}: a file is already there; it is left untouched and not armed",
+                    c.path.display()
+                );
+                policy.disarm_canary(&c.path);
+            }
+            canary::Outcome::Failed(why) => {
+                anyhow::bail!("cannot plant the canary {}: {why}", c.path.display())
+            }
+        }
+    }
+    Ok(planted)
+}
+
+/// Inode-filter flags for the seeded files: watched, and armed when a kill
+/// rule names them.
+fn inode_flags(
+    policy: &Policy,
+    seeds: &[(events::InodeKey, std::path::PathBuf)],
+) -> Vec<(events::InodeKey, u8)> {
+    seeds
+        .iter()
+        .map(|(k, p)| {
+            let kill = if policy.is_tripwire(p) {
+                events::INODE_KILL
+            } else {
+                0
+            };
+            (*k, events::INODE_WATCH | kill)
+        })
+        .collect()
 }
 
 fn unix_now_ns() -> i128 {

@@ -49,6 +49,9 @@ pub enum Detail {
         /// A hardlink: the sensitive file this path shares its inode with.
         #[serde(skip_serializing_if = "Option::is_none")]
         same_inode_as: Option<String>,
+        /// `killed`: the opener was sent SIGKILL by the kernel (a tripwire).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        action: Option<&'static str>,
     },
     Network {
         /// `connect`, or `sendmsg` for a UDP datagram sent to an address
@@ -127,8 +130,15 @@ pub fn human(e: &Event) -> String {
             access,
             result,
             category,
+            action,
             ..
-        } => format!("{access} {path} ({category}, {result})"),
+        } => match action {
+            Some(a) => format!(
+                "{access} {path} ({category}, {result}) {}",
+                a.to_uppercase()
+            ),
+            None => format!("{access} {path} ({category}, {result})"),
+        },
         Detail::Network {
             op,
             protocol,
@@ -270,6 +280,7 @@ mod tests {
                 rule: "**/.ssh/id_*".into(),
                 resolved: true,
                 same_inode_as: None,
+                action: None,
             },
         }
     }

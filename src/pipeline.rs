@@ -269,19 +269,35 @@ impl Pipeline {
         };
         let access = if write { Access::Write } else { Access::Read };
         let opened = e.ret >= 0 && e.layout == events::PATH_RESOLVED;
-        let (rule, same_inode_as) = match self.policy.match_file(&path, access) {
-            Some(rule) => (rule.clone(), None),
-            None => match self.known_inodes.get(&(e.dev, e.ino)).filter(|_| opened) {
-                Some((rule, original))
-                    if (!rule.write_only || access == Access::Write) && *original != path =>
-                {
-                    (rule.clone(), Some(original.clone()))
+        let killed = e.action == events::FILE_KILLED;
+        let by_inode = self.known_inodes.get(&(e.dev, e.ino)).filter(|_| opened);
+        let (rule, same_inode_as) = if killed {
+            // The kernel already acted: report it whatever the path says,
+            // under the tripwire rule that armed this inode.
+            match by_inode {
+                Some((rule, original)) => {
+                    (rule.clone(), Some(original.clone()).filter(|o| *o != path))
                 }
-                _ => {
-                    self.stats.filtered += 1;
-                    return None;
-                }
-            },
+                None => match self.policy.match_file(&path, access) {
+                    Some(rule) => (rule.clone(), None),
+                    None => (Policy::unknown_tripwire(), None),
+                },
+            }
+        } else {
+            match self.policy.match_file(&path, access) {
+                Some(rule) => (rule.clone(), None),
+                None => match by_inode {
+                    Some((rule, original))
+                        if (!rule.write_only || access == Access::Write) && *original != path =>
+                    {
+                        (rule.clone(), Some(original.clone()))
+                    }
+                    _ => {
+                        self.stats.filtered += 1;
+                        return None;
+                    }
+                },
+            }
         };
         if opened && same_inode_as.is_none() && !self.known_inodes.contains_key(&(e.dev, e.ino)) {
             self.learned_inodes.push(InodeKey {
@@ -310,10 +326,11 @@ impl Pipeline {
                 rule: pattern,
                 resolved: e.layout == events::PATH_RESOLVED,
                 same_inode_as,
+                action: killed.then_some("killed"),
             },
         );
         let exe_name = ev.exe.rsplit('/').next().unwrap_or("").to_string();
-        if expected.iter().any(|x| *x == ev.comm || *x == exe_name) {
+        if !killed && expected.iter().any(|x| *x == ev.comm || *x == exe_name) {
             ev.severity = Severity::Info;
         }
         Some(ev)
@@ -669,6 +686,8 @@ mod tests {
             req_len: 0,
             layout: events::PATH_RESOLVED,
             syscall: 1,
+            action: 0,
+            _pad: [0; 7],
             path: [0; PATH_BUF],
         };
         e.path[..path_leaf_first.len()].copy_from_slice(path_leaf_first);
@@ -754,6 +773,26 @@ mod tests {
             }
             d => panic!("{d:?}"),
         }
+    }
+
+    #[test]
+    fn a_kill_is_never_filtered_and_is_never_downgraded() {
+        let mut p = pipeline();
+        // The kernel killed the opener of an armed inode no rule names.
+        let mut e = file_event(b"notes\0tmp\0", 3, 1, "ssh");
+        e.action = events::FILE_KILLED;
+        let ev = p.handle(Raw::File(Box::new(e))).unwrap();
+        assert_eq!(ev.severity, Severity::Critical);
+        assert!(matches!(
+            &ev.detail,
+            Detail::File { action: Some("killed"), category, .. } if category == "tripwire"
+        ));
+        // An expected program killed on a key is still critical.
+        let mut e = file_event(b"id_rsa\0.ssh\0root\0", 3, 1, "ssh");
+        e.ino = 9;
+        e.action = events::FILE_KILLED;
+        let ev = p.handle(Raw::File(Box::new(e))).unwrap();
+        assert_eq!(ev.severity, Severity::Critical);
     }
 
     #[test]

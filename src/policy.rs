@@ -75,6 +75,95 @@ pub struct PolicyFile {
     pub memory: MemorySection,
     #[serde(default)]
     pub performance: PerformanceSection,
+    /// Decoy credential files bee-trace plants, watches and removes.
+    #[serde(default)]
+    pub canaries: Vec<CanaryEntry>,
+}
+
+/// One entry of `canaries:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryEntry {
+    pub path: String,
+    /// What the decoy looks like; guessed from the file name when absent.
+    #[serde(rename = "type")]
+    pub kind: Option<CanaryKind>,
+    /// kill (default): SIGKILL whoever opens it; alert: report only.
+    pub action: Option<FileAction>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CanaryKind {
+    Aws,
+    Ssh,
+    Npm,
+    Netrc,
+    Docker,
+    Env,
+    Generic,
+}
+
+impl CanaryKind {
+    /// The decoy a file name suggests.
+    pub fn guess(path: &Path) -> CanaryKind {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let parent = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        match (parent.as_str(), name.as_str()) {
+            (".aws", _) => CanaryKind::Aws,
+            (_, n) if n.starts_with("id_") || n.ends_with(".key") || parent == ".ssh" => {
+                CanaryKind::Ssh
+            }
+            (_, ".npmrc") => CanaryKind::Npm,
+            (_, ".netrc" | ".git-credentials") => CanaryKind::Netrc,
+            (".docker", "config.json") => CanaryKind::Docker,
+            (_, n) if n == ".env" || n.starts_with(".env.") => CanaryKind::Env,
+            _ => CanaryKind::Generic,
+        }
+    }
+}
+
+/// What happens when a file rule matches an open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileAction {
+    /// Report the open.
+    #[default]
+    Alert,
+    /// Report it, and SIGKILL the opener from the kernel before it returns
+    /// to user space. Only files that exist when the policy is loaded are
+    /// armed (by inode).
+    Kill,
+}
+
+/// One entry of `files.rules`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRuleEntry {
+    /// A path pattern, as in watch_read.
+    pub path: String,
+    #[serde(default)]
+    pub action: FileAction,
+    /// Default: high, critical with action kill.
+    pub severity: Option<Severity>,
+    /// read (default): reads and writes; write: writes only.
+    pub access: Option<RuleAccess>,
+    /// The `category` events carry. Default: watched_file.
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAccess {
+    Read,
+    Write,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +202,9 @@ pub struct FilesSection {
     pub watch_write: Vec<String>,
     #[serde(default)]
     pub exclude_paths: Vec<String>,
+    /// Rules with an action, severity or access of their own.
+    #[serde(default)]
+    pub rules: Vec<FileRuleEntry>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -238,6 +330,16 @@ pub struct FileRule {
     pub expected: Vec<String>,
     /// Watch writes only (a file that must not change), not reads.
     pub write_only: bool,
+    /// Kill rules (tripwires) are never excluded by files.exclude_paths.
+    pub action: FileAction,
+}
+
+/// A decoy file the policy asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Canary {
+    pub path: PathBuf,
+    pub kind: CanaryKind,
+    pub action: FileAction,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,6 +396,7 @@ impl Cidr {
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub file_rules: Vec<FileRule>,
+    pub canaries: Vec<Canary>,
     excludes: GlobSet,
     pub blocked_ips: Vec<Cidr>,
     pub blocked_domains: Vec<String>,
@@ -618,7 +721,55 @@ impl Policy {
     }
 
     fn build(f: &PolicyFile) -> Result<Policy, (String, String)> {
+        // Canaries and explicit rules come first: the first matching rule
+        // names an event, and a tripwire must not read as a routine default.
         let mut file_rules = Vec::new();
+        let mut canaries: Vec<Canary> = Vec::new();
+        for (i, c) in f.canaries.iter().enumerate() {
+            let field = format!("canaries[{i}].path");
+            let path = validate_canary_path(&c.path).map_err(|m| (field.clone(), m))?;
+            if canaries.iter().any(|o| o.path == path) {
+                return Err((field, format!("`{}` is listed twice", c.path)));
+            }
+            let action = c.action.unwrap_or(FileAction::Kill);
+            let pattern = path.to_string_lossy().to_string();
+            file_rules.push(FileRule {
+                matcher: glob(&pattern).map_err(|m| (field.clone(), m))?,
+                pattern,
+                kind: "canary".into(),
+                severity: Severity::Critical,
+                expected: Vec::new(),
+                write_only: false,
+                action,
+            });
+            canaries.push(Canary {
+                kind: c.kind.unwrap_or_else(|| CanaryKind::guess(&path)),
+                path,
+                action,
+            });
+        }
+        for (i, r) in f.files.rules.iter().enumerate() {
+            let field = |k: &str| format!("files.rules[{i}].{k}");
+            let kind = r.kind.clone().unwrap_or_else(|| "watched_file".into());
+            if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err((
+                    field("kind"),
+                    format!("`{kind}`: use letters, digits and `_`"),
+                ));
+            }
+            file_rules.push(FileRule {
+                pattern: r.path.clone(),
+                matcher: glob(&r.path).map_err(|m| (field("path"), m))?,
+                kind,
+                severity: r.severity.unwrap_or(match r.action {
+                    FileAction::Kill => Severity::Critical,
+                    FileAction::Alert => Severity::High,
+                }),
+                expected: Vec::new(),
+                write_only: r.access == Some(RuleAccess::Write),
+                action: r.action,
+            });
+        }
         for d in DEFAULT_RULES {
             for p in d.patterns {
                 file_rules.push(FileRule {
@@ -628,6 +779,7 @@ impl Policy {
                     severity: d.severity,
                     expected: d.expected.iter().map(|s| s.to_string()).collect(),
                     write_only: d.write_only,
+                    action: FileAction::Alert,
                 });
             }
         }
@@ -639,6 +791,7 @@ impl Policy {
                 severity: Severity::High,
                 expected: Vec::new(),
                 write_only: false,
+                action: FileAction::Alert,
             });
         }
         for (i, p) in f.files.watch_write.iter().enumerate() {
@@ -649,6 +802,7 @@ impl Policy {
                 severity: Severity::High,
                 expected: Vec::new(),
                 write_only: true,
+                action: FileAction::Alert,
             });
         }
         let mut ex = GlobSetBuilder::new();
@@ -730,6 +884,7 @@ impl Policy {
 
         Ok(Policy {
             file_rules,
+            canaries,
             excludes,
             blocked_ips,
             blocked_domains: f
@@ -758,12 +913,42 @@ impl Policy {
     /// The rule a file access matches, if any. `names` are the program's comm
     /// and executable base name, for the expected-program check.
     pub fn match_file(&self, path: &str, access: Access) -> Option<&FileRule> {
-        if self.is_excluded(path) {
-            return None;
+        let excluded = self.is_excluded(path);
+        self.file_rules.iter().find(|r| {
+            (!excluded || r.action == FileAction::Kill)
+                && (!r.write_only || access == Access::Write)
+                && r.matcher.is_match(path)
+        })
+    }
+
+    /// The rule a kill is reported under when no rule names its path (the
+    /// kernel acted on an armed inode the front end has no name for).
+    pub fn unknown_tripwire() -> FileRule {
+        FileRule {
+            pattern: "(armed inode)".into(),
+            matcher: Glob::new("/").expect("a literal glob").compile_matcher(),
+            kind: "tripwire".into(),
+            severity: Severity::Critical,
+            expected: Vec::new(),
+            write_only: false,
+            action: FileAction::Kill,
         }
+    }
+
+    /// Whether an open of `path` is a tripwire: some kill rule matches it.
+    pub fn is_tripwire(&self, path: &Path) -> bool {
         self.file_rules
             .iter()
-            .find(|r| (!r.write_only || access == Access::Write) && r.matcher.is_match(path))
+            .any(|r| r.action == FileAction::Kill && r.matcher.is_match(path))
+    }
+
+    /// Drops the rule of a canary that was not planted (a real file is at
+    /// its path): a real file is neither a decoy nor a tripwire.
+    pub fn disarm_canary(&mut self, path: &Path) {
+        let pattern = path.to_string_lossy();
+        self.file_rules
+            .retain(|r| !(r.kind == "canary" && r.pattern == pattern));
+        self.canaries.retain(|c| c.path != path);
     }
 
     pub fn is_secret_env_name(&self, name: &str) -> bool {
@@ -829,7 +1014,9 @@ impl Policy {
             };
             for c in candidates {
                 for p in expand_one_level(&c) {
-                    if r.matcher.is_match(&p) && !self.is_excluded(&p.to_string_lossy()) {
+                    if r.matcher.is_match(&p)
+                        && (r.action == FileAction::Kill || !self.is_excluded(&p.to_string_lossy()))
+                    {
                         out.insert(p);
                     }
                 }
@@ -865,6 +1052,39 @@ fn expand_one_level(path: &Path) -> Vec<PathBuf> {
             .collect(),
         Err(_) => Vec::new(),
     }
+}
+
+/// A canary path: absolute, plain (no glob, no `.`/`..` component), and not
+/// in a pseudo filesystem.
+fn validate_canary_path(p: &str) -> Result<PathBuf, String> {
+    let path = Path::new(p);
+    if !path.is_absolute() {
+        return Err(format!("`{p}` is not an absolute path"));
+    }
+    if !is_literal(p) || p.contains('\0') {
+        return Err(format!(
+            "`{p}`: a canary path is a plain path, not a pattern"
+        ));
+    }
+    use std::path::Component;
+    if path
+        .components()
+        .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
+        || p.ends_with('/')
+    {
+        return Err(format!(
+            "`{p}`: write the path without `.`, `..` or a trailing `/`"
+        ));
+    }
+    let first = path.components().nth(1);
+    if path.components().count() < 3
+        || matches!(first, Some(Component::Normal(d)) if ["proc", "sys", "dev"].contains(&d.to_str().unwrap_or("")))
+    {
+        return Err(format!(
+            "`{p}`: a canary goes in a directory such as a home directory, not `/` or a pseudo filesystem"
+        ));
+    }
+    Ok(path.to_path_buf())
 }
 
 fn validate_domain(d: &str) -> Result<(), String> {
@@ -1031,6 +1251,78 @@ mod tests {
         let e = p("reporting:\n  x: 1\n").unwrap_err().to_string();
         assert!(e.contains("unknown field"), "{e}");
         assert!(p("").is_ok());
+    }
+
+    #[test]
+    fn canaries_and_rules_with_actions() {
+        let pol = p("canaries:\n  - path: /home/ci/.aws/credentials\n  - path: /home/ci/.npmrc\n    action: alert\n    type: generic\nfiles:\n  rules:\n    - path: /srv/honey/*.key\n      action: kill\n    - path: /etc/app.conf\n      access: write\n      severity: warning\n      kind: app_config\n").unwrap();
+        assert_eq!(pol.canaries.len(), 2);
+        assert_eq!(pol.canaries[0].kind, CanaryKind::Aws);
+        assert_eq!(pol.canaries[0].action, FileAction::Kill);
+        assert_eq!(pol.canaries[1].kind, CanaryKind::Generic);
+        // A canary's rule comes before the default cloud-credential rule.
+        let r = pol
+            .match_file("/home/ci/.aws/credentials", Access::Read)
+            .unwrap();
+        assert_eq!(
+            (r.kind.as_str(), r.severity),
+            ("canary", Severity::Critical)
+        );
+        assert!(pol.is_tripwire(Path::new("/home/ci/.aws/credentials")));
+        assert!(!pol.is_tripwire(Path::new("/home/ci/.npmrc")));
+        assert!(pol.is_tripwire(Path::new("/srv/honey/a.key")));
+        let r = pol.match_file("/srv/honey/a.key", Access::Read).unwrap();
+        assert_eq!(
+            (r.action, r.severity),
+            (FileAction::Kill, Severity::Critical)
+        );
+        assert!(pol.match_file("/etc/app.conf", Access::Read).is_none());
+        let r = pol.match_file("/etc/app.conf", Access::Write).unwrap();
+        assert_eq!(
+            (r.kind.as_str(), r.severity),
+            ("app_config", Severity::Warning)
+        );
+
+        let mut pol = pol;
+        pol.disarm_canary(Path::new("/home/ci/.aws/credentials"));
+        assert!(!pol.is_tripwire(Path::new("/home/ci/.aws/credentials")));
+        assert_eq!(
+            pol.match_file("/home/ci/.aws/credentials", Access::Read)
+                .unwrap()
+                .kind,
+            "cloud_credential"
+        );
+    }
+
+    #[test]
+    fn bad_canaries_and_rules_are_refused_by_field() {
+        for (yaml, field) in [
+            ("canaries:\n  - path: relative/x\n", "canaries[0].path"),
+            ("canaries:\n  - path: /home/*/x\n", "canaries[0].path"),
+            ("canaries:\n  - path: /home/../etc/x\n", "canaries[0].path"),
+            ("canaries:\n  - path: /proc/self/x\n", "canaries[0].path"),
+            ("canaries:\n  - path: /x\n", "canaries[0].path"),
+            (
+                "canaries:\n  - path: /home/a/.env\n  - path: /home/a/.env\n",
+                "canaries[1].path",
+            ),
+            ("files:\n  rules:\n    - path: x\n", "files.rules[0].path"),
+            (
+                "files:\n  rules:\n    - path: /x/y\n      kind: \"a b\"\n",
+                "files.rules[0].kind",
+            ),
+        ] {
+            let e = p(yaml).unwrap_err().to_string();
+            assert!(e.contains(field), "{yaml}: {e}");
+        }
+        for yaml in [
+            "canaries:\n  - path: /home/a/.env\n    action: explode\n",
+            "canaries:\n  - path: /home/a/.env\n    type: gcp\n",
+            "files:\n  rules:\n    - path: /x/y\n      when: now\n",
+        ] {
+            let e = p(yaml).unwrap_err().to_string();
+            assert!(e.contains("line"), "{yaml}: {e}");
+        }
     }
 
     #[test]

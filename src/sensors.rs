@@ -10,7 +10,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
 
 use crate::events::{
-    as_bytes, AffixKey, FileCfg, InodeKey, NameKey, AFFIX_LENS, INODE_HINTS, KEY_LEN,
+    as_bytes, AffixKey, FileCfg, InodeKey, NameKey, AFFIX_LENS, INODE_HINTS, INODE_WATCH, KEY_LEN,
 };
 use crate::policy::KernelFilter;
 
@@ -168,7 +168,7 @@ impl Sensors {
         sel: Selection,
         tracefs: &Path,
         filter: &KernelFilter,
-        inodes: &[InodeKey],
+        inodes: &[(InodeKey, u8)],
     ) -> Sensors {
         let self_tgid = std::process::id();
         let mut s = Sensors {
@@ -405,7 +405,7 @@ impl Sensors {
         has_open: bool,
         mem: Option<&MemSkel<'static>>,
         filter: &KernelFilter,
-        inodes: &[InodeKey],
+        inodes: &[(InodeKey, u8)],
     ) -> libbpf_rs::Result<FileSkel<'static>> {
         let mut open = FileSkelBuilder::default().open(storage())?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
@@ -498,7 +498,7 @@ impl Sensors {
     /// policy), so a later hardlink to it is caught under any name.
     pub fn watch_inode(&self, key: InodeKey) {
         if let Some(s) = &self.file {
-            if let Err(e) = add_inode(s, &key) {
+            if let Err(e) = add_inode(s, &key, INODE_WATCH) {
                 log::debug!("inode filter full or refused: {e}");
             }
         }
@@ -533,7 +533,7 @@ fn affix_key(s: &str) -> AffixKey {
 fn fill_file_filter(
     skel: &FileSkel<'static>,
     f: &KernelFilter,
-    inodes: &[InodeKey],
+    inodes: &[(InodeKey, u8)],
 ) -> libbpf_rs::Result<()> {
     let one = 1u32.to_ne_bytes();
     for n in &f.names {
@@ -556,24 +556,36 @@ fn fill_file_filter(
             .suffix_filter
             .update(as_bytes(&affix_key(p)), &one, MapFlags::ANY)?;
     }
-    for k in inodes {
-        add_inode(skel, k)?;
+    for (k, flags) in inodes {
+        add_inode(skel, k, *flags)?;
     }
     skel.maps
         .file_cfg
         .update(&0u32.to_ne_bytes(), as_bytes(&file_cfg(f)), MapFlags::ANY)
 }
 
-/// Adds an inode to the hardlink check: its hint slot first, so the kernel
-/// never skips a key that is already in the map.
-fn add_inode(skel: &FileSkel<'static>, k: &InodeKey) -> libbpf_rs::Result<()> {
-    let slot = (k.ino % INODE_HINTS) as u32;
-    skel.maps
-        .inode_hint
-        .update(&slot.to_ne_bytes(), &[1u8], MapFlags::ANY)?;
-    skel.maps
-        .inode_filter
-        .update(as_bytes(k), &1u32.to_ne_bytes(), MapFlags::ANY)
+/// Adds an inode to the hardlink check (`flags`: INODE_WATCH, with
+/// INODE_KILL for a tripwire), keeping any flag it already has. The hint slot
+/// goes first, so the kernel never skips a key that is already in the map.
+fn add_inode(skel: &FileSkel<'static>, k: &InodeKey, flags: u8) -> libbpf_rs::Result<()> {
+    let slot = ((k.ino % INODE_HINTS) as u32).to_ne_bytes();
+    let hint = &skel.maps.inode_hint;
+    let old_hint = hint
+        .lookup(&slot, MapFlags::ANY)?
+        .and_then(|v| v.first().copied())
+        .unwrap_or(0);
+    hint.update(&slot, &[old_hint | flags], MapFlags::ANY)?;
+    let filter = &skel.maps.inode_filter;
+    let old = filter
+        .lookup(as_bytes(k), MapFlags::ANY)?
+        .and_then(|v| v.get(..4).and_then(|b| b.try_into().ok()))
+        .map(u32::from_ne_bytes)
+        .unwrap_or(0);
+    filter.update(
+        as_bytes(k),
+        &(old | u32::from(flags)).to_ne_bytes(),
+        MapFlags::ANY,
+    )
 }
 
 fn set_byte(set: &mut [u64; 4], c: u8) {
