@@ -84,12 +84,23 @@ struct {
 	__type(value, __u32);
 } inode_filter SEC(".maps");
 
+/* Two slots: a policy reload writes the idle one, then flips cfg_slot, so a
+ * program never reads a half-written configuration. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct bt_file_cfg);
 } file_cfg SEC(".maps");
+
+volatile __u32 cfg_slot;
+
+static __always_inline struct bt_file_cfg *active_cfg(void)
+{
+	__u32 slot = cfg_slot & 1;
+
+	return bpf_map_lookup_elem(&file_cfg, &slot);
+}
 
 struct req_scratch {
 	__u8 b[BT_REQ_MAX];
@@ -503,7 +514,6 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 static __always_inline int on_open_exit(long ret, int sys)
 {
 	struct bt_file_cfg *cfg;
-	__u32 zero = 0;
 
 	if (bt_is_self())
 		return 0;
@@ -529,7 +539,7 @@ static __always_inline int on_open_exit(long ret, int sys)
 		}
 		if (!watch_files)
 			return 0;
-		cfg = bpf_map_lookup_elem(&file_cfg, &zero);
+		cfg = active_cfg();
 		if (!cfg)
 			return 0;
 		verdict = file_verdict(cfg, d, &q, inode);
@@ -544,7 +554,7 @@ static __always_inline int on_open_exit(long ret, int sys)
 	}
 	if (!watch_files)
 		return 0;
-	cfg = bpf_map_lookup_elem(&file_cfg, &zero);
+	cfg = active_cfg();
 	if (cfg) {
 		struct pt_regs *regs = bt_syscall_regs();
 

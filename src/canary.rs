@@ -3,15 +3,24 @@
 //!
 //! A record of what was planted is kept under /run/bee-trace, so decoys left
 //! by a bee-trace that was killed are cleaned up by the next start.
+//!
+//! Every armed file (a canary, or a file a kill rule names) is also held
+//! open with O_PATH while it is armed: the kernel arms an inode number, and a
+//! held inode is never freed, so its number cannot pass to an innocent new
+//! file whose reader would then be killed.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{Canary, CanaryKind};
+use crate::events::{InodeKey, INODE_KILL, INODE_WATCH};
+use crate::policy::{Canary, CanaryKind, Policy};
 
 /// Where the records of planted canaries live.
 pub const STATE_DIR: &str = "/run/bee-trace";
@@ -77,7 +86,6 @@ impl Canaries {
     }
 
     /// Removes the planted canaries whose path is not in `keep`.
-    #[allow(dead_code)] // SIGHUP reload uses it
     pub fn retain(&mut self, keep: &[PathBuf]) {
         let (stay, go): (Vec<Planted>, Vec<Planted>) = std::mem::take(&mut self.planted)
             .into_iter()
@@ -89,7 +97,6 @@ impl Canaries {
         self.save();
     }
 
-    #[allow(dead_code)] // SIGHUP reload uses it
     pub fn is_planted(&self, path: &Path) -> bool {
         self.planted.iter().any(|p| p.path == path)
     }
@@ -305,6 +312,71 @@ fn fnv1a(b: &[u8]) -> u64 {
 
 fn ctime_ns(m: &fs::Metadata) -> i128 {
     i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
+}
+
+/// The inodes armed in the kernel, each held open so it stays the same file.
+#[derive(Debug, Default)]
+pub struct Armed {
+    pins: HashMap<InodeKey, OwnedFd>,
+}
+
+impl Armed {
+    /// Flags for every seeded file under `policy`, pinning the tripwires.
+    /// Returns (what to put in the inode filter, what to disarm: armed
+    /// before, not now). Call `release` with the second after the kernel
+    /// has disarmed them.
+    pub fn arm(
+        &mut self,
+        policy: &Policy,
+        seeds: &[(InodeKey, PathBuf)],
+    ) -> (Vec<(InodeKey, u8)>, Vec<InodeKey>) {
+        let mut now: HashMap<InodeKey, OwnedFd> = HashMap::new();
+        let mut flags = Vec::with_capacity(seeds.len());
+        for (k, path) in seeds {
+            let mut f = INODE_WATCH;
+            if policy.is_tripwire(path) {
+                let pin = self.pins.remove(k).or_else(|| pin(path, k));
+                match pin {
+                    Some(fd) => {
+                        now.insert(*k, fd);
+                        f |= INODE_KILL;
+                    }
+                    None => log::warn!(
+                        "{} changed while being armed; it is watched, not armed",
+                        path.display()
+                    ),
+                }
+            }
+            flags.push((*k, f));
+        }
+        let disarm: Vec<InodeKey> = self.pins.keys().copied().collect();
+        // The old pins stay held until `release`, after the kernel update.
+        let old = std::mem::replace(&mut self.pins, now);
+        self.pins.extend(old);
+        (flags, disarm)
+    }
+
+    /// Closes the pins of disarmed inodes.
+    pub fn release(&mut self, disarmed: &[InodeKey]) {
+        for k in disarmed {
+            self.pins.remove(k);
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.pins.len()
+    }
+}
+
+/// Opens `path` with O_PATH and checks it is still the inode `key` names.
+fn pin(path: &Path, key: &InodeKey) -> Option<OwnedFd> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    let m = f.metadata().ok()?;
+    (crate::sensors::kernel_dev(m.dev()) == key.dev && m.ino() == key.ino).then(|| f.into())
 }
 
 /// Random characters from `alphabet`.

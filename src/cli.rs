@@ -12,7 +12,9 @@ use crate::output::Format;
 /// outbound connections, one process reading another's memory or
 /// environment, and every exec with its lineage. Run as root. With no
 /// arguments it monitors everything with the embedded default policy until
-/// Ctrl-C, then prints a summary.
+/// Ctrl-C, then prints a summary. SIGHUP re-reads the --config file and puts
+/// it in force without detaching; a policy that does not load is refused and
+/// the previous one stays.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 pub struct Cli {
@@ -61,7 +63,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "SUBSTR")]
     pub command: Option<String>,
 
-    /// YAML policy merged over the embedded default (see docs/policy.md).
+    /// YAML policy merged over the embedded default (see docs/policy.md);
+    /// re-read on SIGHUP.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 

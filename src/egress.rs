@@ -157,6 +157,7 @@ impl Plan {
         Ok(p)
     }
 
+    #[cfg(test)]
     pub fn rule_text(&self, id: u32) -> Option<&str> {
         self.rules
             .get(id as usize)
@@ -259,6 +260,9 @@ const NAMES_MAX: usize = 65536;
 
 pub struct Egress {
     plan: Plan,
+    /// Every rule text ever given an id, so ids stay stable across reloads
+    /// (events already queued keep naming the rule they were judged by).
+    rule_texts: Vec<String>,
     maps: Option<EgressMaps>,
     learned: HashMap<IpAddr, Learned>,
     /// Every address seen in a DNS answer (or resolved), for `dns_name`.
@@ -268,6 +272,7 @@ pub struct Egress {
 impl Egress {
     pub fn new(plan: Plan, maps: Option<EgressMaps>) -> Egress {
         Egress {
+            rule_texts: plan.rules.clone(),
             plan,
             maps,
             learned: HashMap::new(),
@@ -283,19 +288,125 @@ impl Egress {
     /// programs never judge against half-filled maps.
     pub fn install(&mut self) -> libbpf_rs::Result<()> {
         let Some(m) = &self.maps else { return Ok(()) };
-        for (c, id) in &self.plan.block {
-            let k = CidrKey::from(*c);
-            lpm_map(m, k, false).update(&lpm_key(k), as_bytes(&val(*id, &[])), MapFlags::ANY)?;
-        }
-        for (k, ports) in &self.plan.allow {
-            lpm_map(m, *k, true).update(&lpm_key(*k), as_bytes(&val(0, ports)), MapFlags::ANY)?;
-        }
-        for (port, id) in &self.plan.ports {
-            m.ports
-                .update(&port.to_ne_bytes(), &id.to_ne_bytes(), MapFlags::ANY)?;
+        for (map, entries) in self.desired(m) {
+            for (k, v) in &entries {
+                map.update(k, v, MapFlags::ANY)?;
+            }
         }
         m.cfg
             .update(&0u32.to_ne_bytes(), as_bytes(&self.plan.cfg), MapFlags::ANY)
+    }
+
+    /// Puts a reloaded policy's plan in force, in place: every entry the new
+    /// plan needs is written first, then the mode, and only then do the
+    /// entries it no longer has go, so no connect is judged against a
+    /// half-updated policy in the direction of letting through what both
+    /// policies refuse. Addresses learned for names the new plan still
+    /// covers stay learned.
+    pub fn reload(&mut self, mut plan: Plan) -> libbpf_rs::Result<()> {
+        self.renumber(&mut plan);
+        self.plan = plan;
+        for (ip, l) in std::mem::take(&mut self.learned) {
+            if let Some(rule) = self.rule_covering(&l.name) {
+                let allow = rule.allow;
+                self.learned.insert(ip, Learned { allow, ..l });
+            }
+        }
+        let Some(m) = &self.maps else { return Ok(()) };
+        let desired = self.desired(m);
+        for (map, entries) in &desired {
+            for (k, v) in entries {
+                map.update(k, v, MapFlags::ANY)?;
+            }
+        }
+        m.cfg
+            .update(&0u32.to_ne_bytes(), as_bytes(&self.plan.cfg), MapFlags::ANY)?;
+        for (map, entries) in &desired {
+            let stale: Vec<Vec<u8>> = map.keys().filter(|k| !entries.contains_key(k)).collect();
+            for k in stale {
+                map.delete(&k)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the plan's rules the ids their texts already have, or new ones.
+    fn renumber(&mut self, plan: &mut Plan) {
+        let ids: Vec<u32> = plan
+            .rules
+            .iter()
+            .map(|t| match self.rule_texts.iter().position(|x| x == t) {
+                Some(i) => i as u32,
+                None => {
+                    self.rule_texts.push(t.clone());
+                    (self.rule_texts.len() - 1) as u32
+                }
+            })
+            .collect();
+        let map = |id: &mut u32| *id = ids.get(*id as usize).copied().unwrap_or(*id);
+        plan.block.iter_mut().for_each(|(_, id)| map(id));
+        plan.ports.iter_mut().for_each(|(_, id)| map(id));
+        plan.domains.iter_mut().for_each(|d| map(&mut d.rule));
+        plan.rules = self.rule_texts.clone();
+    }
+
+    /// What each map must hold: the plan's entries, and the addresses learned
+    /// for its domain rules (an entry the plan names itself wins).
+    fn desired<'m>(&self, m: &'m EgressMaps) -> Vec<(&'m MapHandle, Entries)> {
+        let mut out: Vec<(&MapHandle, Entries)> =
+            [&m.block4, &m.block6, &m.allow4, &m.allow6, &m.ports]
+                .into_iter()
+                .map(|h| (h, HashMap::new()))
+                .collect();
+        let slot = |k: CidrKey, allow: bool| match (k.addr.is_ipv4(), allow) {
+            (true, false) => 0,
+            (false, false) => 1,
+            (true, true) => 2,
+            (false, true) => 3,
+        };
+        for (ip, l) in &self.learned {
+            let Some(rule) = self.rule_covering(&l.name) else {
+                continue;
+            };
+            let k = CidrKey {
+                addr: *ip,
+                prefix: if ip.is_ipv4() { 32 } else { 128 },
+            };
+            let v = if rule.allow {
+                val(0, &rule.ports)
+            } else {
+                val(rule.rule, &[])
+            };
+            out[slot(k, rule.allow)]
+                .1
+                .insert(lpm_key(k), as_bytes(&v).to_vec());
+        }
+        for (c, id) in &self.plan.block {
+            let k = CidrKey::from(*c);
+            out[slot(k, false)]
+                .1
+                .insert(lpm_key(k), as_bytes(&val(*id, &[])).to_vec());
+        }
+        for (k, ports) in &self.plan.allow {
+            out[slot(*k, true)]
+                .1
+                .insert(lpm_key(*k), as_bytes(&val(0, ports)).to_vec());
+        }
+        for (port, id) in &self.plan.ports {
+            out[4]
+                .1
+                .insert(port.to_ne_bytes().to_vec(), id.to_ne_bytes().to_vec());
+        }
+        out
+    }
+
+    /// The domain rule for a name: a blocked rule wins over an allowed one.
+    fn rule_covering(&self, name: &str) -> Option<&DomainRule> {
+        self.plan
+            .domains
+            .iter()
+            .filter(|d| d.covers(name))
+            .min_by_key(|d| d.allow)
     }
 
     /// The name an address was learned under, if any.
@@ -305,9 +416,10 @@ impl Egress {
 
     /// Text of the rule behind a verdict.
     pub fn rule_text(&self, id: u32) -> String {
-        self.plan
-            .rule_text(id)
-            .map(str::to_string)
+        self.rule_texts
+            .get(id as usize)
+            .filter(|s| !s.is_empty())
+            .cloned()
             .unwrap_or_else(|| format!("rule {id}"))
     }
 
@@ -340,14 +452,7 @@ impl Egress {
             }
         }
         self.names.insert(ip, (name.clone(), until));
-        // A blocked rule wins over an allowed one for the same name.
-        let rule = self
-            .plan
-            .domains
-            .iter()
-            .filter(|d| d.covers(&name))
-            .min_by_key(|d| d.allow)
-            .cloned();
+        let rule = self.rule_covering(&name).cloned();
         let Some(rule) = rule else { return };
         let prefix = if ip.is_ipv4() { 32 } else { 128 };
         let key = CidrKey { addr: ip, prefix };
@@ -404,6 +509,9 @@ impl Egress {
     }
 }
 
+/// A map's wanted content: key bytes -> value bytes.
+type Entries = HashMap<Vec<u8>, Vec<u8>>;
+
 fn lpm_map(m: &EgressMaps, k: CidrKey, allow: bool) -> &MapHandle {
     match (k.addr.is_ipv4(), allow) {
         (true, false) => &m.block4,
@@ -420,6 +528,52 @@ mod tests {
 
     fn pol(yaml: &str) -> Policy {
         Policy::from_yaml(yaml, Path::new("t.yml")).unwrap()
+    }
+
+    #[test]
+    fn reload_keeps_rule_ids_and_what_was_learned_for_names_still_covered() {
+        let p1 = Plan::new(
+            &pol("network:\n  blocked_ips: [\"198.51.100.3\"]\n  blocked_domains: [evil.example, gone.example]\n"),
+            &[],
+        )
+        .unwrap();
+        let old_id = p1.block[0].1;
+        let mut e = Egress::new(p1, None);
+        e.learn(
+            "cdn.evil.example",
+            "203.0.113.9".parse().unwrap(),
+            Duration::from_secs(60),
+        );
+        e.learn(
+            "gone.example",
+            "203.0.113.10".parse().unwrap(),
+            Duration::from_secs(60),
+        );
+        let p2 = Plan::new(
+            &pol("network:\n  blocked_ports: [4444]\n  blocked_ips: [\"198.51.100.3\"]\n  blocked_domains: [evil.example]\n"),
+            &[],
+        )
+        .unwrap();
+        e.reload(p2).unwrap();
+        // The same rule text keeps its id; a new text gets a new one, and
+        // an id given before the reload still names its rule.
+        assert_eq!(e.plan().block[0].1, old_id);
+        assert_eq!(e.rule_text(old_id), "network.blocked_ips: 198.51.100.3");
+        assert_eq!(
+            e.rule_text(e.plan().ports[0].1),
+            "network.blocked_ports: 4444"
+        );
+        assert!(e.rule_text(e.plan().ports[0].1) != e.rule_text(old_id));
+        let evil = e.domain_rule_for("203.0.113.9".parse().unwrap()).unwrap();
+        assert_eq!(
+            e.rule_text(evil.rule),
+            "network.blocked_domains: evil.example"
+        );
+        assert!(e.domain_rule_for("203.0.113.10".parse().unwrap()).is_none());
+        assert_eq!(
+            e.dns_name("203.0.113.10".parse().unwrap()),
+            Some("gone.example")
+        );
     }
 
     #[test]

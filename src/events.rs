@@ -198,7 +198,7 @@ pub struct AffixKey {
 }
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct InodeKey {
     pub dev: u64,
     pub ino: u64,

@@ -41,13 +41,18 @@ const REORDER_DELAY_NS: u64 = 50_000_000;
 const REORDER_MAX: usize = 65536;
 
 static STOP: AtomicBool = AtomicBool::new(false);
+static RELOAD: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGHUP {
+        RELOAD.store(true, Ordering::SeqCst);
+    } else {
+        STOP.store(true, Ordering::SeqCst);
+    }
 }
 
 fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
@@ -167,13 +172,14 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         None => Box::new(BufWriter::new(std::io::stdout())),
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let plan = egress::Plan::new(&policy, &egress::nameservers(&resolv))
+    let nameservers = egress::nameservers(&resolv);
+    let plan = egress::Plan::new(&policy, &nameservers)
         .map_err(|m| anyhow::anyhow!("{m}"))
         .context("the network policy cannot be put into the kernel")?;
     let tracefs = preflight()?;
     install_signal_handlers();
 
-    let filter = policy.kernel_filter();
+    let mut filter = policy.kernel_filter();
     if !filter.match_all.is_empty() {
         log::warn!(
             "these patterns name no file name, parent, prefix or suffix the kernel can pre-filter on, so every open is resolved (slower): {}",
@@ -184,9 +190,10 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     if removed > 0 {
         log::warn!("removed {removed} canaries left behind by a bee-trace that was killed");
     }
-    let canaries = plant_canaries(&mut policy)?;
+    let mut canaries = plant_canaries(&mut policy)?;
     let seeds = sensors::seed_inodes(&policy.seed_files());
-    let inodes = inode_flags(&policy, &seeds);
+    let mut armed = canary::Armed::default();
+    let (inodes, _) = armed.arm(&policy, &seeds);
     log::info!(
         "watching {} existing sensitive files by inode ({} armed to kill)",
         inodes.len(),
@@ -270,6 +277,26 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     loop {
         if STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
+        }
+        if RELOAD.swap(false, Ordering::SeqCst) {
+            let mut live = Live {
+                sensors: &mut sensors,
+                pipeline: &mut pipeline,
+                canaries: &mut canaries,
+                armed: &mut armed,
+                filter: &mut filter,
+                shutdown: stop_workers.clone(),
+            };
+            match &args.config {
+                None => eprintln!("bee-trace: SIGHUP: no --config file, nothing to reload"),
+                Some(path) => match reload(path, &nameservers, &mut live) {
+                    Ok(()) => eprintln!("bee-trace: policy reloaded from {}", path.display()),
+                    Err(e) => eprintln!(
+                        "bee-trace: reload of {} refused, the previous policy stays in force: {e:#}",
+                        path.display()
+                    ),
+                },
+            }
         }
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(raw) => reorder.push(raw),
@@ -356,7 +383,9 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         std::fs::write(p, report::markdown(&report))
             .with_context(|| format!("cannot write the Markdown report {}", p.display()))?;
     }
+    // Programs are detached: the decoys can go, then the pins.
     drop(canaries);
+    drop(armed);
     if let Some(e) = sink.write_error.take() {
         return Err(e).context("writing events failed; some events were not written");
     }
@@ -390,23 +419,86 @@ fn plant_canaries(policy: &mut Policy) -> Result<canary::Canaries> {
     Ok(planted)
 }
 
-/// Inode-filter flags for the seeded files: watched, and armed when a kill
-/// rule names them.
-fn inode_flags(
-    policy: &Policy,
-    seeds: &[(events::InodeKey, std::path::PathBuf)],
-) -> Vec<(events::InodeKey, u8)> {
-    seeds
+/// What a reload changes in place.
+struct Live<'a> {
+    sensors: &'a mut Sensors,
+    pipeline: &'a mut Pipeline,
+    canaries: &'a mut canary::Canaries,
+    armed: &'a mut canary::Armed,
+    filter: &'a mut policy::KernelFilter,
+    shutdown: Arc<AtomicBool>,
+}
+
+/// SIGHUP: re-reads the policy and puts it in force without detaching
+/// anything. Everything that can be refused (the file, the network plan, a
+/// canary that cannot be planted) is checked before the kernel maps change.
+fn reload(path: &Path, nameservers: &[std::net::IpAddr], live: &mut Live) -> Result<()> {
+    let mut policy = Policy::load(path)?;
+    let plan = egress::Plan::new(&policy, nameservers).map_err(|m| anyhow::anyhow!("{m}"))?;
+    let old = live.pipeline.policy.clone();
+    if (policy.event_buffer_size, policy.max_events_per_second)
+        != (old.event_buffer_size, old.max_events_per_second)
+    {
+        log::warn!("performance.* changes take effect at the next start, not on reload");
+    }
+
+    // New canaries first; if one cannot be planted, undo and refuse.
+    let before: Vec<std::path::PathBuf> = live
+        .canaries
+        .planted
         .iter()
-        .map(|(k, p)| {
-            let kill = if policy.is_tripwire(p) {
-                events::INODE_KILL
-            } else {
-                0
-            };
-            (*k, events::INODE_WATCH | kill)
-        })
-        .collect()
+        .map(|p| p.path.clone())
+        .collect();
+    let fresh: Vec<policy::Canary> = policy
+        .canaries
+        .iter()
+        .filter(|c| !live.canaries.is_planted(&c.path))
+        .cloned()
+        .collect();
+    for (c, o) in fresh.iter().zip(live.canaries.add(&fresh)) {
+        match o {
+            canary::Outcome::Planted(_) => log::info!("canary planted at {}", c.path.display()),
+            canary::Outcome::Exists => {
+                log::warn!(
+                    "canary {}: a file is already there; it is left untouched and not armed",
+                    c.path.display()
+                );
+                policy.disarm_canary(&c.path);
+            }
+            canary::Outcome::Failed(why) => {
+                live.canaries.retain(&before);
+                anyhow::bail!("cannot plant the canary {}: {why}", c.path.display());
+            }
+        }
+    }
+
+    let filter = policy.kernel_filter();
+    let seeds = sensors::seed_inodes(&policy.seed_files());
+    let (inodes, disarm) = live.armed.arm(&policy, &seeds);
+    live.sensors
+        .update_file_filter(live.filter, &filter, &inodes, &disarm)
+        .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
+        .context("the kernel refused the new file filter; restart bee-trace to be sure which policy is in force")?;
+    live.armed.release(&disarm);
+    *live.filter = filter;
+    // Decoys the new policy no longer has go only now, once disarmed.
+    let keep: Vec<std::path::PathBuf> = policy.canaries.iter().map(|c| c.path.clone()).collect();
+    live.canaries.retain(&keep);
+
+    live.pipeline
+        .set_policy(policy, plan, live.shutdown.clone())
+        .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
+        .context("the kernel refused the new egress maps; restart bee-trace to be sure which policy is in force")?;
+    for (key, p) in &seeds {
+        live.pipeline.know_file(*key, &p.to_string_lossy());
+    }
+    log::info!(
+        "reloaded: {} file rules, {} files watched by inode, {} armed",
+        live.pipeline.policy.file_rules.len(),
+        seeds.len(),
+        live.armed.count()
+    );
+    Ok(())
 }
 
 fn unix_now_ns() -> i128 {

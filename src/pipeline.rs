@@ -59,6 +59,8 @@ pub struct Pipeline {
     pub egress: Egress,
     /// Names resolved in the background: (name, address, ttl).
     domain_rx: Option<crossbeam_channel::Receiver<(String, IpAddr, Duration)>>,
+    /// Stops the current resolver thread (a reload starts another).
+    resolver_stop: Arc<AtomicBool>,
     /// Recent egress verdicts on connects, by (pid, address, port): the
     /// connect tracepoint's record of the same call is folded into them.
     verdicts: HashMap<(u32, IpAddr, u16), u64>,
@@ -90,6 +92,7 @@ impl Pipeline {
             known_inodes: HashMap::new(),
             egress,
             domain_rx: None,
+            resolver_stop: Arc::new(AtomicBool::new(false)),
             verdicts: HashMap::new(),
         }
     }
@@ -98,7 +101,11 @@ impl Pipeline {
     /// without a wildcard) off the processing thread, now and every
     /// RESOLVE_EVERY; each answer reaches the egress maps through
     /// `take_resolved`. A host without DNS never stalls start-up.
-    pub fn resolve_rule_domains(&mut self, stop: Arc<AtomicBool>) {
+    pub fn resolve_rule_domains(&mut self, shutdown: Arc<AtomicBool>) {
+        self.resolver_stop.store(true, Ordering::Relaxed);
+        self.domain_rx = None;
+        let stop = Arc::new(AtomicBool::new(false));
+        self.resolver_stop = stop.clone();
         let names: Vec<String> = self
             .egress
             .plan()
@@ -131,7 +138,7 @@ impl Pipeline {
                 }
                 let until = std::time::Instant::now() + RESOLVE_EVERY;
                 while std::time::Instant::now() < until {
-                    if stop.load(Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) || shutdown.load(Ordering::Relaxed) {
                         return;
                     }
                     std::thread::sleep(Duration::from_millis(200));
@@ -153,6 +160,27 @@ impl Pipeline {
             }
         }
         self.egress.expire();
+    }
+
+    /// Puts a reloaded policy in force: files known by inode are judged again
+    /// (those no rule names any more are forgotten), the egress maps are
+    /// updated in place, and the new policy's domains are resolved.
+    pub fn set_policy(
+        &mut self,
+        policy: Policy,
+        plan: crate::egress::Plan,
+        shutdown: Arc<AtomicBool>,
+    ) -> libbpf_rs::Result<()> {
+        self.policy = policy;
+        let known = std::mem::take(&mut self.known_inodes);
+        for (key, (_, path)) in known {
+            if let Some(rule) = self.policy.match_file(&path, Access::Write) {
+                self.known_inodes.insert(key, (rule.clone(), path));
+            }
+        }
+        let result = self.egress.reload(plan);
+        self.resolve_rule_domains(shutdown);
+        result
     }
 
     /// Remembers an existing sensitive file by inode (see `Policy::seed_files`).

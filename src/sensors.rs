@@ -504,6 +504,106 @@ impl Sensors {
         }
     }
 
+    /// Puts a reloaded policy's file filter in place with no moment in which
+    /// an open either policy watches goes unseen: the new keys go in first,
+    /// then the new configuration into the idle slot, which is then made
+    /// active, and only then do the keys only `old` needed go. `inodes` are
+    /// the files to watch with their flags; `disarm` the tripwires that are
+    /// no longer armed (they stay watched).
+    pub fn update_file_filter(
+        &mut self,
+        old: &KernelFilter,
+        new: &KernelFilter,
+        inodes: &[(InodeKey, u8)],
+        disarm: &[InodeKey],
+    ) -> libbpf_rs::Result<()> {
+        let Some(skel) = self.file.as_mut() else {
+            return Ok(());
+        };
+        let one = 1u32.to_ne_bytes();
+        // (map, keys to add, keys to remove once the new cfg is active)
+        type Keys = Vec<Vec<u8>>;
+        let sets: [(&dyn MapCore, Keys, Keys); 4] = [
+            (
+                &skel.maps.name_filter,
+                new.names
+                    .iter()
+                    .map(|n| as_bytes(&name_key(n)).to_vec())
+                    .collect(),
+                old.names
+                    .difference(&new.names)
+                    .map(|n| as_bytes(&name_key(n)).to_vec())
+                    .collect(),
+            ),
+            (
+                &skel.maps.parent_filter,
+                new.parents
+                    .iter()
+                    .map(|n| as_bytes(&name_key(n)).to_vec())
+                    .collect(),
+                old.parents
+                    .difference(&new.parents)
+                    .map(|n| as_bytes(&name_key(n)).to_vec())
+                    .collect(),
+            ),
+            (
+                &skel.maps.prefix_filter,
+                new.prefixes
+                    .iter()
+                    .map(|n| as_bytes(&affix_key(n)).to_vec())
+                    .collect(),
+                old.prefixes
+                    .difference(&new.prefixes)
+                    .map(|n| as_bytes(&affix_key(n)).to_vec())
+                    .collect(),
+            ),
+            (
+                &skel.maps.suffix_filter,
+                new.suffixes
+                    .iter()
+                    .map(|n| as_bytes(&affix_key(n)).to_vec())
+                    .collect(),
+                old.suffixes
+                    .difference(&new.suffixes)
+                    .map(|n| as_bytes(&affix_key(n)).to_vec())
+                    .collect(),
+            ),
+        ];
+        for (map, add, _) in &sets {
+            for k in add {
+                map.update(k, &one, MapFlags::ANY)?;
+            }
+        }
+        for (k, flags) in inodes {
+            add_inode(skel, k, *flags)?;
+        }
+        for k in disarm {
+            // Exactly WATCH: the kill bit goes, the hardlink check stays.
+            skel.maps.inode_filter.update(
+                as_bytes(k),
+                &u32::from(INODE_WATCH).to_ne_bytes(),
+                MapFlags::ANY,
+            )?;
+        }
+        let bss = skel.maps.bss_data.as_deref_mut();
+        let active = bss.as_ref().map_or(0, |b| b.cfg_slot & 1);
+        let idle = active ^ 1;
+        skel.maps
+            .file_cfg
+            .update(&idle.to_ne_bytes(), as_bytes(&file_cfg(new)), MapFlags::ANY)?;
+        if let Some(b) = bss {
+            // SAFETY: cfg_slot lives in the program's mmapped .bss; a volatile
+            // aligned u32 store is seen whole by the programs.
+            unsafe { std::ptr::write_volatile(&mut b.cfg_slot, idle) };
+        }
+        for (map, _, stale) in &sets {
+            for k in stale {
+                let _ = map.delete(k);
+            }
+        }
+        Ok(())
+    }
+
     /// Detaches every program; the ring buffers stay readable for draining.
     pub fn detach(&mut self) {
         self.links.clear();

@@ -98,6 +98,33 @@ impl Monitor {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Sends SIGHUP and waits until bee-trace says how the reload went;
+    /// returns that line.
+    pub fn reload(&self) -> String {
+        let lines = |s: &str| -> Vec<String> {
+            s.lines()
+                .filter(|l| l.contains("policy reloaded") || l.contains("refused"))
+                .map(str::to_string)
+                .collect()
+        };
+        let before = lines(&self.stderr()).len();
+        // SAFETY: kill with a valid pid and signal.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = lines(&self.stderr());
+            if now.len() > before {
+                return now[before].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no reload outcome in 30s: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM, wait for a clean exit, return every event written.
     pub fn stop(mut self) -> Vec<Value> {
         // SAFETY: kill with a valid pid and signal.
