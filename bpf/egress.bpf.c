@@ -308,3 +308,333 @@ int egress_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	return decide(ctx, true, BT_HOOK_SENDMSG);
 }
+
+/*
+ * DNS answers. A cgroup_skb ingress program at the same root sees every UDP
+ * datagram delivered to a socket on the host; a response from port 53 is
+ * parsed here, before the resolver that asked can read it. When a domain
+ * rule covers the name asked for, its A/AAAA addresses enter the block or
+ * allow trie at once, so the connect that follows the lookup is judged with
+ * them. Every answer also goes to user space (TTLs, expiry, `dns_name`).
+ * TCP answers and DNS over TLS/HTTPS are not parsed.
+ */
+
+#define BT_DNS_PKT 1024 /* bytes of the datagram looked at */
+#define BT_DNS_ANSWERS 16
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct bt_dns_key);
+	__type(value, struct bt_dns_rule);
+} dns_rules SEC(".maps");
+
+/* Parser state lives in the per-CPU scratch map, not on the stack: the
+ * verifier does not track map values, so each bpf_loop callback is verified
+ * once instead of once per possible offset. */
+struct dns_state {
+	__u32 pos;   /* next byte to read */
+	__u32 end;   /* bytes of the datagram loaded */
+	__u32 start; /* the question name */
+	__u32 qlen;  /* its wire length */
+	__u32 left;  /* answers not yet read */
+	__u32 off;   /* suffix of the name tried next, relative to start */
+	__s32 done;  /* name walk: 1 ended by its zero label (or a pointer), -1 malformed */
+	__s32 found; /* rule scan: 0 none, 1 allow, 2 block (final) */
+	struct bt_dns_rule hit;
+};
+
+struct dns_scratch {
+	__u8 pkt[BT_DNS_PKT + 64]; /* slack: reads at a masked offset stay inside */
+	struct dns_state st;
+	struct bt_dns_key key;
+	struct bt_dns_event ev;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dns_scratch);
+} dns_buf SEC(".maps");
+
+/* What every callback gets: the scratch. */
+struct dns_ctx {
+	struct dns_scratch *s;
+};
+
+static __always_inline __u8 pkt_u8(const struct dns_scratch *s, __u32 off)
+{
+	return s->pkt[off & (BT_DNS_PKT - 1)];
+}
+
+static __always_inline __u16 pkt_u16(const struct dns_scratch *s, __u32 off)
+{
+	return ((__u16)pkt_u8(s, off) << 8) | pkt_u8(s, off + 1);
+}
+
+/* One label of the question name; a pointer is malformed there. */
+static long name_step(__u64 i, void *vctx)
+{
+	struct dns_scratch *s = ((struct dns_ctx *)vctx)->s;
+	struct dns_state *w = &s->st;
+	__u8 l;
+
+	if (w->pos >= w->end) {
+		w->done = -1;
+		return 1;
+	}
+	l = pkt_u8(s, w->pos);
+	if (l == 0) {
+		w->pos++;
+		w->done = 1;
+		return 1;
+	}
+	if (l & 0xc0) {
+		w->done = -1;
+		return 1;
+	}
+	w->pos += l + 1;
+	return 0;
+}
+
+/* One label of an answer's owner name: a pointer ends it. */
+static long skip_step(__u64 i, void *vctx)
+{
+	struct dns_scratch *s = ((struct dns_ctx *)vctx)->s;
+	struct dns_state *w = &s->st;
+	__u8 l;
+
+	if (w->pos >= w->end) {
+		w->done = -1;
+		return 1;
+	}
+	l = pkt_u8(s, w->pos);
+	if ((l & 0xc0) == 0xc0) {
+		w->pos += 2;
+		w->done = 1;
+		return 1;
+	}
+	if (l == 0) {
+		w->pos++;
+		w->done = 1;
+		return 1;
+	}
+	w->pos += l + 1;
+	return 0;
+}
+
+/* Lower-cases the question name in place: length bytes (at most 63) are
+ * never in 'A'..'Z', so every byte can be treated alike. */
+static long lower_step(__u64 i, void *vctx)
+{
+	struct dns_scratch *s = ((struct dns_ctx *)vctx)->s;
+	__u32 off = (s->st.start + i) & (BT_DNS_PKT - 1);
+	__u8 c = s->pkt[off];
+
+	if (c >= 'A' && c <= 'Z')
+		s->pkt[off] = c + 32;
+	return 0;
+}
+
+/* Tries the suffix of the question name at st.off against dns_rules, then
+ * steps to the next label. A block rule ends the scan; the first allow rule
+ * that applies is remembered. */
+static long rule_step(__u64 i, void *vctx)
+{
+	struct dns_scratch *s = ((struct dns_ctx *)vctx)->s;
+	struct dns_state *r = &s->st;
+	struct bt_dns_rule *v;
+	__u32 n;
+
+	if (r->off >= r->qlen)
+		return 1;
+	n = r->qlen - r->off;
+	if (n <= 1 || n > BT_DNS_NAME - 1)
+		goto next;
+	__builtin_memset(&s->key, 0, sizeof(s->key));
+	barrier_var(n);
+	n &= BT_DNS_NAME - 1;
+	if (n == 0)
+		return 1;
+	if (bpf_probe_read_kernel(s->key.name, n, &s->pkt[(r->start + r->off) & (BT_DNS_PKT - 1)]))
+		return 1;
+	v = bpf_map_lookup_elem(&dns_rules, &s->key);
+	if (v) {
+		if (!v->allow) {
+			r->hit = *v;
+			r->found = 2;
+			return 1;
+		}
+		if ((!v->exact || r->off == 0) && r->found == 0) {
+			r->hit = *v;
+			r->found = 1;
+		}
+	}
+next:
+	r->off += pkt_u8(s, r->start + r->off) + 1;
+	return 0;
+}
+
+/* One answer record: an A or AAAA of class IN is added to the event. */
+static long answer_step(__u64 i, void *vctx)
+{
+	struct dns_ctx *c = vctx;
+	struct dns_scratch *s = c->s;
+	struct dns_state *a = &s->st;
+	struct bt_dns_event *e = &s->ev;
+	__u16 type, class, rdlen;
+	__u32 ttl, at, k;
+
+	if (a->left == 0)
+		return 1;
+	a->left--;
+	a->done = 0;
+	bpf_loop(64, skip_step, c, 0);
+	if (a->done != 1 || a->pos + 10 > a->end)
+		return 1;
+	at = a->pos;
+	type = pkt_u16(s, at);
+	class = pkt_u16(s, at + 2);
+	ttl = ((__u32)pkt_u16(s, at + 4) << 16) | pkt_u16(s, at + 6);
+	rdlen = pkt_u16(s, at + 8);
+	a->pos = at + 10 + rdlen;
+	if (a->pos > a->end)
+		return 1;
+	if (class != 1 || !((type == 1 && rdlen == 4) || (type == 28 && rdlen == 16)))
+		return 0;
+	k = e->naddrs;
+	if (k >= BT_DNS_ADDRS)
+		return 1;
+	e->ttl[k] = ttl;
+	e->family[k] = type == 1 ? 4 : 6;
+	__builtin_memset(e->addr[k], 0, 16);
+	bpf_probe_read_kernel(e->addr[k], type == 1 ? 4 : 16, &s->pkt[(at + 10) & (BT_DNS_PKT - 1)]);
+	e->naddrs = k + 1;
+	return 0;
+}
+
+static __always_inline void learn_addr(const struct bt_dns_event *e, __u32 k,
+				       const struct bt_dns_rule *r)
+{
+	struct bt_egress_val v = r->val;
+
+	if (r->allow)
+		v.rule = 0;
+	if (e->family[k] == 4) {
+		struct bt_lpm4_key key = { .prefixlen = 32 };
+
+		__builtin_memcpy(key.addr, e->addr[k], 4);
+		/* NOEXIST: an entry the policy names itself keeps its own value. */
+		bpf_map_update_elem(r->allow ? (void *)&allow4 : (void *)&block4, &key, &v,
+				    BPF_NOEXIST);
+	} else {
+		struct bt_lpm6_key key = { .prefixlen = 128 };
+
+		__builtin_memcpy(key.addr, e->addr[k], 16);
+		bpf_map_update_elem(r->allow ? (void *)&allow6 : (void *)&block6, &key, &v,
+				    BPF_NOEXIST);
+	}
+}
+
+SEC("cgroup_skb/ingress")
+int egress_dns(struct __sk_buff *skb)
+{
+	struct dns_scratch *s;
+	struct dns_ctx c;
+	__u32 zero = 0, len = skb->len, l4, dns, flags, qd, an, n, k;
+	__u8 ver;
+
+	if (len < 20 + 8 + 12)
+		return 1;
+	s = bpf_map_lookup_elem(&dns_buf, &zero);
+	if (!s)
+		return 1;
+	c.s = s;
+	if (len > BT_DNS_PKT)
+		len = BT_DNS_PKT;
+	if (bpf_skb_load_bytes(skb, 0, s->pkt, len & (2 * BT_DNS_PKT - 1)))
+		return 1;
+	ver = s->pkt[0] >> 4;
+	if (ver == 4) {
+		if (s->pkt[9] != 17) /* UDP */
+			return 1;
+		l4 = (s->pkt[0] & 0xf) * 4;
+	} else if (ver == 6) {
+		if (s->pkt[6] != 17) /* UDP, no extension headers */
+			return 1;
+		l4 = 40;
+	} else {
+		return 1;
+	}
+	if (pkt_u16(s, l4) != 53 || l4 + 8 + 12 > len)
+		return 1;
+	dns = l4 + 8;
+	flags = pkt_u16(s, dns + 2);
+	qd = pkt_u16(s, dns + 4);
+	an = pkt_u16(s, dns + 6);
+	/* A response (QR), standard query, no error, one question, answers. */
+	if (!(flags & 0x8000) || (flags & 0x7800) || (flags & 0xf) || qd != 1 || an == 0)
+		return 1;
+
+	s->st.pos = dns + 12;
+	s->st.start = dns + 12;
+	s->st.end = len;
+	s->st.done = 0;
+	bpf_loop(64, name_step, &c, 0);
+	if (s->st.done != 1)
+		return 1;
+	s->st.qlen = s->st.pos - s->st.start;
+	if (s->st.qlen > BT_DNS_NAME - 1 || s->st.pos + 4 > len)
+		return 1;
+	bpf_loop(s->st.qlen, lower_step, &c, 0);
+
+	struct bt_dns_event *e = &s->ev;
+	e->hdr.ts_boot_ns = bpf_ktime_get_boot_ns();
+	e->hdr.cgroup_id = 0;
+	e->hdr.type = BT_EV_DNS;
+	e->hdr.pid = 0;
+	e->hdr.tid = 0;
+	e->hdr.ppid = 0;
+	e->hdr.uid = 0;
+	e->hdr._pad = 0;
+	__builtin_memset(e->hdr.comm, 0, sizeof(e->hdr.comm));
+	e->name_len = s->st.qlen;
+	e->naddrs = 0;
+	e->rule_hit = 0;
+	e->_pad = 0;
+	__builtin_memset(e->name, 0, sizeof(e->name));
+	n = s->st.qlen;
+	barrier_var(n);
+	n &= BT_DNS_NAME - 1;
+	if (n == 0)
+		return 1;
+	bpf_probe_read_kernel(e->name, n, &s->pkt[s->st.start & (BT_DNS_PKT - 1)]);
+
+	s->st.pos += 4; /* qtype, qclass */
+	s->st.left = an;
+	bpf_loop(BT_DNS_ANSWERS, answer_step, &c, 0);
+	if (e->naddrs == 0)
+		return 1;
+
+	s->st.off = 0;
+	s->st.found = 0;
+	bpf_loop(BT_DNS_NAME / 2, rule_step, &c, 0);
+	if (s->st.found) {
+		struct bt_dns_rule hit = s->st.hit;
+
+		e->rule_hit = 1;
+		for (k = 0; k < BT_DNS_ADDRS; k++) {
+			if (k >= e->naddrs)
+				break;
+			learn_addr(e, k, &hit);
+		}
+	}
+	if (bpf_ringbuf_output(&net_events, e, sizeof(*e), 0)) {
+		__u64 *lost = bpf_map_lookup_elem(&egress_lost, &zero);
+
+		if (lost)
+			(*lost)++;
+	}
+	return 1;
+}

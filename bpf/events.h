@@ -32,6 +32,7 @@
 #define BT_EV_NET 5
 #define BT_EV_MEM 6
 #define BT_EV_EGRESS 7
+#define BT_EV_DNS 8
 
 struct bt_header {
 	__u64 ts_boot_ns; /* bpf_ktime_get_boot_ns() */
@@ -169,6 +170,37 @@ struct bt_egress_val {
 	__u16 ports[BT_EGRESS_PORTS];
 };
 
+/* A DNS answer seen arriving at a socket on the host (UDP, source port 53):
+ * the name asked for, in wire format (length-prefixed labels, lower case),
+ * and its A/AAAA records. The header's pid and comm are not the receiver's
+ * (the program runs where the packet is delivered) and are zero. */
+#define BT_DNS_NAME 128 /* longest wire-format name matched or reported */
+#define BT_DNS_ADDRS 8
+struct bt_dns_event {
+	struct bt_header hdr;
+	__u16 name_len; /* bytes of name, the final zero label included */
+	__u8 naddrs;
+	__u8 rule_hit;  /* a domain rule covered the name: its addresses went into the maps */
+	__u32 _pad;
+	__u32 ttl[BT_DNS_ADDRS];
+	__u8 family[BT_DNS_ADDRS]; /* 4 or 6 */
+	__u8 addr[BT_DNS_ADDRS][16];
+	__u8 name[BT_DNS_NAME];
+};
+
+/* Key of dns_rules: a domain in wire format, zero-padded. */
+struct bt_dns_key {
+	__u8 name[BT_DNS_NAME];
+};
+
+/* Value of dns_rules: what an address learned for the name gets. */
+struct bt_dns_rule {
+	struct bt_egress_val val; /* rule id (block) or allowed ports (allow) */
+	__u8 allow;
+	__u8 exact; /* only the name itself, not its subdomains */
+	__u16 _pad;
+};
+
 /* bt_mem_event.kind */
 #define BT_MEM_PTRACE 1
 #define BT_MEM_VM_READV 2
@@ -247,5 +279,8 @@ _Static_assert(sizeof(struct bt_lpm6_key) == 20, "bt_lpm6_key layout");
 _Static_assert(sizeof(struct bt_egress_val) == 20, "bt_egress_val layout");
 _Static_assert(sizeof(struct bt_affix_key) == 32, "bt_affix_key layout");
 _Static_assert(sizeof(struct bt_file_cfg) == 168, "bt_file_cfg layout");
+_Static_assert(sizeof(struct bt_dns_event) == 360, "bt_dns_event layout");
+_Static_assert(sizeof(struct bt_dns_key) == 128, "bt_dns_key layout");
+_Static_assert(sizeof(struct bt_dns_rule) == 24, "bt_dns_rule layout");
 
 #endif

@@ -242,6 +242,8 @@ pub struct EgressMaps {
     pub allow4: MapHandle,
     pub allow6: MapHandle,
     pub ports: MapHandle,
+    /// Domain rules for the DNS-answer program (absent when it did not load).
+    pub dns: Option<MapHandle>,
 }
 
 /// An address learned for a domain rule, kept until its TTL runs out.
@@ -358,6 +360,9 @@ impl Egress {
                 .into_iter()
                 .map(|h| (h, HashMap::new()))
                 .collect();
+        if let Some(dns) = &m.dns {
+            out.push((dns, self.dns_entries()));
+        }
         let slot = |k: CidrKey, allow: bool| match (k.addr.is_ipv4(), allow) {
             (true, false) => 0,
             (false, false) => 1,
@@ -396,6 +401,41 @@ impl Egress {
             out[4]
                 .1
                 .insert(port.to_ne_bytes().to_vec(), id.to_ne_bytes().to_vec());
+        }
+        out
+    }
+
+    /// The dns_rules map: one key per domain. A blocked rule wins over an
+    /// allowed one, and a wildcard allow over an exact one for the same name
+    /// (it covers the name too).
+    fn dns_entries(&self) -> Entries {
+        let mut best: HashMap<&str, &DomainRule> = HashMap::new();
+        for d in &self.plan.domains {
+            let rank = |r: &DomainRule| (r.allow, !r.subdomains);
+            match best.get(d.name.as_str()) {
+                Some(b) if rank(b) <= rank(d) => {}
+                _ => {
+                    best.insert(&d.name, d);
+                }
+            }
+        }
+        let mut out = Entries::new();
+        for (name, d) in best {
+            let Some(key) = crate::events::dns_key(name) else {
+                log::warn!("{name} is too long to be matched in DNS answers by the kernel");
+                continue;
+            };
+            let rule = crate::events::DnsRule {
+                val: if d.allow {
+                    val(0, &d.ports)
+                } else {
+                    val(d.rule, &[])
+                },
+                allow: u8::from(d.allow),
+                exact: u8::from(!d.subdomains),
+                _pad: 0,
+            };
+            out.insert(as_bytes(&key).to_vec(), as_bytes(&rule).to_vec());
         }
         out
     }

@@ -21,6 +21,9 @@ pub const EV_FILE: u32 = 4;
 pub const EV_NET: u32 = 5;
 pub const EV_MEM: u32 = 6;
 pub const EV_EGRESS: u32 = 7;
+pub const EV_DNS: u32 = 8;
+pub const DNS_NAME: usize = 128;
+pub const DNS_ADDRS: usize = 8;
 
 pub const PATH_TRUNCATED: u32 = 1;
 pub const PATH_RESOLVED: u8 = 0;
@@ -155,6 +158,91 @@ pub struct EgressEvent {
     pub daddr: [u8; 16],
 }
 
+/// A DNS answer seen in the kernel (see bt_dns_event).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct DnsEvent {
+    pub hdr: Header,
+    pub name_len: u16,
+    pub naddrs: u8,
+    pub rule_hit: u8,
+    pub _pad: u32,
+    pub ttl: [u32; DNS_ADDRS],
+    pub family: [u8; DNS_ADDRS],
+    pub addr: [[u8; 16]; DNS_ADDRS],
+    pub name: [u8; DNS_NAME],
+}
+
+impl Default for DnsEvent {
+    fn default() -> Self {
+        DnsEvent {
+            hdr: Header::default(),
+            name_len: 0,
+            naddrs: 0,
+            rule_hit: 0,
+            _pad: 0,
+            ttl: [0; DNS_ADDRS],
+            family: [0; DNS_ADDRS],
+            addr: [[0; 16]; DNS_ADDRS],
+            name: [0; DNS_NAME],
+        }
+    }
+}
+
+/// Key and value of the dns_rules map.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct DnsKey {
+    pub name: [u8; DNS_NAME],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DnsRule {
+    pub val: EgressVal,
+    pub allow: u8,
+    pub exact: u8,
+    pub _pad: u16,
+}
+
+/// `example.com` in DNS wire format (length-prefixed labels, final zero
+/// label), zero-padded to a dns_rules key; None when it does not fit.
+pub fn dns_key(name: &str) -> Option<DnsKey> {
+    let mut k = DnsKey {
+        name: [0; DNS_NAME],
+    };
+    let mut at = 0;
+    for label in name.trim_end_matches('.').split('.') {
+        let b = label.as_bytes();
+        if b.is_empty() || b.len() > 63 || at + 1 + b.len() + 1 > DNS_NAME - 1 {
+            return None;
+        }
+        k.name[at] = b.len() as u8;
+        k.name[at + 1..at + 1 + b.len()].copy_from_slice(&label.to_ascii_lowercase().into_bytes());
+        at += 1 + b.len();
+    }
+    Some(k)
+}
+
+/// The dotted name of a wire-format name (`\x03www\x07example\x00`); None
+/// when the labels do not add up.
+pub fn dns_name_text(wire: &[u8]) -> Option<String> {
+    let mut out = String::new();
+    let mut at = 0;
+    loop {
+        let l = usize::from(*wire.get(at)?);
+        if l == 0 {
+            return (!out.is_empty()).then_some(out);
+        }
+        let label = wire.get(at + 1..at + 1 + l)?;
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(&String::from_utf8_lossy(label));
+        at += 1 + l;
+    }
+}
+
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EgressCfg {
@@ -226,6 +314,7 @@ unsafe impl plain::Plain for ExecEvent {}
 unsafe impl plain::Plain for ForkEvent {}
 unsafe impl plain::Plain for ExitEvent {}
 unsafe impl plain::Plain for EgressEvent {}
+unsafe impl plain::Plain for DnsEvent {}
 unsafe impl plain::Plain for FileEvent {}
 unsafe impl plain::Plain for NetEvent {}
 unsafe impl plain::Plain for MemEvent {}
@@ -238,6 +327,9 @@ const _: () = assert!(size_of::<FileEvent>() == 4456);
 const _: () = assert!(size_of::<NetEvent>() == 88);
 const _: () = assert!(size_of::<MemEvent>() == 104);
 const _: () = assert!(size_of::<EgressEvent>() == 88);
+const _: () = assert!(size_of::<DnsEvent>() == 360);
+const _: () = assert!(size_of::<DnsKey>() == 128);
+const _: () = assert!(size_of::<DnsRule>() == 24);
 const _: () = assert!(size_of::<EgressCfg>() == 8);
 const _: () = assert!(size_of::<Lpm4Key>() == 8);
 const _: () = assert!(size_of::<Lpm6Key>() == 20);
@@ -262,6 +354,7 @@ pub enum Raw {
     Net(NetEvent),
     Mem(MemEvent),
     Egress(EgressEvent),
+    Dns(Box<DnsEvent>),
 }
 
 impl Raw {
@@ -274,6 +367,7 @@ impl Raw {
             Raw::Net(e) => &e.hdr,
             Raw::Mem(e) => &e.hdr,
             Raw::Egress(e) => &e.hdr,
+            Raw::Dns(e) => &e.hdr,
         }
     }
 }
@@ -323,6 +417,7 @@ pub fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
         EV_NET => Raw::Net(copy_from(data, hdr.kind)?),
         EV_MEM => Raw::Mem(copy_from(data, hdr.kind)?),
         EV_EGRESS => Raw::Egress(copy_from(data, hdr.kind)?),
+        EV_DNS => Raw::Dns(Box::new(copy_from(data, hdr.kind)?)),
         other => return Err(DecodeError::UnknownType(other)),
     })
 }
@@ -492,6 +587,26 @@ mod tests {
         );
         assert_eq!(resolve_lexically("/home/u", "/etc/./shadow"), "/etc/shadow");
         assert_eq!(resolve_lexically("/", "../../x"), "/x");
+    }
+
+    #[test]
+    fn dns_names_go_to_wire_format_and_back() {
+        let k = dns_key("Evil.Example.").unwrap();
+        assert_eq!(&k.name[..14], b"\x04evil\x07example\x00");
+        assert!(k.name[14..].iter().all(|b| *b == 0));
+        assert_eq!(dns_name_text(&k.name).as_deref(), Some("evil.example"));
+        assert!(dns_key("a..b").is_none());
+        assert!(dns_key(&"x".repeat(64)).is_none());
+        assert!(
+            dns_key(&["abcdefghij"; 12].join(".")).is_none(),
+            "longer than a key"
+        );
+        assert_eq!(
+            dns_name_text(b"\x03www\x07exa"),
+            None,
+            "labels run past the end"
+        );
+        assert_eq!(dns_name_text(b"\x00"), None);
     }
 
     #[test]

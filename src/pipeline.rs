@@ -249,6 +249,7 @@ impl Pipeline {
             Raw::Net(e) => self.on_net(&e),
             Raw::Mem(e) => self.on_mem(&e),
             Raw::Egress(e) => self.on_egress(&e),
+            Raw::Dns(e) => self.on_dns(&e),
         }?;
         if let Some(c) = &self.command {
             if !ev.comm.contains(c.as_str()) {
@@ -399,6 +400,27 @@ impl Pipeline {
     }
 
     /// A verdict of the cgroup egress hooks (or an unconnected UDP send).
+    /// A DNS answer the kernel saw: its addresses are learned under the name
+    /// asked for (for `dns_name`, and with their TTL for the egress maps).
+    /// Not an event of its own.
+    fn on_dns(&mut self, e: &events::DnsEvent) -> Option<Event> {
+        let wire = e.name.get(..usize::from(e.name_len)).unwrap_or(&e.name);
+        let Some(name) = events::dns_name_text(wire) else {
+            self.stats.filtered += 1;
+            return None;
+        };
+        for k in 0..usize::from(e.naddrs).min(events::DNS_ADDRS) {
+            let ip = match e.family[k] {
+                4 => IpAddr::from([e.addr[k][0], e.addr[k][1], e.addr[k][2], e.addr[k][3]]),
+                6 => IpAddr::from(e.addr[k]),
+                _ => continue,
+            };
+            self.egress
+                .learn(&name, ip, Duration::from_secs(u64::from(e.ttl[k])));
+        }
+        None
+    }
+
     fn on_egress(&mut self, e: &events::EgressEvent) -> Option<Event> {
         let (family, ip) = net_addr(e.family, &e.daddr)?;
         let op = if e.hook == events::HOOK_CONNECT {

@@ -158,6 +158,7 @@ pub const EGRESS_PROBES: &[&str] = &[
     "cgroup/connect6",
     "cgroup/sendmsg4",
     "cgroup/sendmsg6",
+    "cgroup_skb/ingress (DNS answers)",
 ];
 
 impl Sensors {
@@ -332,6 +333,7 @@ impl Sensors {
             &skel.progs.egress_connect6,
             &skel.progs.egress_sendmsg4,
             &skel.progs.egress_sendmsg6,
+            &skel.progs.egress_dns,
         ]) {
             let outcome = prog
                 .attach_cgroup(fd)
@@ -372,6 +374,7 @@ impl Sensors {
             allow4: h(&s.maps.allow4)?,
             allow6: h(&s.maps.allow6)?,
             ports: h(&s.maps.blocked_ports)?,
+            dns: h(&s.maps.dns_rules),
         })
     }
 
