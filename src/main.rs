@@ -225,8 +225,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
 
     // Capabilities are per thread: drop them before any thread starts, so
     // every worker inherits the reduced set.
-    let kept =
-        privs::drop_privileges().context("cannot drop the privileges bee-trace no longer needs")?;
+    let kept = privs::drop_privileges(args.config.is_some())
+        .context("cannot drop the privileges bee-trace no longer needs")?;
     log::info!(
         "attached; capabilities kept: {} (no_new_privs set)",
         privs::names(kept).join(", ")

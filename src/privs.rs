@@ -15,9 +15,12 @@
 //!   other users (process table, inode learning).
 //! - CAP_DAC_OVERRIDE: writing reports where the caller asked and removing
 //!   planted canaries from other users' directories at exit.
+//! - CAP_CHOWN, only when a --config file can be reloaded: a canary a reload
+//!   plants in another user's directory is given that user's ownership.
 
 use std::io;
 
+const CAP_CHOWN: u32 = 0;
 const CAP_DAC_OVERRIDE: u32 = 1;
 const CAP_DAC_READ_SEARCH: u32 = 2;
 const CAP_SYS_PTRACE: u32 = 19;
@@ -47,23 +50,25 @@ fn last_cap() -> u32 {
         .unwrap_or(40)
 }
 
-/// The capability set kept after attach, as a 64-bit mask.
-pub fn kept_mask(last_cap: u32) -> u64 {
+/// The capability set kept after attach, as a 64-bit mask; `reloadable`
+/// when a policy file may be re-read (and so plant canaries) later.
+pub fn kept_mask(last_cap: u32, reloadable: bool) -> u64 {
     let bpf = if last_cap >= CAP_BPF {
         CAP_BPF
     } else {
         CAP_SYS_ADMIN
     };
+    let chown = if reloadable { 1 << CAP_CHOWN } else { 0 };
     [bpf, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_DAC_OVERRIDE]
         .iter()
-        .fold(0u64, |m, c| m | 1 << c)
+        .fold(chown, |m, c| m | 1 << c)
 }
 
 /// Drops everything but `kept_mask` and sets no_new_privs. Returns the mask
 /// kept.
-pub fn drop_privileges() -> io::Result<u64> {
+pub fn drop_privileges(reloadable: bool) -> io::Result<u64> {
     let last = last_cap();
-    let keep = kept_mask(last);
+    let keep = kept_mask(last, reloadable);
     // The bounding set first: that needs CAP_SETPCAP, which goes next.
     for cap in 0..=last {
         if keep & (1 << cap) == 0 {
@@ -119,6 +124,7 @@ pub fn drop_privileges() -> io::Result<u64> {
 /// Names of the capabilities in a mask, for the log.
 pub fn names(mask: u64) -> Vec<&'static str> {
     [
+        (CAP_CHOWN, "cap_chown"),
         (CAP_DAC_OVERRIDE, "cap_dac_override"),
         (CAP_DAC_READ_SEARCH, "cap_dac_read_search"),
         (CAP_SYS_PTRACE, "cap_sys_ptrace"),
@@ -137,7 +143,7 @@ mod tests {
 
     #[test]
     fn keeps_cap_bpf_or_falls_back_to_sys_admin() {
-        let m = kept_mask(40);
+        let m = kept_mask(40, false);
         assert_eq!(
             names(m),
             [
@@ -147,8 +153,13 @@ mod tests {
                 "cap_bpf"
             ]
         );
-        let old = kept_mask(37);
+        let old = kept_mask(37, false);
         assert!(names(old).contains(&"cap_sys_admin"));
         assert!(!names(old).contains(&"cap_bpf"));
+        assert_eq!(
+            kept_mask(40, true),
+            m | 1,
+            "cap_chown only with a reloadable policy"
+        );
     }
 }

@@ -74,6 +74,9 @@ fn sighup_puts_a_new_policy_in_force_and_a_bad_one_is_refused() {
     let c2 = s.path("home2/.netrc");
     std::fs::create_dir_all(s.path("home1")).unwrap();
     std::fs::create_dir_all(s.path("home2")).unwrap();
+    // home2 belongs to another user: the canary a reload plants there (after
+    // the privilege drop) must still be that user's.
+    std::os::unix::fs::chown(s.path("home2"), Some(65534), Some(65534)).unwrap();
     let cfg = s.path("policy.yml");
     let write = |blocked: &str, watched: &std::path::Path, canary: &std::path::Path| {
         std::fs::write(
@@ -123,6 +126,15 @@ fn sighup_puts_a_new_policy_in_force_and_a_bad_one_is_refused() {
         "the dropped canary is removed"
     );
     assert!(c2.is_file(), "the new canary is planted");
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&c2).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid()),
+            (65534, 65534),
+            "owned like its directory"
+        );
+    }
     let read_first = run(Command::new("cat").arg(&first));
     let read_second = run(Command::new("cat").arg(&second));
     assert_eq!(egress_programs(), 1, "no duplicate programs");
