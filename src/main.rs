@@ -272,6 +272,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         notable_truncated: false,
         rate: RateLimit::new(max_rate),
         write_error: None,
+        last_flush: Instant::now(),
     };
 
     loop {
@@ -518,7 +519,12 @@ struct Sink {
     notable_truncated: bool,
     rate: RateLimit,
     write_error: Option<std::io::Error>,
+    last_flush: Instant,
 }
+
+/// Under constant load the output is still flushed this often, so a reader
+/// of --output never waits longer for an event.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 impl Sink {
     fn deliver(&mut self, ev: output::Event) {
@@ -526,7 +532,10 @@ impl Sink {
             if let Err(e) = output::render(&ev, self.format, self.out.as_mut()) {
                 self.write_error.get_or_insert(e);
             }
-            if self.flush_each || ev.severity >= Severity::High {
+            if self.flush_each
+                || ev.severity >= Severity::High
+                || self.last_flush.elapsed() >= FLUSH_EVERY
+            {
                 self.flush();
             }
         }
@@ -540,6 +549,7 @@ impl Sink {
     }
 
     fn flush(&mut self) {
+        self.last_flush = Instant::now();
         if let Err(e) = self.out.flush() {
             self.write_error.get_or_insert(e);
         }
