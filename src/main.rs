@@ -10,6 +10,7 @@ mod pipeline;
 mod policy;
 mod privs;
 mod proctable;
+mod redact;
 mod report;
 mod sensors;
 mod sys;

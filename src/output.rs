@@ -12,6 +12,8 @@ use crate::proctable::Ancestor;
 pub struct Event {
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// Stable within a run (and kept by a record): what signals point at.
+    pub id: u64,
     pub ts: String,
     pub pid: u32,
     pub ppid: u32,
@@ -260,6 +262,7 @@ mod tests {
 
     fn sample() -> Event {
         Event {
+            id: 7,
             kind: "file",
             ts: "2026-11-21T10:00:00.000000Z".into(),
             pid: 10,

@@ -59,6 +59,8 @@ pub struct Pipeline {
     pub egress: Egress,
     /// Names resolved in the background: (name, address, ttl).
     domain_rx: Option<crossbeam_channel::Receiver<(String, IpAddr, Duration)>>,
+    /// The id of the last event handed out.
+    next_id: u64,
     /// Stops the current resolver thread (a reload starts another).
     resolver_stop: Arc<AtomicBool>,
     /// Recent egress verdicts on connects, by (pid, address, port): the
@@ -93,6 +95,7 @@ impl Pipeline {
             egress,
             domain_rx: None,
             resolver_stop: Arc::new(AtomicBool::new(false)),
+            next_id: 0,
             verdicts: HashMap::new(),
         }
     }
@@ -205,6 +208,7 @@ impl Pipeline {
             .map(|p| p.exe.clone())
             .unwrap_or_default();
         Event {
+            id: 0,
             kind,
             ts: crate::sys::rfc3339(h.ts_boot_ns as i128 + self.boot_offset_ns),
             pid: h.pid,
@@ -220,7 +224,7 @@ impl Pipeline {
 
     /// One kernel record in, at most one event out.
     pub fn handle(&mut self, raw: Raw) -> Option<Event> {
-        let ev = match raw {
+        let mut ev = match raw {
             Raw::Exec(e) => self.on_exec(&e),
             Raw::Fork(e) => {
                 self.table.on_fork(e.hdr.pid, e.child_pid);
@@ -256,6 +260,9 @@ impl Pipeline {
                 return None;
             }
         }
+        self.policy.redactor.event(&mut ev);
+        self.next_id += 1;
+        ev.id = self.next_id;
         self.stats.count(&ev);
         Some(ev)
     }

@@ -78,6 +78,17 @@ pub struct PolicyFile {
     /// Decoy credential files bee-trace plants, watches and removes.
     #[serde(default)]
     pub canaries: Vec<CanaryEntry>,
+    #[serde(default)]
+    pub redaction: RedactionSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactionSection {
+    /// Regular expressions whose matches (or first capture group) are
+    /// replaced in every event, added to the built-in set.
+    #[serde(default)]
+    pub patterns: Vec<String>,
 }
 
 /// One entry of `canaries:`.
@@ -410,6 +421,7 @@ pub struct Policy {
     pub exclude_processes: Vec<String>,
     pub event_buffer_size: usize,
     pub max_events_per_second: u64,
+    pub redactor: crate::redact::Redactor,
 }
 
 /// The cheap facts the kernel pre-filter decides on.
@@ -882,7 +894,15 @@ impl Policy {
             ));
         }
 
+        let redactor = crate::redact::Redactor::new(&f.redaction.patterns).map_err(|(i, m)| {
+            (
+                format!("redaction.patterns[{i}]"),
+                format!("not a valid regular expression: {m}"),
+            )
+        })?;
+
         Ok(Policy {
+            redactor,
             file_rules,
             canaries,
             excludes,

@@ -58,12 +58,18 @@ impl Monitor {
     /// Starts bee-trace with NDJSON output into `dir` and waits until every
     /// probe is attached.
     pub fn start(dir: &Path, extra: &[&str]) -> Monitor {
-        let events_path = dir.join("events.ndjson");
-        let ready = dir.join("ready");
-        let stderr_path = dir.join("stderr.txt");
+        Monitor::start_as(dir, "", "json", extra)
+    }
+
+    /// A monitor whose files carry `tag` (several can run side by side),
+    /// writing `format` (json or human) to its output file.
+    pub fn start_as(dir: &Path, tag: &str, format: &str, extra: &[&str]) -> Monitor {
+        let events_path = dir.join(format!("{tag}events.ndjson"));
+        let ready = dir.join(format!("{tag}ready"));
+        let stderr_path = dir.join(format!("{tag}stderr.txt"));
         let _ = std::fs::remove_file(&ready);
         let child = Command::new(BIN)
-            .args(["--format", "json", "--output"])
+            .args(["--format", format, "--output"])
             .arg(&events_path)
             .arg("--ready-file")
             .arg(&ready)
@@ -123,6 +129,19 @@ impl Monitor {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGTERM, wait for a clean exit, return the output file's text.
+    pub fn stop_text(mut self) -> String {
+        // SAFETY: kill with a valid pid and signal.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "bee-trace exited with {status}: {}",
+            self.stderr()
+        );
+        std::fs::read_to_string(&self.events_path).unwrap_or_default()
     }
 
     /// SIGTERM, wait for a clean exit, return every event written.
