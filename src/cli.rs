@@ -31,6 +31,17 @@ pub enum Command {
     /// (attached, or failed with the kernel's reason), then detach. Exits
     /// non-zero when any probe fails.
     Check,
+    /// Check a signed event stream (written with --sign-key): prints OK and
+    /// the record count, or the first record that fails and why (edited,
+    /// deleted, inserted, moved, duplicated, or the stream cut short).
+    /// Exits 0 when it verifies, 1 when it does not.
+    Verify {
+        /// The signed NDJSON file.
+        file: PathBuf,
+        /// The key file it was signed with.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -88,6 +99,13 @@ pub struct RunArgs {
     /// At the end, write a Markdown report (e.g. $GITHUB_STEP_SUMMARY).
     #[arg(long, value_name = "FILE")]
     pub report_md: Option<PathBuf>,
+
+    /// Sign the event stream with the HMAC key in FILE (at least 16 bytes):
+    /// every record gets `seq` and a `mac` chained to the previous one, and
+    /// the stream ends with a seal record. Needs --format json. Check with
+    /// `bee-trace verify`.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
 
     /// Create FILE once every probe is attached (for scripts and tests).
     #[arg(long, value_name = "FILE")]

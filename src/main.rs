@@ -5,6 +5,7 @@ mod canary;
 mod cli;
 mod egress;
 mod events;
+mod evidence;
 mod output;
 mod pipeline;
 mod policy;
@@ -83,6 +84,7 @@ fn main() -> ExitCode {
 
     let result = match cli.command {
         Some(Command::Check) => check(),
+        Some(Command::Verify { file, key }) => verify(&file, &key),
         None => run(&cli.run),
     };
     match result {
@@ -155,6 +157,22 @@ fn check() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn verify(file: &Path, key: &Path) -> Result<ExitCode> {
+    let key = evidence::read_key(key)?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    match evidence::verify(&text, &key) {
+        Ok(n) => {
+            println!("OK: {} records, sealed, signatures valid", n);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(f) => {
+            println!("FAILED: record {} (line {}): {}", f.record, f.record, f.why);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 fn run(args: &RunArgs) -> Result<ExitCode> {
     // Everything a user can get wrong is checked before anything loads.
     let mut policy = match &args.config {
@@ -166,6 +184,15 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     } else {
         Format::Json
     });
+    let signer = match &args.sign_key {
+        Some(p) => {
+            if format != Format::Json {
+                anyhow::bail!("--sign-key signs NDJSON records: add --format json");
+            }
+            Some(evidence::Signer::new(evidence::read_key(p)?))
+        }
+        None => None,
+    };
     let out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(BufWriter::new(File::create(p).with_context(|| {
             format!("cannot create the output file {}", p.display())
@@ -274,6 +301,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         rate: RateLimit::new(max_rate),
         write_error: None,
         last_flush: Instant::now(),
+        signer,
     };
 
     loop {
@@ -340,7 +368,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
             sink.deliver(ev);
         }
     }
-    sink.flush();
+    sink.seal();
     let kernel_lost = sensors.kernel_lost();
 
     let lost = Lost {
@@ -521,6 +549,7 @@ struct Sink {
     rate: RateLimit,
     write_error: Option<std::io::Error>,
     last_flush: Instant,
+    signer: Option<evidence::Signer>,
 }
 
 /// Under constant load the output is still flushed this often, so a reader
@@ -530,7 +559,14 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 impl Sink {
     fn deliver(&mut self, ev: output::Event) {
         if self.rate.admit() {
-            if let Err(e) = output::render(&ev, self.format, self.out.as_mut()) {
+            let written = match &mut self.signer {
+                Some(s) => match serde_json::to_string(&ev) {
+                    Ok(obj) => writeln!(self.out, "{}", s.sign(&obj)),
+                    Err(e) => Err(std::io::Error::other(e)),
+                },
+                None => output::render(&ev, self.format, self.out.as_mut()),
+            };
+            if let Err(e) = written {
                 self.write_error.get_or_insert(e);
             }
             if self.flush_each
@@ -547,6 +583,17 @@ impl Sink {
                 self.notable_truncated = true;
             }
         }
+    }
+
+    /// Ends a signed stream with its seal.
+    fn seal(&mut self) {
+        if let Some(s) = &mut self.signer {
+            let line = s.seal();
+            if let Err(e) = writeln!(self.out, "{line}") {
+                self.write_error.get_or_insert(e);
+            }
+        }
+        self.flush();
     }
 
     fn flush(&mut self) {

@@ -1,0 +1,282 @@
+//! Signed evidence: with a key, every record of the event stream carries a
+//! sequence number and an HMAC-SHA256 chained to the previous record's MAC,
+//! and the stream ends with a seal. `verify` finds the first record that
+//! does not fit: an edited byte, a record deleted, inserted, moved or
+//! duplicated, or a stream cut short.
+//!
+//! A signed line is the record's JSON object with `"seq":N` first and
+//! `"mac":"<hex>"` last; the MAC covers the previous MAC and the line's exact
+//! bytes without its `,"mac":…` suffix, so no JSON canonical form is needed.
+
+use std::path::Path;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Shortest key accepted.
+pub const KEY_MIN: usize = 16;
+
+const MAC_FIELD: &str = ",\"mac\":\"";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read the key file {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the key file {0} holds fewer than {KEY_MIN} bytes; use e.g. `head -c 32 /dev/urandom > FILE`")]
+    Short(std::path::PathBuf),
+}
+
+/// Reads a key file (its bytes, without a trailing newline). Never logs it.
+pub fn read_key(path: &Path) -> Result<Vec<u8>, KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut key = std::fs::read(path).map_err(|source| KeyError::Read {
+        path: path.into(),
+        source,
+    })?;
+    while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        key.pop();
+    }
+    if key.len() < KEY_MIN {
+        return Err(KeyError::Short(path.into()));
+    }
+    if let Ok(m) = std::fs::metadata(path) {
+        if m.permissions().mode() & 0o077 != 0 {
+            log::warn!(
+                "the key file {} can be read by other users; anyone who can read it can forge the log",
+                path.display()
+            );
+        }
+    }
+    Ok(key)
+}
+
+fn mac_of(key: &[u8], prev: &[u8; 32], body: &[u8]) -> [u8; 32] {
+    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes a key of any length");
+    m.update(prev);
+    m.update(body);
+    m.finalize().into_bytes().into()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Signs the records of one stream.
+pub struct Signer {
+    key: Vec<u8>,
+    seq: u64,
+    prev: [u8; 32],
+}
+
+impl Signer {
+    pub fn new(key: Vec<u8>) -> Signer {
+        Signer {
+            key,
+            seq: 0,
+            prev: [0; 32],
+        }
+    }
+
+    /// `obj` is one JSON object on one line; returns the signed line (no
+    /// newline).
+    pub fn sign(&mut self, obj: &str) -> String {
+        self.seq += 1;
+        let rest = obj.trim().strip_prefix('{').unwrap_or("}");
+        let sep = if rest.trim_start().starts_with('}') {
+            ""
+        } else {
+            ","
+        };
+        let body = format!("{{\"seq\":{}{sep}{rest}", self.seq);
+        let mac = mac_of(&self.key, &self.prev, body.as_bytes());
+        self.prev = mac;
+        format!("{}{MAC_FIELD}{}\"}}", &body[..body.len() - 1], hex(&mac))
+    }
+
+    /// The closing record: how many records came before it and the last
+    /// one's MAC, itself signed.
+    pub fn seal(&mut self) -> String {
+        let obj = format!(
+            "{{\"type\":\"seal\",\"count\":{},\"final_mac\":\"{}\"}}",
+            self.seq,
+            hex(&self.prev)
+        );
+        self.sign(&obj)
+    }
+}
+
+/// Where and why verification failed. `record` counts lines from 1.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub record: u64,
+    pub why: String,
+}
+
+/// Checks a signed stream; Ok(number of records before the seal).
+pub fn verify(text: &str, key: &[u8]) -> Result<u64, Failure> {
+    let mut prev = [0u8; 32];
+    let mut expected = 1u64;
+    let mut sealed = false;
+    let fail = |record: u64, why: String| Err(Failure { record, why });
+    for (i, line) in text.lines().enumerate() {
+        let n = i as u64 + 1;
+        if sealed {
+            return fail(n, "a record follows the seal: records were appended".into());
+        }
+        let Some(at) = line.rfind(MAC_FIELD) else {
+            return fail(n, "no MAC: not a signed record".into());
+        };
+        let tail = &line[at + MAC_FIELD.len()..];
+        let Some(mac_hex) = tail.strip_suffix("\"}").filter(|h| h.len() == 64) else {
+            return fail(n, "malformed MAC field".into());
+        };
+        let body = format!("{}}}", &line[..at]);
+        let seq = body
+            .strip_prefix("{\"seq\":")
+            .map(|r| {
+                r.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+            })
+            .and_then(|d| d.parse::<u64>().ok());
+        let Some(seq) = seq else {
+            return fail(n, "no sequence number".into());
+        };
+        if seq != expected {
+            let what = if seq < expected {
+                "a record was duplicated or moved back"
+            } else {
+                "a record was deleted or moved forward"
+            };
+            return fail(
+                n,
+                format!("sequence number {seq} where {expected} was expected: {what}"),
+            );
+        }
+        let mac = mac_of(key, &prev, body.as_bytes());
+        if hex(&mac) != mac_hex {
+            return fail(
+                n,
+                "MAC mismatch: the record was edited, inserted, or the key is not the one that signed it"
+                    .into(),
+            );
+        }
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+            if v["type"] == "seal" {
+                if v["count"].as_u64() != Some(seq - 1) || v["final_mac"] != hex(&prev).as_str() {
+                    return fail(n, "the seal does not match the records before it".into());
+                }
+                sealed = true;
+            }
+        } else {
+            return fail(n, "the record is not a JSON object".into());
+        }
+        prev = mac;
+        expected += 1;
+    }
+    if !sealed {
+        return fail(
+            expected,
+            "no seal record: the stream is truncated (or bee-trace did not stop cleanly)".into(),
+        );
+    }
+    Ok(expected - 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn stream(n: usize) -> Vec<String> {
+        let mut s = Signer::new(KEY.to_vec());
+        let mut out: Vec<String> = (0..n)
+            .map(|i| s.sign(&format!("{{\"type\":\"file\",\"id\":{i},\"path\":\"/x\"}}")))
+            .collect();
+        out.push(s.seal());
+        out
+    }
+
+    fn check(lines: &[String]) -> Result<u64, Failure> {
+        verify(&(lines.join("\n") + "\n"), KEY)
+    }
+
+    #[test]
+    fn a_sealed_stream_verifies_and_keeps_valid_json() {
+        let s = stream(3);
+        assert_eq!(check(&s), Ok(3));
+        for l in &s {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(v["seq"].is_u64() && v["mac"].is_string(), "{l}");
+        }
+        assert_eq!(check(&stream(0)), Ok(0));
+        let mut s2 = Signer::new(KEY.to_vec());
+        assert!(s2.sign("{}").starts_with("{\"seq\":1,\"mac\":"));
+    }
+
+    #[test]
+    fn every_kind_of_tampering_is_found_at_its_record() {
+        let s = stream(4);
+        // An edited byte.
+        let mut t = s.clone();
+        t[1] = t[1].replace("/x", "/y");
+        assert_eq!(check(&t).unwrap_err().record, 2);
+        // An edited MAC.
+        let mut t = s.clone();
+        let l = t[2].len();
+        let flip = if t[2].as_bytes()[l - 4] == b'0' {
+            "1"
+        } else {
+            "0"
+        };
+        t[2].replace_range(l - 4..l - 3, flip);
+        assert_eq!(check(&t).unwrap_err().record, 3);
+        // Deleted.
+        let mut t = s.clone();
+        t.remove(1);
+        let f = check(&t).unwrap_err();
+        assert_eq!(f.record, 2);
+        assert!(f.why.contains("deleted"), "{}", f.why);
+        // Inserted (signed with another key).
+        let mut t = s.clone();
+        let mut other = Signer::new(b"another key, 16+ bytes".to_vec());
+        other.seq = 1;
+        t.insert(2, other.sign("{\"type\":\"file\"}"));
+        assert_eq!(check(&t).unwrap_err().record, 3);
+        // Reordered.
+        let mut t = s.clone();
+        t.swap(1, 2);
+        assert_eq!(check(&t).unwrap_err().record, 2);
+        // Duplicated.
+        let mut t = s.clone();
+        t.insert(2, t[1].clone());
+        let f = check(&t).unwrap_err();
+        assert_eq!(f.record, 3);
+        assert!(f.why.contains("duplicated"), "{}", f.why);
+        // Truncated: the seal is gone.
+        let mut t = s.clone();
+        t.pop();
+        let f = check(&t).unwrap_err();
+        assert_eq!(f.record, 5);
+        assert!(f.why.contains("truncated"), "{}", f.why);
+        // Cut mid-stream, seal and all.
+        assert!(check(&s[..2]).is_err());
+        // Appended after the seal.
+        let mut t = s.clone();
+        t.push(t[0].clone());
+        assert_eq!(check(&t).unwrap_err().record, 6);
+        // The wrong key.
+        assert_eq!(
+            verify(&s.join("\n"), b"not the key at all!!")
+                .unwrap_err()
+                .record,
+            1
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! Signed evidence, for real: a signed run's stream verifies; an edited byte,
+//! a deleted record, or a stream cut short by SIGKILL is found by
+//! `bee-trace verify` at the record where it happened.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn verify(file: &std::path::Path, key: &std::path::Path) -> (bool, String) {
+    let out = Command::new(BIN)
+        .arg("verify")
+        .arg(file)
+        .arg("--key")
+        .arg(key)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_signed_stream_verifies_and_tampering_is_found() {
+    if !root_or_skip("a_signed_stream_verifies_and_tampering_is_found") {
+        return;
+    }
+    let s = Scratch::new("evidence");
+    let key = s.path("sign.key");
+    std::fs::write(&key, b"test-key-0123456789abcdef-0123456789\n").unwrap();
+    let secret = s.path("home/.ssh/id_ed25519");
+    std::fs::create_dir_all(secret.parent().unwrap()).unwrap();
+    std::fs::write(&secret, "planted").unwrap();
+
+    let mon = Monitor::start(&s.0, &["--sign-key", key.to_str().unwrap()]);
+    for _ in 0..3 {
+        run(Command::new("cat").arg(&secret));
+    }
+    let events = mon.stop();
+    let stream = s.path("events.ndjson");
+    // Every record carries seq and mac; the last is the seal.
+    assert!(events.len() >= 4, "{}", describe(&events));
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["seq"], i as u64 + 1, "{e}");
+        assert!(e["mac"].as_str().is_some_and(|m| m.len() == 64), "{e}");
+    }
+    let seal = events.last().unwrap();
+    assert_eq!(seal["type"], "seal");
+    assert_eq!(seal["count"], events.len() as u64 - 1);
+    assert!(events
+        .iter()
+        .any(|e| e["type"] == "file" && e["path"] == secret.to_str().unwrap()));
+    let (ok, out) = verify(&stream, &key);
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with(&format!("OK: {} records", events.len() - 1)),
+        "{out}"
+    );
+
+    let text = std::fs::read_to_string(&stream).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let file_line = lines
+        .iter()
+        .position(|l| l.contains("\"type\":\"file\""))
+        .unwrap();
+    let tampered = s.path("tampered.ndjson");
+
+    // One edited byte in a file event's path.
+    let mut t: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    t[file_line] = t[file_line].replacen("id_ed25519", "id_ed25518", 1);
+    std::fs::write(&tampered, t.join("\n") + "\n").unwrap();
+    let (ok, out) = verify(&tampered, &key);
+    assert!(!ok);
+    assert!(
+        out.contains(&format!("record {}", file_line + 1)) && out.contains("MAC mismatch"),
+        "{out}"
+    );
+
+    // A record deleted.
+    let mut t: Vec<&str> = lines.clone();
+    t.remove(file_line);
+    std::fs::write(&tampered, t.join("\n") + "\n").unwrap();
+    let (ok, out) = verify(&tampered, &key);
+    assert!(!ok && out.contains("deleted"), "{out}");
+
+    // The wrong key.
+    let other = s.path("other.key");
+    std::fs::write(&other, b"another-key-0123456789abcdef").unwrap();
+    let (ok, out) = verify(&stream, &other);
+    assert!(!ok && out.contains("record 1"), "{out}");
+
+    // A run killed before it could seal: the stream is reported truncated.
+    let s2 = Scratch::new("evidence-kill");
+    let mut mon = Monitor::start(&s2.0, &["--sign-key", key.to_str().unwrap()]);
+    run(Command::new("cat").arg(&secret));
+    // A critical event is flushed at once: wait until it is on disk.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(s2.path("events.ndjson"))
+        .unwrap_or_default()
+        .contains("\"type\":\"file\"")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the file event was not written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    mon.child.kill().unwrap();
+    mon.child.wait().unwrap();
+    let (ok, out) = verify(&s2.path("events.ndjson"), &key);
+    assert!(!ok && out.contains("truncated"), "{out}");
+}
+
+#[test]
+fn signing_needs_json_and_a_real_key() {
+    let s = Scratch::new("evidence-args");
+    let short = s.path("short.key");
+    std::fs::write(&short, b"short").unwrap();
+    let out = Command::new(BIN)
+        .args(["--format", "json", "--sign-key"])
+        .arg(&short)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fewer than 16 bytes"), "{err}");
+    let key = s.path("ok.key");
+    std::fs::write(&key, b"0123456789abcdef0123").unwrap();
+    let out = Command::new(BIN)
+        .args(["--format", "human", "--sign-key"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format json"));
+}
