@@ -107,6 +107,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
 
+    /// Record every event (after policy filtering and redaction) to FILE as
+    /// NDJSON with a schema header, for `bee-trace replay`. Signed too when
+    /// --sign-key is given.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
     /// Create FILE once every probe is attached (for scripts and tests).
     #[arg(long, value_name = "FILE")]
     pub ready_file: Option<PathBuf>,

@@ -11,6 +11,7 @@ mod pipeline;
 mod policy;
 mod privs;
 mod proctable;
+mod record;
 mod redact;
 mod report;
 mod sensors;
@@ -184,13 +185,22 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     } else {
         Format::Json
     });
-    let signer = match &args.sign_key {
+    let key = match &args.sign_key {
         Some(p) => {
             if format != Format::Json {
                 anyhow::bail!("--sign-key signs NDJSON records: add --format json");
             }
-            Some(evidence::Signer::new(evidence::read_key(p)?))
+            Some(evidence::read_key(p)?)
         }
+        None => None,
+    };
+    let signer = key.clone().map(evidence::Signer::new);
+    let started = sys::rfc3339(unix_now_ns());
+    let recorder = match &args.record {
+        Some(p) => Some(
+            record::Recorder::create(p, key.clone(), &started)
+                .with_context(|| format!("cannot create the record file {}", p.display()))?,
+        ),
         None => None,
     };
     let out: Box<dyn Write> = match &args.output {
@@ -235,7 +245,6 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     log::info!("process table seeded with {} processes", table.len());
 
     let started_at = Instant::now();
-    let started = sys::rfc3339(unix_now_ns());
     let sel = selection(args.probe_type);
     let mut sensors = Sensors::start(sel, &tracefs, &filter, &inodes);
     sensors::require_all(&sensors)?;
@@ -302,6 +311,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         write_error: None,
         last_flush: Instant::now(),
         signer,
+        recorder,
     };
 
     loop {
@@ -550,6 +560,7 @@ struct Sink {
     write_error: Option<std::io::Error>,
     last_flush: Instant,
     signer: Option<evidence::Signer>,
+    recorder: Option<record::Recorder>,
 }
 
 /// Under constant load the output is still flushed this often, so a reader
@@ -558,6 +569,12 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 impl Sink {
     fn deliver(&mut self, ev: output::Event) {
+        // The record keeps everything, even what the rate limit holds back.
+        if let Some(r) = &mut self.recorder {
+            if let Err(e) = r.write(&ev) {
+                self.write_error.get_or_insert(e);
+            }
+        }
         if self.rate.admit() {
             let written = match &mut self.signer {
                 Some(s) => match serde_json::to_string(&ev) {
@@ -593,6 +610,11 @@ impl Sink {
                 self.write_error.get_or_insert(e);
             }
         }
+        if let Some(r) = &mut self.recorder {
+            if let Err(e) = r.finish() {
+                self.write_error.get_or_insert(e);
+            }
+        }
         self.flush();
     }
 
@@ -600,6 +622,11 @@ impl Sink {
         self.last_flush = Instant::now();
         if let Err(e) = self.out.flush() {
             self.write_error.get_or_insert(e);
+        }
+        if let Some(r) = &mut self.recorder {
+            if let Err(e) = r.flush() {
+                self.write_error.get_or_insert(e);
+            }
         }
     }
 }

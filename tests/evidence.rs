@@ -136,3 +136,46 @@ fn signing_needs_json_and_a_real_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--format json"));
 }
+
+#[test]
+fn a_record_holds_every_event_after_its_schema_header_signed_too() {
+    if !root_or_skip("a_record_holds_every_event_after_its_schema_header_signed_too") {
+        return;
+    }
+    let s = Scratch::new("record");
+    let key = s.path("k");
+    std::fs::write(&key, b"record-key-0123456789abcdef").unwrap();
+    let rec = s.path("run.record");
+    let secret = s.path("home/.aws/credentials");
+    std::fs::create_dir_all(secret.parent().unwrap()).unwrap();
+    std::fs::write(&secret, "[default]\n").unwrap();
+    let mon = Monitor::start(
+        &s.0,
+        &[
+            "--record",
+            rec.to_str().unwrap(),
+            "--sign-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let pid = run(Command::new("cat").arg(&secret));
+    let events = mon.stop();
+    let text = std::fs::read_to_string(&rec).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["type"], "record");
+    assert_eq!(lines[0]["schema"], 1);
+    assert_eq!(lines.last().unwrap()["type"], "seal");
+    // The same events, in the same order, with the same ids.
+    let ids = |v: &[serde_json::Value]| -> Vec<u64> {
+        v.iter().filter_map(|e| e["id"].as_u64()).collect()
+    };
+    assert_eq!(ids(&lines[1..]), ids(&events));
+    assert!(lines
+        .iter()
+        .any(|e| e["type"] == "file" && e["pid"] == pid && e["category"] == "cloud_credential"));
+    let (ok, out) = verify(&rec, &key);
+    assert!(ok, "{out}");
+}
