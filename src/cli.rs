@@ -31,6 +31,31 @@ pub enum Command {
     /// (attached, or failed with the kernel's reason), then detach. Exits
     /// non-zero when any probe fails.
     Check,
+    /// Show the rules in force: the built-in pack plus --rules DIR.
+    Rules {
+        /// List every rule with its severity, tags and description.
+        #[arg(long)]
+        list: bool,
+        /// Directory of rule files (*.yml) added to the built-in pack.
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+    },
+    /// Run a record (written with --record) through the rules and print the
+    /// signals, as NDJSON: the same signals live evaluation gave for the
+    /// same events, every time.
+    Replay {
+        /// The record file.
+        file: PathBuf,
+        /// Directory of rule files (*.yml) added to the built-in pack.
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+        /// Only events at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only events before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+    },
     /// Check a signed event stream (written with --sign-key): prints OK and
     /// the record count, or the first record that fails and why (edited,
     /// deleted, inserted, moved, duplicated, or the stream cut short).
@@ -106,6 +131,11 @@ pub struct RunArgs {
     /// `bee-trace verify`.
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
+
+    /// Directory of rule files (*.yml) added to the built-in rule pack
+    /// (docs/rules.md). Rule matches are written as signals.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
 
     /// Record every event (after policy filtering and redaction) to FILE as
     /// NDJSON with a schema header, for `bee-trace replay`. Signed too when

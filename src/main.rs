@@ -14,6 +14,7 @@ mod proctable;
 mod record;
 mod redact;
 mod report;
+mod rules;
 mod sensors;
 mod sys;
 mod workers;
@@ -86,6 +87,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Check) => check(),
         Some(Command::Verify { file, key }) => verify(&file, &key),
+        Some(Command::Rules { list, rules }) => list_rules(list, rules.as_deref()),
+        Some(Command::Replay {
+            file,
+            rules,
+            since,
+            until,
+        }) => replay(&file, rules.as_deref(), since.as_deref(), until.as_deref()),
         None => run(&cli.run),
     };
     match result {
@@ -158,6 +166,67 @@ fn check() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn list_rules(list: bool, dir: Option<&Path>) -> Result<ExitCode> {
+    let set = rules::load(dir)?;
+    if !list {
+        println!(
+            "{} rules loaded (built-in pack{}); --list shows them",
+            set.rules.len(),
+            dir.map(|d| format!(" and {}", d.display()))
+                .unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &set.rules {
+        println!(
+            "{:<40} {:<8} [{}] ({})\n    {}",
+            r.name,
+            r.severity.as_str(),
+            r.tags.join(", "),
+            r.source,
+            r.description
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn replay(
+    file: &Path,
+    dir: Option<&Path>,
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<ExitCode> {
+    let bound = |t: Option<&str>, what: &str| -> Result<Option<u64>> {
+        t.map(|t| {
+            rules::parse_ts(t).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--{what} {t}: expected an RFC 3339 UTC time such as 2026-11-22T10:00:00Z"
+                )
+            })
+        })
+        .transpose()
+    };
+    let (since, until) = (bound(since, "since")?, bound(until, "until")?);
+    let mut engine = rules::Engine::new(rules::load(dir)?);
+    let events = record::read(file)?;
+    let mut out = BufWriter::new(std::io::stdout());
+    let (mut n, mut signals) = (0u64, 0u64);
+    for ev in &events {
+        let ts = ev["ts"].as_str().and_then(rules::parse_ts).unwrap_or(0);
+        if since.is_some_and(|s| ts < s) || until.is_some_and(|u| ts >= u) {
+            continue;
+        }
+        n += 1;
+        for g in engine.push(ev) {
+            signals += 1;
+            output::render_signal(&g, Format::Json, &mut out)?;
+        }
+    }
+    out.flush()?;
+    eprintln!("bee-trace replay: {n} events, {signals} signals");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn verify(file: &Path, key: &Path) -> Result<ExitCode> {
     let key = evidence::read_key(key)?;
     let text =
@@ -185,6 +254,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     } else {
         Format::Json
     });
+    let rule_set = rules::load(args.rules.as_deref())?;
+    log::info!("{} rules loaded", rule_set.rules.len());
     let key = match &args.sign_key {
         Some(p) => {
             if format != Format::Json {
@@ -312,6 +383,9 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         last_flush: Instant::now(),
         signer,
         recorder,
+        engine: rules::Engine::new(rule_set),
+        signals: Vec::new(),
+        signals_truncated: false,
     };
 
     loop {
@@ -393,6 +467,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     let report = Report {
         tool: "bee-trace",
         version: env!("CARGO_PKG_VERSION"),
+        signals: std::mem::take(&mut sink.signals),
+        signals_truncated: sink.signals_truncated,
         started,
         ended: sys::rfc3339(unix_now_ns()),
         duration_secs: started_at.elapsed().as_secs_f64(),
@@ -561,6 +637,9 @@ struct Sink {
     last_flush: Instant,
     signer: Option<evidence::Signer>,
     recorder: Option<record::Recorder>,
+    engine: rules::Engine,
+    signals: Vec<rules::Signal>,
+    signals_truncated: bool,
 }
 
 /// Under constant load the output is still flushed this often, so a reader
@@ -569,12 +648,17 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 impl Sink {
     fn deliver(&mut self, ev: output::Event) {
-        // The record keeps everything, even what the rate limit holds back.
+        // The record and the rules see everything, even what the rate limit
+        // holds back, and see it as the record stores it.
         if let Some(r) = &mut self.recorder {
             if let Err(e) = r.write(&ev) {
                 self.write_error.get_or_insert(e);
             }
         }
+        let signals = match serde_json::to_value(&ev) {
+            Ok(v) => self.engine.push(&v),
+            Err(_) => Vec::new(),
+        };
         if self.rate.admit() {
             let written = match &mut self.signer {
                 Some(s) => match serde_json::to_string(&ev) {
@@ -599,6 +683,30 @@ impl Sink {
             } else {
                 self.notable_truncated = true;
             }
+        }
+        for g in signals {
+            self.signal(g);
+        }
+    }
+
+    /// A rule matched: written at once (never rate-limited), kept for the
+    /// summary and reports.
+    fn signal(&mut self, g: rules::Signal) {
+        let written = match &mut self.signer {
+            Some(s) => match serde_json::to_string(&g) {
+                Ok(obj) => writeln!(self.out, "{}", s.sign(&obj)),
+                Err(e) => Err(std::io::Error::other(e)),
+            },
+            None => output::render_signal(&g, self.format, self.out.as_mut()),
+        };
+        if let Err(e) = written {
+            self.write_error.get_or_insert(e);
+        }
+        self.flush();
+        if self.signals.len() < report::MAX_REPORTED {
+            self.signals.push(g);
+        } else {
+            self.signals_truncated = true;
         }
     }
 

@@ -94,6 +94,26 @@ pub enum Format {
     Json,
 }
 
+pub fn render_signal(
+    g: &crate::rules::Signal,
+    format: Format,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer(&mut *out, g).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")
+        }
+        Format::Human => writeln!(
+            out,
+            "{} {:<8} signal  {}",
+            g.ts,
+            g.severity.as_str().to_uppercase(),
+            crate::report::signal_line(g)
+        ),
+    }
+}
+
 pub fn render(e: &Event, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
     match format {
         Format::Json => {

@@ -63,7 +63,6 @@ impl Recorder {
 }
 
 /// Why a record cannot be replayed.
-#[allow(dead_code)] // read by `bee-trace replay` (rules engine, in progress)
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("cannot read {0}: {1}")]
@@ -78,7 +77,6 @@ pub enum ReadError {
 
 /// Reads a record: its events in order (the header and any seal skipped;
 /// `seq`/`mac` fields are left in place and ignored by the rules).
-#[allow(dead_code)] // read by `bee-trace replay` (rules engine, in progress)
 pub fn read(path: &Path) -> Result<Vec<serde_json::Value>, ReadError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ReadError::Io(name.clone(), e))?;

@@ -34,6 +34,9 @@ impl Lost {
 pub struct Report {
     pub tool: &'static str,
     pub version: &'static str,
+    /// Rule matches first: they are what a reader acts on.
+    pub signals: Vec<crate::rules::Signal>,
+    pub signals_truncated: bool,
     pub started: String,
     pub ended: String,
     pub duration_secs: f64,
@@ -77,6 +80,14 @@ pub fn summary_text(r: &Report) -> String {
         "bee-trace summary: {} events in {:.1}s",
         r.total_events, r.duration_secs
     );
+    if r.signals.is_empty() {
+        let _ = writeln!(s, "  signals  none");
+    } else {
+        let _ = writeln!(s, "  signals  {}:", r.signals.len());
+        for g in &r.signals {
+            let _ = writeln!(s, "    {}", signal_line(g));
+        }
+    }
     for (t, m) in &r.counts {
         let parts: Vec<String> = Severity::ALL
             .iter()
@@ -115,6 +126,20 @@ pub fn summary_text(r: &Report) -> String {
     s
 }
 
+/// One line for a signal: severity, rule, root, events.
+pub fn signal_line(g: &crate::rules::Signal) -> String {
+    let ids: Vec<String> = g.events.iter().map(|i| i.to_string()).collect();
+    format!(
+        "{} {} (trace of {}[{}]; events {}): {}",
+        g.severity.as_str().to_uppercase(),
+        g.rule,
+        g.root.comm,
+        g.root.pid,
+        ids.join(", "),
+        g.description
+    )
+}
+
 fn md_escape(s: &str) -> String {
     s.replace('|', "\\|").replace('`', "'").replace('\n', " ")
 }
@@ -127,6 +152,35 @@ pub fn markdown(r: &Report) -> String {
         "{} to {} ({:.1}s), bee-trace {}\n",
         r.started, r.ended, r.duration_secs, r.version
     );
+    let _ = writeln!(s, "## Signals\n");
+    if r.signals.is_empty() {
+        let _ = writeln!(s, "None: no rule matched.\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "| time | severity | rule | trace root | events | what it means |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        for g in &r.signals {
+            let ids: Vec<String> = g.events.iter().map(|i| i.to_string()).collect();
+            let _ = writeln!(
+                s,
+                "| {} | {} | `{}` | {}[{}] | {} | {} |",
+                g.ts,
+                g.severity,
+                md_escape(&g.rule),
+                md_escape(&g.root.comm),
+                g.root.pid,
+                ids.join(", "),
+                md_escape(&g.description)
+            );
+        }
+        if r.signals_truncated {
+            let _ = writeln!(s, "\nOnly the first {MAX_REPORTED} signals are listed.");
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "## Events\n");
     let _ = writeln!(s, "| type | critical | high | warning | info |");
     let _ = writeln!(s, "|---|---|---|---|---|");
     for (t, m) in &r.counts {
