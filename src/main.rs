@@ -200,7 +200,7 @@ fn replay(
         t.map(|t| {
             rules::parse_ts(t).ok_or_else(|| {
                 anyhow::anyhow!(
-                    "--{what} {t}: expected an RFC 3339 UTC time such as 2026-11-22T10:00:00Z"
+                    "--{what} {t}: expected an RFC 3339 UTC time (before 2554) such as 2026-11-22T10:00:00Z"
                 )
             })
         })
