@@ -10,6 +10,11 @@
 #  2. sensitive-file events: bursts of opens of a planted key, as fast as one
 #     process can open; the highest rate at which every event arrived with
 #     zero loss.
+#  4. rule evaluation: `bee-trace replay` of a synthetic record (TRACES job
+#     steps x PER events that exercise every built-in rule), against the
+#     same replay with every event filtered out by --until (reading and
+#     parsing only). Reports the ratio, the evaluation cost per event and
+#     per trace (goal: well under 1 ms per trace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/bee-trace
@@ -90,3 +95,24 @@ ip addr add 198.51.100.254/24 dev btbench0
 ip link set btbench0 up && ip link set btbench1 up
 CN=${CN:-100000}
 alternate hooks network_monitor "$work/egress.yml" "" "$work/connectloop" 198.51.100.7 443 "$CN"
+
+echo "rule evaluation (bee-trace replay of a synthetic record, built-in rules):"
+TRACES=${TRACES:-2000}
+PER=${PER:-100}
+python3 scripts/bench/rules_record.py "$work/rules.rec" "$TRACES" "$PER"
+events=$((TRACES * PER))
+t_parse=(); t_full=()
+for _ in $(seq "$ROUNDS"); do
+  a=$(date +%s%N); "$BIN" replay "$work/rules.rec" --until 1970-01-01T00:00:00Z >/dev/null 2>&1; b=$(date +%s%N)
+  t_parse+=($((b - a)))
+  a=$(date +%s%N); "$BIN" replay "$work/rules.rec" >"$work/signals.ndjson" 2>/dev/null; b=$(date +%s%N)
+  t_full+=($((b - a)))
+done
+mp=$(printf '%s\n' "${t_parse[@]}" | median)
+mf=$(printf '%s\n' "${t_full[@]}" | median)
+nsig=$(wc -l < "$work/signals.ndjson")
+echo "  $events events in $TRACES traces, $nsig signals"
+echo "  read+parse only: median $((${mp%.*} / 1000000)) ms; with the rules: median $((${mf%.*} / 1000000)) ms"
+awk -v p="$mp" -v f="$mf" -v n="$events" -v t="$TRACES" 'BEGIN {
+  d = f - p; if (d < 0) d = 0;
+  printf "  ratio %.2f; evaluation %.0f ns per event, %.1f us per trace (goal: well under 1000 us)\n", f / p, d / n, d / t / 1000 }'
