@@ -18,6 +18,17 @@ print("ready", flush=True)
 sys.stdin.read()
 "#;
 
+/// PTRACE_ATTACH to the pid in argv[1], then detach.
+const PTRACE: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pid = int(sys.argv[1])
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+assert libc.ptrace(16, pid, None, None) == 0
+os.waitpid(pid, 0)
+assert libc.ptrace(17, pid, None, None) == 0
+"#;
+
 fn key_of(s: &Value) -> (String, u64, Vec<u64>, String) {
     (
         s["rule"].as_str().unwrap().to_string(),
@@ -88,6 +99,8 @@ fn attack_sequences_raise_signals_and_replay_gives_the_same() {
         "import sys; p = sys.argv[1]; open(f'/proc/{p}/maps').read(); open(f'/proc/{p}/mem', 'rb').close()",
         &target.id().to_string(),
     ]));
+    // Another attaches to a program that is not its own.
+    let tracer = run(Command::new("python3").args(["-c", PTRACE, &target.id().to_string()]));
     let events = mon.stop();
     target.kill().unwrap();
     target.wait().unwrap();
@@ -128,6 +141,10 @@ fn attack_sequences_raise_signals_and_replay_gives_the_same() {
     let mem_id = id_of(&|e| e["kind"] == "proc_mem" && e["pid"] == dump);
     let g = by_rule("runner-memory-dump");
     assert_eq!(g["events"], serde_json::json!([maps_id, mem_id]));
+
+    let attach_id = id_of(&|e| e["kind"] == "ptrace" && e["pid"] == tracer);
+    let g = by_rule("ptrace-attach-to-another-program");
+    assert_eq!(g["events"], serde_json::json!([attach_id]));
 
     // Signals lead the report.
     let report = std::fs::read_to_string(&md).unwrap();
