@@ -1,6 +1,7 @@
 //! Redaction, for real: processes whose arguments and environment carry
 //! planted secrets run under two monitors (terminal form and NDJSON, with
-//! both reports); no planted value appears in anything bee-trace writes.
+//! both reports and a record); no planted value appears in anything
+//! bee-trace writes.
 
 mod common;
 
@@ -39,7 +40,9 @@ fn no_planted_secret_reaches_any_output() {
             s.path(&format!("{tag}report.md")).to_string_lossy().into(),
         ]
     };
-    let json_args = reports("j-");
+    let mut json_args = reports("j-");
+    json_args.push("--record".into());
+    json_args.push(s.path("run.record").to_string_lossy().into());
     let human_args = reports("h-");
     let json = Monitor::start_as(
         &s.0,
