@@ -56,6 +56,16 @@ static __always_inline void bt_submit(void *rb, void *rec)
 	bpf_ringbuf_submit(rec, waiting >= BT_WAKE_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
+/* bpf_ringbuf_output with the same wakeup batching: for records built in a
+ * scratch map and sent at their used length. Non-zero when the ring is full. */
+static __always_inline long bt_output(void *rb, void *rec, __u64 size)
+{
+	__u64 waiting = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
+
+	return bpf_ringbuf_output(rb, rec, size,
+				  waiting >= BT_WAKE_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
 /* The calling task's saved user registers. At a sys_exit tracepoint they still
  * hold the syscall's arguments (arm64 keeps the first one in orig_x0), which
  * spares every syscall an enter program and a map update. */

@@ -270,6 +270,10 @@ _Static_assert(sizeof(struct bt_exec_event) == 5448, "bt_exec_event layout");
 _Static_assert(sizeof(struct bt_fork_event) == 64, "bt_fork_event layout");
 _Static_assert(sizeof(struct bt_exit_event) == 64, "bt_exit_event layout");
 _Static_assert(sizeof(struct bt_file_event) == 4456, "bt_file_event layout");
+/* File records are sent only up to the path bytes they use: this header,
+ * then path_len bytes. */
+#define BT_FILE_HEAD 104
+_Static_assert(__builtin_offsetof(struct bt_file_event, path) == BT_FILE_HEAD, "bt_file_event head");
 _Static_assert(sizeof(struct bt_net_event) == 88, "bt_net_event layout");
 _Static_assert(sizeof(struct bt_mem_event) == 104, "bt_mem_event layout");
 _Static_assert(sizeof(struct bt_egress_event) == 88, "bt_egress_event layout");

@@ -102,6 +102,14 @@ static __always_inline struct bt_file_cfg *active_cfg(void)
 	return bpf_map_lookup_elem(&file_cfg, &slot);
 }
 
+/* File records are built here and sent at their used length. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bt_file_event);
+} file_scratch SEC(".maps");
+
 struct req_scratch {
 	__u8 b[BT_REQ_MAX];
 };
@@ -335,6 +343,27 @@ static __always_inline void on_proc_open(struct file *f, __u32 kind, struct inod
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* Copies the len path bytes at buf into e and sends e with only those:
+ * a typical record is a few hundred bytes, not the whole path buffer. */
+static __always_inline void send_file(struct bt_file_event *e, const __u8 *buf, __u64 len)
+{
+	/* 64-bit, so the bound checked is the bound of the register passed. */
+	if (len > BT_PATH_BUF)
+		len = 0;
+	if (len > 0 && bpf_probe_read_kernel(e->path, len, buf))
+		len = 0;
+	e->path_len = len;
+	if (bt_output(&file_events, e, BT_FILE_HEAD + len))
+		count_lost(&file_lost);
+}
+
+static __always_inline struct bt_file_event *file_record(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&file_scratch, &zero);
+}
+
 static __always_inline void emit_resolved(struct file *f, struct dentry *d, struct inode *inode,
 					  long ret, __u32 flags, int sys, __u8 action)
 {
@@ -342,11 +371,9 @@ static __always_inline void emit_resolved(struct file *f, struct dentry *d, stru
 	struct bt_file_event *e;
 	__u32 off = 0;
 
-	e = bpf_ringbuf_reserve(&file_events, sizeof(*e), 0);
-	if (!e) {
-		count_lost(&file_lost);
+	e = file_record();
+	if (!e)
 		return;
-	}
 	bt_fill_header(&e->hdr, BT_EV_FILE);
 	e->ret = ret;
 	e->flags = flags;
@@ -358,12 +385,7 @@ static __always_inline void emit_resolved(struct file *f, struct dentry *d, stru
 	e->action = action;
 	e->req_len = 0;
 	s = bt_walk_path(d, BPF_CORE_READ(f, f_path.mnt), &off, &e->path_depth, &e->path_flags);
-	if (s)
-		bpf_probe_read_kernel(e->path, sizeof(e->path), s->buf);
-	else
-		off = 0;
-	e->path_len = off;
-	bt_submit(&file_events, e);
+	send_file(e, s ? s->buf : NULL, s ? off : 0);
 }
 
 struct slash_scan {
@@ -462,11 +484,9 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 	if (!hit)
 		return;
 
-	e = bpf_ringbuf_reserve(&file_events, sizeof(*e), 0);
-	if (!e) {
-		count_lost(&file_lost);
+	e = file_record();
+	if (!e)
 		return;
-	}
 	bt_fill_header(&e->hdr, BT_EV_FILE);
 	e->ret = ret;
 	e->flags = flags;
@@ -479,10 +499,8 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 	e->path_depth = 0;
 	e->path_flags = 0;
 	ps = bpf_map_lookup_elem(&bt_path_buf, &zero);
-	if (!ps) {
-		bpf_ringbuf_discard(e, 0);
+	if (!ps)
 		return;
-	}
 	n = bpf_probe_read_kernel_str(ps->buf, BT_REQ_MAX, s->b);
 	off = n > 0 ? n : 0;
 	e->req_len = off;
@@ -505,10 +523,7 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 		else
 			e->path_flags = BT_PATH_TRUNCATED;
 	}
-	if (ps)
-		bpf_probe_read_kernel(e->path, sizeof(e->path), ps->buf);
-	e->path_len = off;
-	bt_submit(&file_events, e);
+	send_file(e, ps ? ps->buf : NULL, ps ? off : 0);
 }
 
 static __always_inline int on_open_exit(long ret, int sys)

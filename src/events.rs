@@ -382,6 +382,51 @@ pub enum DecodeError {
     Size { kind: u32, need: usize, got: usize },
 }
 
+/// Bytes of a file record before its path (BT_FILE_HEAD).
+pub const FILE_HEAD: usize = std::mem::offset_of!(FileEvent, path);
+const _: () = assert!(FILE_HEAD == 104);
+
+/// A file record is sent at its used length: the head, then path_len bytes
+/// of path. The rest of the buffer is zero.
+fn decode_file(data: &[u8]) -> Result<Box<FileEvent>, DecodeError> {
+    let size = |need| DecodeError::Size {
+        kind: EV_FILE,
+        need,
+        got: data.len(),
+    };
+    if data.len() < FILE_HEAD {
+        return Err(size(FILE_HEAD));
+    }
+    let mut e = Box::new(FileEvent {
+        hdr: Header::default(),
+        ret: 0,
+        flags: 0,
+        fmode: 0,
+        path_flags: 0,
+        dev: 0,
+        ino: 0,
+        path_len: 0,
+        path_depth: 0,
+        req_len: 0,
+        layout: 0,
+        syscall: 0,
+        action: 0,
+        _pad: [0; 7],
+        path: [0; PATH_BUF],
+    });
+    let n = data.len().min(size_of::<FileEvent>());
+    // SAFETY: e is a FileEvent (Plain: any bytes are valid) with room for
+    // size_of::<FileEvent>() >= n bytes, and data has n bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(data.as_ptr(), (&mut *e as *mut FileEvent).cast::<u8>(), n);
+    }
+    let need = FILE_HEAD + usize::from(e.path_len);
+    if need > n {
+        return Err(size(need));
+    }
+    Ok(e)
+}
+
 fn copy_from<T: plain::Plain + Copy>(data: &[u8], kind: u32) -> Result<T, DecodeError> {
     let need = size_of::<T>();
     if data.len() < need {
@@ -413,7 +458,7 @@ pub fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
         EV_EXEC => Raw::Exec(Box::new(copy_from(data, hdr.kind)?)),
         EV_FORK => Raw::Fork(copy_from(data, hdr.kind)?),
         EV_EXIT => Raw::Exit(copy_from(data, hdr.kind)?),
-        EV_FILE => Raw::File(Box::new(copy_from(data, hdr.kind)?)),
+        EV_FILE => Raw::File(decode_file(data)?),
         EV_NET => Raw::Net(copy_from(data, hdr.kind)?),
         EV_MEM => Raw::Mem(copy_from(data, hdr.kind)?),
         EV_EGRESS => Raw::Egress(copy_from(data, hdr.kind)?),
@@ -587,6 +632,33 @@ mod tests {
         );
         assert_eq!(resolve_lexically("/home/u", "/etc/./shadow"), "/etc/shadow");
         assert_eq!(resolve_lexically("/", "../../x"), "/x");
+    }
+
+    #[test]
+    fn file_records_arrive_at_their_used_length() {
+        let mut bytes = header_bytes(EV_FILE);
+        bytes.resize(FILE_HEAD, 0);
+        // path_len (offset 88) = 6: "id_rsa" follows the head.
+        bytes[88..90].copy_from_slice(&6u16.to_ne_bytes());
+        bytes.extend_from_slice(b"id_rsa");
+        match decode(&bytes).unwrap() {
+            Raw::File(f) => {
+                assert_eq!(f.path_len, 6);
+                assert_eq!(&f.path[..7], b"id_rsa\0");
+            }
+            other => panic!("decoded as {other:?}"),
+        }
+        // A path_len the sample does not hold, or a short head, is refused.
+        bytes.truncate(FILE_HEAD + 3);
+        assert_eq!(
+            decode(&bytes).unwrap_err(),
+            DecodeError::Size {
+                kind: EV_FILE,
+                need: FILE_HEAD + 6,
+                got: FILE_HEAD + 3
+            }
+        );
+        assert!(decode(&bytes[..FILE_HEAD - 1]).is_err());
     }
 
     #[test]
