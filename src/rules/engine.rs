@@ -176,23 +176,35 @@ fn evict_oldest(traces: &mut HashMap<(usize, Root), TraceState>) {
 /// The root of the event's trace: the process just below the nearest
 /// boundary ancestor (pid 1, a service manager, a CI runner's worker).
 pub fn trace_root(ev: &Value) -> Root {
-    let mut chain = vec![Root {
-        pid: ev["pid"].as_u64().unwrap_or(0),
-        comm: ev["comm"].as_str().unwrap_or("").to_string(),
-    }];
-    if let Some(a) = ev["ancestors"].as_array() {
-        chain.extend(a.iter().map(|x| Root {
-            pid: x["pid"].as_u64().unwrap_or(0),
-            comm: x["comm"].as_str().unwrap_or("").to_string(),
-        }));
-    }
-    for i in 0..chain.len() - 1 {
-        let parent = &chain[i + 1];
-        if parent.pid <= 1 || TRACE_BOUNDARY.contains(&parent.comm.as_str()) {
-            return chain[i].clone();
+    let me = (
+        ev["pid"].as_u64().unwrap_or(0),
+        ev["comm"].as_str().unwrap_or(""),
+    );
+    let ancestors: &[Value] = ev["ancestors"].as_array().map_or(&[], Vec::as_slice);
+    let at = |i: usize| -> (u64, &str) {
+        if i == 0 {
+            me
+        } else {
+            let a = &ancestors[i - 1];
+            (
+                a["pid"].as_u64().unwrap_or(0),
+                a["comm"].as_str().unwrap_or(""),
+            )
+        }
+    };
+    let len = ancestors.len() + 1;
+    let mut root = at(len - 1);
+    for i in 0..len - 1 {
+        let (ppid, pcomm) = at(i + 1);
+        if ppid <= 1 || TRACE_BOUNDARY.contains(&pcomm) {
+            root = at(i);
+            break;
         }
     }
-    chain.pop().expect("the chain has the event's own process")
+    Root {
+        pid: root.0,
+        comm: root.1.to_string(),
+    }
 }
 
 /// Does the trace satisfy the condition? Some(ids that show it).
@@ -273,10 +285,11 @@ fn eval(p: &EvPred, ev: &Value) -> bool {
     }
 }
 
-fn text_of(v: &Value) -> Option<String> {
+fn text_of(v: &Value) -> Option<&str> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
+        Value::String(s) => Some(s),
+        Value::Bool(true) => Some("true"),
+        Value::Bool(false) => Some("false"),
         _ => None,
     }
 }
@@ -310,37 +323,33 @@ fn cmp(v: &Value, ty: Ty, op: Op, rhs: &Rhs, ev: &Value) -> bool {
                 _ => false,
             }
         }
-        Ty::List => {
-            let items: Vec<String> = v
-                .as_array()
-                .map(|a| a.iter().filter_map(text_of).collect())
-                .unwrap_or_default();
-            items.iter().any(|s| str_op(s, op, rhs, ev))
-        }
+        Ty::List => v
+            .as_array()
+            .is_some_and(|a| a.iter().filter_map(text_of).any(|s| str_op(s, op, rhs, ev))),
         Ty::Str | Ty::Bool => match text_of(v) {
-            Some(s) => str_op(&s, op, rhs, ev),
+            Some(s) => str_op(s, op, rhs, ev),
             None => false,
         },
     }
 }
 
 fn str_op(s: &str, op: Op, rhs: &Rhs, ev: &Value) -> bool {
-    let other = |rhs: &Rhs| -> Option<String> {
+    fn other<'a>(rhs: &'a Rhs, ev: &'a Value) -> Option<&'a str> {
         match rhs {
-            Rhs::Str(x) => Some(x.clone()),
+            Rhs::Str(x) => Some(x.as_str()),
             Rhs::Field(f, _) => text_of(&ev[f.as_str()]),
             _ => None,
         }
-    };
+    }
     match (op, rhs) {
         (Op::In, Rhs::Strs(l)) => l.iter().any(|x| x == s),
         (Op::NotIn, Rhs::Strs(l)) => !l.iter().any(|x| x == s),
         (Op::Matches, Rhs::Glob(g)) => glob_match(g, s),
-        (Op::StartsWith, r) => other(r).is_some_and(|x| s.starts_with(&x)),
-        (Op::EndsWith, r) => other(r).is_some_and(|x| s.ends_with(&x)),
-        (Op::Contains, r) => other(r).is_some_and(|x| s.contains(&x)),
-        (Op::Eq, r) => other(r).is_some_and(|x| x == s),
-        (Op::Ne, r) => other(r).is_none_or(|x| x != s),
+        (Op::StartsWith, r) => other(r, ev).is_some_and(|x| s.starts_with(x)),
+        (Op::EndsWith, r) => other(r, ev).is_some_and(|x| s.ends_with(x)),
+        (Op::Contains, r) => other(r, ev).is_some_and(|x| s.contains(x)),
+        (Op::Eq, r) => other(r, ev).is_some_and(|x| x == s),
+        (Op::Ne, r) => other(r, ev).is_none_or(|x| x != s),
         _ => false,
     }
 }
