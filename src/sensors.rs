@@ -423,8 +423,8 @@ impl Sensors {
             open.maps.mem_events.reuse_fd(mem.maps.mem_events.as_fd())?;
             open.maps.mem_lost.reuse_fd(mem.maps.mem_lost.as_fd())?;
         }
-        let skel = open.load()?;
-        fill_file_filter(&skel, filter, inodes)?;
+        let mut skel = open.load()?;
+        apply_file_filter(&mut skel, &KernelFilter::default(), filter, inodes, &[])?;
         Ok(skel)
     }
 
@@ -507,12 +507,8 @@ impl Sensors {
         }
     }
 
-    /// Puts a reloaded policy's file filter in place with no moment in which
-    /// an open either policy watches goes unseen: the new keys go in first,
-    /// then the new configuration into the idle slot, which is then made
-    /// active, and only then do the keys only `old` needed go. `inodes` are
-    /// the files to watch with their flags; `disarm` the tripwires that are
-    /// no longer armed (they stay watched).
+    /// Puts a reloaded policy's file filter in place (see
+    /// `apply_file_filter`).
     pub fn update_file_filter(
         &mut self,
         old: &KernelFilter,
@@ -520,91 +516,10 @@ impl Sensors {
         inodes: &[(InodeKey, u8)],
         disarm: &[InodeKey],
     ) -> libbpf_rs::Result<()> {
-        let Some(skel) = self.file.as_mut() else {
-            return Ok(());
-        };
-        let one = 1u32.to_ne_bytes();
-        // (map, keys to add, keys to remove once the new cfg is active)
-        type Keys = Vec<Vec<u8>>;
-        let sets: [(&dyn MapCore, Keys, Keys); 4] = [
-            (
-                &skel.maps.name_filter,
-                new.names
-                    .iter()
-                    .map(|n| as_bytes(&name_key(n)).to_vec())
-                    .collect(),
-                old.names
-                    .difference(&new.names)
-                    .map(|n| as_bytes(&name_key(n)).to_vec())
-                    .collect(),
-            ),
-            (
-                &skel.maps.parent_filter,
-                new.parents
-                    .iter()
-                    .map(|n| as_bytes(&name_key(n)).to_vec())
-                    .collect(),
-                old.parents
-                    .difference(&new.parents)
-                    .map(|n| as_bytes(&name_key(n)).to_vec())
-                    .collect(),
-            ),
-            (
-                &skel.maps.prefix_filter,
-                new.prefixes
-                    .iter()
-                    .map(|n| as_bytes(&affix_key(n)).to_vec())
-                    .collect(),
-                old.prefixes
-                    .difference(&new.prefixes)
-                    .map(|n| as_bytes(&affix_key(n)).to_vec())
-                    .collect(),
-            ),
-            (
-                &skel.maps.suffix_filter,
-                new.suffixes
-                    .iter()
-                    .map(|n| as_bytes(&affix_key(n)).to_vec())
-                    .collect(),
-                old.suffixes
-                    .difference(&new.suffixes)
-                    .map(|n| as_bytes(&affix_key(n)).to_vec())
-                    .collect(),
-            ),
-        ];
-        for (map, add, _) in &sets {
-            for k in add {
-                map.update(k, &one, MapFlags::ANY)?;
-            }
+        match self.file.as_mut() {
+            Some(skel) => apply_file_filter(skel, old, new, inodes, disarm),
+            None => Ok(()),
         }
-        for (k, flags) in inodes {
-            add_inode(skel, k, *flags)?;
-        }
-        for k in disarm {
-            // Exactly WATCH: the kill bit goes, the hardlink check stays.
-            skel.maps.inode_filter.update(
-                as_bytes(k),
-                &u32::from(INODE_WATCH).to_ne_bytes(),
-                MapFlags::ANY,
-            )?;
-        }
-        let bss = skel.maps.bss_data.as_deref_mut();
-        let active = bss.as_ref().map_or(0, |b| b.cfg_slot & 1);
-        let idle = active ^ 1;
-        skel.maps
-            .file_cfg
-            .update(&idle.to_ne_bytes(), as_bytes(&file_cfg(new)), MapFlags::ANY)?;
-        if let Some(b) = bss {
-            // SAFETY: cfg_slot lives in the program's mmapped .bss; a volatile
-            // aligned u32 store is seen whole by the programs.
-            unsafe { std::ptr::write_volatile(&mut b.cfg_slot, idle) };
-        }
-        for (map, _, stale) in &sets {
-            for k in stale {
-                let _ = map.delete(k);
-            }
-        }
-        Ok(())
     }
 
     /// Detaches every program; the ring buffers stay readable for draining.
@@ -633,38 +548,84 @@ fn affix_key(s: &str) -> AffixKey {
     k
 }
 
-fn fill_file_filter(
-    skel: &FileSkel<'static>,
-    f: &KernelFilter,
+/// Map keys for one of the filter's sets: (all of `new`, those only `old` has).
+fn key_sets(
+    new: &std::collections::BTreeSet<String>,
+    old: &std::collections::BTreeSet<String>,
+    key: impl Fn(&str) -> Vec<u8>,
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    (
+        new.iter().map(|n| key(n)).collect(),
+        old.difference(new).map(|n| key(n)).collect(),
+    )
+}
+
+/// Puts a file filter in place with no moment in which an open either the
+/// old or the new one watches goes unseen: the new keys go in first, then the
+/// new configuration into the idle slot, which is then made active, and only
+/// then do the keys only `old` needed go. `inodes` are the files to watch
+/// with their flags; `disarm` the tripwires no longer armed (they stay
+/// watched). At load, `old` is empty.
+fn apply_file_filter(
+    skel: &mut FileSkel<'static>,
+    old: &KernelFilter,
+    new: &KernelFilter,
     inodes: &[(InodeKey, u8)],
+    disarm: &[InodeKey],
 ) -> libbpf_rs::Result<()> {
     let one = 1u32.to_ne_bytes();
-    for n in &f.names {
-        skel.maps
-            .name_filter
-            .update(as_bytes(&name_key(n)), &one, MapFlags::ANY)?;
-    }
-    for n in &f.parents {
-        skel.maps
-            .parent_filter
-            .update(as_bytes(&name_key(n)), &one, MapFlags::ANY)?;
-    }
-    for p in &f.prefixes {
-        skel.maps
-            .prefix_filter
-            .update(as_bytes(&affix_key(p)), &one, MapFlags::ANY)?;
-    }
-    for p in &f.suffixes {
-        skel.maps
-            .suffix_filter
-            .update(as_bytes(&affix_key(p)), &one, MapFlags::ANY)?;
+    let name = |n: &str| as_bytes(&name_key(n)).to_vec();
+    let affix = |n: &str| as_bytes(&affix_key(n)).to_vec();
+    let sets: [(&dyn MapCore, _); 4] = [
+        (
+            &skel.maps.name_filter,
+            key_sets(&new.names, &old.names, name),
+        ),
+        (
+            &skel.maps.parent_filter,
+            key_sets(&new.parents, &old.parents, name),
+        ),
+        (
+            &skel.maps.prefix_filter,
+            key_sets(&new.prefixes, &old.prefixes, affix),
+        ),
+        (
+            &skel.maps.suffix_filter,
+            key_sets(&new.suffixes, &old.suffixes, affix),
+        ),
+    ];
+    for (map, (add, _)) in &sets {
+        for k in add {
+            map.update(k, &one, MapFlags::ANY)?;
+        }
     }
     for (k, flags) in inodes {
         add_inode(skel, k, *flags)?;
     }
+    for k in disarm {
+        // Exactly WATCH: the kill bit goes, the hardlink check stays.
+        skel.maps.inode_filter.update(
+            as_bytes(k),
+            &u32::from(INODE_WATCH).to_ne_bytes(),
+            MapFlags::ANY,
+        )?;
+    }
+    let bss = skel.maps.bss_data.as_deref_mut();
+    let idle = bss.as_ref().map_or(0, |b| b.cfg_slot & 1) ^ 1;
     skel.maps
         .file_cfg
-        .update(&0u32.to_ne_bytes(), as_bytes(&file_cfg(f)), MapFlags::ANY)
+        .update(&idle.to_ne_bytes(), as_bytes(&file_cfg(new)), MapFlags::ANY)?;
+    if let Some(b) = bss {
+        // SAFETY: cfg_slot lives in the program's mmapped .bss; a volatile
+        // aligned u32 store is seen whole by the programs.
+        unsafe { std::ptr::write_volatile(&mut b.cfg_slot, idle) };
+    }
+    for (map, (_, stale)) in &sets {
+        for k in stale {
+            let _ = map.delete(k);
+        }
+    }
+    Ok(())
 }
 
 /// Adds an inode to the hardlink check (`flags`: INODE_WATCH, with
