@@ -110,6 +110,15 @@ impl Signer {
     }
 }
 
+/// The line to write for the JSON object `obj`: signed when there is a
+/// signer, as it is otherwise.
+pub fn line<'a>(signer: &mut Option<Signer>, obj: &'a str) -> std::borrow::Cow<'a, str> {
+    match signer {
+        Some(s) => s.sign(obj).into(),
+        None => obj.into(),
+    }
+}
+
 /// Where and why verification failed. `record` counts lines from 1.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Failure {

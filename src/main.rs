@@ -219,7 +219,7 @@ fn replay(
         n += 1;
         for g in engine.push(ev) {
             signals += 1;
-            output::render_signal(&g, Format::Json, &mut out)?;
+            writeln!(out, "{}", serde_json::to_string(&g)?)?;
         }
     }
     out.flush()?;
@@ -512,14 +512,22 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
 /// and disarmed; one that cannot be planted is an error (after removing the
 /// ones already planted).
 fn plant_canaries(policy: &mut Policy) -> Result<canary::Canaries> {
-    let (planted, outcomes) =
-        canary::Canaries::plant(&policy.canaries, Some(Path::new(canary::STATE_DIR)));
     let list = policy.canaries.clone();
+    let (planted, outcomes) = canary::Canaries::plant(&list, Some(Path::new(canary::STATE_DIR)));
+    settle_canaries(policy, &list, outcomes)?;
+    Ok(planted)
+}
+
+/// Logs what planting `list` did and disarms the canaries whose path was
+/// taken; an error names the first canary that could not be planted.
+fn settle_canaries(
+    policy: &mut Policy,
+    list: &[policy::Canary],
+    outcomes: Vec<canary::Outcome>,
+) -> Result<()> {
     for (c, o) in list.iter().zip(outcomes) {
         match o {
-            canary::Outcome::Planted(_) => {
-                log::info!("canary planted at {}", c.path.display())
-            }
+            canary::Outcome::Planted(_) => log::info!("canary planted at {}", c.path.display()),
             canary::Outcome::Exists => {
                 log::warn!(
                     "canary {}: a file is already there; it is left untouched and not armed",
@@ -532,7 +540,7 @@ fn plant_canaries(policy: &mut Policy) -> Result<canary::Canaries> {
             }
         }
     }
-    Ok(planted)
+    Ok(())
 }
 
 /// What a reload changes in place.
@@ -551,7 +559,7 @@ struct Live<'a> {
 fn reload(path: &Path, nameservers: &[std::net::IpAddr], live: &mut Live) -> Result<()> {
     let mut policy = Policy::load(path)?;
     let plan = egress::Plan::new(&policy, nameservers).map_err(|m| anyhow::anyhow!("{m}"))?;
-    let old = live.pipeline.policy.clone();
+    let old = &live.pipeline.policy;
     if (policy.event_buffer_size, policy.max_events_per_second)
         != (old.event_buffer_size, old.max_events_per_second)
     {
@@ -571,21 +579,10 @@ fn reload(path: &Path, nameservers: &[std::net::IpAddr], live: &mut Live) -> Res
         .filter(|c| !live.canaries.is_planted(&c.path))
         .cloned()
         .collect();
-    for (c, o) in fresh.iter().zip(live.canaries.add(&fresh)) {
-        match o {
-            canary::Outcome::Planted(_) => log::info!("canary planted at {}", c.path.display()),
-            canary::Outcome::Exists => {
-                log::warn!(
-                    "canary {}: a file is already there; it is left untouched and not armed",
-                    c.path.display()
-                );
-                policy.disarm_canary(&c.path);
-            }
-            canary::Outcome::Failed(why) => {
-                live.canaries.retain(&before);
-                anyhow::bail!("cannot plant the canary {}: {why}", c.path.display());
-            }
-        }
+    let outcomes = live.canaries.add(&fresh);
+    if let Err(e) = settle_canaries(&mut policy, &fresh, outcomes) {
+        live.canaries.retain(&before);
+        return Err(e);
     }
 
     let filter = policy.kernel_filter();
@@ -648,28 +645,27 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 impl Sink {
     fn deliver(&mut self, ev: output::Event) {
+        // One serialisation serves the record, the NDJSON stream and its
+        // signature.
+        let obj = match serde_json::to_string(&ev) {
+            Ok(o) => o,
+            Err(e) => {
+                self.note(Err(std::io::Error::other(e)));
+                return;
+            }
+        };
         // The record and the rules see everything, even what the rate limit
         // holds back, and see it as the record stores it.
         if let Some(r) = &mut self.recorder {
-            if let Err(e) = r.write(&ev) {
-                self.write_error.get_or_insert(e);
-            }
+            let written = r.line(&obj);
+            self.note(written);
         }
         let signals = match serde_json::to_value(&ev) {
             Ok(v) => self.engine.push(&v),
             Err(_) => Vec::new(),
         };
         if self.rate.admit() {
-            let written = match &mut self.signer {
-                Some(s) => match serde_json::to_string(&ev) {
-                    Ok(obj) => writeln!(self.out, "{}", s.sign(&obj)),
-                    Err(e) => Err(std::io::Error::other(e)),
-                },
-                None => output::render(&ev, self.format, self.out.as_mut()),
-            };
-            if let Err(e) = written {
-                self.write_error.get_or_insert(e);
-            }
+            self.write(&obj, || output::human(&ev));
             if self.flush_each
                 || ev.severity >= Severity::High
                 || self.last_flush.elapsed() >= FLUSH_EVERY
@@ -692,15 +688,9 @@ impl Sink {
     /// A rule matched: written at once (never rate-limited), kept for the
     /// summary and reports.
     fn signal(&mut self, g: rules::Signal) {
-        let written = match &mut self.signer {
-            Some(s) => match serde_json::to_string(&g) {
-                Ok(obj) => writeln!(self.out, "{}", s.sign(&obj)),
-                Err(e) => Err(std::io::Error::other(e)),
-            },
-            None => output::render_signal(&g, self.format, self.out.as_mut()),
-        };
-        if let Err(e) = written {
-            self.write_error.get_or_insert(e);
+        match serde_json::to_string(&g) {
+            Ok(obj) => self.write(&obj, || output::signal_human(&g)),
+            Err(e) => self.note(Err(std::io::Error::other(e))),
         }
         self.flush();
         if self.signals.len() < report::MAX_REPORTED {
@@ -710,31 +700,45 @@ impl Sink {
         }
     }
 
+    /// Writes one record of the event stream: signed, NDJSON, or the human
+    /// line. `obj` is its JSON object.
+    fn write(&mut self, obj: &str, human: impl FnOnce() -> String) {
+        let written = if self.signer.is_none() && self.format == Format::Human {
+            writeln!(self.out, "{}", human())
+        } else {
+            writeln!(self.out, "{}", evidence::line(&mut self.signer, obj))
+        };
+        self.note(written);
+    }
+
+    /// Keeps the first write error, reported at the end of the run.
+    fn note(&mut self, r: std::io::Result<()>) {
+        if let Err(e) = r {
+            self.write_error.get_or_insert(e);
+        }
+    }
+
     /// Ends a signed stream with its seal.
     fn seal(&mut self) {
         if let Some(s) = &mut self.signer {
             let line = s.seal();
-            if let Err(e) = writeln!(self.out, "{line}") {
-                self.write_error.get_or_insert(e);
-            }
+            let written = writeln!(self.out, "{line}");
+            self.note(written);
         }
         if let Some(r) = &mut self.recorder {
-            if let Err(e) = r.finish() {
-                self.write_error.get_or_insert(e);
-            }
+            let finished = r.finish();
+            self.note(finished);
         }
         self.flush();
     }
 
     fn flush(&mut self) {
         self.last_flush = Instant::now();
-        if let Err(e) = self.out.flush() {
-            self.write_error.get_or_insert(e);
-        }
+        let flushed = self.out.flush();
+        self.note(flushed);
         if let Some(r) = &mut self.recorder {
-            if let Err(e) = r.flush() {
-                self.write_error.get_or_insert(e);
-            }
+            let flushed = r.flush();
+            self.note(flushed);
         }
     }
 }

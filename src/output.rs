@@ -1,8 +1,6 @@
 //! Events as people and machines read them: the NDJSON schema
 //! (docs/events.md) and the one-line human form.
 
-use std::io::Write;
-
 use serde::Serialize;
 
 use crate::policy::Severity;
@@ -94,34 +92,14 @@ pub enum Format {
     Json,
 }
 
-pub fn render_signal(
-    g: &crate::rules::Signal,
-    format: Format,
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
-    match format {
-        Format::Json => {
-            serde_json::to_writer(&mut *out, g).map_err(std::io::Error::other)?;
-            out.write_all(b"\n")
-        }
-        Format::Human => writeln!(
-            out,
-            "{} {:<8} signal  {}",
-            g.ts,
-            g.severity.as_str().to_uppercase(),
-            crate::report::signal_line(g)
-        ),
-    }
-}
-
-pub fn render(e: &Event, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
-    match format {
-        Format::Json => {
-            serde_json::to_writer(&mut *out, e).map_err(std::io::Error::other)?;
-            out.write_all(b"\n")
-        }
-        Format::Human => writeln!(out, "{}", human(e)),
-    }
+/// A signal as one human line.
+pub fn signal_human(g: &crate::rules::Signal) -> String {
+    format!(
+        "{} {:<8} signal  {}",
+        g.ts,
+        g.severity.as_str().to_uppercase(),
+        crate::report::signal_line(g)
+    )
 }
 
 fn lineage(e: &Event) -> String {

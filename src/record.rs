@@ -7,7 +7,6 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::evidence::Signer;
-use crate::output::Event;
 
 /// Version of the record format; bumped when a replay could misread an
 /// older record.
@@ -36,16 +35,9 @@ impl Recorder {
         Ok(r)
     }
 
-    fn line(&mut self, obj: &str) -> std::io::Result<()> {
-        match &mut self.signer {
-            Some(s) => writeln!(self.out, "{}", s.sign(obj)),
-            None => writeln!(self.out, "{obj}"),
-        }
-    }
-
-    pub fn write(&mut self, ev: &Event) -> std::io::Result<()> {
-        let obj = serde_json::to_string(ev).map_err(std::io::Error::other)?;
-        self.line(&obj)
+    /// Writes one record: `obj` is the event's JSON object.
+    pub fn line(&mut self, obj: &str) -> std::io::Result<()> {
+        writeln!(self.out, "{}", crate::evidence::line(&mut self.signer, obj))
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
