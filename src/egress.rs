@@ -29,6 +29,16 @@ pub struct DomainRule {
 }
 
 impl DomainRule {
+    /// What an address learned for this rule holds in the LPM maps: the
+    /// rule id (block) or the allowed ports (allow).
+    fn entry(&self) -> EgressVal {
+        if self.allow {
+            val(0, &self.ports)
+        } else {
+            val(self.rule, &[])
+        }
+    }
+
     pub fn covers(&self, name: &str) -> bool {
         name == self.name
             || (self.subdomains
@@ -363,12 +373,6 @@ impl Egress {
         if let Some(dns) = &m.dns {
             out.push((dns, self.dns_entries()));
         }
-        let slot = |k: CidrKey, allow: bool| match (k.addr.is_ipv4(), allow) {
-            (true, false) => 0,
-            (false, false) => 1,
-            (true, true) => 2,
-            (false, true) => 3,
-        };
         for (ip, l) in &self.learned {
             let Some(rule) = self.rule_covering(&l.name) else {
                 continue;
@@ -377,23 +381,19 @@ impl Egress {
                 addr: *ip,
                 prefix: if ip.is_ipv4() { 32 } else { 128 },
             };
-            let v = if rule.allow {
-                val(0, &rule.ports)
-            } else {
-                val(rule.rule, &[])
-            };
-            out[slot(k, rule.allow)]
+            let v = rule.entry();
+            out[lpm_index(k, rule.allow)]
                 .1
                 .insert(lpm_key(k), as_bytes(&v).to_vec());
         }
         for (c, id) in &self.plan.block {
             let k = CidrKey::from(*c);
-            out[slot(k, false)]
+            out[lpm_index(k, false)]
                 .1
                 .insert(lpm_key(k), as_bytes(&val(*id, &[])).to_vec());
         }
         for (k, ports) in &self.plan.allow {
-            out[slot(*k, true)]
+            out[lpm_index(*k, true)]
                 .1
                 .insert(lpm_key(*k), as_bytes(&val(0, ports)).to_vec());
         }
@@ -426,11 +426,7 @@ impl Egress {
                 continue;
             };
             let rule = crate::events::DnsRule {
-                val: if d.allow {
-                    val(0, &d.ports)
-                } else {
-                    val(d.rule, &[])
-                },
+                val: d.entry(),
                 allow: u8::from(d.allow),
                 exact: u8::from(!d.subdomains),
                 _pad: 0,
@@ -497,11 +493,7 @@ impl Egress {
         let prefix = if ip.is_ipv4() { 32 } else { 128 };
         let key = CidrKey { addr: ip, prefix };
         if let Some(m) = &self.maps {
-            let v = if rule.allow {
-                val(0, &rule.ports)
-            } else {
-                val(rule.rule, &[])
-            };
+            let v = rule.entry();
             if let Err(e) =
                 lpm_map(m, key, rule.allow).update(&lpm_key(key), as_bytes(&v), MapFlags::ANY)
             {
@@ -552,13 +544,14 @@ impl Egress {
 /// A map's wanted content: key bytes -> value bytes.
 type Entries = HashMap<Vec<u8>, Vec<u8>>;
 
+/// Which LPM map an entry goes to, in the order block4, block6, allow4,
+/// allow6 (the order of `desired`).
+fn lpm_index(k: CidrKey, allow: bool) -> usize {
+    usize::from(k.addr.is_ipv6()) + 2 * usize::from(allow)
+}
+
 fn lpm_map(m: &EgressMaps, k: CidrKey, allow: bool) -> &MapHandle {
-    match (k.addr.is_ipv4(), allow) {
-        (true, false) => &m.block4,
-        (false, false) => &m.block6,
-        (true, true) => &m.allow4,
-        (false, true) => &m.allow6,
-    }
+    [&m.block4, &m.block6, &m.allow4, &m.allow6][lpm_index(k, allow)]
 }
 
 #[cfg(test)]
