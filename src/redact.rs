@@ -69,14 +69,18 @@ pub struct Redactor {
 impl Redactor {
     /// The built-in patterns plus `extra` (already validated regexes).
     pub fn new(extra: &[String]) -> Result<Redactor, (usize, String)> {
-        let mut sources: Vec<String> = BUILTIN.iter().map(|(_, r)| r.to_string()).collect();
-        for (i, e) in extra.iter().enumerate() {
-            Regex::new(e).map_err(|err| (i, err.to_string()))?;
-            sources.push(e.clone());
-        }
+        let sources: Vec<&str> = BUILTIN
+            .iter()
+            .map(|(_, r)| *r)
+            .chain(extra.iter().map(String::as_str))
+            .collect();
+        // Each pattern compiles once; an error names its index in `extra`.
         let patterns = sources
             .iter()
-            .map(|s| Regex::new(s).map_err(|e| (usize::MAX, e.to_string())))
+            .enumerate()
+            .map(|(i, s)| {
+                Regex::new(s).map_err(|e| (i.saturating_sub(BUILTIN.len()), e.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Redactor {
             set: RegexSet::new(&sources).map_err(|e| (usize::MAX, e.to_string()))?,
