@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use common::*;
 use serde_json::Value;
 
@@ -81,23 +79,7 @@ print(json.dumps(res))
 "#;
 
 fn client(specs: &[&str]) -> (u32, Vec<Value>) {
-    let child = Command::new("python3")
-        .arg("-c")
-        .arg(CLIENT)
-        .args(specs)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    (pid, serde_json::from_slice(&out.stdout).unwrap())
-}
-
-fn policy(s: &Scratch, yaml: &str) -> String {
-    let p = s.path("policy.yml");
-    std::fs::write(&p, yaml).unwrap();
-    p.to_string_lossy().into_owned()
+    python_json(CLIENT, specs)
 }
 
 fn network_events<'a>(events: &'a [Value], pid: u32, daddr: &str) -> Vec<&'a Value> {
@@ -115,7 +97,7 @@ fn a_blocked_names_address_is_refused_right_after_the_lookup() {
     let s = Scratch::new("dns-block");
     let ns = Netns::new();
     let _server = NsServer::start(&ns, SERVER);
-    let cfg = policy(
+    let cfg = write_policy(
         &s,
         "network:\n  mode: block\n  blocked_domains: [evil.test]\n",
     );
@@ -162,7 +144,7 @@ fn a_wildcard_allowlist_entry_admits_the_address_its_lookup_returned() {
     let s = Scratch::new("dns-allow");
     let ns = Netns::new();
     let _server = NsServer::start(&ns, SERVER);
-    let cfg = policy(
+    let cfg = write_policy(
         &s,
         // The allowlist covers every process on the host, the DNS server
         // in the namespace too: its answers to the host must be allowed.

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 
 use common::*;
 use serde_json::Value;
@@ -49,24 +48,7 @@ print(json.dumps(out))
 
 /// Runs the client; returns its pid and the outcome of each attempt.
 fn attempt(specs: &[&str]) -> (u32, HashMap<String, String>) {
-    let child = Command::new("python3")
-        .arg("-c")
-        .arg(CLIENT)
-        .args(specs)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let v: HashMap<String, String> = serde_json::from_slice(&out.stdout).unwrap();
-    (pid, v)
-}
-
-fn policy(s: &Scratch, yaml: &str) -> String {
-    let p = s.path("policy.yml");
-    std::fs::write(&p, yaml).unwrap();
-    p.to_string_lossy().into_owned()
+    python_json(CLIENT, specs)
 }
 
 fn verdict<'a>(events: &'a [Value], pid: u32, daddr: &str, dport: u16) -> &'a Value {
@@ -104,7 +86,7 @@ fn block_mode_refuses_blocked_addresses_and_cidrs_with_eperm() {
     let ns = Netns::new();
     let _server = NsServer::start(&ns, SERVER);
     let s = Scratch::new("egress-block");
-    let cfg = policy(&s, &BLOCKLIST.replace("MODE", "block"));
+    let cfg = write_policy(&s, &BLOCKLIST.replace("MODE", "block"));
     let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
     let (pid, got) = attempt(SPECS);
     let events = mon.stop();
@@ -211,7 +193,7 @@ fn audit_mode_lets_connections_through_and_reports_would_block() {
     let ns = Netns::new();
     let _server = NsServer::start(&ns, SERVER);
     let s = Scratch::new("egress-audit");
-    let cfg = policy(&s, &BLOCKLIST.replace("MODE", "audit"));
+    let cfg = write_policy(&s, &BLOCKLIST.replace("MODE", "audit"));
     let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
     let (pid, got) = attempt(SPECS);
     let events = mon.stop();
@@ -239,7 +221,7 @@ fn allowlist_mode_lets_only_the_allowed_endpoint_through() {
     let ns = Netns::new();
     let _server = NsServer::start(&ns, SERVER);
     let s = Scratch::new("egress-allow");
-    let cfg = policy(
+    let cfg = write_policy(
         &s,
         "network:\n  mode: block\n  allowed_endpoints:\n    - 198.51.100.2:18081\n",
     );

@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 
@@ -22,10 +22,8 @@ sys.stdin.read()
 
 /// Connects to .2 and .3; returns address -> "ok" or the errno name.
 fn connect_both() -> HashMap<String, String> {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(
-            r#"
+    python_json(
+        r#"
 import errno, json, socket
 out = {}
 for a in ["198.51.100.2", "198.51.100.3"]:
@@ -37,12 +35,9 @@ for a in ["198.51.100.2", "198.51.100.3"]:
     s.close()
 print(json.dumps(out))
 "#,
-        )
-        .stdout(Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
+        &[],
+    )
+    .1
 }
 
 fn egress_programs() -> usize {

@@ -131,8 +131,8 @@ impl Monitor {
         }
     }
 
-    /// SIGTERM, wait for a clean exit, return the output file's text.
-    pub fn stop_text(mut self) -> String {
+    /// SIGTERM, then wait for a clean exit.
+    fn terminate(&mut self) {
         // SAFETY: kill with a valid pid and signal.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().unwrap();
@@ -141,19 +141,17 @@ impl Monitor {
             "bee-trace exited with {status}: {}",
             self.stderr()
         );
+    }
+
+    /// SIGTERM, wait for a clean exit, return the output file's text.
+    pub fn stop_text(mut self) -> String {
+        self.terminate();
         std::fs::read_to_string(&self.events_path).unwrap_or_default()
     }
 
     /// SIGTERM, wait for a clean exit, return every event written.
     pub fn stop(mut self) -> Vec<Value> {
-        // SAFETY: kill with a valid pid and signal.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        assert!(
-            status.success(),
-            "bee-trace exited with {status}: {}",
-            self.stderr()
-        );
+        self.terminate();
         read_events(&self.events_path)
     }
 }
@@ -170,6 +168,29 @@ pub fn read_events(path: &Path) -> Vec<Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad NDJSON line {l:?}: {e}")))
         .collect()
+}
+
+/// Writes `yaml` as the scratch directory's policy.yml; returns its path.
+pub fn write_policy(s: &Scratch, yaml: &str) -> String {
+    let p = s.path("policy.yml");
+    std::fs::write(&p, yaml).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+/// Runs a Python script that prints one JSON value; returns its pid and
+/// that value.
+pub fn python_json<T: serde::de::DeserializeOwned>(script: &str, args: &[&str]) -> (u32, T) {
+    let child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the python client failed");
+    (pid, serde_json::from_slice(&out.stdout).unwrap())
 }
 
 /// Runs a command to completion and returns its pid.
