@@ -74,6 +74,33 @@ static __always_inline struct pt_regs *bt_syscall_regs(void)
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
+/*
+ * The optional fexit upgrade hooks a syscall's own kernel function instead of
+ * its tracepoint: enabling any syscall tracepoint puts every task on the
+ * kernel's slow syscall path, a hooked function costs only its own callers.
+ * The function's name depends on the architecture; these programs are not
+ * loaded unless user space asks (the "?" prefix), and it falls back to the
+ * tracepoints when the kernel refuses them.
+ */
+#if defined(__TARGET_ARCH_x86)
+#define BT_SYSCALL_FEXIT(name) "?fexit/__x64_sys_" #name
+#elif defined(__TARGET_ARCH_arm64)
+#define BT_SYSCALL_FEXIT(name) "?fexit/__arm64_sys_" #name
+#else
+#error "bee-trace's BPF programs are built for x86_64 and arm64 only"
+#endif
+
+/* The number of the syscall the current task is in, from its saved user
+ * registers (-1 outside a syscall, e.g. in an io_uring worker). */
+static __always_inline long bt_syscall_nr(struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_x86)
+	return BPF_CORE_READ(regs, orig_ax);
+#else
+	return BPF_CORE_READ(regs, syscallno);
+#endif
+}
+
 #define BT_ARG1(regs) ((__u64)PT_REGS_PARM1_CORE_SYSCALL(regs))
 #define BT_ARG2(regs) ((__u64)PT_REGS_PARM2_CORE_SYSCALL(regs))
 #define BT_ARG3(regs) ((__u64)PT_REGS_PARM3_CORE_SYSCALL(regs))

@@ -19,6 +19,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define BT_REQ_MAX 2048 /* requested paths longer than this are cut */
 #define BT_SCAN_MAX 256 /* a component longer than this is not a name we watch */
 #define BT_SIGKILL 9
+#define BT_MAY_EXEC 0x1 /* open_flags.acc_mode of an exec */
 
 const volatile bool watch_files = true;
 const volatile bool watch_proc = true;
@@ -526,55 +527,75 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 	send_file(e, ps ? ps->buf : NULL, ps ? off : 0);
 }
 
-static __always_inline int on_open_exit(long ret, int sys)
+/*
+ * A successful open that produced f. ret is the fd (0 from the fexit hook,
+ * which runs before the fd exists). op is the kernel's open_flags when the
+ * fexit hook has them; without them the flags are read from the syscall's
+ * arguments, and only when an event needs them.
+ */
+static __always_inline void on_opened(struct file *f, long ret, const struct open_flags *op,
+				      int sys)
 {
 	struct bt_file_cfg *cfg;
+	struct dentry *d;
+	struct inode *inode;
+	struct qstr q;
+	__u32 kind, verdict;
+	__u8 action = BT_FILE_OBSERVED;
 
+	d = BPF_CORE_READ(f, f_path.dentry);
+	inode = BPF_CORE_READ(f, f_inode);
+	if (BPF_CORE_READ_INTO(&q, d, d_name))
+		return;
+	/* Only a name proc uses for memory views costs the superblock check. */
+	if (watch_proc && proc_name_kind(&q, &kind) &&
+	    BPF_CORE_READ(inode, i_sb, s_magic) == BT_PROC_SUPER_MAGIC) {
+		on_proc_open(f, kind, inode, ret,
+			     op ? op->open_flag : open_flags(bt_syscall_regs(), sys));
+		return;
+	}
+	if (!watch_files)
+		return;
+	cfg = active_cfg();
+	if (!cfg)
+		return;
+	verdict = file_verdict(cfg, d, &q, inode);
+	if (!verdict)
+		return;
+	/* The signal is delivered on the way back to user space, so the
+	 * opener never runs another instruction with the descriptor. */
+	if ((verdict & BT_INODE_KILL) && !bpf_send_signal(BT_SIGKILL))
+		action = BT_FILE_KILLED;
+	emit_resolved(f, d, inode, ret, op ? op->open_flag : open_flags(bt_syscall_regs(), sys),
+		      sys, action);
+}
+
+static __always_inline void on_open_failed(long ret, int sys)
+{
+	struct bt_file_cfg *cfg;
+	struct pt_regs *regs;
+
+	if (!watch_files)
+		return;
+	cfg = active_cfg();
+	if (!cfg)
+		return;
+	regs = bt_syscall_regs();
+	on_failed_open(cfg, regs, ret, open_flags(regs, sys), sys);
+}
+
+static __always_inline int on_open_exit(long ret, int sys)
+{
 	if (bt_is_self())
 		return 0;
 	if (ret >= 0) {
 		struct file *f = bt_fd_file(ret);
-		struct dentry *d;
-		struct inode *inode;
-		struct qstr q;
-		__u32 kind, verdict;
-		__u8 action = BT_FILE_OBSERVED;
 
-		if (!f)
-			return 0;
-		d = BPF_CORE_READ(f, f_path.dentry);
-		inode = BPF_CORE_READ(f, f_inode);
-		if (BPF_CORE_READ_INTO(&q, d, d_name))
-			return 0;
-		/* Only a name proc uses for memory views costs the superblock check. */
-		if (watch_proc && proc_name_kind(&q, &kind) &&
-		    BPF_CORE_READ(inode, i_sb, s_magic) == BT_PROC_SUPER_MAGIC) {
-			on_proc_open(f, kind, inode, ret, open_flags(bt_syscall_regs(), sys));
-			return 0;
-		}
-		if (!watch_files)
-			return 0;
-		cfg = active_cfg();
-		if (!cfg)
-			return 0;
-		verdict = file_verdict(cfg, d, &q, inode);
-		if (!verdict)
-			return 0;
-		/* The signal is delivered on the way back to user space, so the
-		 * opener never runs another instruction with the descriptor. */
-		if ((verdict & BT_INODE_KILL) && !bpf_send_signal(BT_SIGKILL))
-			action = BT_FILE_KILLED;
-		emit_resolved(f, d, inode, ret, open_flags(bt_syscall_regs(), sys), sys, action);
+		if (f)
+			on_opened(f, ret, NULL, sys);
 		return 0;
 	}
-	if (!watch_files)
-		return 0;
-	cfg = active_cfg();
-	if (cfg) {
-		struct pt_regs *regs = bt_syscall_regs();
-
-		on_failed_open(cfg, regs, ret, open_flags(regs, sys), sys);
-	}
+	on_open_failed(ret, sys);
 	return 0;
 }
 
@@ -596,4 +617,52 @@ SEC("tracepoint/syscalls/sys_exit_open")
 int handle_open_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_open_exit(ctx->ret, BT_SYS_OPEN);
+}
+
+/* Which open(2)-family syscall the task is in, 0 when none (an exec's open,
+ * an io_uring worker, a kernel-internal open). */
+static __always_inline int current_open_sys(void)
+{
+	long nr = bt_syscall_nr(bt_syscall_regs());
+
+#if defined(__TARGET_ARCH_x86)
+	if (nr == 257)
+		return BT_SYS_OPENAT;
+	if (nr == 2)
+		return BT_SYS_OPEN;
+#else
+	if (nr == 56)
+		return BT_SYS_OPENAT;
+#endif
+	if (nr == 437)
+		return BT_SYS_OPENAT2;
+	return 0;
+}
+
+/*
+ * The fexit upgrade: every open(2), openat(2), openat2(2) and io_uring open
+ * passes through do_filp_open, which returns the struct file itself (no fd
+ * table walk) or the error. Only its callers pay; no syscall tracepoint is
+ * needed. Opens for exec (MAY_EXEC) are not file reads and are skipped, as
+ * the tracepoints never saw them either.
+ */
+SEC("?fexit/do_filp_open")
+int BPF_PROG(fexit_do_filp_open, int dfd, struct filename *pathname, const struct open_flags *op,
+	     struct file *ret)
+{
+	unsigned long v = (unsigned long)ret;
+	int sys;
+
+	if (bt_is_self() || (op->acc_mode & BT_MAY_EXEC))
+		return 0;
+	if (v && v < (unsigned long)-4095) {
+		on_opened(ret, 0, op, current_open_sys());
+		return 0;
+	}
+	/* A refused open is reported with the path as the caller wrote it,
+	 * which only an open(2)-family syscall's arguments hold. */
+	sys = current_open_sys();
+	if (v && sys)
+		on_open_failed((long)v, sys);
+	return 0;
 }

@@ -88,8 +88,7 @@ static __always_inline void emit(__u32 kind, __u32 target, __s64 request, long r
 	bpf_ringbuf_submit(e, 0);
 }
 
-SEC("tracepoint/syscalls/sys_exit_ptrace")
-int handle_ptrace_exit(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int on_ptrace_exit(long ret)
 {
 	struct pt_regs *regs;
 	__s64 request;
@@ -101,7 +100,7 @@ int handle_ptrace_exit(struct trace_event_raw_sys_exit *ctx)
 	request = (__s64)BT_ARG1(regs);
 	target = (__u32)BT_ARG2(regs);
 	if (request == BT_PTRACE_ATTACH || request == BT_PTRACE_SEIZE) {
-		emit(BT_MEM_PTRACE, target, request, ctx->ret);
+		emit(BT_MEM_PTRACE, target, request, ret);
 		return 0;
 	}
 	/* Requests that read or write the tracee's memory or registers. */
@@ -109,9 +108,15 @@ int handle_ptrace_exit(struct trace_event_raw_sys_exit *ctx)
 	    (request >= BT_PTRACE_GETREGS && request <= BT_PTRACE_SETFPREGS) ||
 	    request == BT_PTRACE_GETREGSET || request == BT_PTRACE_SETREGSET) {
 		if (!folded(BT_MEM_PTRACE, target, request))
-			emit(BT_MEM_PTRACE, target, request, ctx->ret);
+			emit(BT_MEM_PTRACE, target, request, ret);
 	}
 	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_ptrace")
+int handle_ptrace_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_ptrace_exit(ctx->ret);
 }
 
 static __always_inline int on_vm_exit(long ret, __u32 kind)
@@ -138,4 +143,24 @@ SEC("tracepoint/syscalls/sys_exit_process_vm_writev")
 int handle_vm_writev_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_vm_exit(ctx->ret, BT_MEM_VM_WRITEV);
+}
+
+/* The fexit upgrade (see BT_SYSCALL_FEXIT): the same handlers on the syscalls'
+ * own functions, whose argument is the task's saved registers. */
+SEC(BT_SYSCALL_FEXIT(ptrace))
+int BPF_PROG(fexit_ptrace, const struct pt_regs *regs, long ret)
+{
+	return on_ptrace_exit(ret);
+}
+
+SEC(BT_SYSCALL_FEXIT(process_vm_readv))
+int BPF_PROG(fexit_vm_readv, const struct pt_regs *regs, long ret)
+{
+	return on_vm_exit(ret, BT_MEM_VM_READV);
+}
+
+SEC(BT_SYSCALL_FEXIT(process_vm_writev))
+int BPF_PROG(fexit_vm_writev, const struct pt_regs *regs, long ret)
+{
+	return on_vm_exit(ret, BT_MEM_VM_WRITEV);
 }

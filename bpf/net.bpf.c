@@ -17,8 +17,7 @@ struct {
 	__type(value, __u64);
 } net_lost SEC(".maps");
 
-SEC("tracepoint/syscalls/sys_exit_connect")
-int handle_connect_exit(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int on_connect_exit(long ret)
 {
 	struct pt_regs *regs;
 	struct bt_net_event *e;
@@ -28,7 +27,7 @@ int handle_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	__u16 family = 0;
 	int fd;
 
-	if (bt_is_self() || ctx->ret == -88 /* ENOTSOCK */ || ctx->ret == -9 /* EBADF */)
+	if (bt_is_self() || ret == -88 /* ENOTSOCK */ || ret == -9 /* EBADF */)
 		return 0;
 	regs = bt_syscall_regs();
 	fd = (int)BT_ARG1(regs);
@@ -50,7 +49,7 @@ int handle_connect_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	}
 	bt_fill_header(&e->hdr, BT_EV_NET);
-	e->ret = ctx->ret;
+	e->ret = ret;
 	e->family = family;
 	e->_pad = 0;
 	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
@@ -70,4 +69,17 @@ int handle_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	e->protocol = BPF_CORE_READ(sock, sk, sk_protocol);
 	bt_submit(&net_events, e);
 	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int handle_connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_connect_exit(ctx->ret);
+}
+
+/* The fexit upgrade (see BT_SYSCALL_FEXIT). */
+SEC(BT_SYSCALL_FEXIT(connect))
+int BPF_PROG(fexit_connect, const struct pt_regs *regs, long ret)
+{
+	return on_connect_exit(ret);
 }

@@ -133,6 +133,6 @@ for spec in $KERNELS; do
   else
     echo "FAIL  $pkg ($arch, ${secs}s)"; status=1
   fi
-  grep -aE "GUEST|^attached|^failed|probes attached|error" "$log" | sed 's/^/      /' | tr -d '\r'
+  grep -aE "GUEST|^attached|^failed|^FAILED|^hooks|probes attached|error" "$log" | sed 's/^/      /' | tr -d '\r'
 done
 exit $status

@@ -70,6 +70,16 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Hooks {
+    /// fexit where the kernel allows it, else tracepoints.
+    Auto,
+    /// The syscall tracepoints only.
+    Tracepoints,
+    /// fexit only; an error when the kernel refuses it.
+    Fexit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProbeType {
     /// Sensitive file reads and protected file writes.
     #[value(name = "file_monitor")]
@@ -103,6 +113,15 @@ pub struct RunArgs {
     /// re-read on SIGHUP.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// How the file, memory and network sensors hook their syscalls.
+    /// `auto` uses fexit on each syscall's kernel function where the kernel
+    /// allows it (cheaper: no syscall tracepoint puts every task on the slow
+    /// syscall path) and falls back to the syscall tracepoints, which every
+    /// supported kernel has; `bee-trace check` shows the choice.
+    /// `tracepoints` never tries fexit; `fexit` fails when it is refused.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub hooks: Hooks,
 
     /// Log what bee-trace does, including libbpf's messages.
     #[arg(long, short)]

@@ -31,7 +31,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use crossbeam_channel::RecvTimeoutError;
 
-use cli::{Cli, Command, ProbeType, RunArgs};
+use cli::{Cli, Command, Hooks, ProbeType, RunArgs};
 use output::Format;
 use pipeline::Pipeline;
 use policy::{Policy, Severity};
@@ -69,7 +69,9 @@ fn install_signal_handlers() {
 
 fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
     let msg = msg.trim_end();
+    let probing = sensors::PROBING.load(std::sync::atomic::Ordering::Relaxed);
     match level {
+        libbpf_rs::PrintLevel::Warn if probing => log::debug!(target: "libbpf", "{msg}"),
         libbpf_rs::PrintLevel::Warn => log::warn!(target: "libbpf", "{msg}"),
         libbpf_rs::PrintLevel::Info => log::info!(target: "libbpf", "{msg}"),
         libbpf_rs::PrintLevel::Debug => log::debug!(target: "libbpf", "{msg}"),
@@ -144,7 +146,13 @@ fn check() -> Result<ExitCode> {
         network: true,
         memory: true,
     };
-    let sensors = Sensors::start(all, &tracefs, &policy.kernel_filter(), &[]);
+    let sensors = Sensors::start(
+        all,
+        sensors::HookMode::Auto,
+        &tracefs,
+        &policy.kernel_filter(),
+        &[],
+    );
     let mut failed = 0;
     for s in &sensors.status {
         match &s.outcome {
@@ -153,6 +161,16 @@ fn check() -> Result<ExitCode> {
                 failed += 1;
                 println!("FAILED    {:<8} {}: {why}", s.family.as_str(), s.probe);
             }
+        }
+    }
+    for h in &sensors.hooks {
+        match &h.refused {
+            None => println!("hooks     {:<8} {}", h.family.as_str(), h.hook()),
+            Some(why) => println!(
+                "hooks     {:<8} {} (the optional fexit upgrade was refused: {why})",
+                h.family.as_str(),
+                h.hook()
+            ),
         }
     }
     drop(sensors);
@@ -317,8 +335,16 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
 
     let started_at = Instant::now();
     let sel = selection(args.probe_type);
-    let mut sensors = Sensors::start(sel, &tracefs, &filter, &inodes);
+    let hooks = match args.hooks {
+        Hooks::Auto => sensors::HookMode::Auto,
+        Hooks::Tracepoints => sensors::HookMode::Tracepoints,
+        Hooks::Fexit => sensors::HookMode::Fexit,
+    };
+    let mut sensors = Sensors::start(sel, hooks, &tracefs, &filter, &inodes);
     sensors::require_all(&sensors)?;
+    for h in &sensors.hooks {
+        log::info!("{} family hooked with {}", h.family.as_str(), h.hook());
+    }
     let mut egress = egress::Egress::new(plan, sensors.egress_maps());
     egress
         .install()

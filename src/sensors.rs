@@ -70,6 +70,72 @@ pub struct ProbeStatus {
     pub outcome: Result<(), String>,
 }
 
+/// Which hooks the families built on syscalls (file, memory, network) use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookMode {
+    /// fexit on each syscall's own kernel function where this kernel allows
+    /// it (no syscall tracepoint, so other syscalls pay nothing), else the
+    /// syscall tracepoints.
+    Auto,
+    /// Always the syscall tracepoints.
+    Tracepoints,
+    /// fexit or nothing: a kernel that refuses it is an error.
+    Fexit,
+}
+
+/// What one family was hooked with, and why not fexit when it is not.
+#[derive(Debug, Clone)]
+pub struct HookChoice {
+    pub family: Family,
+    pub fexit: bool,
+    /// Why the fexit programs were not used (the kernel's reason), when
+    /// they were tried and refused.
+    pub refused: Option<String>,
+}
+
+impl HookChoice {
+    pub fn hook(&self) -> &'static str {
+        if self.fexit {
+            "fexit"
+        } else {
+            "tracepoints"
+        }
+    }
+}
+
+/// While set, libbpf's warnings are logged at debug level: a refused
+/// optional fexit program is an expected outcome, reported once by bee-trace
+/// in its own words, not as libbpf's multi-line complaint.
+pub static PROBING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The fexit probe name of a syscall's kernel function on this architecture.
+fn syscall_fexit(name: &str) -> String {
+    let prefix = if cfg!(target_arch = "aarch64") {
+        "__arm64_sys_"
+    } else {
+        "__x64_sys_"
+    };
+    format!("fexit/{prefix}{name}")
+}
+
+/// Why an fexit set did not load, in short: the kernel's answer.
+fn load_refusal(e: &libbpf_rs::Error) -> String {
+    format!("load: {e}")
+}
+
+/// Attaches every program of an fexit set, or says which one the kernel
+/// refused and why (the links made so far are dropped, so detached).
+fn attach_fexit(progs: &[(String, &libbpf_rs::ProgramMut<'_>)]) -> Result<Vec<Link>, String> {
+    let mut links = Vec::new();
+    for (name, prog) in progs {
+        links.push(
+            prog.attach()
+                .map_err(|e| format!("{name}: {}", explain(&e)))?,
+        );
+    }
+    Ok(links)
+}
+
 /// A ring buffer to poll, owned independently of its skeleton.
 pub struct RingSource {
     pub family: Family,
@@ -86,6 +152,7 @@ pub struct Sensors {
     pub cgroup_root: Option<std::path::PathBuf>,
     links: Vec<Link>,
     pub status: Vec<ProbeStatus>,
+    pub hooks: Vec<HookChoice>,
 }
 
 /// Skeletons borrow their object storage for as long as they live; they live
@@ -167,6 +234,7 @@ impl Sensors {
     /// probe's outcome is in `status`.
     pub fn start(
         sel: Selection,
+        hooks: HookMode,
         tracefs: &Path,
         filter: &KernelFilter,
         inodes: &[(InodeKey, u8)],
@@ -181,6 +249,7 @@ impl Sensors {
             cgroup_root: None,
             links: Vec::new(),
             status: Vec::new(),
+            hooks: Vec::new(),
         };
 
         match Self::load_process(self_tgid) {
@@ -212,32 +281,41 @@ impl Sensors {
         }
 
         if sel.memory {
-            match Self::load_mem(self_tgid) {
+            let refused = match s.try_fexit(hooks, Family::Memory, || {
+                let skel = Self::load_mem(self_tgid, true).map_err(|e| load_refusal(&e))?;
+                let names = ["ptrace", "process_vm_readv", "process_vm_writev"].map(syscall_fexit);
+                let links = attach_fexit(&[
+                    (names[0].clone(), &skel.progs.fexit_ptrace),
+                    (names[1].clone(), &skel.progs.fexit_vm_readv),
+                    (names[2].clone(), &skel.progs.fexit_vm_writev),
+                ])?;
+                Ok((skel, links, names.to_vec()))
+            }) {
                 Ok(skel) => {
-                    attach_one(
-                        Family::Memory,
-                        MEM_PROBES[0],
-                        &skel.progs.handle_ptrace_exit,
-                        &mut s.links,
-                        &mut s.status,
-                    );
-                    attach_one(
-                        Family::Memory,
-                        MEM_PROBES[1],
-                        &skel.progs.handle_vm_readv_exit,
-                        &mut s.links,
-                        &mut s.status,
-                    );
-                    attach_one(
-                        Family::Memory,
-                        MEM_PROBES[2],
-                        &skel.progs.handle_vm_writev_exit,
-                        &mut s.links,
-                        &mut s.status,
-                    );
                     s.mem = Some(skel);
+                    None
                 }
-                Err(e) => load_failed(Family::Memory, MEM_PROBES, &e, &mut s.status),
+                Err(why) => why,
+            };
+            if s.mem.is_none() && hooks != HookMode::Fexit {
+                match Self::load_mem(self_tgid, false) {
+                    Ok(skel) => {
+                        for (name, prog) in MEM_PROBES.iter().zip([
+                            &skel.progs.handle_ptrace_exit,
+                            &skel.progs.handle_vm_readv_exit,
+                            &skel.progs.handle_vm_writev_exit,
+                        ]) {
+                            attach_one(Family::Memory, name, prog, &mut s.links, &mut s.status);
+                        }
+                        s.mem = Some(skel);
+                    }
+                    Err(e) => load_failed(Family::Memory, MEM_PROBES, &e, &mut s.status),
+                }
+                s.hooks.push(HookChoice {
+                    family: Family::Memory,
+                    fexit: false,
+                    refused,
+                });
             }
         }
 
@@ -249,59 +327,150 @@ impl Sensors {
             } else {
                 Family::Memory
             };
-            let has_open = crate::sys::has_tracepoint(tracefs, "syscalls", "sys_exit_open");
-            let mut probes = vec!["syscalls/sys_exit_openat", "syscalls/sys_exit_openat2"];
-            if has_open {
-                probes.push("syscalls/sys_exit_open");
-            }
-            match Self::load_file(self_tgid, sel, has_open, s.mem.as_ref(), filter, inodes) {
+            let mem = s.mem.take();
+            let refused = match s.try_fexit(hooks, family, || {
+                let skel =
+                    Self::load_file(self_tgid, sel, false, mem.as_ref(), filter, inodes, true)
+                        .map_err(|e| load_refusal(&e))?;
+                let name = "fexit/do_filp_open".to_string();
+                let links = attach_fexit(&[(name.clone(), &skel.progs.fexit_do_filp_open)])?;
+                Ok((skel, links, vec![name]))
+            }) {
                 Ok(skel) => {
-                    attach_one(
-                        family,
-                        probes[0],
-                        &skel.progs.handle_openat_exit,
-                        &mut s.links,
-                        &mut s.status,
-                    );
-                    attach_one(
-                        family,
-                        probes[1],
-                        &skel.progs.handle_openat2_exit,
-                        &mut s.links,
-                        &mut s.status,
-                    );
-                    if has_open {
-                        attach_one(
-                            family,
-                            probes[2],
-                            &skel.progs.handle_open_exit,
-                            &mut s.links,
-                            &mut s.status,
-                        );
-                    }
                     s.file = Some(skel);
+                    None
                 }
-                Err(e) => load_failed(family, &probes, &e, &mut s.status),
+                Err(why) => why,
+            };
+            if s.file.is_none() && hooks != HookMode::Fexit {
+                let has_open = crate::sys::has_tracepoint(tracefs, "syscalls", "sys_exit_open");
+                let mut probes = vec!["syscalls/sys_exit_openat", "syscalls/sys_exit_openat2"];
+                if has_open {
+                    probes.push("syscalls/sys_exit_open");
+                }
+                match Self::load_file(
+                    self_tgid,
+                    sel,
+                    has_open,
+                    mem.as_ref(),
+                    filter,
+                    inodes,
+                    false,
+                ) {
+                    Ok(skel) => {
+                        for (name, prog) in probes.iter().zip([
+                            &skel.progs.handle_openat_exit,
+                            &skel.progs.handle_openat2_exit,
+                            &skel.progs.handle_open_exit,
+                        ]) {
+                            attach_one(family, name, prog, &mut s.links, &mut s.status);
+                        }
+                        s.file = Some(skel);
+                    }
+                    Err(e) => load_failed(family, &probes, &e, &mut s.status),
+                }
+                s.hooks.push(HookChoice {
+                    family,
+                    fexit: false,
+                    refused,
+                });
             }
+            s.mem = mem;
         }
 
         if sel.network {
-            match Self::load_net(self_tgid) {
+            let refused = match s.try_fexit(hooks, Family::Network, || {
+                let skel = Self::load_net(self_tgid, true).map_err(|e| load_refusal(&e))?;
+                let name = syscall_fexit("connect");
+                let links = attach_fexit(&[(name.clone(), &skel.progs.fexit_connect)])?;
+                Ok((skel, links, vec![name]))
+            }) {
                 Ok(skel) => {
-                    attach_one(
-                        Family::Network,
-                        NET_PROBES[0],
-                        &skel.progs.handle_connect_exit,
-                        &mut s.links,
-                        &mut s.status,
-                    );
                     s.net = Some(skel);
+                    None
                 }
-                Err(e) => load_failed(Family::Network, NET_PROBES, &e, &mut s.status),
+                Err(why) => why,
+            };
+            if s.net.is_none() && hooks != HookMode::Fexit {
+                match Self::load_net(self_tgid, false) {
+                    Ok(skel) => {
+                        attach_one(
+                            Family::Network,
+                            NET_PROBES[0],
+                            &skel.progs.handle_connect_exit,
+                            &mut s.links,
+                            &mut s.status,
+                        );
+                        s.net = Some(skel);
+                    }
+                    Err(e) => load_failed(Family::Network, NET_PROBES, &e, &mut s.status),
+                }
+                s.hooks.push(HookChoice {
+                    family: Family::Network,
+                    fexit: false,
+                    refused,
+                });
             }
             s.start_egress(self_tgid);
         }
         s
+    }
+
+    /// Tries a family's fexit set (unless `mode` rules it out): on success
+    /// its links and statuses are kept and the skeleton returned. On refusal
+    /// the error is the kernel's reason; with `HookMode::Fexit` the refusal
+    /// is also recorded as a failed probe, since there is no fallback.
+    /// `Err(None)` means fexit was not tried.
+    fn try_fexit<S>(
+        &mut self,
+        mode: HookMode,
+        family: Family,
+        attempt: impl FnOnce() -> Result<(S, Vec<Link>, Vec<String>), String>,
+    ) -> Result<S, Option<String>> {
+        if mode == HookMode::Tracepoints {
+            return Err(None);
+        }
+        PROBING.store(true, std::sync::atomic::Ordering::Relaxed);
+        let outcome = attempt();
+        PROBING.store(false, std::sync::atomic::Ordering::Relaxed);
+        match outcome {
+            Ok((skel, links, names)) => {
+                self.links.extend(links);
+                for probe in names {
+                    self.status.push(ProbeStatus {
+                        family,
+                        probe,
+                        outcome: Ok(()),
+                    });
+                }
+                self.hooks.push(HookChoice {
+                    family,
+                    fexit: true,
+                    refused: None,
+                });
+                Ok(skel)
+            }
+            Err(why) => {
+                if mode == HookMode::Fexit {
+                    self.status.push(ProbeStatus {
+                        family,
+                        probe: "fexit".into(),
+                        outcome: Err(format!("refused (--hooks fexit has no fallback): {why}")),
+                    });
+                    self.hooks.push(HookChoice {
+                        family,
+                        fexit: true,
+                        refused: Some(why.clone()),
+                    });
+                } else {
+                    log::info!(
+                        "{} family: fexit refused ({why}); using the syscall tracepoints",
+                        family.as_str()
+                    );
+                }
+                Err(Some(why))
+            }
+        }
     }
 
     /// The cgroup sock_addr programs, at the cgroup v2 root so every process
@@ -386,19 +555,38 @@ impl Sensors {
         open.load()
     }
 
-    fn load_mem(self_tgid: u32) -> libbpf_rs::Result<MemSkel<'static>> {
+    /// Each loader loads either the fexit set or the tracepoint set of its
+    /// family, never both.
+    fn load_mem(self_tgid: u32, fexit: bool) -> libbpf_rs::Result<MemSkel<'static>> {
         let mut open = MemSkelBuilder::default().open(storage())?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.self_tgid = self_tgid;
         }
+        let p = &mut open.progs;
+        for prog in [
+            &mut p.handle_ptrace_exit,
+            &mut p.handle_vm_readv_exit,
+            &mut p.handle_vm_writev_exit,
+        ] {
+            prog.set_autoload(!fexit);
+        }
+        for prog in [
+            &mut p.fexit_ptrace,
+            &mut p.fexit_vm_readv,
+            &mut p.fexit_vm_writev,
+        ] {
+            prog.set_autoload(fexit);
+        }
         open.load()
     }
 
-    fn load_net(self_tgid: u32) -> libbpf_rs::Result<NetSkel<'static>> {
+    fn load_net(self_tgid: u32, fexit: bool) -> libbpf_rs::Result<NetSkel<'static>> {
         let mut open = NetSkelBuilder::default().open(storage())?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.self_tgid = self_tgid;
         }
+        open.progs.handle_connect_exit.set_autoload(!fexit);
+        open.progs.fexit_connect.set_autoload(fexit);
         open.load()
     }
 
@@ -409,6 +597,7 @@ impl Sensors {
         mem: Option<&MemSkel<'static>>,
         filter: &KernelFilter,
         inodes: &[(InodeKey, u8)],
+        fexit: bool,
     ) -> libbpf_rs::Result<FileSkel<'static>> {
         let mut open = FileSkelBuilder::default().open(storage())?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
@@ -416,9 +605,11 @@ impl Sensors {
             ro.watch_files = sel.file;
             ro.watch_proc = sel.memory;
         }
-        if !has_open {
-            open.progs.handle_open_exit.set_autoload(false);
-        }
+        let p = &mut open.progs;
+        p.handle_openat_exit.set_autoload(!fexit);
+        p.handle_openat2_exit.set_autoload(!fexit);
+        p.handle_open_exit.set_autoload(!fexit && has_open);
+        p.fexit_do_filp_open.set_autoload(fexit);
         if let Some(mem) = mem {
             open.maps.mem_events.reuse_fd(mem.maps.mem_events.as_fd())?;
             open.maps.mem_lost.reuse_fd(mem.maps.mem_lost.as_fd())?;
