@@ -138,6 +138,26 @@ struct {
 	__type(value, __u8);
 } inode_hint SEC(".maps");
 
+/*
+ * One field of the struct at ptr. Under the fexit hook the verifier knows
+ * each pointer's BTF type, so this is a plain load (a few instructions);
+ * under a tracepoint the pointer came from a probe read and the field needs
+ * a bpf_probe_read_kernel call of its own. btf is a constant at every call
+ * site, so only one of the two is compiled into each program.
+ */
+#define BT_LOAD(btf, ptr, field) ((btf) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+
+/* The name of dentry d (its length and a pointer to its bytes). */
+static __always_inline bool load_qstr(struct qstr *q, struct dentry *d, bool btf)
+{
+	if (btf) {
+		q->len = d->d_name.len;
+		q->name = d->d_name.name;
+		return true;
+	}
+	return !BPF_CORE_READ_INTO(q, d, d_name);
+}
+
 static __always_inline bool byte_in(const __u64 *set, __u8 c)
 {
 	return (set[(c >> 6) & 3] >> (c & 63)) & 1;
@@ -153,6 +173,62 @@ static __always_inline bool load_name(struct bt_name_key *k, const void *kptr, _
 	barrier_var(len);
 	len &= BT_KEY_LEN - 1;
 	return bpf_probe_read_kernel(k->name, len, kptr) == 0;
+}
+
+/* Kernels before 6.14 keep a short name in d_iname; later ones in
+ * d_shortname. Either way the first 32 bytes hold every name shorter than 32. */
+struct dentry___iname {
+	unsigned char d_iname[32];
+} __attribute__((preserve_access_index));
+
+#define BT_INLINE_NAME 32
+
+/*
+ * Under the fexit hook: copies d's name (q) into the zeroed key k with four
+ * plain loads when the kernel keeps it inside the dentry, sparing the probe
+ * read. False when the name is stored elsewhere (a long name): the caller
+ * reads it the slow way.
+ */
+static __always_inline bool inline_name(struct bt_name_key *k, struct dentry *d,
+					const struct qstr *q)
+{
+	const __u64 *w;
+	__u64 *o = (__u64 *)k->name;
+	__u32 len = q->len;
+	int i;
+
+	if (bpf_core_field_exists(d->d_shortname))
+		w = (const __u64 *)&d->d_shortname;
+	else
+		w = (const __u64 *)&((struct dentry___iname *)d)->d_iname;
+	if (len == 0 || len >= BT_INLINE_NAME || (unsigned long)q->name != (unsigned long)w)
+		return false;
+#pragma unroll
+	for (i = 0; i < BT_INLINE_NAME / 8; i++) {
+		__u32 lo = i * 8;
+		__u64 v = w[i];
+
+		/* Bytes past the name may hold an older, longer name. */
+		if (len <= lo)
+			v = 0;
+		else if (len < lo + 8)
+			v &= (1ULL << ((len - lo) * 8)) - 1;
+		o[i] = v;
+	}
+	return true;
+}
+
+/* The name of dentry d (q) into the zeroed key k: plain loads when possible
+ * under the fexit hook, else one probe read. */
+static __always_inline bool dentry_name(struct bt_name_key *k, struct dentry *d,
+					const struct qstr *q, bool btf)
+{
+	if (btf) {
+		__builtin_memset(k, 0, sizeof(*k));
+		if (inline_name(k, d, q))
+			return true;
+	}
+	return load_name(k, q->name, q->len);
 }
 
 /* Tries each length in lens (ended by 0) of the name at kptr (len bytes):
@@ -209,6 +285,15 @@ static __always_inline bool leaf_in(const struct bt_file_cfg *cfg, const struct 
 	return affix_in(cfg, kptr, len, first, last);
 }
 
+/* Is the parent name in k (len bytes) a watched one? */
+static __always_inline bool parent_key_in(const struct bt_file_cfg *cfg, struct bt_name_key *k,
+					  __u32 len)
+{
+	if (!byte_in(cfg->parent_last, k->name[(len - 1) & (BT_KEY_LEN - 1)]))
+		return false;
+	return bpf_map_lookup_elem(&parent_filter, k) != NULL;
+}
+
 /* Is the directory name at kptr (len bytes) a watched parent? */
 static __always_inline bool parent_in(const struct bt_file_cfg *cfg, struct bt_name_key *k,
 				      const void *kptr, __u32 len)
@@ -217,16 +302,28 @@ static __always_inline bool parent_in(const struct bt_file_cfg *cfg, struct bt_n
 		return false;
 	if (!load_name(k, kptr, len))
 		return false;
-	if (!byte_in(cfg->parent_last, k->name[(len - 1) & (BT_KEY_LEN - 1)]))
-		return false;
-	return bpf_map_lookup_elem(&parent_filter, k) != NULL;
+	return parent_key_in(cfg, k, len);
 }
+
+/* The same for a parent dentry pd whose name is pq. */
+static __always_inline bool parent_dentry_in(const struct bt_file_cfg *cfg, struct bt_name_key *k,
+					     struct dentry *pd, const struct qstr *pq, bool btf)
+{
+	__u32 len = pq->len;
+
+	if (len >= BT_KEY_LEN || !((cfg->parent_lens >> len) & 1))
+		return false;
+	if (!dentry_name(k, pd, pq, btf))
+		return false;
+	return parent_key_in(cfg, k, len);
+}
+
 
 /* Cheap verdict for an opened file whose dentry is d and name q: 0 when its
  * path cannot match the policy, else BT_INODE_WATCH, with BT_INODE_KILL when
  * its inode is a tripwire. */
 static __always_inline __u32 file_verdict(const struct bt_file_cfg *cfg, struct dentry *d,
-					  const struct qstr *q, struct inode *inode)
+					  const struct qstr *q, struct inode *inode, bool btf)
 {
 	struct bt_name_key k;
 	struct dentry *parent;
@@ -238,7 +335,7 @@ static __always_inline __u32 file_verdict(const struct bt_file_cfg *cfg, struct 
 	if (named)
 		goto inode;
 	if (len < BT_KEY_LEN) {
-		if (load_name(&k, q->name, len) && leaf_in(cfg, &k, q->name, len)) {
+		if (dentry_name(&k, d, q, btf) && leaf_in(cfg, &k, q->name, len)) {
 			named = true;
 			goto inode;
 		}
@@ -256,14 +353,14 @@ static __always_inline __u32 file_verdict(const struct bt_file_cfg *cfg, struct 
 	if (cfg->parent_lens) {
 		struct qstr pq;
 
-		parent = BPF_CORE_READ(d, d_parent);
-		if (parent != d && !BPF_CORE_READ_INTO(&pq, parent, d_name) &&
-		    parent_in(cfg, &k, pq.name, pq.len))
+		parent = BT_LOAD(btf, d, d_parent);
+		if (parent && parent != d && load_qstr(&pq, parent, btf) &&
+		    parent_dentry_in(cfg, &k, parent, &pq, btf))
 			named = true;
 	}
 inode:
 	/* A named candidate only needs the inode for the tripwire check. */
-	ino = BPF_CORE_READ(inode, i_ino);
+	ino = BT_LOAD(btf, inode, i_ino);
 	__u32 slot = ino & (BT_INODE_HINTS - 1);
 	hint = bpf_map_lookup_elem(&inode_hint, &slot);
 	if (!hint || !*hint || (named && !(*hint & BT_INODE_KILL)))
@@ -534,7 +631,7 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
  * arguments, and only when an event needs them.
  */
 static __always_inline void on_opened(struct file *f, long ret, const struct open_flags *op,
-				      int sys)
+				      int sys, bool btf)
 {
 	struct bt_file_cfg *cfg;
 	struct dentry *d;
@@ -543,9 +640,11 @@ static __always_inline void on_opened(struct file *f, long ret, const struct ope
 	__u32 kind, verdict;
 	__u8 action = BT_FILE_OBSERVED;
 
-	d = BPF_CORE_READ(f, f_path.dentry);
-	inode = BPF_CORE_READ(f, f_inode);
-	if (BPF_CORE_READ_INTO(&q, d, d_name))
+	d = BT_LOAD(btf, f, f_path.dentry);
+	inode = BT_LOAD(btf, f, f_inode);
+	if (!d || !inode)
+		return;
+	if (!load_qstr(&q, d, btf))
 		return;
 	/* Only a name proc uses for memory views costs the superblock check. */
 	if (watch_proc && proc_name_kind(&q, &kind) &&
@@ -559,7 +658,7 @@ static __always_inline void on_opened(struct file *f, long ret, const struct ope
 	cfg = active_cfg();
 	if (!cfg)
 		return;
-	verdict = file_verdict(cfg, d, &q, inode);
+	verdict = file_verdict(cfg, d, &q, inode, btf);
 	if (!verdict)
 		return;
 	/* The signal is delivered on the way back to user space, so the
@@ -592,7 +691,7 @@ static __always_inline int on_open_exit(long ret, int sys)
 		struct file *f = bt_fd_file(ret);
 
 		if (f)
-			on_opened(f, ret, NULL, sys);
+			on_opened(f, ret, NULL, sys, false);
 		return 0;
 	}
 	on_open_failed(ret, sys);
@@ -656,7 +755,9 @@ int BPF_PROG(fexit_do_filp_open, int dfd, struct filename *pathname, const struc
 	if (bt_is_self() || (op->acc_mode & BT_MAY_EXEC))
 		return 0;
 	if (v && v < (unsigned long)-4095) {
-		on_opened(ret, 0, op, current_open_sys());
+		/* syscall 0: the event does not need which one, and finding
+		 * out would cost every open a helper call. */
+		on_opened(ret, 0, op, 0, true);
 		return 0;
 	}
 	/* A refused open is reported with the path as the caller wrote it,

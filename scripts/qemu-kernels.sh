@@ -2,9 +2,13 @@
 # make qemu-kernels: boots Debian's own kernels under QEMU (software
 # emulation) with an initramfs holding bee-trace, and runs in each guest:
 #   1. `bee-trace check` (every probe loaded and attached for real);
-#   2. a monitor run in which a planted SSH key is read, a /proc/<pid>/environ
-#      of another process is read, and an exec happens; the NDJSON output must
-#      carry all three.
+#   2. a monitor run (with the hooks bee-trace picks there: fexit where the
+#      kernel allows it) in which a planted SSH key, AWS credentials (matched
+#      by name) and a sudoers.d file (matched by its directory) are read, a
+#      missing .npmrc is opened, another process's /proc/<pid>/environ is
+#      read, a helper (scripts/guest/probe.c) ptrace-attaches to and
+#      process_vm_readv's its child and connects to 127.0.0.1:9, and an exec
+#      happens; the NDJSON output must carry each of them.
 # Kernels: Debian 12's 6.1 and 6.12 (backports), amd64 and arm64; pass
 # KERNELS="amd64:linux-image-6.1.0-56-amd64 ..." to pick others.
 # Needs root only for apt-get; installs qemu-system-x86/arm, busybox-static
@@ -71,20 +75,75 @@ fail() { echo "GUEST-RESULT FAIL: $*"; poweroff -f; }
 # tracefs is left unmounted on purpose: bee-trace must mount it itself.
 /bee-trace check || fail "bee-trace check"
 echo planted-not-a-key > /root/.ssh/id_guest
+mkdir -p /root/.aws /etc/sudoers.d
 SECRET_TOKEN=x sleep 30 & victim=$!
 /bee-trace --format json --output /tmp/out.json --ready-file /tmp/ready --duration 8 2>/tmp/err &
 mon=$!
 i=0; while [ ! -e /tmp/ready ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
 [ -e /tmp/ready ] || { cat /tmp/err; fail "monitor not ready"; }
 cat /root/.ssh/id_guest >/dev/null
+# Planted after the start, so the kernel knows them by name, not by inode.
+echo planted > /root/.aws/credentials; echo planted > /etc/sudoers.d/guest
+cat /root/.aws/credentials >/dev/null
+cat /etc/sudoers.d/guest >/dev/null
+cat /root/.npmrc 2>/dev/null
 cat /proc/$victim/environ >/dev/null
+child=$(/probe)
 /bin/true
 wait $mon || { cat /tmp/err; fail "monitor exit status"; }
 cat /tmp/err
+/bee-trace check | grep '^hooks'
+seen() { grep "$1" /tmp/out.json | grep -q "$2" || fail "$3 not seen"; }
+seen '"path":"/root/.aws/credentials"' '"access":"read"' "credentials read (name match)"
+seen '"path":"/etc/sudoers.d/guest"' '"access":"read"' "sudoers.d read (directory match)"
+seen '"path":"/root/.npmrc"' '"result":"ENOENT"' "refused .npmrc open"
+seen '"kind":"ptrace"' "\"target_pid\":$child" "ptrace attach"
+seen '"kind":"process_vm_readv"' "\"target_pid\":$child" "process_vm_readv"
+seen '"daddr":"127.0.0.1"' '"dport":9' "connect to 127.0.0.1:9"
 grep -q '"path":"/root/.ssh/id_guest"' /tmp/out.json || fail "key read not seen"
 grep -q '"kind":"proc_environ"' /tmp/out.json || fail "environ read not seen"
 grep -q "\"target_pid\":$victim" /tmp/out.json || fail "environ target not named"
 grep -q '"kind":"exec"' /tmp/out.json || fail "exec not seen"
+echo "GUEST-RESULT PASS"
+poweroff -f
+EOF
+  chmod +x "$1"
+}
+
+# The bench guest's /init: open+close of a plain file with bee-trace off, on
+# with the hooks it picks (auto: fexit where allowed), and on with --hooks
+# tracepoints, alternating, ROUNDS times; the host computes the medians.
+write_bench_init() {
+  cat > "$1" <<EOF
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+mkdir -p /tmp; mount -t tmpfs tmp /tmp; echo plain > /tmp/plain.txt
+echo "GUEST kernel \$(uname -r) \$(uname -m)"
+mon() {
+  rm -f /tmp/ready
+  /bee-trace --probe-type all --format json --output /dev/null --ready-file /tmp/ready "\$@" 2>/tmp/err &
+  pid=\$!
+  i=0; while [ ! -e /tmp/ready ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i+1)); done
+  [ -e /tmp/ready ] || { cat /tmp/err; echo "GUEST-RESULT FAIL: monitor not ready"; poweroff -f; }
+}
+for r in \$(seq $ROUNDS); do
+  echo "GUEST-BENCH off \$(/openloop /tmp/plain.txt $N)"
+  mon; echo "GUEST-BENCH auto \$(/openloop /tmp/plain.txt $N)"; kill \$pid; wait \$pid
+  mon --hooks tracepoints; echo "GUEST-BENCH tracepoints \$(/openloop /tmp/plain.txt $N)"; kill \$pid; wait \$pid
+done
+# Per-program cost (kernel.bpf_stats_enabled): run count and ns per run of
+# each program bee-trace holds while the loop runs, with the hooks it picks.
+echo 1 > /proc/sys/kernel/bpf_stats_enabled
+mon; /openloop /tmp/plain.txt $N >/dev/null
+for f in /proc/\$pid/fdinfo/*; do
+  grep -q '^prog_tag' \$f 2>/dev/null || continue
+  awk '/^prog_id/{id=\$2} /^run_time_ns/{t=\$2} /^run_cnt/{c=\$2} END {if (c>0) printf "GUEST-PROG id %s runs %d ns/run %.0f\n", id, c, t/c}' \$f
+done
+kill \$pid; wait \$pid
+echo 0 > /proc/sys/kernel/bpf_stats_enabled
+/bee-trace check | grep '^hooks'
 echo "GUEST-RESULT PASS"
 poweroff -f
 EOF
@@ -111,13 +170,36 @@ add_binary() {
   done
 }
 
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# --bench: open+close overhead inside each guest (see write_bench_init).
+BENCH=0
+if [ "${1:-}" = "--bench" ]; then
+  BENCH=1
+  ROUNDS=${ROUNDS:-5}; N=${N:-20000}
+  KERNELS=${BENCH_KERNELS:-"amd64:linux-image-6.12.117+deb12-amd64 amd64:linux-image-6.1.0-56-amd64"}
+  cc -O2 -static -o "$work/openloop-amd64" scripts/bench/openloop.c
+fi
+
 status=0
 for spec in $KERNELS; do
   arch=${spec%%:*}; pkg=${spec#*:}
   root="$work/root-$arch-$pkg"; mkdir -p "$root"/{bin,proc,sys,dev}
   cp "$(busybox_for "$arch")" "$root/bin/busybox"
-  write_init "$root/init"
+  if [ "$BENCH" = 1 ]; then
+    [ "$arch" = amd64 ] || { echo "--bench runs amd64 guests only" >&2; exit 2; }
+    write_bench_init "$root/init"
+    cp "$work/openloop-amd64" "$root/openloop"
+  else
+    write_init "$root/init"
+  fi
   add_binary "$arch" "$(binary_for "$arch")" "$root"
+  if [ "$BENCH" != 1 ]; then
+    case $arch in
+      amd64) cc -O2 -static -o "$root/probe" scripts/guest/probe.c ;;
+      arm64) aarch64-linux-gnu-gcc -O2 -static -o "$root/probe" scripts/guest/probe.c ;;
+    esac
+  fi
   (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initrd-$arch.gz"
   kernel=$(kernel_for "$pkg")
   case $arch in
@@ -128,6 +210,24 @@ for spec in $KERNELS; do
   t0=$(date +%s)
   timeout 300 "${qemu[@]}" -nographic -no-reboot -kernel "$kernel" -initrd "$work/initrd-$arch.gz" >"$log" 2>&1 || true
   secs=$(( $(date +%s) - t0 ))
+  if [ "$BENCH" = 1 ]; then
+    if ! grep -q "GUEST-RESULT PASS" "$log"; then
+      echo "FAIL  $pkg: the bench guest did not finish"; tr -d '\r' < "$log" | tail -20; status=1; continue
+    fi
+    echo "open+close under QEMU (software emulation), $pkg, $ROUNDS rounds x $N, alternating:"
+    tr -d '\r' < "$log" | grep -a '^hooks' | sed 's/^/  /'
+    tr -d '\r' < "$log" | grep -a '^GUEST-PROG' | sed 's/^GUEST-PROG/  program/'
+    offs=$(tr -d '\r' < "$log" | awk '$1=="GUEST-BENCH" && $2=="off" {print $3}')
+    off=$(echo "$offs" | median)
+    echo "  off          median $off ns/op  [$(echo $offs)]"
+    for mode in auto tracepoints; do
+      vals=$(tr -d '\r' < "$log" | awk -v m="$mode" '$1=="GUEST-BENCH" && $2==m {print $3}')
+      on=$(echo "$vals" | median)
+      awk -v a="$on" -v b="$off" -v m="$mode" -v v="$(echo $vals)" \
+        'BEGIN {printf "  %-12s median %s ns/op  [%s]  ratio on/off %.3f\n", m, a, v, a/b}'
+    done
+    continue
+  fi
   if grep -q "GUEST-RESULT PASS" "$log"; then
     echo "PASS  $pkg ($arch, ${secs}s)"
   else
