@@ -508,6 +508,15 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
                 error: s.outcome.clone().err(),
             })
             .collect(),
+        hooks: sensors
+            .hooks
+            .iter()
+            .map(|h| report::HookLine {
+                family: h.family.as_str().into(),
+                hook: h.hook().into(),
+                fexit_refused: h.refused.clone(),
+            })
+            .collect(),
         counts: report::counts(&pipeline.stats),
         total_events: pipeline.stats.total(),
         filtered: pipeline.stats.filtered,

@@ -41,12 +41,23 @@ pub struct Report {
     pub ended: String,
     pub duration_secs: f64,
     pub probes: Vec<ProbeLine>,
+    /// What each syscall family was hooked with (fexit or tracepoints).
+    pub hooks: Vec<HookLine>,
     pub counts: BTreeMap<String, BTreeMap<String, u64>>,
     pub total_events: u64,
     pub filtered: u64,
     pub lost: Lost,
     pub notable_events: Vec<Event>,
     pub notable_truncated: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HookLine {
+    pub family: String,
+    pub hook: String,
+    /// The kernel's reason when the optional fexit hooks were refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fexit_refused: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

@@ -75,29 +75,6 @@ fn exec_chain_names_its_ancestors_and_sigterm_writes_reports() {
     );
 }
 
-/// bee-trace's program names: tracepoint handlers and the cgroup egress hooks.
-fn ours(name: &str) -> bool {
-    name.starts_with("handle_") || name.starts_with("egress_")
-}
-
-fn our_programs() -> Vec<String> {
-    let out = Command::new("bpftool")
-        .args(["-j", "prog", "show"])
-        .output()
-        .expect("bpftool is installed by make");
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p["name"].as_str())
-                .filter(|n| ours(n))
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn sigkill_leaves_no_program_or_link_behind() {
     if !root_or_skip("sigkill_leaves_no_program_or_link_behind") {

@@ -340,3 +340,28 @@ impl Drop for NsServer {
         let _ = self.0.wait();
     }
 }
+
+/// bee-trace's program names: tracepoint handlers, fexit handlers and the
+/// cgroup egress hooks (the kernel keeps 15 characters of each).
+pub fn ours(name: &str) -> bool {
+    name.starts_with("handle_") || name.starts_with("egress_") || name.starts_with("fexit_")
+}
+
+/// The names of bee-trace's programs loaded in the kernel now.
+pub fn our_programs() -> Vec<String> {
+    let out = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+        .expect("bpftool is installed by make");
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["name"].as_str())
+                .filter(|n| ours(n))
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
