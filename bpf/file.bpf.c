@@ -646,9 +646,13 @@ static __always_inline void on_opened(struct file *f, long ret, const struct ope
 		return;
 	if (!load_qstr(&q, d, btf))
 		return;
-	/* Only a name proc uses for memory views costs the superblock check. */
+	/* Only a name proc uses for memory views costs the superblock check.
+	 * bee-trace's own opens are dropped only once something matched: the
+	 * check is a helper call, and almost every open matches nothing. */
 	if (watch_proc && proc_name_kind(&q, &kind) &&
 	    BPF_CORE_READ(inode, i_sb, s_magic) == BT_PROC_SUPER_MAGIC) {
+		if (bt_is_self())
+			return;
 		on_proc_open(f, kind, inode, ret,
 			     op ? op->open_flag : open_flags(bt_syscall_regs(), sys));
 		return;
@@ -659,7 +663,8 @@ static __always_inline void on_opened(struct file *f, long ret, const struct ope
 	if (!cfg)
 		return;
 	verdict = file_verdict(cfg, d, &q, inode, btf);
-	if (!verdict)
+	/* Never bee-trace itself: it holds armed tripwires open (O_PATH). */
+	if (!verdict || bt_is_self())
 		return;
 	/* The signal is delivered on the way back to user space, so the
 	 * opener never runs another instruction with the descriptor. */
@@ -685,8 +690,6 @@ static __always_inline void on_open_failed(long ret, int sys)
 
 static __always_inline int on_open_exit(long ret, int sys)
 {
-	if (bt_is_self())
-		return 0;
 	if (ret >= 0) {
 		struct file *f = bt_fd_file(ret);
 
@@ -694,7 +697,8 @@ static __always_inline int on_open_exit(long ret, int sys)
 			on_opened(f, ret, NULL, sys, false);
 		return 0;
 	}
-	on_open_failed(ret, sys);
+	if (!bt_is_self())
+		on_open_failed(ret, sys);
 	return 0;
 }
 
@@ -752,7 +756,7 @@ int BPF_PROG(fexit_do_filp_open, int dfd, struct filename *pathname, const struc
 	unsigned long v = (unsigned long)ret;
 	int sys;
 
-	if (bt_is_self() || (op->acc_mode & BT_MAY_EXEC))
+	if (op->acc_mode & BT_MAY_EXEC)
 		return 0;
 	if (v && v < (unsigned long)-4095) {
 		/* syscall 0: the event does not need which one, and finding
@@ -763,7 +767,7 @@ int BPF_PROG(fexit_do_filp_open, int dfd, struct filename *pathname, const struc
 	/* A refused open is reported with the path as the caller wrote it,
 	 * which only an open(2)-family syscall's arguments hold. */
 	sys = current_open_sys();
-	if (v && sys)
+	if (v && sys && !bt_is_self())
 		on_open_failed((long)v, sys);
 	return 0;
 }
