@@ -181,6 +181,13 @@ struct dentry___iname {
 	unsigned char d_iname[32];
 } __attribute__((preserve_access_index));
 
+struct dentry___shortname {
+	union {
+		unsigned char string[40];
+		unsigned long words[5];
+	} d_shortname;
+} __attribute__((preserve_access_index));
+
 #define BT_INLINE_NAME 32
 
 /*
@@ -197,8 +204,8 @@ static __always_inline bool inline_name(struct bt_name_key *k, struct dentry *d,
 	__u32 len = q->len;
 	int i;
 
-	if (bpf_core_field_exists(d->d_shortname))
-		w = (const __u64 *)&d->d_shortname;
+	if (bpf_core_field_exists(((struct dentry___shortname *)d)->d_shortname))
+		w = (const __u64 *)&((struct dentry___shortname *)d)->d_shortname;
 	else
 		w = (const __u64 *)&((struct dentry___iname *)d)->d_iname;
 	if (len == 0 || len >= BT_INLINE_NAME || (unsigned long)q->name != (unsigned long)w)

@@ -7,8 +7,10 @@
 #      by name) and a sudoers.d file (matched by its directory) are read, a
 #      missing .npmrc is opened, another process's /proc/<pid>/environ is
 #      read, a helper (scripts/guest/probe.c) ptrace-attaches to and
-#      process_vm_readv's its child and connects to 127.0.0.1:9, and an exec
-#      happens; the NDJSON output must carry each of them.
+#      process_vm_readv's its child and connects to 127.0.0.1:9, a planted
+#      kill canary is read (the reader must die by SIGKILL, and the decoy and
+#      its directory must be gone after exit), and an exec happens; the
+#      NDJSON output must carry each of them.
 # Kernels: Debian 12's 6.1 and 6.12 (backports), amd64 and arm64; pass
 # KERNELS="amd64:linux-image-6.1.0-56-amd64 ..." to pick others.
 # Needs root only for apt-get; installs qemu-system-x86/arm, busybox-static
@@ -54,10 +56,18 @@ kernel_for() {
   echo "$out"
 }
 
+# Builds the binary for a guest (a failed build stops the script: a stale
+# binary must never be tested in its place).
+build_for() {
+  case $1 in
+    amd64) make -s build >/dev/null ;;
+    arm64) make -s aarch64 >/dev/null ;;
+  esac
+}
 binary_for() {
   case $1 in
-    amd64) make -s build >/dev/null; echo target/release/bee-trace ;;
-    arm64) make -s aarch64 >/dev/null; echo target/aarch64-unknown-linux-gnu/release/bee-trace ;;
+    amd64) echo target/release/bee-trace ;;
+    arm64) echo target/aarch64-unknown-linux-gnu/release/bee-trace ;;
   esac
 }
 
@@ -77,7 +87,9 @@ fail() { echo "GUEST-RESULT FAIL: $*"; poweroff -f; }
 echo planted-not-a-key > /root/.ssh/id_guest
 mkdir -p /root/.aws /etc/sudoers.d
 SECRET_TOKEN=x sleep 30 & victim=$!
-/bee-trace --format json --output /tmp/out.json --ready-file /tmp/ready --duration 8 2>/tmp/err &
+printf 'canaries:\n  - path: /root/.config/decoy/credentials\n    type: aws\n    action: kill\n' > /tmp/policy.yml
+mkdir -p /run
+/bee-trace --config /tmp/policy.yml --format json --output /tmp/out.json --ready-file /tmp/ready --duration 8 2>/tmp/err &
 mon=$!
 i=0; while [ ! -e /tmp/ready ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
 [ -e /tmp/ready ] || { cat /tmp/err; fail "monitor not ready"; }
@@ -89,6 +101,8 @@ cat /etc/sudoers.d/guest >/dev/null
 cat /root/.npmrc 2>/dev/null
 cat /proc/$victim/environ >/dev/null
 child=$(/probe)
+# The canary is a tripwire: its reader dies by SIGKILL before it can read.
+cat /root/.config/decoy/credentials >/tmp/canary.out 2>/dev/null; canary_status=$?
 /bin/true
 wait $mon || { cat /tmp/err; fail "monitor exit status"; }
 cat /tmp/err
@@ -100,6 +114,10 @@ seen '"path":"/root/.npmrc"' '"result":"ENOENT"' "refused .npmrc open"
 seen '"kind":"ptrace"' "\"target_pid\":$child" "ptrace attach"
 seen '"kind":"process_vm_readv"' "\"target_pid\":$child" "process_vm_readv"
 seen '"daddr":"127.0.0.1"' '"dport":9' "connect to 127.0.0.1:9"
+[ "$canary_status" = 137 ] || fail "canary reader not killed (status $canary_status)"
+[ -s /tmp/canary.out ] && fail "canary reader printed: $(cat /tmp/canary.out)"
+seen '"path":"/root/.config/decoy/credentials"' '"action":"killed"' "canary kill"
+[ -e /root/.config/decoy ] && fail "canary directory left behind"
 grep -q '"path":"/root/.ssh/id_guest"' /tmp/out.json || fail "key read not seen"
 grep -q '"kind":"proc_environ"' /tmp/out.json || fail "environ read not seen"
 grep -q "\"target_pid\":$victim" /tmp/out.json || fail "environ target not named"
@@ -193,6 +211,7 @@ for spec in $KERNELS; do
   else
     write_init "$root/init"
   fi
+  build_for "$arch"
   add_binary "$arch" "$(binary_for "$arch")" "$root"
   if [ "$BENCH" != 1 ]; then
     case $arch in
