@@ -736,6 +736,10 @@ static __always_inline int current_open_sys(void)
 	long nr = bt_syscall_nr(bt_syscall_regs());
 
 #if defined(__TARGET_ARCH_x86)
+	/* A 32-bit program's syscall numbers and argument registers differ
+	 * (TS_COMPAT): its refused opens are not read with the 64-bit layout. */
+	if (bpf_get_current_task_btf()->thread_info.status & 0x0002)
+		return 0;
 	if (nr == 257)
 		return BT_SYS_OPENAT;
 	if (nr == 2)

@@ -125,7 +125,7 @@ awk -v p="$mp" -v f="$mf" -v n="$events" -v t="$TRACES" 'BEGIN {
 
 if [ "${QEMU_BENCH:-1}" = 1 ]; then
   echo "open+close where the kernel allows fexit (guests under QEMU, software emulation; goal <= 1.10):"
-  if ! ROUNDS=${QEMU_ROUNDS:-7} scripts/qemu-kernels.sh --bench 2>&1 | grep -v 'Finished' | sed 's/^/  /'; then
+  if ! ROUNDS=${QEMU_ROUNDS:-7} N=${QEMU_N:-20000} scripts/qemu-kernels.sh --bench 2>&1 | grep -v 'Finished' | sed 's/^/  /'; then
     echo "  not measured: scripts/qemu-kernels.sh --bench failed (see above)"
   fi
 fi
