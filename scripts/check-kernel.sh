@@ -41,7 +41,7 @@ else
 fi
 
 cg=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/self/mounts)
-if [ -n "$cg" ]; then pass "cgroup v2 at $cg"; else warn "no cgroup v2 mount (needed later for egress control)"; fi
+if [ -n "$cg" ]; then pass "cgroup v2 at $cg"; else warn "no cgroup v2 mount (bee-trace mounts a private one for egress control)"; fi
 
 if [ "$(id -u)" -ne 0 ]; then
   warn "not root: skipping the real load test (run as root for it)"
@@ -53,6 +53,8 @@ else
     case "$l" in
       attached*) pass "probe ${l#attached }" ;;
       FAILED*) bad "probe ${l#FAILED }" ;;
+      "hooks "*fexit) pass "${l#hooks } (the cheaper hooks)" ;;
+      "hooks "*) warn "${l#hooks } — works, at a higher cost to every syscall (docs/performance.md)" ;;
     esac
   done <<< "$out"
   [ $rc -eq 0 ] || fail=1
