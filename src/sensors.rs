@@ -281,24 +281,21 @@ impl Sensors {
         }
 
         if sel.memory {
-            let refused = match s.try_fexit(hooks, Family::Memory, || {
-                let skel = Self::load_mem(self_tgid, true).map_err(|e| load_refusal(&e))?;
-                let names = ["ptrace", "process_vm_readv", "process_vm_writev"].map(syscall_fexit);
-                let links = attach_fexit(&[
-                    (names[0].clone(), &skel.progs.fexit_ptrace),
-                    (names[1].clone(), &skel.progs.fexit_vm_readv),
-                    (names[2].clone(), &skel.progs.fexit_vm_writev),
-                ])?;
-                Ok((skel, links, names.to_vec()))
-            }) {
-                Ok(skel) => {
-                    s.mem = Some(skel);
-                    None
-                }
-                Err(why) => why,
-            };
-            if s.mem.is_none() && hooks != HookMode::Fexit {
-                match Self::load_mem(self_tgid, false) {
+            s.mem = s.hook_family(
+                hooks,
+                Family::Memory,
+                || {
+                    let skel = Self::load_mem(self_tgid, true).map_err(|e| load_refusal(&e))?;
+                    let names =
+                        ["ptrace", "process_vm_readv", "process_vm_writev"].map(syscall_fexit);
+                    let links = attach_fexit(&[
+                        (names[0].clone(), &skel.progs.fexit_ptrace),
+                        (names[1].clone(), &skel.progs.fexit_vm_readv),
+                        (names[2].clone(), &skel.progs.fexit_vm_writev),
+                    ])?;
+                    Ok((skel, links, names.to_vec()))
+                },
+                |s| match Self::load_mem(self_tgid, false) {
                     Ok(skel) => {
                         for (name, prog) in MEM_PROBES.iter().zip([
                             &skel.progs.handle_ptrace_exit,
@@ -307,16 +304,14 @@ impl Sensors {
                         ]) {
                             attach_one(Family::Memory, name, prog, &mut s.links, &mut s.status);
                         }
-                        s.mem = Some(skel);
+                        Some(skel)
                     }
-                    Err(e) => load_failed(Family::Memory, MEM_PROBES, &e, &mut s.status),
-                }
-                s.hooks.push(HookChoice {
-                    family: Family::Memory,
-                    fexit: false,
-                    refused,
-                });
-            }
+                    Err(e) => {
+                        load_failed(Family::Memory, MEM_PROBES, &e, &mut s.status);
+                        None
+                    }
+                },
+            );
         }
 
         if sel.file || sel.memory {
@@ -328,71 +323,63 @@ impl Sensors {
                 Family::Memory
             };
             let mem = s.mem.take();
-            let refused = match s.try_fexit(hooks, family, || {
-                let skel =
-                    Self::load_file(self_tgid, sel, false, mem.as_ref(), filter, inodes, true)
-                        .map_err(|e| load_refusal(&e))?;
-                let name = "fexit/do_filp_open".to_string();
-                let links = attach_fexit(&[(name.clone(), &skel.progs.fexit_do_filp_open)])?;
-                Ok((skel, links, vec![name]))
-            }) {
-                Ok(skel) => {
-                    s.file = Some(skel);
-                    None
-                }
-                Err(why) => why,
-            };
-            if s.file.is_none() && hooks != HookMode::Fexit {
-                let has_open = crate::sys::has_tracepoint(tracefs, "syscalls", "sys_exit_open");
-                let mut probes = vec!["syscalls/sys_exit_openat", "syscalls/sys_exit_openat2"];
-                if has_open {
-                    probes.push("syscalls/sys_exit_open");
-                }
-                match Self::load_file(
-                    self_tgid,
-                    sel,
-                    has_open,
-                    mem.as_ref(),
-                    filter,
-                    inodes,
-                    false,
-                ) {
-                    Ok(skel) => {
-                        for (name, prog) in probes.iter().zip([
-                            &skel.progs.handle_openat_exit,
-                            &skel.progs.handle_openat2_exit,
-                            &skel.progs.handle_open_exit,
-                        ]) {
-                            attach_one(family, name, prog, &mut s.links, &mut s.status);
-                        }
-                        s.file = Some(skel);
+            s.file = s.hook_family(
+                hooks,
+                family,
+                || {
+                    let skel =
+                        Self::load_file(self_tgid, sel, false, mem.as_ref(), filter, inodes, true)
+                            .map_err(|e| load_refusal(&e))?;
+                    let name = "fexit/do_filp_open".to_string();
+                    let links = attach_fexit(&[(name.clone(), &skel.progs.fexit_do_filp_open)])?;
+                    Ok((skel, links, vec![name]))
+                },
+                |s| {
+                    let has_open = crate::sys::has_tracepoint(tracefs, "syscalls", "sys_exit_open");
+                    let mut probes = vec!["syscalls/sys_exit_openat", "syscalls/sys_exit_openat2"];
+                    if has_open {
+                        probes.push("syscalls/sys_exit_open");
                     }
-                    Err(e) => load_failed(family, &probes, &e, &mut s.status),
-                }
-                s.hooks.push(HookChoice {
-                    family,
-                    fexit: false,
-                    refused,
-                });
-            }
+                    match Self::load_file(
+                        self_tgid,
+                        sel,
+                        has_open,
+                        mem.as_ref(),
+                        filter,
+                        inodes,
+                        false,
+                    ) {
+                        Ok(skel) => {
+                            for (name, prog) in probes.iter().zip([
+                                &skel.progs.handle_openat_exit,
+                                &skel.progs.handle_openat2_exit,
+                                &skel.progs.handle_open_exit,
+                            ]) {
+                                attach_one(family, name, prog, &mut s.links, &mut s.status);
+                            }
+                            Some(skel)
+                        }
+                        Err(e) => {
+                            load_failed(family, &probes, &e, &mut s.status);
+                            None
+                        }
+                    }
+                },
+            );
             s.mem = mem;
         }
 
         if sel.network {
-            let refused = match s.try_fexit(hooks, Family::Network, || {
-                let skel = Self::load_net(self_tgid, true).map_err(|e| load_refusal(&e))?;
-                let name = syscall_fexit("connect");
-                let links = attach_fexit(&[(name.clone(), &skel.progs.fexit_connect)])?;
-                Ok((skel, links, vec![name]))
-            }) {
-                Ok(skel) => {
-                    s.net = Some(skel);
-                    None
-                }
-                Err(why) => why,
-            };
-            if s.net.is_none() && hooks != HookMode::Fexit {
-                match Self::load_net(self_tgid, false) {
+            s.net = s.hook_family(
+                hooks,
+                Family::Network,
+                || {
+                    let skel = Self::load_net(self_tgid, true).map_err(|e| load_refusal(&e))?;
+                    let name = syscall_fexit("connect");
+                    let links = attach_fexit(&[(name.clone(), &skel.progs.fexit_connect)])?;
+                    Ok((skel, links, vec![name]))
+                },
+                |s| match Self::load_net(self_tgid, false) {
                     Ok(skel) => {
                         attach_one(
                             Family::Network,
@@ -401,19 +388,43 @@ impl Sensors {
                             &mut s.links,
                             &mut s.status,
                         );
-                        s.net = Some(skel);
+                        Some(skel)
                     }
-                    Err(e) => load_failed(Family::Network, NET_PROBES, &e, &mut s.status),
-                }
-                s.hooks.push(HookChoice {
-                    family: Family::Network,
-                    fexit: false,
-                    refused,
-                });
-            }
+                    Err(e) => {
+                        load_failed(Family::Network, NET_PROBES, &e, &mut s.status);
+                        None
+                    }
+                },
+            );
             s.start_egress(self_tgid);
         }
         s
+    }
+
+    /// Hooks one syscall family: its fexit set first (unless `mode` rules it
+    /// out), else, unless `mode` demands fexit, its tracepoint set. Records
+    /// the choice in `hooks` and returns the skeleton in use, if any.
+    fn hook_family<S>(
+        &mut self,
+        mode: HookMode,
+        family: Family,
+        fexit: impl FnOnce() -> Result<(S, Vec<Link>, Vec<String>), String>,
+        tracepoints: impl FnOnce(&mut Sensors) -> Option<S>,
+    ) -> Option<S> {
+        let refused = match self.try_fexit(mode, family, fexit) {
+            Ok(skel) => return Some(skel),
+            Err(why) => why,
+        };
+        if mode == HookMode::Fexit {
+            return None;
+        }
+        let skel = tracepoints(self);
+        self.hooks.push(HookChoice {
+            family,
+            fexit: false,
+            refused,
+        });
+        skel
     }
 
     /// Tries a family's fexit set (unless `mode` rules it out): on success
