@@ -191,24 +191,23 @@ struct dentry___shortname {
 #define BT_INLINE_NAME 32
 
 /*
- * Under the fexit hook: copies d's name (q) into the zeroed key k with four
- * plain loads when the kernel keeps it inside the dentry, sparing the probe
- * read. False when the name is stored elsewhere (a long name): the caller
- * reads it the slow way.
+ * Under the fexit hook: copies d's name (len bytes at kptr) into the zeroed
+ * key k with four plain loads when the kernel keeps it inside the dentry,
+ * sparing the probe read. False when the name is stored elsewhere (a long
+ * name): the caller reads it the slow way.
  */
 static __always_inline bool inline_name(struct bt_name_key *k, struct dentry *d,
-					const struct qstr *q)
+					const void *kptr, __u32 len)
 {
 	const __u64 *w;
 	__u64 *o = (__u64 *)k->name;
-	__u32 len = q->len;
 	int i;
 
 	if (bpf_core_field_exists(((struct dentry___shortname *)d)->d_shortname))
 		w = (const __u64 *)&((struct dentry___shortname *)d)->d_shortname;
 	else
 		w = (const __u64 *)&((struct dentry___iname *)d)->d_iname;
-	if (len == 0 || len >= BT_INLINE_NAME || (unsigned long)q->name != (unsigned long)w)
+	if (len == 0 || len >= BT_INLINE_NAME || (unsigned long)kptr != (unsigned long)w)
 		return false;
 #pragma unroll
 	for (i = 0; i < BT_INLINE_NAME / 8; i++) {
@@ -225,17 +224,18 @@ static __always_inline bool inline_name(struct bt_name_key *k, struct dentry *d,
 	return true;
 }
 
-/* The name of dentry d (q) into the zeroed key k: plain loads when possible
- * under the fexit hook, else one probe read. */
-static __always_inline bool dentry_name(struct bt_name_key *k, struct dentry *d,
-					const struct qstr *q, bool btf)
+/* The name at kptr (len bytes) into the zeroed key k. When it is the name of
+ * dentry d and the fexit hook runs (btf), plain loads where possible; else
+ * one probe read. d may be NULL for a name with no dentry (a requested path). */
+static __always_inline bool name_into(struct bt_name_key *k, const void *kptr, __u32 len,
+				      struct dentry *d, bool btf)
 {
-	if (btf) {
+	if (btf && d) {
 		__builtin_memset(k, 0, sizeof(*k));
-		if (inline_name(k, d, q))
+		if (inline_name(k, d, kptr, len))
 			return true;
 	}
-	return load_name(k, q->name, q->len);
+	return load_name(k, kptr, len);
 }
 
 /* Tries each length in lens (ended by 0) of the name at kptr (len bytes):
@@ -292,39 +292,19 @@ static __always_inline bool leaf_in(const struct bt_file_cfg *cfg, const struct 
 	return affix_in(cfg, kptr, len, first, last);
 }
 
-/* Is the parent name in k (len bytes) a watched one? */
-static __always_inline bool parent_key_in(const struct bt_file_cfg *cfg, struct bt_name_key *k,
-					  __u32 len)
+/* Is the directory name at kptr (len bytes) a watched parent? pd is that
+ * directory's dentry when there is one (see name_into). */
+static __always_inline bool parent_in(const struct bt_file_cfg *cfg, struct bt_name_key *k,
+				      const void *kptr, __u32 len, struct dentry *pd, bool btf)
 {
+	if (len >= BT_KEY_LEN || !((cfg->parent_lens >> len) & 1))
+		return false;
+	if (!name_into(k, kptr, len, pd, btf))
+		return false;
 	if (!byte_in(cfg->parent_last, k->name[(len - 1) & (BT_KEY_LEN - 1)]))
 		return false;
 	return bpf_map_lookup_elem(&parent_filter, k) != NULL;
 }
-
-/* Is the directory name at kptr (len bytes) a watched parent? */
-static __always_inline bool parent_in(const struct bt_file_cfg *cfg, struct bt_name_key *k,
-				      const void *kptr, __u32 len)
-{
-	if (len >= BT_KEY_LEN || !((cfg->parent_lens >> len) & 1))
-		return false;
-	if (!load_name(k, kptr, len))
-		return false;
-	return parent_key_in(cfg, k, len);
-}
-
-/* The same for a parent dentry pd whose name is pq. */
-static __always_inline bool parent_dentry_in(const struct bt_file_cfg *cfg, struct bt_name_key *k,
-					     struct dentry *pd, const struct qstr *pq, bool btf)
-{
-	__u32 len = pq->len;
-
-	if (len >= BT_KEY_LEN || !((cfg->parent_lens >> len) & 1))
-		return false;
-	if (!dentry_name(k, pd, pq, btf))
-		return false;
-	return parent_key_in(cfg, k, len);
-}
-
 
 /* Cheap verdict for an opened file whose dentry is d and name q: 0 when its
  * path cannot match the policy, else BT_INODE_WATCH, with BT_INODE_KILL when
@@ -342,7 +322,7 @@ static __always_inline __u32 file_verdict(const struct bt_file_cfg *cfg, struct 
 	if (named)
 		goto inode;
 	if (len < BT_KEY_LEN) {
-		if (dentry_name(&k, d, q, btf) && leaf_in(cfg, &k, q->name, len)) {
+		if (name_into(&k, q->name, len, d, btf) && leaf_in(cfg, &k, q->name, len)) {
 			named = true;
 			goto inode;
 		}
@@ -362,7 +342,7 @@ static __always_inline __u32 file_verdict(const struct bt_file_cfg *cfg, struct 
 
 		parent = BT_LOAD(btf, d, d_parent);
 		if (parent && parent != d && load_qstr(&pq, parent, btf) &&
-		    parent_dentry_in(cfg, &k, parent, &pq, btf))
+		    parent_in(cfg, &k, pq.name, pq.len, parent, btf))
 			named = true;
 	}
 inode:
@@ -391,6 +371,13 @@ static __always_inline __u32 open_flags(struct pt_regs *regs, int sys)
 	/* openat2: struct open_how starts with __u64 flags */
 	bpf_probe_read_user(&flags, sizeof(flags), (void *)BT_ARG3(regs));
 	return flags;
+}
+
+/* The caller's open flags: the kernel's copy when the fexit hook has it
+ * (op), else read from the syscall's arguments. */
+static __always_inline __u32 requested_flags(const struct open_flags *op, int sys)
+{
+	return op ? op->open_flag : open_flags(bt_syscall_regs(), sys);
 }
 
 static __always_inline bool proc_name_kind(const struct qstr *q, __u32 *kind)
@@ -579,12 +566,12 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 		if (pslash >= -1) {
 			__u32 pstart = (pslash + 1) & (BT_REQ_MAX - 1);
 			__u32 plen = (__u32)(slash - pstart) & (BT_REQ_MAX - 1);
-			hit = parent_in(cfg, &k, s->b + pstart, plen);
+			hit = parent_in(cfg, &k, s->b + pstart, plen, NULL, false);
 		}
 	} else if (!hit && slash == -1 && dfd == BT_AT_FDCWD) {
 		struct dentry *cwd = BPF_CORE_READ(task, fs, pwd.dentry);
 		hit = parent_in(cfg, &k, BPF_CORE_READ(cwd, d_name.name),
-				BPF_CORE_READ(cwd, d_name.len));
+				BPF_CORE_READ(cwd, d_name.len), NULL, false);
 	}
 	if (!hit)
 		return;
@@ -660,8 +647,7 @@ static __always_inline void on_opened(struct file *f, long ret, const struct ope
 	    BPF_CORE_READ(inode, i_sb, s_magic) == BT_PROC_SUPER_MAGIC) {
 		if (bt_is_self())
 			return;
-		on_proc_open(f, kind, inode, ret,
-			     op ? op->open_flag : open_flags(bt_syscall_regs(), sys));
+		on_proc_open(f, kind, inode, ret, requested_flags(op, sys));
 		return;
 	}
 	if (!watch_files)
@@ -677,8 +663,7 @@ static __always_inline void on_opened(struct file *f, long ret, const struct ope
 	 * opener never runs another instruction with the descriptor. */
 	if ((verdict & BT_INODE_KILL) && !bpf_send_signal(BT_SIGKILL))
 		action = BT_FILE_KILLED;
-	emit_resolved(f, d, inode, ret, op ? op->open_flag : open_flags(bt_syscall_regs(), sys),
-		      sys, action);
+	emit_resolved(f, d, inode, ret, requested_flags(op, sys), sys, action);
 }
 
 static __always_inline void on_open_failed(long ret, int sys)
