@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -121,15 +120,7 @@ fn forced_fexit_runs_where_allowed_and_otherwise_fails_cleanly() {
         );
     }
     // Nothing of ours stays loaded either way.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while our_programs().len() > before.len() {
-        assert!(
-            Instant::now() < deadline,
-            "programs left loaded: {:?}",
-            our_programs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_programs_unloaded(before.len(), "--hooks fexit exited");
 }
 
 #[test]

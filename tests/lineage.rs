@@ -4,7 +4,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -94,19 +93,7 @@ fn sigkill_leaves_no_program_or_link_behind() {
     );
     mon.child.kill().unwrap();
     mon.child.wait().unwrap();
-    // The kernel frees programs once the last fd closes, shortly after exit.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = our_programs();
-        if now.len() <= before.len() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "programs still loaded 10s after SIGKILL: {now:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_programs_unloaded(before.len(), "SIGKILL");
     let links = Command::new("bpftool")
         .args(["-j", "link", "show"])
         .output()

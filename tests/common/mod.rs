@@ -365,3 +365,22 @@ pub fn our_programs() -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Waits up to 10 s for bee-trace's loaded programs to fall back to `before`
+/// of them (the kernel frees a program once its last fd closes, shortly after
+/// the process exits); fails naming the ones still loaded and `after`, what
+/// just happened.
+pub fn assert_programs_unloaded(before: usize, after: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = our_programs();
+        if now.len() <= before {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "programs still loaded 10s after {after}: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
