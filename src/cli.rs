@@ -165,6 +165,14 @@ pub struct RunArgs {
     /// Create FILE once every probe is attached (for scripts and tests).
     #[arg(long, value_name = "FILE")]
     pub ready_file: Option<PathBuf>,
+
+    /// Let members of GROUP (a name or a number) read the files bee-trace
+    /// writes (--output, --record, the reports): they are created 0640 with
+    /// that group instead of 0600. An existing file keeps its owner; its mode
+    /// is narrowed the same way. bee-trace never writes through a symbolic
+    /// link, and refuses a target that is not a regular file.
+    #[arg(long, value_name = "GROUP", value_parser = crate::outfile::group_id)]
+    pub output_group: Option<u32>,
 }
 
 #[cfg(test)]

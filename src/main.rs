@@ -6,6 +6,8 @@ mod cli;
 mod egress;
 mod events;
 mod evidence;
+mod fsafe;
+mod outfile;
 mod output;
 mod pipeline;
 mod policy;
@@ -19,7 +21,6 @@ mod sensors;
 mod sys;
 mod workers;
 
-use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -285,19 +286,44 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     };
     let signer = key.clone().map(evidence::Signer::new);
     let started = sys::rfc3339(unix_now_ns());
+    // Every file this run writes is opened now, before the job can race it.
+    let access = outfile::Access {
+        group: args.output_group,
+    };
     let recorder = match &args.record {
-        Some(p) => Some(
-            record::Recorder::create(p, key.clone(), &started)
-                .with_context(|| format!("cannot create the record file {}", p.display()))?,
-        ),
+        Some(p) => {
+            let f = outfile::open(p, true, access).context("cannot create the record file")?;
+            Some(
+                record::Recorder::create(f, key.clone(), &started)
+                    .with_context(|| format!("cannot write the record file {}", p.display()))?,
+            )
+        }
         None => None,
     };
     let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(BufWriter::new(File::create(p).with_context(|| {
-            format!("cannot create the output file {}", p.display())
-        })?)),
+        Some(p) => Box::new(BufWriter::new(
+            outfile::open(p, true, access).context("cannot create the output file")?,
+        )),
         None => Box::new(BufWriter::new(std::io::stdout())),
     };
+    let report_json = args
+        .report_json
+        .as_deref()
+        .map(|p| outfile::Report::open(p, access))
+        .transpose()
+        .context("cannot open the JSON report file")?;
+    let report_md = args
+        .report_md
+        .as_deref()
+        .map(|p| outfile::Report::open(p, access))
+        .transpose()
+        .context("cannot open the Markdown report file")?;
+    let ready = args
+        .ready_file
+        .as_deref()
+        .map(|p| outfile::Ready::prepare(p, access))
+        .transpose()
+        .context("cannot prepare the ready file")?;
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let nameservers = egress::nameservers(&resolv);
     let plan = egress::Plan::new(&policy, &nameservers)
@@ -376,8 +402,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     )
     .context("cannot start the ring-buffer workers")?;
 
-    if let Some(p) = &args.ready_file {
-        File::create(p).with_context(|| format!("cannot create the ready file {}", p.display()))?;
+    if let Some(r) = &ready {
+        r.signal().context("cannot create the ready file")?;
     }
     eprintln!(
         "bee-trace: monitoring ({} probes attached); Ctrl-C to stop",
@@ -525,13 +551,15 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         notable_truncated: sink.notable_truncated,
     };
     eprint!("{}", report::summary_text(&report));
-    if let Some(p) = &args.report_json {
+    if let Some(r) = report_json {
         let text = serde_json::to_string_pretty(&report).context("serialising the JSON report")?;
-        std::fs::write(p, text + "\n")
+        let p = r.path.clone();
+        r.write((text + "\n").as_bytes())
             .with_context(|| format!("cannot write the JSON report {}", p.display()))?;
     }
-    if let Some(p) = &args.report_md {
-        std::fs::write(p, report::markdown(&report))
+    if let Some(r) = report_md {
+        let p = r.path.clone();
+        r.write(report::markdown(&report).as_bytes())
             .with_context(|| format!("cannot write the Markdown report {}", p.display()))?;
     }
     // Programs are detached: the decoys can go, then the pins.

@@ -18,10 +18,10 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Creates the file and writes its header.
-    pub fn create(path: &Path, key: Option<Vec<u8>>, started: &str) -> std::io::Result<Recorder> {
+    /// Writes the header to `file` (opened by `outfile::open`).
+    pub fn create(file: File, key: Option<Vec<u8>>, started: &str) -> std::io::Result<Recorder> {
         let mut r = Recorder {
-            out: BufWriter::new(File::create(path)?),
+            out: BufWriter::new(file),
             signer: key.map(Signer::new),
         };
         let header = serde_json::json!({
