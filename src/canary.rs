@@ -1,53 +1,103 @@
 //! Canaries: decoy credential files planted where none exist, watched as
 //! tripwires, and removed on exit - exactly what was planted, nothing else.
 //!
-//! A record of what was planted is kept under /run/bee-trace, so decoys left
-//! by a bee-trace that was killed are cleaned up by the next start.
+//! The directories on the way are often owned by the job bee-trace watches,
+//! so every step is done through directory fds (`fsafe`): no path is
+//! resolved twice, a link is followed only where only root could have made
+//! it, a directory bee-trace creates is checked to be the one it created
+//! before it is handed to its owner, and removal unlinks a name only in the
+//! very directory the decoy was made in, after checking the file it names.
+//!
+//! What is about to be planted is recorded under /run/bee-trace (a root-only
+//! directory, refused otherwise) before each step, so a bee-trace killed
+//! mid-way leaves nothing the next start cannot clean up.
 //!
 //! Every armed file (a canary, or a file a kill rule names) is also held
 //! open with O_PATH while it is armed: the kernel arms an inode number, and a
 //! held inode is never freed, so its number cannot pass to an innocent new
 //! file whose reader would then be killed.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::events::{InodeKey, INODE_KILL, INODE_WATCH};
-use crate::policy::{Canary, CanaryKind, Policy};
+use crate::fsafe::{Dir, Stat};
+use crate::policy::{Canary, Policy};
 
 /// Where the records of planted canaries live.
 pub const STATE_DIR: &str = "/run/bee-trace";
+
+/// A decoy is small; anything bigger at its name is not ours.
+const MAX_DECOY: u64 = 64 * 1024;
+/// A state record is a list of paths; bound what is read back.
+const MAX_RECORD: u64 = 4 * 1024 * 1024;
+/// Links followed while walking one path (as the kernel's own limit).
+const MAX_LINKS: usize = 40;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CanaryError {
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error(
+        "{path} is {what}: bee-trace keeps its state only in a directory that root alone \
+         owns and can use (mode 0700); remove it and start again (it is recreated)"
+    )]
+    UnsafeStateDir { path: PathBuf, what: String },
+}
+
+/// A directory created for a decoy, and which one it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MadeDir {
+    pub path: PathBuf,
+    pub dev: u64,
+    pub ino: u64,
+}
 
 /// One planted file and the directories created for it (deepest last).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Planted {
     pub path: PathBuf,
     /// Userspace st_dev and st_ino of the planted file: removal only unlinks
-    /// a path that still names this very file.
-    pub dev: u64,
-    pub ino: u64,
+    /// a name that still names this very file. None in a record written
+    /// just before the file was made.
+    pub dev: Option<u64>,
+    pub ino: Option<u64>,
     /// Its change time: an inode number can be reused by a file created
     /// after the decoy was deleted; the ctime tells them apart.
-    pub ctime_ns: i128,
+    pub ctime_ns: Option<i128>,
     /// FNV-1a of the decoy's bytes: what it holds now must be what was
-    /// written (the ctime clock is coarse).
+    /// written. The decoy is random, so nothing else has these bytes.
     pub fingerprint: u64,
-    pub dirs: Vec<PathBuf>,
+    pub dirs: Vec<MadeDir>,
+}
+
+/// What this run holds of a decoy it planted: the directory it is in, the
+/// file itself, and each created directory's parent.
+#[derive(Debug)]
+struct Held {
+    parent: Dir,
+    name: Vec<u8>,
+    file: File,
+    dirs: Vec<(Dir, Vec<u8>, u64, u64)>,
 }
 
 /// What `plant` did with one canary.
 #[derive(Debug)]
 pub enum Outcome {
-    Planted(Planted),
+    Planted,
     /// Something already exists at the path: it is left untouched.
     Exists,
+    /// The path cannot hold a decoy (a parent is not a directory, or is a
+    /// link bee-trace will not follow): skipped, with the reason.
+    Skipped(String),
     Failed(String),
 }
 
@@ -55,19 +105,154 @@ pub enum Outcome {
 #[derive(Debug, Default)]
 pub struct Canaries {
     pub planted: Vec<Planted>,
-    /// Where to record what is planted (None: not recorded).
-    state_dir: Option<PathBuf>,
-    state: Option<PathBuf>,
+    held: Vec<Held>,
+    state: Option<State>,
+}
+
+/// The state directory and this run's record in it.
+#[derive(Debug)]
+struct State {
+    dir: Dir,
+    name: Vec<u8>,
+    path: PathBuf,
+}
+
+/// Opens (creating it 0700) the state directory and checks that root alone
+/// owns and can use it.
+pub fn open_state_dir(path: &Path) -> Result<Dir, CanaryError> {
+    let io = |e| CanaryError::Io(path.to_path_buf(), e);
+    let (parent, name) = crate::fsafe::split(path).map_err(io)?;
+    let up = Dir::open(&parent).map_err(|e| CanaryError::Io(parent.clone(), e))?;
+    if up.stat_at(&name).map_err(io)?.is_none() {
+        match up.mkdir(&name, 0o700) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io(e)),
+            _ => {}
+        }
+    }
+    let unsafe_dir = |what: String| CanaryError::UnsafeStateDir {
+        path: path.to_path_buf(),
+        what,
+    };
+    let dir = match up.subdir(&name) {
+        Ok(d) => d,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(unsafe_dir("a symbolic link".into()))
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let st = dir.stat().map_err(io)?;
+    if st.uid != 0 || st.mode & 0o077 != 0 {
+        return Err(unsafe_dir(format!(
+            "owned by uid {} with mode {:04o}",
+            st.uid,
+            st.mode & 0o7777
+        )));
+    }
+    Ok(dir)
+}
+
+/// Where a canary's path leads: the deepest existing directory, held open,
+/// its owner, and the names still missing below it (the file's last).
+struct Walk {
+    dir: Dir,
+    owner: (u32, u32),
+    missing: Vec<Vec<u8>>,
+}
+
+/// Walks `path`'s parents from `/` through directory fds. A link is
+/// followed only when root owns it and its directory is root-only (one the
+/// job cannot have made); any other link, or a parent that is not a
+/// directory, is refused.
+fn walk(path: &Path) -> Result<Walk, String> {
+    let mut todo: Vec<Vec<u8>> = components(path)?;
+    let mut dir = Dir::root().map_err(|e| format!("cannot open /: {e}"))?;
+    let mut here = dir.stat().map_err(|e| e.to_string())?;
+    let mut links = 0;
+    todo.reverse();
+    while todo.len() > 1 {
+        let name = todo.pop().unwrap_or_default();
+        let shown = String::from_utf8_lossy(&name).into_owned();
+        match dir.stat_at(&name).map_err(|e| format!("{shown}: {e}"))? {
+            None => {
+                todo.push(name);
+                break;
+            }
+            Some(st) if st.is_dir() => {
+                dir = dir.subdir(&name).map_err(|e| format!("{shown}: {e}"))?;
+                here = dir.stat().map_err(|e| e.to_string())?;
+            }
+            Some(st) if st.is_symlink() => {
+                links += 1;
+                if links > MAX_LINKS || !(st.uid == 0 && here.root_only()) {
+                    return Err(format!(
+                        "{shown} is a symbolic link owned by uid {} in a directory others \
+                         can change; bee-trace does not follow it",
+                        st.uid
+                    ));
+                }
+                let target = dir.readlink(&name).map_err(|e| format!("{shown}: {e}"))?;
+                let mut more = components_rel(&target)?;
+                if target.is_absolute() {
+                    dir = Dir::root().map_err(|e| e.to_string())?;
+                    here = dir.stat().map_err(|e| e.to_string())?;
+                }
+                more.reverse();
+                todo.extend(more);
+            }
+            Some(_) => return Err(format!("{shown} is not a directory")),
+        }
+    }
+    todo.reverse();
+    Ok(Walk {
+        dir,
+        owner: (here.uid, here.gid),
+        missing: todo,
+    })
+}
+
+/// The components of an absolute, `..`-free path.
+fn components(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    if !path.is_absolute() {
+        return Err("not an absolute path".into());
+    }
+    components_rel(path)
+}
+
+fn components_rel(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    let mut v = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => v.push(n.as_bytes().to_vec()),
+            Component::RootDir | Component::CurDir => {}
+            _ => return Err(format!("{} has a `..` component", path.display())),
+        }
+    }
+    if v.is_empty() {
+        return Err("no file name".into());
+    }
+    Ok(v)
+}
+
+fn join(base: &Path, name: &[u8]) -> PathBuf {
+    base.join(OsStr::from_bytes(name))
 }
 
 impl Canaries {
-    /// Plants every canary whose path is free. Returns the outcome of each,
-    /// in order.
-    pub fn plant(list: &[Canary], state_dir: Option<&Path>) -> (Canaries, Vec<Outcome>) {
+    /// Plants every canary whose path is free, recording what it plants in
+    /// `state_dir` (None: not recorded). Returns the outcome of each, in
+    /// order.
+    pub fn plant(list: &[Canary], state_dir: Option<Dir>) -> (Canaries, Vec<Outcome>) {
         let mut c = Canaries {
+            state: state_dir.map(|dir| {
+                let name = format!("canaries-{}.json", std::process::id()).into_bytes();
+                State {
+                    path: PathBuf::from(STATE_DIR).join(OsStr::from_bytes(&name)),
+                    dir,
+                    name,
+                }
+            }),
             planted: Vec::new(),
-            state_dir: state_dir.map(Path::to_path_buf),
-            state: None,
+            held: Vec::new(),
         };
         let outcomes = c.add(list);
         (c, outcomes)
@@ -75,24 +260,20 @@ impl Canaries {
 
     /// Plants more canaries (a reloaded policy's new ones).
     pub fn add(&mut self, list: &[Canary]) -> Vec<Outcome> {
-        let outcomes: Vec<Outcome> = list.iter().map(plant_one).collect();
-        for o in &outcomes {
-            if let Outcome::Planted(p) = o {
-                self.planted.push(p.clone());
-            }
-        }
-        self.save();
-        outcomes
+        list.iter().map(|c| self.plant_one(c)).collect()
     }
 
     /// Removes the planted canaries whose path is not in `keep`.
     pub fn retain(&mut self, keep: &[PathBuf]) {
-        let (stay, go): (Vec<Planted>, Vec<Planted>) = std::mem::take(&mut self.planted)
-            .into_iter()
-            .partition(|p| keep.contains(&p.path));
-        self.planted = stay;
-        for p in &go {
-            remove_planted(p);
+        let mut i = 0;
+        while i < self.planted.len() {
+            if keep.contains(&self.planted[i].path) {
+                i += 1;
+                continue;
+            }
+            let p = self.planted.remove(i);
+            let h = self.held.remove(i);
+            remove_held(&p, h);
         }
         self.save();
     }
@@ -101,40 +282,126 @@ impl Canaries {
         self.planted.iter().any(|p| p.path == path)
     }
 
+    fn plant_one(&mut self, c: &Canary) -> Outcome {
+        let w = match walk(&c.path) {
+            Ok(w) => w,
+            Err(why) => return Outcome::Skipped(why),
+        };
+        if w.missing.len() == 1 {
+            match w.dir.stat_at(&w.missing[0]) {
+                Ok(None) => {}
+                Ok(Some(_)) => return Outcome::Exists,
+                Err(e) => return Outcome::Failed(e.to_string()),
+            }
+        }
+        let content = crate::decoy::make(c.kind);
+        // Recorded before anything is made: a kill from here on still
+        // leaves a record the next start cleans up by.
+        self.planted.push(Planted {
+            path: c.path.clone(),
+            dev: None,
+            ino: None,
+            ctime_ns: None,
+            fingerprint: fnv1a(content.as_bytes()),
+            dirs: Vec::new(),
+        });
+        self.save();
+        match self.make(c, w, content.as_bytes()) {
+            Ok(h) => {
+                self.held.push(h);
+                self.save();
+                Outcome::Planted
+            }
+            Err((why, dirs)) => {
+                self.planted.pop();
+                remove_dirs(dirs);
+                self.save();
+                Outcome::Failed(why)
+            }
+        }
+    }
+
+    /// Makes the missing directories and the decoy; the last planted entry
+    /// is filled in as it goes. On failure returns what was made.
+    #[allow(clippy::type_complexity)]
+    fn make(
+        &mut self,
+        c: &Canary,
+        w: Walk,
+        content: &[u8],
+    ) -> Result<Held, (String, Vec<(Dir, Vec<u8>, u64, u64)>)> {
+        let (uid, gid) = w.owner;
+        let mut dir = w.dir;
+        let mut made: Vec<(Dir, Vec<u8>, u64, u64)> = Vec::new();
+        let mut at = c.path.clone();
+        for _ in 0..w.missing.len() {
+            at.pop();
+        }
+        let (file_name, dirs) = w.missing.split_last().expect("walk keeps the file name");
+        for name in dirs {
+            at = join(&at, name);
+            let (sub, st) = match mkdir_checked(&dir, name) {
+                Ok(s) => s,
+                Err(e) => return Err((format!("cannot create {}: {e}", at.display()), made)),
+            };
+            let _ = std::os::unix::fs::fchown(&sub, Some(uid), Some(gid));
+            if let Some(p) = self.planted.last_mut() {
+                p.dirs.push(MadeDir {
+                    path: at.clone(),
+                    dev: st.dev,
+                    ino: st.ino,
+                });
+            }
+            made.push((
+                std::mem::replace(&mut dir, sub),
+                name.clone(),
+                st.dev,
+                st.ino,
+            ));
+            self.save();
+        }
+        let made_file = (|| -> std::io::Result<(File, Stat)> {
+            let mut f = dir.create_new(file_name, 0o600)?;
+            f.write_all(content)?;
+            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+            let st = crate::fsafe::fstat(&f)?;
+            Ok((f, st))
+        })();
+        let (file, st) = match made_file {
+            Ok(x) => x,
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::AlreadyExists {
+                    let _ = dir.unlink(file_name);
+                }
+                return Err((format!("cannot create {}: {e}", c.path.display()), made));
+            }
+        };
+        if let Some(p) = self.planted.last_mut() {
+            (p.dev, p.ino, p.ctime_ns) = (Some(st.dev), Some(st.ino), Some(st.ctime_ns));
+        }
+        Ok(Held {
+            parent: dir,
+            name: file_name.clone(),
+            file,
+            dirs: made,
+        })
+    }
+
     /// Writes the record of planted files (or removes it when there are
     /// none). Best effort: failing to record is logged, not fatal.
     fn save(&mut self) {
+        let Some(s) = &self.state else {
+            return;
+        };
         if self.planted.is_empty() {
-            if let Some(s) = self.state.take() {
-                let _ = fs::remove_file(s);
-            }
+            let _ = s.dir.unlink(&s.name);
             return;
         }
-        let Some(dir) = self.state_dir.clone() else {
-            return;
-        };
-        let path = self
-            .state
-            .get_or_insert_with(|| dir.join(format!("canaries-{}.json", std::process::id())));
-        let write = || -> std::io::Result<()> {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)?;
-            let tmp = path.with_extension("tmp");
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&serde_json::to_vec(&self.planted).unwrap_or_default())?;
-            fs::rename(&tmp, &*path)
-        };
-        if let Err(e) = write() {
+        let bytes = serde_json::to_vec(&self.planted).unwrap_or_default();
+        if let Err(e) = s.dir.replace(&s.name, &bytes, 0o600) {
             log::warn!(
                 "cannot record the planted canaries in {}: {e}; if bee-trace is killed they stay",
-                path.display()
+                s.path.display()
             );
         }
     }
@@ -142,24 +409,80 @@ impl Canaries {
 
 impl Drop for Canaries {
     fn drop(&mut self) {
-        for p in std::mem::take(&mut self.planted).iter().rev() {
-            remove_planted(p);
+        while let (Some(p), Some(h)) = (self.planted.pop(), self.held.pop()) {
+            remove_held(&p, h);
         }
+        self.planted.clear();
         self.save();
     }
 }
 
+/// mkdir, then open what is now at the name and check it is a directory
+/// root made and nobody changed: root-owned, mode 0700, empty.
+fn mkdir_checked(dir: &Dir, name: &[u8]) -> std::io::Result<(Dir, Stat)> {
+    dir.mkdir(name, 0o700)?;
+    let sub = dir.subdir(name)?;
+    let st = sub.stat()?;
+    if st.uid != 0 || st.mode & 0o7777 != 0o700 || st.nlink != 2 {
+        return Err(std::io::Error::other(
+            "the new directory was replaced before it could be used",
+        ));
+    }
+    Ok((sub, st))
+}
+
+/// Removes created directories, deepest first, each only if it is still
+/// the one created and empty.
+fn remove_dirs(mut dirs: Vec<(Dir, Vec<u8>, u64, u64)>) {
+    while let Some((parent, name, dev, ino)) = dirs.pop() {
+        let same = matches!(parent.stat_at(&name), Ok(Some(st)) if st.is_dir() && st.dev == dev && st.ino == ino);
+        // rmdir fails (and the directory stays) when someone put something in it.
+        if !same || parent.rmdir(&name).is_err() {
+            break;
+        }
+    }
+}
+
+/// Removes a decoy this run still holds: its name is unlinked in the very
+/// directory it was made in, if it still names the file made, unchanged.
+fn remove_held(p: &Planted, mut h: Held) {
+    let ours = crate::fsafe::fstat(&h.file).ok();
+    let now = h.parent.stat_at(&h.name).ok().flatten();
+    let same = matches!((ours, now), (Some(a), Some(b)) if a.dev == b.dev && a.ino == b.ino && b.is_file());
+    let mut bytes = Vec::new();
+    let unchanged = same
+        && std::io::Seek::rewind(&mut h.file).is_ok()
+        && (&h.file).take(MAX_DECOY).read_to_end(&mut bytes).is_ok()
+        && fnv1a(&bytes) == p.fingerprint;
+    if unchanged {
+        if let Err(e) = h.parent.unlink(&h.name) {
+            log::warn!("cannot remove the canary {}: {e}", p.path.display());
+        }
+    } else if now.is_some() {
+        log::warn!(
+            "the canary {} was changed or replaced since it was planted; left in place",
+            p.path.display()
+        );
+    }
+    remove_dirs(h.dirs);
+}
+
 /// Removes the canaries recorded by bee-trace processes that are gone (killed
 /// before they could clean up). Returns how many files were removed.
-pub fn clean_leftovers(state_dir: &Path) -> usize {
-    let Ok(rd) = fs::read_dir(state_dir) else {
+pub fn clean_leftovers(state: &Dir) -> usize {
+    let listing = format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(state))
+    );
+    let Ok(rd) = std::fs::read_dir(listing) else {
         return 0;
     };
     let mut removed = 0;
     for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        let Some(pid) = name
-            .strip_prefix("canaries-")
+        let name = e.file_name().as_bytes().to_vec();
+        let Some(pid) = std::str::from_utf8(&name)
+            .ok()
+            .and_then(|n| n.strip_prefix("canaries-"))
             .and_then(|n| n.strip_suffix(".json"))
             .and_then(|n| n.parse::<u32>().ok())
         else {
@@ -168,150 +491,84 @@ pub fn clean_leftovers(state_dir: &Path) -> usize {
         if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
-        let list: Vec<Planted> = match fs::read(e.path())
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-        {
-            Some(l) => l,
-            None => {
-                log::warn!(
-                    "ignoring an unreadable canary record {}",
-                    e.path().display()
-                );
-                continue;
-            }
+        let Some(list) = read_record(state, &name) else {
+            log::warn!(
+                "ignoring an unreadable canary record {}/{}",
+                STATE_DIR,
+                String::from_utf8_lossy(&name)
+            );
+            continue;
         };
         for p in list.iter().rev() {
-            if remove_planted(p) {
+            if remove_recorded(p) {
                 removed += 1;
             }
         }
-        let _ = fs::remove_file(e.path());
+        let _ = state.unlink(&name);
     }
     removed
 }
 
-/// Unlinks a planted file if its path still names it, then the directories
-/// planted for it if they are empty. True when the file was removed.
-fn remove_planted(p: &Planted) -> bool {
-    let removed = match fs::symlink_metadata(&p.path) {
-        Ok(m)
-            if m.dev() == p.dev
-                && m.ino() == p.ino
-                && ctime_ns(&m) == p.ctime_ns
-                && fs::read(&p.path).is_ok_and(|b| fnv1a(&b) == p.fingerprint) =>
-        {
-            match fs::remove_file(&p.path) {
-                Ok(()) => true,
-                Err(e) => {
-                    log::warn!("cannot remove the canary {}: {e}", p.path.display());
-                    false
-                }
+/// A record: a root-owned regular file of bounded size holding a list.
+fn read_record(state: &Dir, name: &[u8]) -> Option<Vec<Planted>> {
+    let (f, st) = state.open_regular(name, libc::O_RDONLY).ok()?;
+    if st.uid != 0 || st.size as u64 > MAX_RECORD {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_RECORD).read_to_end(&mut bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Removes a decoy recorded by a run that is gone, found again by walking
+/// its path as planting did; then its directories, if still the ones made
+/// and empty. True when the file was removed.
+fn remove_recorded(p: &Planted) -> bool {
+    let mut removed = false;
+    if let Ok(w) = walk(&p.path) {
+        if let [name] = &w.missing[..] {
+            let same = w
+                .dir
+                .open_regular(name, libc::O_RDONLY)
+                .is_ok_and(|(f, st)| {
+                    let mut bytes = Vec::new();
+                    st.nlink == 1
+                        && (st.size as u64) <= MAX_DECOY
+                        && p.dev.is_none_or(|d| d == st.dev)
+                        && p.ino.is_none_or(|i| i == st.ino)
+                        && p.ctime_ns.is_none_or(|c| c == st.ctime_ns)
+                        && f.take(MAX_DECOY).read_to_end(&mut bytes).is_ok()
+                        && fnv1a(&bytes) == p.fingerprint
+                });
+            if same {
+                removed = w.dir.unlink(name).is_ok();
+            } else if w.dir.stat_at(name).is_ok_and(|s| s.is_some()) {
+                log::warn!(
+                    "the canary {} was changed or replaced since it was planted; left in place",
+                    p.path.display()
+                );
             }
         }
-        Ok(_) => {
-            log::warn!(
-                "the canary {} was changed or replaced since it was planted; left in place",
-                p.path.display()
-            );
-            false
-        }
-        Err(_) => false,
-    };
+    }
     for d in p.dirs.iter().rev() {
-        // Fails (and stays) when someone put something in it.
-        if fs::remove_dir(d).is_err() {
+        let gone = walk(&d.path).ok().is_some_and(|w| match &w.missing[..] {
+            [name] => {
+                matches!(w.dir.stat_at(name), Ok(Some(st)) if st.is_dir() && st.dev == d.dev && st.ino == d.ino)
+                    && w.dir.rmdir(name).is_ok()
+            }
+            _ => false,
+        });
+        if !gone {
             break;
         }
     }
     removed
 }
 
-fn plant_one(c: &Canary) -> Outcome {
-    if fs::symlink_metadata(&c.path).is_ok() {
-        return Outcome::Exists;
-    }
-    match try_plant(c) {
-        Ok(p) => Outcome::Planted(p),
-        Err(e) => Outcome::Failed(e),
-    }
-}
-
-fn try_plant(c: &Canary) -> Result<Planted, String> {
-    // The nearest existing ancestor gives the owner, so a decoy in a home
-    // directory looks like its neighbours and its user can open it.
-    let mut missing = Vec::new();
-    let mut anc = c.path.parent();
-    let owner = loop {
-        let Some(d) = anc else {
-            return Err("no existing parent directory".into());
-        };
-        match fs::symlink_metadata(d) {
-            Ok(m) if m.is_dir() => break (m.uid(), m.gid()),
-            Ok(_) => return Err(format!("{} is not a directory", d.display())),
-            Err(_) => {
-                missing.push(d.to_path_buf());
-                anc = d.parent();
-            }
-        }
-    };
-    missing.reverse();
-    let mut dirs = Vec::new();
-    let undo = |dirs: &[PathBuf]| {
-        for d in dirs.iter().rev() {
-            let _ = fs::remove_dir(d);
-        }
-    };
-    for d in &missing {
-        if let Err(e) = fs::DirBuilder::new().mode(0o700).create(d) {
-            undo(&dirs);
-            return Err(format!("cannot create {}: {e}", d.display()));
-        }
-        dirs.push(d.clone());
-        let _ = std::os::unix::fs::chown(d, Some(owner.0), Some(owner.1));
-    }
-    let content = decoy(c.kind);
-    let made = (|| -> std::io::Result<File> {
-        // create_new: O_EXCL, and it never follows a symlink planted meanwhile.
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&c.path)?;
-        f.write_all(content.as_bytes())?;
-        std::os::unix::fs::fchown(&f, Some(owner.0), Some(owner.1))?;
-        Ok(f)
-    })();
-    let f = match made {
-        Ok(f) => f,
-        Err(e) => {
-            if e.kind() != std::io::ErrorKind::AlreadyExists {
-                let _ = fs::remove_file(&c.path);
-            }
-            undo(&dirs);
-            return Err(format!("cannot create {}: {e}", c.path.display()));
-        }
-    };
-    let m = f.metadata().map_err(|e| e.to_string())?;
-    Ok(Planted {
-        path: c.path.clone(),
-        dev: m.dev(),
-        ino: m.ino(),
-        ctime_ns: ctime_ns(&m),
-        fingerprint: fnv1a(content.as_bytes()),
-        dirs,
-    })
-}
-
 fn fnv1a(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325, |h, &x| {
         (h ^ u64::from(x)).wrapping_mul(0x0000_0100_0000_01b3)
     })
-}
-
-fn ctime_ns(m: &fs::Metadata) -> i128 {
-    i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())
 }
 
 /// The inodes armed in the kernel, each held open so it stays the same file.
@@ -379,78 +636,12 @@ fn pin(path: &Path, key: &InodeKey) -> Option<OwnedFd> {
     (crate::sensors::kernel_dev(m.dev()) == key.dev && m.ino() == key.ino).then(|| f.into())
 }
 
-/// Random characters from `alphabet`.
-fn random_from(alphabet: &[u8], n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    let mut filled = 0;
-    while filled < n {
-        // SAFETY: the pointer and length describe the unfilled tail of buf.
-        let r = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), n - filled, 0) };
-        if r <= 0 {
-            // getrandom cannot fail for small requests once the pool is up;
-            // fall back to the clock rather than plant a predictable decoy.
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            for (i, b) in buf[filled..].iter_mut().enumerate() {
-                *b = (t >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(131);
-            }
-            break;
-        }
-        filled += r as usize;
-    }
-    buf.iter()
-        .map(|b| alphabet[usize::from(*b) % alphabet.len()] as char)
-        .collect()
-}
-
-const UPPER_DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// A plausible decoy of the given kind. Random each time, so a decoy value
-/// seen elsewhere can only have come from this file.
-pub fn decoy(kind: CanaryKind) -> String {
-    match kind {
-        CanaryKind::Aws => format!(
-            "[default]\naws_access_key_id = AKIA{}\naws_secret_access_key = {}\nregion = us-east-1\n",
-            random_from(UPPER_DIGITS, 16),
-            random_from(B64, 40)
-        ),
-        CanaryKind::Ssh => {
-            let body = random_from(B64, 64 * 6);
-            let lines: Vec<&str> = (0..6).map(|i| &body[i * 64..(i + 1) * 64]).collect();
-            format!(
-                "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
-                lines.join("\n")
-            )
-        }
-        CanaryKind::Npm => format!(
-            "//registry.npmjs.org/:_authToken=npm_{}\n",
-            random_from(ALNUM, 36)
-        ),
-        CanaryKind::Netrc => format!(
-            "machine github.com\n  login ci-deploy\n  password ghp_{}\n",
-            random_from(ALNUM, 36)
-        ),
-        CanaryKind::Docker => format!(
-            "{{\n  \"auths\": {{\n    \"https://index.docker.io/v1/\": {{\n      \"auth\": \"{}=\"\n    }}\n  }}\n}}\n",
-            random_from(B64, 31)
-        ),
-        CanaryKind::Env => format!(
-            "DATABASE_URL=postgres://app:{}@db.internal:5432/app\nSTRIPE_SECRET_KEY=sk_live_{}\n",
-            random_from(ALNUM, 20),
-            random_from(ALNUM, 24)
-        ),
-        CanaryKind::Generic => format!("token={}\n", random_from(ALNUM, 40)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::CanaryKind;
     use crate::policy::FileAction;
+    use std::fs;
 
     fn scratch(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("bt-canary-{tag}-{}", std::process::id()));
@@ -469,10 +660,14 @@ mod tests {
 
     #[test]
     fn decoys_differ_each_time_and_look_like_their_kind() {
-        assert_ne!(decoy(CanaryKind::Aws), decoy(CanaryKind::Aws));
-        assert!(decoy(CanaryKind::Aws).contains("aws_access_key_id = AKIA"));
-        assert!(decoy(CanaryKind::Ssh).starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n"));
-        assert!(decoy(CanaryKind::Npm).contains("_authToken=npm_"));
+        assert_ne!(
+            crate::decoy::make(CanaryKind::Aws),
+            crate::decoy::make(CanaryKind::Aws)
+        );
+        assert!(crate::decoy::make(CanaryKind::Aws).contains("aws_access_key_id = AKIA"));
+        assert!(crate::decoy::make(CanaryKind::Ssh)
+            .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n"));
+        assert!(crate::decoy::make(CanaryKind::Npm).contains("_authToken=npm_"));
     }
 
     #[test]
@@ -480,7 +675,7 @@ mod tests {
         let d = scratch("plant");
         let path = d.join("home/.aws/credentials");
         let (c, out) = Canaries::plant(&[canary(path.clone())], None);
-        assert!(matches!(out[0], Outcome::Planted(_)), "{out:?}");
+        assert!(matches!(out[0], Outcome::Planted), "{out:?}");
         assert!(fs::read_to_string(&path).unwrap().contains("AKIA"));
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         drop(c);
@@ -502,7 +697,7 @@ mod tests {
 
         let swapped = d.join(".netrc");
         let (c, out) = Canaries::plant(&[canary(swapped.clone())], None);
-        assert!(matches!(out[0], Outcome::Planted(_)));
+        assert!(matches!(out[0], Outcome::Planted));
         fs::remove_file(&swapped).unwrap();
         fs::write(&swapped, "someone else's").unwrap();
         drop(c);
@@ -515,7 +710,10 @@ mod tests {
         let d = scratch("leftover");
         let state = d.join("state");
         let path = d.join("x/.env");
-        let (mut c, _) = Canaries::plant(&[canary(path.clone())], Some(&state));
+        let (mut c, _) = Canaries::plant(
+            &[canary(path.clone())],
+            Some(open_state_dir(&state).unwrap()),
+        );
         let record = state.join(format!("canaries-{}.json", std::process::id()));
         assert!(record.exists());
         // Pretend a killed run (pid 0 never names a live bee-trace) left it.
@@ -523,7 +721,7 @@ mod tests {
         let dead = state.join("canaries-0.json");
         fs::rename(&record, &dead).unwrap();
         fs::write(d.join("other"), "x").unwrap();
-        assert_eq!(clean_leftovers(&state), 1);
+        assert_eq!(clean_leftovers(&open_state_dir(&state).unwrap()), 1);
         assert!(!path.exists() && !dead.exists());
         assert!(d.join("other").exists());
         drop(planted);

@@ -8,9 +8,6 @@
 //! asked to write to (`$GITHUB_STEP_SUMMARY`, a home directory, a canary's
 //! parent) are often owned by that job.
 
-// The directory-walk helpers serve the canary planter, moved onto them next.
-#![allow(dead_code)]
-
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
@@ -321,11 +318,6 @@ pub fn split(path: &Path) -> io::Result<(PathBuf, Vec<u8>)> {
         _ => PathBuf::from("."),
     };
     Ok((parent, name))
-}
-
-/// The C string of a name, for messages.
-pub fn show(name: &[u8]) -> String {
-    String::from_utf8_lossy(name).into_owned()
 }
 
 #[cfg(test)]

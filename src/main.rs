@@ -3,6 +3,7 @@
 
 mod canary;
 mod cli;
+mod decoy;
 mod egress;
 mod events;
 mod evidence;
@@ -339,11 +340,12 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
             filter.match_all.join(", ")
         );
     }
-    let removed = canary::clean_leftovers(Path::new(canary::STATE_DIR));
+    let state_dir = canary::open_state_dir(Path::new(canary::STATE_DIR))?;
+    let removed = canary::clean_leftovers(&state_dir);
     if removed > 0 {
         log::warn!("removed {removed} canaries left behind by a bee-trace that was killed");
     }
-    let mut canaries = plant_canaries(&mut policy)?;
+    let mut canaries = plant_canaries(&mut policy, state_dir)?;
     let seeds = sensors::seed_inodes(&policy.seed_files());
     let mut armed = canary::Armed::default();
     let (inodes, _) = armed.arm(&policy, &seeds);
@@ -574,9 +576,9 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
 /// Plants the policy's canaries. A canary whose path is taken is left alone
 /// and disarmed; one that cannot be planted is an error (after removing the
 /// ones already planted).
-fn plant_canaries(policy: &mut Policy) -> Result<canary::Canaries> {
+fn plant_canaries(policy: &mut Policy, state: fsafe::Dir) -> Result<canary::Canaries> {
     let list = policy.canaries.clone();
-    let (planted, outcomes) = canary::Canaries::plant(&list, Some(Path::new(canary::STATE_DIR)));
+    let (planted, outcomes) = canary::Canaries::plant(&list, Some(state));
     settle_canaries(policy, &list, outcomes)?;
     Ok(planted)
 }
@@ -590,7 +592,11 @@ fn settle_canaries(
 ) -> Result<()> {
     for (c, o) in list.iter().zip(outcomes) {
         match o {
-            canary::Outcome::Planted(_) => log::info!("canary planted at {}", c.path.display()),
+            canary::Outcome::Planted => log::info!("canary planted at {}", c.path.display()),
+            canary::Outcome::Skipped(why) => {
+                log::warn!("canary {} skipped: {why}", c.path.display());
+                policy.disarm_canary(&c.path);
+            }
             canary::Outcome::Exists => {
                 log::warn!(
                     "canary {}: a file is already there; it is left untouched and not armed",
