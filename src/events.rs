@@ -238,7 +238,7 @@ pub fn dns_name_text(wire: &[u8]) -> Option<String> {
         if !out.is_empty() {
             out.push('.');
         }
-        out.push_str(&String::from_utf8_lossy(label));
+        out.push_str(&crate::escape::decode(label));
         at += 1 + l;
     }
 }
@@ -467,10 +467,11 @@ pub fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
     })
 }
 
-/// Text of a NUL-padded kernel string (comm and the like), lossy.
+/// Text of a NUL-padded kernel string (comm and the like); invalid UTF-8
+/// bytes are shown as `\xNN` (`escape::decode`).
 pub fn cstr(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    crate::escape::decode(&bytes[..end])
 }
 
 /// Joins components written leaf first (each NUL-terminated) into an absolute
@@ -489,7 +490,7 @@ pub fn join_components(buf: &[u8], start: usize, end: usize, truncated: bool) ->
     }
     for p in &parts {
         out.push('/');
-        out.push_str(&String::from_utf8_lossy(p));
+        out.push_str(&crate::escape::decode(p));
     }
     if out.is_empty() {
         out.push('/');
@@ -551,7 +552,7 @@ pub fn split_argv(buf: &[u8], len: usize) -> Vec<String> {
     let len = len.min(buf.len());
     let mut v: Vec<String> = buf[..len]
         .split(|&b| b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .map(crate::escape::decode)
         .collect();
     // The area ends with a NUL, which leaves one empty piece behind.
     if v.last().is_some_and(|s| s.is_empty()) {
