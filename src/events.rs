@@ -716,4 +716,16 @@ mod tests {
         );
         assert_eq!(split_argv(b"sh\0-c\0ca", 8), vec!["sh", "-c", "ca"]);
     }
+
+    #[test]
+    fn invalid_utf8_is_shown_byte_by_byte() {
+        assert_eq!(split_argv(b"a\xff\0b\xfe\0", 6), vec!["a\\xff", "b\\xfe"]);
+        assert_eq!(cstr(b"c\x80\0\0"), "c\\x80");
+        let (p, _) = join_components(b"k\xc3\0d\0", 0, 5, false);
+        assert_eq!(p, "/d/k\\xc3");
+        assert_eq!(
+            dns_name_text(b"\x02\xff\xfe\x03com\x00").as_deref(),
+            Some("\\xff\\xfe.com")
+        );
+    }
 }
