@@ -52,7 +52,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     (
         "secret_flag",
-        r"(?i)(?:^|\s)--?(?:[a-z0-9]+[-_])*(?:password|passwd|passphrase|pass|pwd|token|secret|api[-_]?key|apikey|access[-_]?key|oauth2-bearer)[=:](\S+)",
+        r"(?i)(?:^|\s)--?(?:(?:[a-z0-9]+[-_])*(?:password|passwd|passphrase|token|secret|api[-_]?key|apikey|access[-_]?key)|pass|pwd|oauth2-bearer)[=:](\S+)",
     ),
     // `Authorization: Bearer X`, `Proxy-Authorization: Basic X`: the
     // credentials after the scheme, up to a quote or the line's end.
@@ -64,7 +64,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     // header or YAML key named for a secret, at the start of a word.
     (
         "secret_header",
-        r#"(?i)(?:^|[\s'"=])(?:[a-z0-9]+[-_])*(?:api[-_]?key|apikey|token|secret|password|passwd|passphrase|access[-_]?key|private[-_]?key|session(?:[-_]?id)?|credentials?|cookie|set-cookie)\s*:\s*([^\s'"][^'"\r\n]*)"#,
+        r#"(?i)(?:^|[\s'"=])(?:[a-z0-9]+[-_])*(?:api[-_]?key|apikey|token|secret|password|passwd|passphrase|access[-_]?key|private[-_]?key|session[-_]?id|credentials?|cookie|set-cookie)\s*:\s*([^\s'"][^'"\r\n]*)"#,
     ),
     // `"password": "X"` (JSON, or a Python dict with single quotes),
     // escaped quotes too (`{\"token\":\"X\"}` inside a shell string).
@@ -80,7 +80,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
 
 /// An argument that is a flag whose value is the next argument
 /// (`--password hunter2`): the next argument is replaced whole.
-const SECRET_FLAG_ALONE: &str = r"(?i)^--?(?:[a-z0-9]+[-_])*(?:password|passwd|passphrase|pass|pwd|token|secret|api[-_]?key|apikey|access[-_]?key|oauth2-bearer)$";
+/// (`--no-password` and the like are switches: `argv` skips them.)
+const SECRET_FLAG_ALONE: &str = r"(?i)^--?(?:(?:[a-z0-9]+[-_])*(?:password|passwd|passphrase|token|secret|api[-_]?key|apikey|access[-_]?key)|pass|pwd|oauth2-bearer)$";
 
 /// A secret's known start at the very end of a value cut by a bound (the
 /// argument area's 1023 bytes, comm's 15): too short for its full pattern
@@ -169,7 +170,7 @@ impl Redactor {
                 next_is_secret = false;
                 continue;
             }
-            next_is_secret = self.flag_alone.is_match(a);
+            next_is_secret = self.flag_alone.is_match(a) && !a.starts_with("--no-");
             *a = self.text(&command_string(a));
         }
         if let Some(last) = argv.last_mut().filter(|_| cut) {
@@ -285,8 +286,10 @@ fn mask(re: &Regex, s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn r() -> Redactor {
-        Redactor::new(&[]).unwrap()
+    /// Built once: compiling the set is most of a test's time.
+    fn r() -> &'static Redactor {
+        static R: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+        R.get_or_init(|| Redactor::new(&[]).unwrap())
     }
 
     #[test]
@@ -506,6 +509,9 @@ mod tests {
             &["sh", "-c", "mkdir -p out && tar -xpf a.tar"],
             &["docker", "pull", "registry.example/token:1.0"],
             &["git", "log", "--author=me"],
+            &["psql", "--no-password", "-h", "db"],
+            &["tmux", "send-keys", "-t", "session:0", "ls"],
+            &["gh", "auth", "status", "--show-token-scopes"],
         ] {
             assert_eq!(redacted(argv, false), argv, "{argv:?}");
             assert_eq!(redacted(argv, true), argv, "{argv:?}");
