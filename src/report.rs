@@ -206,7 +206,9 @@ pub fn markdown(r: &Report) -> String {
 }
 
 /// The signals table. Every cell is escaped: a rule's root is a process the
-/// watched system named.
+/// watched system named. The rule's name (the operator's) stays in a code
+/// span, where an entity would show as written, which a rule name never
+/// needs.
 fn signals_md(s: &mut String, r: &Report) {
     let _ = writeln!(s, "## Signals\n");
     if r.signals.is_empty() {
@@ -221,7 +223,7 @@ fn signals_md(s: &mut String, r: &Report) {
             let ids: Vec<String> = g.events.iter().map(|i| i.to_string()).collect();
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {}[{}] | {} | {} |",
+                "| {} | {} | `{}` | {}[{}] | {} | {} |",
                 g.ts,
                 g.severity,
                 escape::markdown(&g.rule),
