@@ -598,9 +598,10 @@ impl Armed {
                         now.insert(*k, fd);
                         f |= INODE_KILL;
                     }
+                    // A glob found this name: anyone may have chosen it.
                     None => log::warn!(
                         "{} changed while being armed; it is watched, not armed",
-                        path.display()
+                        crate::escape::terminal(&crate::escape::decode_path(path))
                     ),
                 }
             }

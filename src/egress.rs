@@ -497,6 +497,8 @@ impl Egress {
             if let Err(e) =
                 lpm_map(m, key, rule.allow).update(&lpm_key(key), as_bytes(&v), MapFlags::ANY)
             {
+                // The name came in a DNS answer: anyone's bytes.
+                let name = crate::escape::terminal(&name);
                 log::warn!("cannot add {ip} ({name}) to the egress map: {e}");
                 return;
             }

@@ -238,7 +238,7 @@ pub fn dns_name_text(wire: &[u8]) -> Option<String> {
         if !out.is_empty() {
             out.push('.');
         }
-        out.push_str(&String::from_utf8_lossy(label));
+        out.push_str(&crate::escape::decode(label));
         at += 1 + l;
     }
 }
@@ -467,10 +467,11 @@ pub fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
     })
 }
 
-/// Text of a NUL-padded kernel string (comm and the like), lossy.
+/// Text of a NUL-padded kernel string (comm and the like); invalid UTF-8
+/// bytes are shown as `\xNN` (`escape::decode`).
 pub fn cstr(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    crate::escape::decode(&bytes[..end])
 }
 
 /// Joins components written leaf first (each NUL-terminated) into an absolute
@@ -489,7 +490,7 @@ pub fn join_components(buf: &[u8], start: usize, end: usize, truncated: bool) ->
     }
     for p in &parts {
         out.push('/');
-        out.push_str(&String::from_utf8_lossy(p));
+        out.push_str(&crate::escape::decode(p));
     }
     if out.is_empty() {
         out.push('/');
@@ -551,7 +552,7 @@ pub fn split_argv(buf: &[u8], len: usize) -> Vec<String> {
     let len = len.min(buf.len());
     let mut v: Vec<String> = buf[..len]
         .split(|&b| b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .map(crate::escape::decode)
         .collect();
     // The area ends with a NUL, which leaves one empty piece behind.
     if v.last().is_some_and(|s| s.is_empty()) {
@@ -714,5 +715,17 @@ mod tests {
             vec!["sh", "-c", "cat key"]
         );
         assert_eq!(split_argv(b"sh\0-c\0ca", 8), vec!["sh", "-c", "ca"]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_shown_byte_by_byte() {
+        assert_eq!(split_argv(b"a\xff\0b\xfe\0", 6), vec!["a\\xff", "b\\xfe"]);
+        assert_eq!(cstr(b"c\x80\0\0"), "c\\x80");
+        let (p, _) = join_components(b"k\xc3\0d\0", 0, 5, false);
+        assert_eq!(p, "/d/k\\xc3");
+        assert_eq!(
+            dns_name_text(b"\x02\xff\xfe\x03com\x00").as_deref(),
+            Some("\\xff\\xfe.com")
+        );
     }
 }

@@ -5,6 +5,7 @@ mod canary;
 mod cli;
 mod decoy;
 mod egress;
+mod escape;
 mod events;
 mod evidence;
 mod fsafe;
@@ -421,7 +422,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         egress,
     );
     for (key, path) in &seeds {
-        pipeline.know_file(*key, &path.to_string_lossy());
+        pipeline.know_file(*key, &escape::decode_path(path));
     }
     pipeline.resolve_rule_domains(stop_workers.clone());
     let mut reorder = pipeline::Reorder::new(REORDER_DELAY_NS);
@@ -672,7 +673,7 @@ fn reload(path: &Path, nameservers: &[std::net::IpAddr], live: &mut Live) -> Res
         .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
         .context("the kernel refused the new egress maps; restart bee-trace to be sure which policy is in force")?;
     for (key, p) in &seeds {
-        live.pipeline.know_file(*key, &p.to_string_lossy());
+        live.pipeline.know_file(*key, &escape::decode_path(p));
     }
     log::info!(
         "reloaded: {} file rules, {} files watched by inode, {} armed",

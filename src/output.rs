@@ -92,7 +92,7 @@ pub enum Format {
     Json,
 }
 
-/// A signal as one human line.
+/// A signal as one human line (escaped by `signal_line`).
 pub fn signal_human(g: &crate::rules::Signal) -> String {
     format!(
         "{} {:<8} signal  {}",
@@ -113,6 +113,9 @@ fn lineage(e: &Event) -> String {
     s
 }
 
+/// An event as one human line. Every field that came from the watched
+/// system is in it, so the whole line is escaped for the terminal: one
+/// event, one line, nothing a terminal acts on.
 pub fn human(e: &Event) -> String {
     let who = format!("{}[{}] uid={}", e.comm, e.pid, e.uid);
     let what = match &e.detail {
@@ -179,7 +182,7 @@ pub fn human(e: &Event) -> String {
             None => format!("{kind} -> {target_comm}[{target_pid}] ({result})"),
         },
     };
-    format!(
+    let line = format!(
         "{} {:<8} {:<7} {} by {}{}",
         e.ts,
         e.severity.as_str().to_uppercase(),
@@ -187,7 +190,8 @@ pub fn human(e: &Event) -> String {
         what,
         who,
         lineage(e)
-    )
+    );
+    crate::escape::terminal(&line).into_owned()
 }
 
 fn shell_words(argv: &[String]) -> String {
@@ -255,10 +259,10 @@ pub fn result_text(ret: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> Event {
+    pub(crate) fn sample() -> Event {
         Event {
             id: 7,
             kind: "file",
@@ -319,6 +323,33 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("by cat[10] uid=0 <- sh[9]"), "{line}");
+    }
+
+    #[test]
+    fn human_line_shows_watched_text_escaped_on_one_line() {
+        let mut e = sample();
+        e.comm = "c\x1b]0;t\x07".into();
+        e.ancestors[0].comm = "p\u{202e}".into();
+        if let Detail::File { path, .. } = &mut e.detail {
+            *path = "/k\x1b[2J\r\n2026 INFO forged\u{2028}".into();
+        }
+        let line = human(&e);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(
+            line.contains("read /k\\x1b[2J\\x0d\\x0a2026 INFO forged\\u{2028} ("),
+            "{line}"
+        );
+        assert!(line.contains("by c\\x1b]0;t\\x07[10]"), "{line}");
+        assert!(line.contains("<- p\\u{202e}[9]"), "{line}");
+
+        e.detail = Detail::Process {
+            kind: "exec",
+            argv: vec!["sh".into(), "a\nb".into(), "\u{85}".into()],
+            argv_truncated: None,
+            exit_code: None,
+        };
+        let line = human(&e);
+        assert!(line.contains("sh 'a\\x0ab' '\\u{85}'"), "{line}");
     }
 
     #[test]

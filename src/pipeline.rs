@@ -517,8 +517,8 @@ impl Pipeline {
                 .unwrap_or_default();
         }
         if target_comm.is_empty() {
-            target_comm = std::fs::read_to_string(format!("/proc/{}/comm", e.target_pid))
-                .map(|s| s.trim_end().to_string())
+            target_comm = std::fs::read(format!("/proc/{}/comm", e.target_pid))
+                .map(|b| crate::escape::decode(b.strip_suffix(b"\n").unwrap_or(&b)))
                 .unwrap_or_default();
         }
         // The target's own child or descendant being inspected is how debuggers

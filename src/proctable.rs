@@ -130,10 +130,11 @@ impl ProcTable {
 }
 
 fn read_proc(pid: u32) -> Option<Proc> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (comm, ppid) = parse_stat(&stat)?;
+    // comm is any bytes the process chose, UTF-8 or not.
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let (comm, ppid) = parse_stat(&crate::escape::decode(&stat))?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .map(|p| p.to_string_lossy().into_owned())
+        .map(|p| crate::escape::decode_path(&p))
         .unwrap_or_default();
     Some(Proc { ppid, comm, exe })
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::escape;
 use crate::output::{Detail, Event};
 use crate::pipeline::Stats;
 use crate::policy::Severity;
@@ -137,10 +138,11 @@ pub fn summary_text(r: &Report) -> String {
     s
 }
 
-/// One line for a signal: severity, rule, root, events.
+/// One line for a signal: severity, rule, root, events; escaped for the
+/// terminal (the root's comm is the watched system's).
 pub fn signal_line(g: &crate::rules::Signal) -> String {
     let ids: Vec<String> = g.events.iter().map(|i| i.to_string()).collect();
-    format!(
+    let line = format!(
         "{} {} (trace of {}[{}]; events {}): {}",
         g.severity.as_str().to_uppercase(),
         g.rule,
@@ -148,11 +150,8 @@ pub fn signal_line(g: &crate::rules::Signal) -> String {
         g.root.pid,
         ids.join(", "),
         g.description
-    )
-}
-
-fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('`', "'").replace('\n', " ")
+    );
+    crate::escape::terminal(&line).into_owned()
 }
 
 pub fn markdown(r: &Report) -> String {
@@ -163,34 +162,7 @@ pub fn markdown(r: &Report) -> String {
         "{} to {} ({:.1}s), bee-trace {}\n",
         r.started, r.ended, r.duration_secs, r.version
     );
-    let _ = writeln!(s, "## Signals\n");
-    if r.signals.is_empty() {
-        let _ = writeln!(s, "None: no rule matched.\n");
-    } else {
-        let _ = writeln!(
-            s,
-            "| time | severity | rule | trace root | events | what it means |"
-        );
-        let _ = writeln!(s, "|---|---|---|---|---|---|");
-        for g in &r.signals {
-            let ids: Vec<String> = g.events.iter().map(|i| i.to_string()).collect();
-            let _ = writeln!(
-                s,
-                "| {} | {} | `{}` | {}[{}] | {} | {} |",
-                g.ts,
-                g.severity,
-                md_escape(&g.rule),
-                md_escape(&g.root.comm),
-                g.root.pid,
-                ids.join(", "),
-                md_escape(&g.description)
-            );
-        }
-        if r.signals_truncated {
-            let _ = writeln!(s, "\nOnly the first {MAX_REPORTED} signals are listed.");
-        }
-        let _ = writeln!(s);
-    }
+    signals_md(&mut s, r);
     let _ = writeln!(s, "## Events\n");
     let _ = writeln!(s, "| type | critical | high | warning | info |");
     let _ = writeln!(s, "|---|---|---|---|---|");
@@ -225,14 +197,56 @@ pub fn markdown(r: &Report) -> String {
                 "- {} `{}`: {}",
                 p.family,
                 p.probe,
-                md_escape(p.error.as_deref().unwrap_or(""))
+                escape::markdown(p.error.as_deref().unwrap_or(""))
             );
         }
     }
+    notable_md(&mut s, r);
+    s
+}
+
+/// The signals table. Every cell is escaped: a rule's root is a process the
+/// watched system named. The rule's name (the operator's) stays in a code
+/// span, where an entity would show as written, which a rule name never
+/// needs.
+fn signals_md(s: &mut String, r: &Report) {
+    let _ = writeln!(s, "## Signals\n");
+    if r.signals.is_empty() {
+        let _ = writeln!(s, "None: no rule matched.\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "| time | severity | rule | trace root | events | what it means |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        for g in &r.signals {
+            let ids: Vec<String> = g.events.iter().map(|i| i.to_string()).collect();
+            let _ = writeln!(
+                s,
+                "| {} | {} | `{}` | {}[{}] | {} | {} |",
+                g.ts,
+                g.severity,
+                escape::markdown(&g.rule),
+                escape::markdown(&g.root.comm),
+                g.root.pid,
+                ids.join(", "),
+                escape::markdown(&g.description)
+            );
+        }
+        if r.signals_truncated {
+            let _ = writeln!(s, "\nOnly the first {MAX_REPORTED} signals are listed.");
+        }
+        let _ = writeln!(s);
+    }
+}
+
+/// The notable events table, every cell escaped (`escape::markdown`): no
+/// row, heading or tag of the watched system's can start in it.
+fn notable_md(s: &mut String, r: &Report) {
     let _ = writeln!(s, "\n## Notable events\n");
     if r.notable_events.is_empty() {
         let _ = writeln!(s, "None.");
-        return s;
+        return;
     }
     let _ = writeln!(s, "| time | severity | type | what | process | lineage |");
     let _ = writeln!(s, "|---|---|---|---|---|---|");
@@ -244,7 +258,7 @@ pub fn markdown(r: &Report) -> String {
                 result,
                 category,
                 ..
-            } => format!("{access} `{path}` ({category}, {result})"),
+            } => format!("{access} {path} ({category}, {result})"),
             Detail::Network {
                 protocol,
                 daddr,
@@ -273,14 +287,85 @@ pub fn markdown(r: &Report) -> String {
             e.ts,
             e.severity,
             e.kind,
-            md_escape(&what),
-            md_escape(&e.comm),
+            escape::markdown(&what),
+            escape::markdown(&e.comm),
             e.pid,
-            md_escape(&lineage.join(" <- "))
+            escape::markdown(&lineage.join(" <- "))
         );
     }
     if r.notable_truncated {
         let _ = writeln!(s, "\nOnly the first {MAX_REPORTED} notable events are listed; the counts above cover all.");
     }
-    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(notable: Vec<Event>) -> Report {
+        Report {
+            tool: "bee-trace",
+            version: "0",
+            signals: Vec::new(),
+            signals_truncated: false,
+            started: "s".into(),
+            ended: "e".into(),
+            duration_secs: 1.0,
+            probes: Vec::new(),
+            hooks: Vec::new(),
+            counts: BTreeMap::new(),
+            total_events: 1,
+            filtered: 0,
+            lost: Lost::default(),
+            notable_events: notable,
+            notable_truncated: false,
+        }
+    }
+
+    #[test]
+    fn markdown_rows_hold_no_markup_or_line_of_the_watched_system() {
+        let mut e = crate::output::tests::sample();
+        e.comm = "x|y".into();
+        if let Detail::File { path, .. } = &mut e.detail {
+            *path = "/k</details><img src=x onerror=alert(1)>\r## Lost events: 0\u{2028}`".into();
+        }
+        let md = markdown(&report(vec![e]));
+        assert!(!md.contains("<img") && !md.contains("</details>"), "{md}");
+        assert!(!md.contains('\r') && !md.contains('\u{2028}'), "{md}");
+        let row = md.lines().find(|l| l.contains("onerror")).unwrap();
+        assert!(
+            row.contains("&lt;img src=x onerror=alert(1)&gt;\\x0d## Lost"),
+            "{row}"
+        );
+        assert!(
+            row.contains("| x&#124;y[10] |") && row.contains("&#96;"),
+            "{row}"
+        );
+        assert_eq!(
+            md.lines().filter(|l| l.starts_with("Lost events")).count(),
+            1
+        );
+    }
+
+    #[test]
+    fn summary_signal_lines_are_escaped() {
+        let mut r = report(Vec::new());
+        let g = crate::rules::Signal {
+            kind: "signal",
+            ts: "t".into(),
+            rule: "r".into(),
+            severity: Severity::High,
+            description: "d".into(),
+            tags: Vec::new(),
+            root: crate::rules::Root {
+                pid: 1,
+                comm: "c\x1b[2J\n".into(),
+            },
+            events: vec![1],
+        };
+        r.signals.push(g);
+        let text = summary_text(&r);
+        assert!(!text.contains('\x1b'), "{text}");
+        assert!(text.contains("c\\x1b[2J\\x0a"), "{text}");
+    }
 }

@@ -16,7 +16,73 @@ const SECRETS: &[&str] = &[
     "s3cr3t-in-url-planted",
     "corp-771234",
     "envtoken-planted-value-0042",
+    "bearer-planted-0001",
+    "apikey-planted-0002",
+    "curlpass-planted-0003",
+    "mysqlpass-planted-0004",
+    "dockerpass-planted-0005",
+    "sshpass-planted-0006",
+    "jsonpass-planted-0007",
+    "shellpass-planted-0008",
+    // The half of a ghp_ token the 1023-byte argument bound leaves.
+    "CutPlantedFirst",
 ];
+
+/// A ghp_ token whose first 20 bytes end the 1023 bytes of the argument
+/// area bee-trace reads: fewer than its full pattern needs.
+const CUT_TOKEN: &str = "ghp_CutPlantedFirst0SecondHalf0123456789";
+
+/// Runs, as the programs they are named for (links to /bin/true, so they
+/// need no server), the commands whose own flags carry secrets; then one
+/// whose argument area the bound cuts inside a token. Returns the pids.
+fn run_secret_commands(s: &Scratch) -> Vec<u32> {
+    let bin = s.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for p in ["curl", "mysql", "docker", "sshpass"] {
+        std::os::unix::fs::symlink("/bin/true", bin.join(p)).unwrap();
+    }
+    let tool = |p: &str, args: &[&str]| run(Command::new(bin.join(p)).args(args));
+    let mut pids = vec![
+        tool(
+            "curl",
+            &[
+                "-H",
+                "Authorization: Bearer bearer-planted-0001",
+                "-H",
+                "X-Api-Key: apikey-planted-0002",
+                "-u",
+                "ci:curlpass-planted-0003",
+                "-d",
+                r#"{"user":"ci","password":"jsonpass-planted-0007"}"#,
+                "https://example.invalid/",
+            ],
+        ),
+        tool("mysql", &["-uroot", "-pmysqlpass-planted-0004", "db"]),
+        tool(
+            "docker",
+            &[
+                "login",
+                "-u",
+                "ci",
+                "-p",
+                "dockerpass-planted-0005",
+                "r.invalid",
+            ],
+        ),
+        tool(
+            "sshpass",
+            &["-p", "sshpass-planted-0006", "ssh", "host.invalid"],
+        ),
+        run(Command::new("sh").args(["-c", "true", "mysql -uroot -pshellpass-planted-0008 db"])),
+    ];
+    // "/bin/true\0" is 10 bytes, the padding and its NUL 993: the token
+    // starts at byte 1003 and 20 of its bytes are read.
+    let pad = "p".repeat(992);
+    pids.push(run(
+        Command::new("/bin/true").args([pad.as_str(), CUT_TOKEN])
+    ));
+    pids
+}
 
 #[test]
 fn no_planted_secret_reaches_any_output() {
@@ -68,6 +134,7 @@ fn no_planted_secret_reaches_any_output() {
         "https://ci:s3cr3t-in-url-planted@git.example.invalid/r.git",
         "id=corp-771234",
     ]));
+    let tool_pids = run_secret_commands(&s);
     // A secret in the environment of a process whose environ another reads.
     let mut holder = Command::new("sleep")
         .arg("30")
@@ -101,6 +168,29 @@ fn no_planted_secret_reaches_any_output() {
     );
     assert!(terminal.contains("[REDACTED]"), "{terminal}");
 
+    let leaks = leaks(&s, terminal);
+    assert!(leaks.is_empty(), "{}", leaks.join("\n"));
+    for pid in tool_pids {
+        assert!(
+            from_pid(&events, "process", pid)
+                .iter()
+                .any(|e| e["argv"].to_string().contains("[REDACTED]")),
+            "the exec of {pid} is reported, redacted: {:?}",
+            from_pid(&events, "process", pid)
+        );
+    }
+    let cut = events
+        .iter()
+        .find(|e| {
+            e["argv_truncated"] == true
+                && e["argv"][1].as_str().is_some_and(|a| a.starts_with("ppp"))
+        })
+        .expect("the cut argument area is reported");
+    assert_eq!(cut["argv"][2], "[REDACTED]", "{cut}");
+}
+
+/// Each planted secret found in each thing the monitors wrote.
+fn leaks(s: &Scratch, terminal: String) -> Vec<String> {
     let mut outputs = vec![
         ("terminal", terminal),
         (
@@ -115,16 +205,22 @@ fn no_planted_secret_reaches_any_output() {
         "h-report.md",
         "j-stderr.txt",
         "h-stderr.txt",
+        "run.record",
     ] {
         outputs.push((f, std::fs::read_to_string(s.path(f)).unwrap()));
     }
+    // Every leak, so one run names them all.
+    let mut leaks = Vec::new();
     for (name, text) in &outputs {
         assert!(
             !text.is_empty() || name.ends_with("stderr.txt"),
             "{name} is empty"
         );
         for secret in SECRETS {
-            assert!(!text.contains(secret), "{secret} appears in {name}");
+            if text.contains(secret) {
+                leaks.push(format!("{secret} appears in {name}"));
+            }
         }
     }
+    leaks
 }

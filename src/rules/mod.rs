@@ -8,6 +8,8 @@
 mod engine;
 mod lang;
 
+#[cfg(test)]
+pub use engine::Root;
 pub use engine::{parse_ts, Engine, Signal};
 pub use lang::load;
 
