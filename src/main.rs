@@ -17,6 +17,7 @@ mod report;
 mod rules;
 mod sensors;
 mod sys;
+mod tamper;
 mod workers;
 
 use std::fs::File;
@@ -356,6 +357,15 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
             root.display()
         );
     }
+    // Everything is loaded, attached and written: from here on a change
+    // made by anyone else is tampering.
+    let own = sensors.own_objects();
+    sensors
+        .register_own(&own)
+        .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
+        .context("cannot tell the tamper sensor which kernel objects are bee-trace's")?;
+    log::info!("guarding {} kernel objects of its own", own.len());
+    let mut guard = tamper::Guard::new(sensors.link_baseline(), own.len());
 
     // Capabilities are per thread: drop them before any thread starts, so
     // every worker inherits the reduced set.
@@ -392,6 +402,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         args.command.clone(),
         egress,
     );
+    pipeline.tamper = tamper::Judge::new(&own);
     for (key, path) in &seeds {
         pipeline.know_file(*key, &path.to_string_lossy());
     }
@@ -461,11 +472,18 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
                 for key in pipeline.learned_inodes.drain(..) {
                     sensors.watch_inode(key);
                 }
+                guard.saw(&ev);
                 sink.deliver(ev);
             }
         }
+        if guard.due() {
+            self_check(&mut guard, &mut sensors, &mut pipeline, &filter);
+        }
+        integrity_events(&mut guard, &mut pipeline, &mut sink, false);
     }
 
+    // A last look before detaching: a change in the final second counts too.
+    self_check(&mut guard, &mut sensors, &mut pipeline, &filter);
     // Detach first, then drain what the kernel already queued.
     sensors.detach();
     stop_workers.store(true, Ordering::SeqCst);
@@ -475,9 +493,11 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     while let Some(raw) = reorder.pop_ready(None) {
         if let Some(ev) = pipeline.handle(raw) {
+            guard.saw(&ev);
             sink.deliver(ev);
         }
     }
+    integrity_events(&mut guard, &mut pipeline, &mut sink, true);
     sink.seal();
     let kernel_lost = sensors.kernel_lost();
 
@@ -523,6 +543,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         lost,
         notable_events: std::mem::take(&mut sink.notable),
         notable_truncated: sink.notable_truncated,
+        integrity: guard.integrity.clone(),
     };
     eprint!("{}", report::summary_text(&report));
     if let Some(p) = &args.report_json {
@@ -541,6 +562,35 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         return Err(e).context("writing events failed; some events were not written");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One round of the self-check: each new finding is said on stderr at once;
+/// its event follows (`integrity_events`).
+fn self_check(
+    guard: &mut tamper::Guard,
+    sensors: &mut Sensors,
+    pipeline: &mut Pipeline,
+    filter: &policy::KernelFilter,
+) {
+    for d in guard.check(sensors, pipeline.egress.plan(), filter) {
+        eprintln!("{}", tamper::drift_line(&d));
+    }
+}
+
+/// The self-check's findings as critical events, once they are due (all of
+/// them with `all`).
+fn integrity_events(
+    guard: &mut tamper::Guard,
+    pipeline: &mut Pipeline,
+    sink: &mut Sink,
+    all: bool,
+) {
+    for d in guard.ready(all) {
+        if let Some(ev) = pipeline.integrity_event(&d) {
+            guard.saw(&ev);
+            sink.deliver(ev);
+        }
+    }
 }
 
 /// Plants the policy's canaries. A canary whose path is taken is left alone

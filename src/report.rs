@@ -49,6 +49,8 @@ pub struct Report {
     pub lost: Lost,
     pub notable_events: Vec<Event>,
     pub notable_truncated: bool,
+    /// Whether bee-trace itself was tampered with (src/tamper.rs).
+    pub integrity: crate::tamper::Integrity,
 }
 
 #[derive(Debug, Serialize)]
@@ -121,6 +123,7 @@ pub fn summary_text(r: &Report) -> String {
         r.lost.undecodable,
         r.lost.rate_limited
     );
+    integrity_text(&mut s, &r.integrity);
     let failed: Vec<&ProbeLine> = r.probes.iter().filter(|p| !p.attached).collect();
     if !failed.is_empty() {
         let _ = writeln!(s, "  NOT SEEN: {} probe(s) did not attach:", failed.len());
@@ -135,6 +138,32 @@ pub fn summary_text(r: &Report) -> String {
         }
     }
     s
+}
+
+/// The summary's integrity lines: TAMPERED with each finding, or intact.
+fn integrity_text(s: &mut String, i: &crate::tamper::Integrity) {
+    if !i.tampered {
+        let _ = writeln!(
+            s,
+            "  integrity intact ({} self-checks, {} objects watched)",
+            i.checks, i.objects_watched
+        );
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "  TAMPERED: bee-trace itself was interfered with ({} critical tamper events, {} self-check findings):",
+        i.tamper_events,
+        i.findings.len()
+    );
+    for f in &i.findings {
+        let d = &f.drift;
+        let _ = writeln!(
+            s,
+            "    {} {} {} ({}): {}",
+            f.ts, d.object_type, d.object_id, d.object_name, d.what
+        );
+    }
 }
 
 /// One line for a signal: severity, rule, root, events.
@@ -213,6 +242,25 @@ pub fn markdown(r: &Report) -> String {
             r.lost.kernel, r.lost.channel, r.lost.undecodable, r.lost.rate_limited
         );
     }
+    if r.integrity.tampered {
+        let _ = writeln!(
+            s,
+            "\n**TAMPERED**: bee-trace itself was interfered with ({} critical tamper events):\n",
+            r.integrity.tamper_events
+        );
+        for f in &r.integrity.findings {
+            let d = &f.drift;
+            let _ = writeln!(
+                s,
+                "- {} {} {} `{}`: {}",
+                f.ts,
+                d.object_type,
+                d.object_id,
+                md_escape(&d.object_name),
+                md_escape(&d.what)
+            );
+        }
+    }
     let failed: Vec<&ProbeLine> = r.probes.iter().filter(|p| !p.attached).collect();
     if !failed.is_empty() {
         let _ = writeln!(
@@ -260,6 +308,7 @@ pub fn markdown(r: &Report) -> String {
                 ..
             } => format!("{kind} {target_comm}[{target_pid}] ({result})"),
             Detail::Process { kind, argv, .. } => format!("{kind} {}", argv.join(" ")),
+            Detail::Tamper { .. } => crate::output::tamper_text(&e.detail),
         };
         let lineage: Vec<String> = e
             .ancestors
