@@ -18,6 +18,7 @@ mod rules;
 mod sensors;
 mod sys;
 mod tamper;
+mod watchdog;
 mod workers;
 
 use std::fs::File;
@@ -293,10 +294,19 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
-    let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(BufWriter::new(File::create(p).with_context(|| {
-            format!("cannot create the output file {}", p.display())
-        })?)),
+    let out_file = match &args.output {
+        Some(p) => Some(
+            File::create(p)
+                .with_context(|| format!("cannot create the output file {}", p.display()))?,
+        ),
+        None => None,
+    };
+    // The watchdog writes to the same stream when bee-trace is killed.
+    let stream_fd = out_file
+        .as_ref()
+        .map_or(libc::STDOUT_FILENO, std::os::fd::AsRawFd::as_raw_fd);
+    let out: Box<dyn Write> = match out_file {
+        Some(f) => Box::new(BufWriter::new(f)),
         None => Box::new(BufWriter::new(std::io::stdout())),
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -366,6 +376,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         .context("cannot tell the tamper sensor which kernel objects are bee-trace's")?;
     log::info!("guarding {} kernel objects of its own", own.len());
     let mut guard = tamper::Guard::new(sensors.link_baseline(), own.len());
+    let mut dog = start_watchdog(&mut sensors, stream_fd, format, &policy);
 
     // Capabilities are per thread: drop them before any thread starts, so
     // every worker inherits the reduced set.
@@ -403,6 +414,9 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         egress,
     );
     pipeline.tamper = tamper::Judge::new(&own);
+    if let Some(d) = &dog {
+        pipeline.tamper.set_watchdog(d.pid);
+    }
     for (key, path) in &seeds {
         pipeline.know_file(*key, &path.to_string_lossy());
     }
@@ -477,13 +491,25 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
             }
         }
         if guard.due() {
-            self_check(&mut guard, &mut sensors, &mut pipeline, &filter);
+            self_check(
+                &mut guard,
+                &mut sensors,
+                &mut pipeline,
+                &filter,
+                dog.as_mut(),
+            );
         }
         integrity_events(&mut guard, &mut pipeline, &mut sink, false);
     }
 
     // A last look before detaching: a change in the final second counts too.
-    self_check(&mut guard, &mut sensors, &mut pipeline, &filter);
+    self_check(
+        &mut guard,
+        &mut sensors,
+        &mut pipeline,
+        &filter,
+        dog.as_mut(),
+    );
     // Detach first, then drain what the kernel already queued.
     sensors.detach();
     stop_workers.store(true, Ordering::SeqCst);
@@ -564,6 +590,38 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Forks the watchdog (while bee-trace still has one thread) and tells the
+/// signal program its pid. Without one, a SIGKILL of bee-trace goes
+/// unrecorded: that is said, not fatal.
+fn start_watchdog(
+    sensors: &mut Sensors,
+    stream: std::os::fd::RawFd,
+    format: Format,
+    policy: &Policy,
+) -> Option<watchdog::Watchdog> {
+    if !watchdog::single_threaded() {
+        log::warn!("no watchdog: bee-trace already runs threads, so it cannot fork one safely");
+        return None;
+    }
+    let ring = sensors.watch_ring()?;
+    let out = watchdog::Outputs {
+        stream,
+        format,
+        redactor: policy.redactor.clone(),
+    };
+    match watchdog::spawn(ring, out) {
+        Ok(d) => {
+            sensors.set_watchdog(d.pid);
+            log::info!("watchdog running as pid {}", d.pid);
+            Some(d)
+        }
+        Err(e) => {
+            log::warn!("no watchdog ({e}): a SIGKILL of bee-trace would go unrecorded");
+            None
+        }
+    }
+}
+
 /// One round of the self-check: each new finding is said on stderr at once;
 /// its event follows (`integrity_events`).
 fn self_check(
@@ -571,8 +629,9 @@ fn self_check(
     sensors: &mut Sensors,
     pipeline: &mut Pipeline,
     filter: &policy::KernelFilter,
+    dog: Option<&mut watchdog::Watchdog>,
 ) {
-    for d in guard.check(sensors, pipeline.egress.plan(), filter) {
+    for d in guard.check(sensors, pipeline.egress.plan(), filter, dog) {
         eprintln!("{}", tamper::drift_line(&d));
     }
 }

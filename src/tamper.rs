@@ -303,10 +303,29 @@ impl Guard {
         sensors: &mut crate::sensors::Sensors,
         plan: &crate::egress::Plan,
         filter: &crate::policy::KernelFilter,
+        dog: Option<&mut crate::watchdog::Watchdog>,
     ) -> Vec<Drift> {
         self.last = Instant::now();
         self.integrity.checks += 1;
         let mut found = sensors.check_links(&mut self.links);
+        if let Some(d) = dog {
+            let pid = d.pid;
+            if let Some(why) = d.gone() {
+                found.push(Drift {
+                    object_type: "process",
+                    object_id: pid,
+                    object_name: "bee-trace's watchdog".into(),
+                    what: why,
+                });
+            } else if sensors.watchdog_in_kernel().is_some_and(|k| k != pid) {
+                found.push(Drift {
+                    object_type: "map",
+                    object_id: 0,
+                    object_name: "tamper .bss".into(),
+                    what: format!("the signal program no longer watches the watchdog (pid {pid})"),
+                });
+            }
+        }
         found.extend(sensors.egress_drift(plan));
         found.extend(sensors.file_filter_drift(filter));
         found.retain(|d| self.seen.insert(d.clone()));
