@@ -346,3 +346,143 @@ fn a_second_instance_writing_its_own_maps_is_not_tampering() {
         r["probes"]
     );
 }
+
+/// The watchdog bee-trace `pid` forked at start.
+fn watchdog_of(pid: u32) -> u32 {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+        .find(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/comm"))
+                .is_ok_and(|n| n.trim() == "bee-trace-watch")
+        })
+        .unwrap_or_else(|| panic!("bee-trace {pid} has no watchdog: {children:?}"))
+}
+
+/// Sends `sig` to `pid` with kill(1); returns the kill process's pid.
+fn kill(sig: &str, pid: u32) -> u32 {
+    run(Command::new("kill").args([sig, &pid.to_string()]))
+}
+
+/// Waits until `path` holds a line containing `word`.
+fn wait_file(path: &std::path::Path, word: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(word) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {word} in {} in 20s:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_sigkill_of_bee_trace_is_written_down_by_its_watchdog() {
+    if !root_or_skip("a_sigkill_of_bee_trace_is_written_down_by_its_watchdog") {
+        return;
+    }
+    let s = Scratch::new("tamper-kill");
+    let cfg = write_policy(&s, POLICY);
+    let mut mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
+    let pid = mon.child.id();
+    let dog = watchdog_of(pid);
+    let links = held_ids(pid, "link_id");
+    assert!(!links.is_empty());
+
+    let killer = kill("-KILL", pid);
+    let status = mon.child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "{status}"
+    );
+    wait_file(&mon.events_path, "SIGKILL");
+    let events = read_events(&mon.events_path);
+    let e = events
+        .iter()
+        .find(|e| e["type"] == "tamper" && e["signal"] == "SIGKILL")
+        .unwrap_or_else(|| panic!("no SIGKILL event:\n{}", describe(&events)));
+    assert_eq!(e["severity"], "critical", "{e}");
+    assert_eq!(e["op"], "signal", "{e}");
+    assert_eq!(e["pid"], killer, "{e}");
+    assert_eq!(e["comm"], "kill", "{e}");
+    assert_eq!(e["target_pid"], pid, "{e}");
+    assert_eq!(e["object_name"], "bee-trace", "{e}");
+    assert_eq!(e["id"], 0, "written by the watchdog: {e}");
+    assert!(
+        mon.stderr().contains("bee-trace watchdog:") && mon.stderr().contains("SIGKILL"),
+        "{}",
+        mon.stderr()
+    );
+
+    // The watchdog ends, and holds nothing that keeps bee-trace's programs:
+    // every link it had goes away.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let alive = std::fs::read_to_string(format!("/proc/{dog}/stat"))
+            .is_ok_and(|st| !st.contains(") Z "));
+        let left: Vec<u64> = bpftool_json(&["link", "show"])
+            .iter()
+            .filter_map(|l| l["id"].as_u64())
+            .filter(|id| links.contains(id))
+            .collect();
+        if !alive && left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "10s after the kill: watchdog alive {alive}, links left {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sigstop_of_bee_trace_and_sigkill_of_its_watchdog_are_reported() {
+    if !root_or_skip("sigstop_of_bee_trace_and_sigkill_of_its_watchdog_are_reported") {
+        return;
+    }
+    let s = Scratch::new("tamper-dog");
+    let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor"]);
+    let pid = mon.child.id();
+    let dog = watchdog_of(pid);
+
+    let stopper = kill("-STOP", pid);
+    // Said at once, by the watchdog, while bee-trace is frozen.
+    wait_stderr(
+        &mon,
+        &["bee-trace watchdog", "SIGSTOP", &format!("[{stopper}]")],
+    );
+    kill("-CONT", pid);
+    let killer = kill("-KILL", dog);
+    wait_stderr(
+        &mon,
+        &["TAMPERED", &format!("process {dog}"), "killed by signal 9"],
+    );
+    let events = mon.stop();
+    let signal = |sig: &str| -> &Value {
+        events
+            .iter()
+            .find(|e| e["type"] == "tamper" && e["signal"] == sig)
+            .unwrap_or_else(|| panic!("no {sig} event:\n{}", describe(&events)))
+    };
+    let stop = signal("SIGSTOP");
+    assert_eq!(stop["pid"], stopper, "{stop}");
+    assert_eq!(stop["target_pid"], pid, "{stop}");
+    assert_eq!(stop["severity"], "critical", "{stop}");
+    let k = signal("SIGKILL");
+    assert_eq!(k["pid"], killer, "{k}");
+    assert_eq!(k["target_pid"], dog, "{k}");
+    assert_eq!(k["object_name"], "bee-trace's watchdog", "{k}");
+    let gone = events
+        .iter()
+        .find(|e| e["source"] == "self_check" && e["object_id"] == dog)
+        .unwrap_or_else(|| panic!("no finding on the watchdog:\n{}", describe(&events)));
+    assert_eq!(gone["found"], "killed by signal 9", "{gone}");
+}
