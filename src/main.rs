@@ -375,7 +375,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
         .context("cannot tell the tamper sensor which kernel objects are bee-trace's")?;
     log::info!("guarding {} kernel objects of its own", own.len());
-    let mut guard = tamper::Guard::new(sensors.link_baseline(), own.len());
+    let mut guard = tamper::Guard::new(sensors.link_baseline(), own.clone());
     let mut dog = start_watchdog(&mut sensors, stream_fd, format, &policy);
 
     // Capabilities are per thread: drop them before any thread starts, so

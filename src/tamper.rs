@@ -258,6 +258,7 @@ pub struct Integrity {
 /// The periodic self-check and what it found.
 pub struct Guard {
     links: Vec<crate::sensors::LinkBaseline>,
+    objects: Vec<OwnObject>,
     last: Instant,
     seen: HashSet<Drift>,
     /// Findings said on stderr, whose events wait for the bpf(2) record of
@@ -271,9 +272,11 @@ pub struct Guard {
 const SUSPECT_WAIT: Duration = Duration::from_millis(300);
 
 impl Guard {
-    pub fn new(links: Vec<crate::sensors::LinkBaseline>, objects_watched: usize) -> Guard {
+    pub fn new(links: Vec<crate::sensors::LinkBaseline>, objects: Vec<OwnObject>) -> Guard {
+        let objects_watched = objects.len();
         Guard {
             links,
+            objects,
             last: Instant::now(),
             seen: HashSet::new(),
             pending: Vec::new(),
@@ -308,6 +311,7 @@ impl Guard {
         self.last = Instant::now();
         self.integrity.checks += 1;
         let mut found = sensors.check_links(&mut self.links);
+        found.extend(sensors.own_objs_drift(&self.objects));
         if let Some(d) = dog {
             let pid = d.pid;
             if let Some(why) = d.gone() {

@@ -166,6 +166,12 @@ fn bpftool_changes_to_our_egress_map_and_link_are_seen_and_reported() {
     let link_arg = link.to_string();
     let detacher = bpftool(&["link", "detach", "id", &link_arg]);
     wait_stderr(&mon, &["TAMPERED", &format!("link {link}"), "detached"]);
+    // And the blocked address's entry goes (prefix length 32, then .3).
+    let block4 = our_map(pid, "block4").to_string();
+    let deleter = bpftool(&[
+        "map", "delete", "id", &block4, "key", "32", "0", "0", "0", "198", "51", "100", "3",
+    ]);
+    wait_stderr(&mon, &["TAMPERED", "no longer block 198.51.100.3/32"]);
     let events = mon.stop();
     let tampers = tamper_events(&events);
 
@@ -194,6 +200,9 @@ fn bpftool_changes_to_our_egress_map_and_link_are_seen_and_reported() {
     assert_eq!(detach["object_id"], link, "{detach}");
     assert_eq!(detach["object_name"], "network cgroup/connect4", "{detach}");
     assert_eq!(detach["result"], "ok", "{detach}");
+    let delete = find("map_delete_elem", deleter);
+    assert_eq!(delete["object_name"], "block4", "{delete}");
+    assert_eq!(delete["severity"], "critical", "{delete}");
     // Opening them by id first is seen too, as a warning.
     let open = find("map_get_fd_by_id", updater);
     assert_eq!(open["severity"], "warning", "{open}");

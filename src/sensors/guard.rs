@@ -3,7 +3,7 @@
 //! is ours), and the checks that what bee-trace attached and wrote is still
 //! in place.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use libbpf_rs::query::LinkTypeInfo;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -183,6 +183,37 @@ impl Sensors {
                 .update(as_bytes(&key), &1u32.to_ne_bytes(), MapFlags::ANY)?;
         }
         Ok(objects.len())
+    }
+
+    /// Whether the tamper programs still know every object `register_own`
+    /// told them about: deleting entries there would blind them.
+    pub fn own_objs_drift(&self, objects: &[OwnObject]) -> Vec<Drift> {
+        let Some(skel) = &self.tamper else {
+            return Vec::new();
+        };
+        let map = &skel.maps.own_objs;
+        let missing = objects
+            .iter()
+            .filter(|o| {
+                let key = ObjKey {
+                    kind: o.kind,
+                    id: o.id,
+                };
+                !matches!(map.lookup(as_bytes(&key), MapFlags::ANY), Ok(Some(_)))
+            })
+            .count();
+        if missing == 0 {
+            return Vec::new();
+        }
+        vec![Drift {
+            object_type: "map",
+            object_id: map_id(map.as_fd()),
+            object_name: "own_objs".into(),
+            what: format!(
+                "{missing} of the {} objects bee-trace guards were removed from it",
+                objects.len()
+            ),
+        }]
     }
 
     /// Tells the signal program the watchdog's pid (0: none).
