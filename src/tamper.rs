@@ -478,6 +478,83 @@ mod tests {
         assert!(j.judge(&rec(99, 0, 0, 0, 5)).is_none());
     }
 
+    fn event(detail: Detail) -> Event {
+        Event {
+            kind: "tamper",
+            id: 3,
+            ts: "2026-12-01T22:00:00.000000Z".into(),
+            pid: 41,
+            ppid: 1,
+            uid: 0,
+            comm: "bpf\x1b[2Jtool".into(),
+            exe: "/usr/sbin/bpftool".into(),
+            ancestors: Vec::new(),
+            severity: Severity::Critical,
+            detail,
+        }
+    }
+
+    #[test]
+    fn tamper_events_read_as_one_line_and_count_toward_integrity() {
+        let mut j = Judge::new(&[OwnObject {
+            kind: OBJ_LINK,
+            id: 5,
+            name: "network cgroup/connect4".into(),
+        }]);
+        let (_, d) = j
+            .judge(&rec(events::TAMPER_BPF, 34, OBJ_LINK, 5, 41))
+            .unwrap();
+        let ev = event(d);
+        let line = crate::output::human(&ev);
+        assert!(
+            line.contains("tamper  link_detach link 5 network cgroup/connect4 (ok) by"),
+            "{line}"
+        );
+        let mut g = Guard::new(Vec::new(), Vec::new());
+        g.saw(&ev);
+        assert!(g.integrity.tampered);
+        assert_eq!(g.integrity.tamper_events, 1);
+        // A folded-in warning (an open by id) does not make a run tampered.
+        let (_, open) = j
+            .judge(&rec(events::TAMPER_BPF, 30, OBJ_LINK, 5, 42))
+            .unwrap();
+        let mut warn = event(open);
+        warn.severity = Severity::Warning;
+        let mut g = Guard::new(Vec::new(), Vec::new());
+        g.saw(&warn);
+        assert!(!g.integrity.tampered);
+    }
+
+    #[test]
+    fn findings_escape_control_bytes_for_the_terminal() {
+        let d = Drift {
+            object_type: "map",
+            object_id: 9,
+            object_name: "evil\x1b]0;x\x07".into(),
+            what: "changed".into(),
+        };
+        let line = drift_line(&d);
+        assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+        assert!(line.contains("map 9"), "{line}");
+        assert_eq!(terminal_safe("a\nb"), "a\\nb");
+    }
+
+    #[test]
+    fn tamper_records_decode_and_short_ones_are_refused() {
+        let mut e = rec(events::TAMPER_BPF, 2, OBJ_MAP, 42, 7);
+        e.hdr.kind = events::EV_TAMPER;
+        e.ret = -1;
+        let bytes = events::as_bytes(&e).to_vec();
+        match events::decode(&bytes).unwrap() {
+            events::Raw::Tamper(t) => {
+                assert_eq!((t.cmd, t.obj_type, t.obj_id, t.ret), (2, OBJ_MAP, 42, -1));
+                assert_eq!(t.hdr.pid, 7);
+            }
+            other => panic!("decoded as {other:?}"),
+        }
+        assert!(events::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
     #[test]
     fn every_reported_command_has_a_name() {
         for cmd in [2, 3, 6, 9, 13, 14, 21, 22, 25, 26, 27, 29, 30, 34] {
