@@ -375,7 +375,13 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
         .context("cannot tell the tamper sensor which kernel objects are bee-trace's")?;
     log::info!("guarding {} kernel objects of its own", own.len());
-    let mut guard = tamper::Guard::new(sensors.link_baseline(), own.clone());
+    let baseline = sensors.link_baseline();
+    log::info!(
+        "the self-check watches {} of {} probes' links",
+        baseline.len(),
+        sensors.status.iter().filter(|s| s.outcome.is_ok()).count()
+    );
+    let mut guard = tamper::Guard::new(baseline, own.clone());
     let mut dog = start_watchdog(&mut sensors, stream_fd, format, &policy);
 
     // Capabilities are per thread: drop them before any thread starts, so

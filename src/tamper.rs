@@ -315,13 +315,16 @@ impl Guard {
         if let Some(d) = dog {
             let pid = d.pid;
             if let Some(why) = d.gone() {
+                // Its pid may be reused: a signal to that is nobody's
+                // tampering with bee-trace.
+                sensors.set_watchdog(0);
                 found.push(Drift {
                     object_type: "process",
                     object_id: pid,
                     object_name: "bee-trace's watchdog".into(),
                     what: why,
                 });
-            } else if sensors.watchdog_in_kernel().is_some_and(|k| k != pid) {
+            } else if d.running() && sensors.watchdog_in_kernel().is_some_and(|k| k != pid) {
                 found.push(Drift {
                     object_type: "map",
                     object_id: 0,

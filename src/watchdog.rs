@@ -89,6 +89,11 @@ impl Watchdog {
         })
     }
 
+    /// Not yet seen gone.
+    pub fn running(&self) -> bool {
+        !self.reaped
+    }
+
     /// A clean stop: tells the watchdog, then waits for it.
     pub fn release(&mut self) {
         if let Some(p) = self.pipe.take() {
