@@ -170,35 +170,64 @@ static __always_inline __u32 fd_object(int fd, __u32 want, __u32 *id)
 	return type;
 }
 
-SEC("tracepoint/syscalls/sys_enter_bpf")
-int handle_bpf_enter(struct trace_event_raw_sys_enter *ctx)
+/* Whether this bpf(2) call acts on one of our objects: fills the pending
+ * record (command, object type and id) when it does. */
+static __always_inline bool our_object(__u32 cmd, void *uattr, struct pending *p)
 {
-	__u32 cmd = (__u32)ctx->args[0];
-	void *uattr = (void *)ctx->args[1];
 	__u32 off = 0, type = 0, id = 0, arg = 0;
 	struct bt_obj_key key = {};
-	struct pending p = {};
-	__u64 pid_tgid;
 	bool by_id;
 
 	if (attr_target(cmd, &off, &type, &by_id) || bt_is_self())
-		return 0;
+		return false;
 	if (bpf_probe_read_user(&arg, sizeof(arg), uattr + (off & 63)))
-		return 0;
+		return false;
 	if (by_id) {
 		id = arg;
 	} else {
 		type = fd_object((int)arg, type, &id);
 		if (!type)
-			return 0;
+			return false;
 	}
 	key.type = type;
 	key.id = id;
 	if (!bpf_map_lookup_elem(&own_objs, &key))
+		return false;
+	p->cmd = cmd;
+	p->obj_type = type;
+	p->obj_id = id;
+	return true;
+}
+
+static __always_inline void bpf_record(const struct pending *p, long ret)
+{
+	struct bt_tamper_event *e = bpf_ringbuf_reserve(&tamper_events, sizeof(*e), 0);
+
+	if (!e) {
+		count_lost();
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	bt_fill_header(&e->hdr, BT_EV_TAMPER);
+	e->kind = BT_TAMPER_BPF;
+	e->cmd = p->cmd;
+	e->obj_type = p->obj_type;
+	e->obj_id = p->obj_id;
+	e->ret = (__s32)ret;
+	/* Rare and urgent: wake the reader now. */
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+}
+
+/* The tracepoint pair: the object is resolved on entry (before a command
+ * such as a detach changes it), the record is sent on exit with the result. */
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int handle_bpf_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct pending p = {};
+	__u64 pid_tgid;
+
+	if (!our_object((__u32)ctx->args[0], (void *)ctx->args[1], &p))
 		return 0;
-	p.cmd = cmd;
-	p.obj_type = type;
-	p.obj_id = id;
 	pid_tgid = bpf_get_current_pid_tgid();
 	bpf_map_update_elem(&pending_cmds, &pid_tgid, &p, BPF_ANY);
 	return 0;
@@ -209,26 +238,27 @@ int handle_bpf_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct pending *p = bpf_map_lookup_elem(&pending_cmds, &pid_tgid);
-	struct bt_tamper_event *e;
+	struct pending copy;
 
 	if (!p)
 		return 0;
-	e = bpf_ringbuf_reserve(&tamper_events, sizeof(*e), 0);
-	if (!e) {
-		count_lost();
-		bpf_map_delete_elem(&pending_cmds, &pid_tgid);
-		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	bt_fill_header(&e->hdr, BT_EV_TAMPER);
-	e->kind = BT_TAMPER_BPF;
-	e->cmd = p->cmd;
-	e->obj_type = p->obj_type;
-	e->obj_id = p->obj_id;
-	e->ret = (__s32)ctx->ret;
+	copy = *p;
 	bpf_map_delete_elem(&pending_cmds, &pid_tgid);
-	/* Rare and urgent: wake the reader now. */
-	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	bpf_record(&copy, ctx->ret);
+	return 0;
+}
+
+/* The fexit upgrade (see BT_SYSCALL_FEXIT): one program at the end of the
+ * syscall, which still holds every fd and id the call was given, so no
+ * syscall tracepoint puts every task on the slow path. */
+SEC(BT_SYSCALL_FEXIT(bpf))
+int BPF_PROG(fexit_bpf, const struct pt_regs *regs, long ret)
+{
+	struct pt_regs *uregs = bt_syscall_regs();
+	struct pending p = {};
+
+	if (our_object((__u32)BT_ARG1(uregs), (void *)BT_ARG2(uregs), &p))
+		bpf_record(&p, ret);
 	return 0;
 }
 

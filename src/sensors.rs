@@ -409,7 +409,7 @@ impl Sensors {
             s.start_egress(self_tgid);
         }
         // Last, so it can be told about every object the others made.
-        s.start_tamper(self_tgid);
+        s.start_tamper(self_tgid, hooks);
         s
     }
 

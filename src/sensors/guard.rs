@@ -9,7 +9,10 @@ use libbpf_rs::query::LinkTypeInfo;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
-use super::{attach_one, file_cfg, load_failed, storage, Family, Sensors};
+use super::{
+    attach_fexit, attach_one, file_cfg, load_failed, load_refusal, storage, syscall_fexit, Family,
+    HookMode, Sensors,
+};
 use crate::events::{as_bytes, Lpm4Key, Lpm6Key, ObjKey, OBJ_LINK, OBJ_MAP, OBJ_PROG};
 use crate::policy::KernelFilter;
 use crate::tamper::{Drift, OwnObject};
@@ -40,11 +43,17 @@ pub struct LinkBaseline {
     pub broken: bool,
 }
 
-fn load_tamper(self_tgid: u32) -> libbpf_rs::Result<TamperSkel<'static>> {
+/// Loads either the fexit program for bpf(2) or its tracepoint pair; the
+/// signal program either way.
+fn load_tamper(self_tgid: u32, fexit: bool) -> libbpf_rs::Result<TamperSkel<'static>> {
     let mut open = TamperSkelBuilder::default().open(storage())?;
     if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
         ro.self_tgid = self_tgid;
     }
+    let p = &mut open.progs;
+    p.handle_bpf_enter.set_autoload(!fexit);
+    p.handle_bpf_exit.set_autoload(!fexit);
+    p.fexit_bpf.set_autoload(fexit);
     open.load()
 }
 
@@ -80,27 +89,39 @@ fn map_id(fd: BorrowedFd<'_>) -> u32 {
 }
 
 impl Sensors {
-    /// Loads and attaches the tamper family (always, whatever the selection).
-    pub(super) fn start_tamper(&mut self, self_tgid: u32) {
-        match load_tamper(self_tgid) {
-            Ok(skel) => {
-                for (name, prog) in TAMPER_PROBES.iter().zip([
-                    &skel.progs.handle_bpf_enter,
-                    &skel.progs.handle_bpf_exit,
-                    &skel.progs.handle_signal,
-                ]) {
-                    attach_one(
-                        Family::Tamper,
-                        name,
-                        prog,
-                        &mut self.links,
-                        &mut self.status,
-                    );
+    /// Loads and attaches the tamper family (always, whatever the selection),
+    /// with fexit on the bpf syscall where the kernel allows it, like the
+    /// other syscall families.
+    pub(super) fn start_tamper(&mut self, self_tgid: u32, hooks: HookMode) {
+        self.tamper = self.hook_family(
+            hooks,
+            Family::Tamper,
+            || {
+                let skel = load_tamper(self_tgid, true).map_err(|e| load_refusal(&e))?;
+                let names = vec![syscall_fexit("bpf"), TAMPER_PROBES[2].to_string()];
+                let links = attach_fexit(&[
+                    (names[0].clone(), &skel.progs.fexit_bpf),
+                    (names[1].clone(), &skel.progs.handle_signal),
+                ])?;
+                Ok((skel, links, names))
+            },
+            |s| match load_tamper(self_tgid, false) {
+                Ok(skel) => {
+                    for (name, prog) in TAMPER_PROBES.iter().zip([
+                        &skel.progs.handle_bpf_enter,
+                        &skel.progs.handle_bpf_exit,
+                        &skel.progs.handle_signal,
+                    ]) {
+                        attach_one(Family::Tamper, name, prog, &mut s.links, &mut s.status);
+                    }
+                    Some(skel)
                 }
-                self.tamper = Some(skel);
-            }
-            Err(e) => load_failed(Family::Tamper, TAMPER_PROBES, &e, &mut self.status),
-        }
+                Err(e) => {
+                    load_failed(Family::Tamper, TAMPER_PROBES, &e, &mut s.status);
+                    None
+                }
+            },
+        );
     }
 
     /// Every map, program and link this process holds, found by its open
