@@ -335,7 +335,7 @@ impl Guard {
         }
         found.extend(sensors.egress_drift(plan));
         found.extend(sensors.file_filter_drift(filter));
-        found.retain(|d| self.seen.insert(d.clone()));
+        let found = fresh(&mut self.seen, found);
         let ts = crate::sys::rfc3339(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -374,6 +374,15 @@ impl Guard {
             }
         }
     }
+}
+
+/// What this round found that the last one did not: a difference still
+/// there is reported once, one that was put right and comes back again.
+fn fresh(seen: &mut HashSet<Drift>, found: Vec<Drift>) -> Vec<Drift> {
+    let now: HashSet<Drift> = found.iter().cloned().collect();
+    let new = found.into_iter().filter(|d| !seen.contains(d)).collect();
+    *seen = now;
+    new
 }
 
 /// The one stderr line a finding gets at once.
@@ -526,6 +535,22 @@ mod tests {
         let mut g = Guard::new(Vec::new(), Vec::new());
         g.saw(&warn);
         assert!(!g.integrity.tampered);
+    }
+
+    #[test]
+    fn a_lasting_difference_is_reported_once_and_again_when_it_returns() {
+        let d = Drift {
+            object_type: "map",
+            object_id: 1,
+            object_name: "egress_cfg".into(),
+            what: "holds mode off".into(),
+        };
+        let mut seen = HashSet::new();
+        assert_eq!(fresh(&mut seen, vec![d.clone()]), vec![d.clone()]);
+        assert!(fresh(&mut seen, vec![d.clone()]).is_empty());
+        // Put right (a reload rewrote it), then changed again.
+        assert!(fresh(&mut seen, Vec::new()).is_empty());
+        assert_eq!(fresh(&mut seen, vec![d.clone()]), vec![d]);
     }
 
     #[test]
