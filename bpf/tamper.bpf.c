@@ -244,6 +244,10 @@ int handle_bpf_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	copy = *p;
 	bpf_map_delete_elem(&pending_cmds, &pid_tgid);
+	/* A left-over entry (its exit never came) must not be taken for this
+	 * call: the saved registers still hold this call's command. */
+	if (copy.cmd != (__u32)BT_ARG1(bt_syscall_regs()))
+		return 0;
 	bpf_record(&copy, ctx->ret);
 	return 0;
 }
