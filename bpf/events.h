@@ -33,6 +33,7 @@
 #define BT_EV_MEM 6
 #define BT_EV_EGRESS 7
 #define BT_EV_DNS 8
+#define BT_EV_TAMPER 9
 
 struct bt_header {
 	__u64 ts_boot_ns; /* bpf_ktime_get_boot_ns() */
@@ -201,6 +202,35 @@ struct bt_dns_rule {
 	__u16 _pad;
 };
 
+/* Something done to bee-trace itself (bpf/tamper.bpf.c). */
+#define BT_TAMPER_BPF 1    /* a bpf(2) command on one of its maps, programs or links */
+#define BT_TAMPER_SIGNAL 2 /* SIGKILL or SIGSTOP sent to it (or to its watchdog) */
+
+/* bt_tamper_event.obj_type and bt_obj_key.type */
+#define BT_OBJ_MAP 1
+#define BT_OBJ_PROG 2
+#define BT_OBJ_LINK 3
+
+/* Key of own_objs: one of this instance's kernel objects, by type and id. */
+struct bt_obj_key {
+	__u32 type;
+	__u32 id;
+};
+
+struct bt_tamper_event {
+	struct bt_header hdr;
+	__u32 kind;     /* BT_TAMPER_* */
+	__u32 cmd;      /* BT_TAMPER_BPF: the bpf(2) command */
+	__u32 obj_type; /* BT_OBJ_* */
+	__u32 obj_id;
+	__s32 ret;      /* BT_TAMPER_BPF: the call's result (0 or more, or -errno) */
+	__s32 sig;      /* BT_TAMPER_SIGNAL: the signal number */
+	__s32 sig_result; /* the signal_generate tracepoint's result: 0 delivered */
+	__u32 target_tid; /* the thread signalled */
+	__u32 target_tgid;
+	__u32 _pad;
+};
+
 /* bt_mem_event.kind */
 #define BT_MEM_PTRACE 1
 #define BT_MEM_VM_READV 2
@@ -286,5 +316,7 @@ _Static_assert(sizeof(struct bt_file_cfg) == 168, "bt_file_cfg layout");
 _Static_assert(sizeof(struct bt_dns_event) == 360, "bt_dns_event layout");
 _Static_assert(sizeof(struct bt_dns_key) == 128, "bt_dns_key layout");
 _Static_assert(sizeof(struct bt_dns_rule) == 24, "bt_dns_rule layout");
+_Static_assert(sizeof(struct bt_obj_key) == 8, "bt_obj_key layout");
+_Static_assert(sizeof(struct bt_tamper_event) == 96, "bt_tamper_event layout");
 
 #endif

@@ -22,6 +22,7 @@ pub const EV_NET: u32 = 5;
 pub const EV_MEM: u32 = 6;
 pub const EV_EGRESS: u32 = 7;
 pub const EV_DNS: u32 = 8;
+pub const EV_TAMPER: u32 = 9;
 pub const DNS_NAME: usize = 128;
 pub const DNS_ADDRS: usize = 8;
 
@@ -115,6 +116,39 @@ pub struct NetEvent {
     pub protocol: u16,
     pub _pad: u32,
     pub daddr: [u8; 16],
+}
+
+/// bt_tamper_event.kind
+pub const TAMPER_BPF: u32 = 1;
+pub const TAMPER_SIGNAL: u32 = 2;
+/// bt_tamper_event.obj_type and bt_obj_key.type
+pub const OBJ_MAP: u32 = 1;
+pub const OBJ_PROG: u32 = 2;
+pub const OBJ_LINK: u32 = 3;
+
+/// Something done to bee-trace itself (see bpf/tamper.bpf.c).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TamperEvent {
+    pub hdr: Header,
+    pub kind: u32,
+    pub cmd: u32,
+    pub obj_type: u32,
+    pub obj_id: u32,
+    pub ret: i32,
+    pub sig: i32,
+    pub sig_result: i32,
+    pub target_tid: u32,
+    pub target_tgid: u32,
+    pub _pad: u32,
+}
+
+/// Key of own_objs.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ObjKey {
+    pub kind: u32,
+    pub id: u32,
 }
 
 #[repr(C)]
@@ -318,6 +352,7 @@ unsafe impl plain::Plain for DnsEvent {}
 unsafe impl plain::Plain for FileEvent {}
 unsafe impl plain::Plain for NetEvent {}
 unsafe impl plain::Plain for MemEvent {}
+unsafe impl plain::Plain for TamperEvent {}
 
 const _: () = assert!(size_of::<Header>() == 56);
 const _: () = assert!(size_of::<ExecEvent>() == 5448);
@@ -326,6 +361,21 @@ const _: () = assert!(size_of::<ExitEvent>() == 64);
 const _: () = assert!(size_of::<FileEvent>() == 4456);
 const _: () = assert!(size_of::<NetEvent>() == 88);
 const _: () = assert!(size_of::<MemEvent>() == 104);
+const _: () = assert!(size_of::<TamperEvent>() == 96);
+// Every field where bpf/events.h puts it, not only the size.
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(TamperEvent, kind) == 56);
+    assert!(offset_of!(TamperEvent, cmd) == 60);
+    assert!(offset_of!(TamperEvent, obj_type) == 64);
+    assert!(offset_of!(TamperEvent, obj_id) == 68);
+    assert!(offset_of!(TamperEvent, ret) == 72);
+    assert!(offset_of!(TamperEvent, sig) == 76);
+    assert!(offset_of!(TamperEvent, sig_result) == 80);
+    assert!(offset_of!(TamperEvent, target_tid) == 84);
+    assert!(offset_of!(TamperEvent, target_tgid) == 88);
+};
+const _: () = assert!(size_of::<ObjKey>() == 8);
 const _: () = assert!(size_of::<EgressEvent>() == 88);
 const _: () = assert!(size_of::<DnsEvent>() == 360);
 const _: () = assert!(size_of::<DnsKey>() == 128);
@@ -355,6 +405,7 @@ pub enum Raw {
     Mem(MemEvent),
     Egress(EgressEvent),
     Dns(Box<DnsEvent>),
+    Tamper(TamperEvent),
 }
 
 impl Raw {
@@ -368,6 +419,7 @@ impl Raw {
             Raw::Mem(e) => &e.hdr,
             Raw::Egress(e) => &e.hdr,
             Raw::Dns(e) => &e.hdr,
+            Raw::Tamper(e) => &e.hdr,
         }
     }
 }
@@ -463,6 +515,7 @@ pub fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
         EV_MEM => Raw::Mem(copy_from(data, hdr.kind)?),
         EV_EGRESS => Raw::Egress(copy_from(data, hdr.kind)?),
         EV_DNS => Raw::Dns(Box::new(copy_from(data, hdr.kind)?)),
+        EV_TAMPER => Raw::Tamper(copy_from(data, hdr.kind)?),
         other => return Err(DecodeError::UnknownType(other)),
     })
 }

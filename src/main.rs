@@ -21,6 +21,8 @@ mod report;
 mod rules;
 mod sensors;
 mod sys;
+mod tamper;
+mod watchdog;
 mod workers;
 
 use std::io::{BufWriter, IsTerminal, Write};
@@ -302,10 +304,16 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(BufWriter::new(
-            outfile::open(p, true, access).context("cannot create the output file")?,
-        )),
+    let out_file = match &args.output {
+        Some(p) => Some(outfile::open(p, true, access).context("cannot create the output file")?),
+        None => None,
+    };
+    // The watchdog writes to the same stream when bee-trace is killed.
+    let stream_fd = out_file
+        .as_ref()
+        .map_or(libc::STDOUT_FILENO, std::os::fd::AsRawFd::as_raw_fd);
+    let out: Box<dyn Write> = match out_file {
+        Some(f) => Box::new(BufWriter::new(f)),
         None => Box::new(BufWriter::new(std::io::stdout())),
     };
     let report_json = args
@@ -385,6 +393,22 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
             root.display()
         );
     }
+    // Everything is loaded, attached and written: from here on a change
+    // made by anyone else is tampering.
+    let own = sensors.own_objects();
+    sensors
+        .register_own(&own)
+        .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
+        .context("cannot tell the tamper sensor which kernel objects are bee-trace's")?;
+    log::info!("guarding {} kernel objects of its own", own.len());
+    let baseline = sensors.link_baseline();
+    log::info!(
+        "the self-check watches {} of {} probes' links",
+        baseline.len(),
+        sensors.status.iter().filter(|s| s.outcome.is_ok()).count()
+    );
+    let mut guard = tamper::Guard::new(baseline, own.clone());
+    let mut dog = start_watchdog(&mut sensors, stream_fd, format, &policy);
 
     // Capabilities are per thread: drop them before any thread starts, so
     // every worker inherits the reduced set.
@@ -421,6 +445,10 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         args.command.clone(),
         egress,
     );
+    pipeline.tamper = tamper::Judge::new(&own);
+    if let Some(d) = &dog {
+        pipeline.tamper.set_watchdog(d.pid);
+    }
     for (key, path) in &seeds {
         pipeline.know_file(*key, &escape::decode_path(path));
     }
@@ -490,11 +518,30 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
                 for key in pipeline.learned_inodes.drain(..) {
                     sensors.watch_inode(key);
                 }
+                guard.saw(&ev);
                 sink.deliver(ev);
             }
         }
+        if guard.due() {
+            self_check(
+                &mut guard,
+                &mut sensors,
+                &mut pipeline,
+                &filter,
+                dog.as_mut(),
+            );
+        }
+        integrity_events(&mut guard, &mut pipeline, &mut sink, false);
     }
 
+    // A last look before detaching: a change in the final second counts too.
+    self_check(
+        &mut guard,
+        &mut sensors,
+        &mut pipeline,
+        &filter,
+        dog.as_mut(),
+    );
     // Detach first, then drain what the kernel already queued.
     sensors.detach();
     stop_workers.store(true, Ordering::SeqCst);
@@ -504,9 +551,11 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     while let Some(raw) = reorder.pop_ready(None) {
         if let Some(ev) = pipeline.handle(raw) {
+            guard.saw(&ev);
             sink.deliver(ev);
         }
     }
+    integrity_events(&mut guard, &mut pipeline, &mut sink, true);
     sink.seal();
     let kernel_lost = sensors.kernel_lost();
 
@@ -552,6 +601,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         lost,
         notable_events: std::mem::take(&mut sink.notable),
         notable_truncated: sink.notable_truncated,
+        integrity: guard.integrity.clone(),
     };
     eprint!("{}", report::summary_text(&report));
     if let Some(r) = report_json {
@@ -572,6 +622,68 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         return Err(e).context("writing events failed; some events were not written");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Forks the watchdog (while bee-trace still has one thread) and tells the
+/// signal program its pid. Without one, a SIGKILL of bee-trace goes
+/// unrecorded: that is said, not fatal.
+fn start_watchdog(
+    sensors: &mut Sensors,
+    stream: std::os::fd::RawFd,
+    format: Format,
+    policy: &Policy,
+) -> Option<watchdog::Watchdog> {
+    if !watchdog::single_threaded() {
+        log::warn!("no watchdog: bee-trace already runs threads, so it cannot fork one safely");
+        return None;
+    }
+    let ring = sensors.watch_ring()?;
+    let out = watchdog::Outputs {
+        stream,
+        format,
+        redactor: policy.redactor.clone(),
+    };
+    match watchdog::spawn(ring, out) {
+        Ok(d) => {
+            sensors.set_watchdog(d.pid);
+            log::info!("watchdog running as pid {}", d.pid);
+            Some(d)
+        }
+        Err(e) => {
+            log::warn!("no watchdog ({e}): a SIGKILL of bee-trace would go unrecorded");
+            None
+        }
+    }
+}
+
+/// One round of the self-check: each new finding is said on stderr at once;
+/// its event follows (`integrity_events`).
+fn self_check(
+    guard: &mut tamper::Guard,
+    sensors: &mut Sensors,
+    pipeline: &mut Pipeline,
+    filter: &policy::KernelFilter,
+    dog: Option<&mut watchdog::Watchdog>,
+) {
+    for d in guard.check(sensors, pipeline.egress.plan(), filter, dog) {
+        eprintln!("{}", tamper::drift_line(&d));
+    }
+}
+
+/// The self-check's findings as critical events, once they are due (all of
+/// them with `all`).
+fn integrity_events(
+    guard: &mut tamper::Guard,
+    pipeline: &mut Pipeline,
+    sink: &mut Sink,
+    all: bool,
+) {
+    for d in guard.ready(all) {
+        if let Some(ev) = pipeline.integrity_event(&d) {
+            guard.saw(&ev);
+            sink.deliver(ev);
+        }
+    }
 }
 
 /// Plants the policy's canaries. A canary whose path is taken is left alone

@@ -84,6 +84,29 @@ pub enum Detail {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         target_secret_env: Vec<String>,
     },
+    /// Something done to bee-trace itself (src/tamper.rs).
+    Tamper {
+        /// The bpf(2) command (`map_update_elem`, `link_detach` ...),
+        /// `signal`, or `integrity` for a self-check finding.
+        op: &'static str,
+        /// `bpf`, `signal` or `self_check`.
+        source: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        object_type: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        object_id: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        object_name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signal: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target_pid: Option<u32>,
+        /// For a self-check finding: what differs from what bee-trace set up.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        found: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -181,6 +204,7 @@ pub fn human(e: &Event) -> String {
             Some(r) => format!("{kind} {r} -> {target_comm}[{target_pid}] ({result})"),
             None => format!("{kind} -> {target_comm}[{target_pid}] ({result})"),
         },
+        Detail::Tamper { .. } => tamper_text(&e.detail),
     };
     let line = format!(
         "{} {:<8} {:<7} {} by {}{}",
@@ -192,6 +216,40 @@ pub fn human(e: &Event) -> String {
         lineage(e)
     );
     crate::escape::terminal(&line).into_owned()
+}
+
+/// What a tamper event says, in one phrase (also used by the reports).
+pub fn tamper_text(d: &Detail) -> String {
+    let Detail::Tamper {
+        op,
+        object_type,
+        object_id,
+        object_name,
+        result,
+        signal,
+        target_pid,
+        found,
+        ..
+    } = d
+    else {
+        return String::new();
+    };
+    let object = format!(
+        "{} {} {}",
+        object_type.unwrap_or(""),
+        object_id.map(|i| i.to_string()).unwrap_or_default(),
+        object_name.as_deref().unwrap_or("")
+    );
+    let object = object.split_whitespace().collect::<Vec<_>>().join(" ");
+    match (signal, found) {
+        (Some(sig), _) => format!(
+            "{sig} -> {object}[{}] ({})",
+            target_pid.unwrap_or(0),
+            result.as_deref().unwrap_or("")
+        ),
+        (None, Some(f)) => format!("{op} {object}: {f}"),
+        (None, None) => format!("{op} {object} ({})", result.as_deref().unwrap_or("")),
+    }
 }
 
 fn shell_words(argv: &[String]) -> String {
@@ -231,6 +289,7 @@ pub fn errno_name(errno: i64) -> String {
         24 => "EMFILE",
         30 => "EROFS",
         36 => "ENAMETOOLONG",
+        95 => "EOPNOTSUPP",
         40 => "ELOOP",
         97 => "EAFNOSUPPORT",
         98 => "EADDRINUSE",

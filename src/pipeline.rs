@@ -66,6 +66,8 @@ pub struct Pipeline {
     /// Recent egress verdicts on connects, by (pid, address, port): the
     /// connect tracepoint's record of the same call is folded into them.
     verdicts: HashMap<(u32, IpAddr, u16), u64>,
+    /// Names this instance's kernel objects in tamper events.
+    pub tamper: crate::tamper::Judge,
 }
 
 /// How long an egress verdict absorbs the connect tracepoint's record.
@@ -97,6 +99,7 @@ impl Pipeline {
             resolver_stop: Arc::new(AtomicBool::new(false)),
             next_id: 0,
             verdicts: HashMap::new(),
+            tamper: crate::tamper::Judge::default(),
         }
     }
 
@@ -194,7 +197,7 @@ impl Pipeline {
         }
     }
 
-    fn base(
+    pub(crate) fn base(
         &mut self,
         h: &events::Header,
         kind: &'static str,
@@ -224,7 +227,7 @@ impl Pipeline {
 
     /// One kernel record in, at most one event out.
     pub fn handle(&mut self, raw: Raw) -> Option<Event> {
-        let mut ev = match raw {
+        let ev = match raw {
             Raw::Exec(e) => self.on_exec(&e),
             Raw::Fork(e) => {
                 self.table.on_fork(e.hdr.pid, e.child_pid);
@@ -254,9 +257,16 @@ impl Pipeline {
             Raw::Mem(e) => self.on_mem(&e),
             Raw::Egress(e) => self.on_egress(&e),
             Raw::Dns(e) => self.on_dns(&e),
+            Raw::Tamper(e) => self.on_tamper(&e),
         }?;
+        self.finish(ev)
+    }
+
+    /// Numbers, redacts and counts an event. `--command` narrows every kind
+    /// but tampering with bee-trace, which is always shown.
+    pub(crate) fn finish(&mut self, mut ev: Event) -> Option<Event> {
         if let Some(c) = &self.command {
-            if !ev.comm.contains(c.as_str()) {
+            if ev.kind != "tamper" && !ev.comm.contains(c.as_str()) {
                 return None;
             }
         }

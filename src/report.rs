@@ -50,6 +50,8 @@ pub struct Report {
     pub lost: Lost,
     pub notable_events: Vec<Event>,
     pub notable_truncated: bool,
+    /// Whether bee-trace itself was tampered with (src/tamper.rs).
+    pub integrity: crate::tamper::Integrity,
 }
 
 #[derive(Debug, Serialize)]
@@ -122,6 +124,7 @@ pub fn summary_text(r: &Report) -> String {
         r.lost.undecodable,
         r.lost.rate_limited
     );
+    integrity_text(&mut s, &r.integrity);
     let failed: Vec<&ProbeLine> = r.probes.iter().filter(|p| !p.attached).collect();
     if !failed.is_empty() {
         let _ = writeln!(s, "  NOT SEEN: {} probe(s) did not attach:", failed.len());
@@ -136,6 +139,32 @@ pub fn summary_text(r: &Report) -> String {
         }
     }
     s
+}
+
+/// The summary's integrity lines: TAMPERED with each finding, or intact.
+fn integrity_text(s: &mut String, i: &crate::tamper::Integrity) {
+    if !i.tampered {
+        let _ = writeln!(
+            s,
+            "  integrity intact ({} self-checks, {} objects watched)",
+            i.checks, i.objects_watched
+        );
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "  TAMPERED: bee-trace itself was interfered with ({} critical tamper events, {} self-check findings):",
+        i.tamper_events,
+        i.findings.len()
+    );
+    for f in &i.findings {
+        let d = &f.drift;
+        let _ = writeln!(
+            s,
+            "    {} {} {} ({}): {}",
+            f.ts, d.object_type, d.object_id, d.object_name, d.what
+        );
+    }
 }
 
 /// One line for a signal: severity, rule, root, events; escaped for the
@@ -184,6 +213,25 @@ pub fn markdown(r: &Report) -> String {
             "(kernel ring buffers {:?}, queue full {}, undecodable {}, rate-limited {})",
             r.lost.kernel, r.lost.channel, r.lost.undecodable, r.lost.rate_limited
         );
+    }
+    if r.integrity.tampered {
+        let _ = writeln!(
+            s,
+            "\n**TAMPERED**: bee-trace itself was interfered with ({} critical tamper events):\n",
+            r.integrity.tamper_events
+        );
+        for f in &r.integrity.findings {
+            let d = &f.drift;
+            let _ = writeln!(
+                s,
+                "- {} {} {} {}: {}",
+                f.ts,
+                d.object_type,
+                d.object_id,
+                escape::markdown(&d.object_name),
+                escape::markdown(&d.what)
+            );
+        }
     }
     let failed: Vec<&ProbeLine> = r.probes.iter().filter(|p| !p.attached).collect();
     if !failed.is_empty() {
@@ -274,6 +322,7 @@ fn notable_md(s: &mut String, r: &Report) {
                 ..
             } => format!("{kind} {target_comm}[{target_pid}] ({result})"),
             Detail::Process { kind, argv, .. } => format!("{kind} {}", argv.join(" ")),
+            Detail::Tamper { .. } => crate::output::tamper_text(&e.detail),
         };
         let lineage: Vec<String> = e
             .ancestors
@@ -319,6 +368,7 @@ mod tests {
             lost: Lost::default(),
             notable_events: notable,
             notable_truncated: false,
+            integrity: Default::default(),
         }
     }
 

@@ -29,8 +29,11 @@ mod process_skel {
 mod egress_skel {
     include!(concat!(env!("OUT_DIR"), "/egress.skel.rs"));
 }
+mod guard;
 use egress_skel::{EgressSkel, EgressSkelBuilder};
 use file_skel::{FileSkel, FileSkelBuilder};
+pub use guard::LinkBaseline;
+use guard::TamperSkel;
 use mem_skel::{MemSkel, MemSkelBuilder};
 use net_skel::{NetSkel, NetSkelBuilder};
 use process_skel::{ProcessSkel, ProcessSkelBuilder};
@@ -41,6 +44,8 @@ pub enum Family {
     File,
     Network,
     Memory,
+    /// What is done to bee-trace itself (always runs).
+    Tamper,
 }
 
 impl Family {
@@ -50,6 +55,7 @@ impl Family {
             Family::File => "file",
             Family::Network => "network",
             Family::Memory => "memory",
+            Family::Tamper => "tamper",
         }
     }
 }
@@ -148,9 +154,11 @@ pub struct Sensors {
     net: Option<NetSkel<'static>>,
     mem: Option<MemSkel<'static>>,
     egress: Option<EgressSkel<'static>>,
+    tamper: Option<TamperSkel<'static>>,
     /// Where the egress programs are attached (the cgroup v2 root).
     pub cgroup_root: Option<std::path::PathBuf>,
-    links: Vec<Link>,
+    /// Each link with the index of its probe in `status`.
+    links: Vec<(usize, Link)>,
     pub status: Vec<ProbeStatus>,
     pub hooks: Vec<HookChoice>,
 }
@@ -179,12 +187,13 @@ fn attach_one(
     family: Family,
     name: &str,
     prog: &libbpf_rs::ProgramMut<'_>,
-    links: &mut Vec<Link>,
+    links: &mut Vec<(usize, Link)>,
     status: &mut Vec<ProbeStatus>,
 ) {
+    let at = status.len();
     let outcome = prog
         .attach()
-        .map(|l| links.push(l))
+        .map(|l| links.push((at, l)))
         .map_err(|e| explain(&e));
     status.push(ProbeStatus {
         family,
@@ -246,6 +255,7 @@ impl Sensors {
             net: None,
             mem: None,
             egress: None,
+            tamper: None,
             cgroup_root: None,
             links: Vec::new(),
             status: Vec::new(),
@@ -398,6 +408,8 @@ impl Sensors {
             );
             s.start_egress(self_tgid);
         }
+        // Last, so it can be told about every object the others made.
+        s.start_tamper(self_tgid, hooks);
         s
     }
 
@@ -446,7 +458,9 @@ impl Sensors {
         PROBING.store(false, std::sync::atomic::Ordering::Relaxed);
         match outcome {
             Ok((skel, links, names)) => {
-                self.links.extend(links);
+                let at = self.status.len();
+                self.links
+                    .extend(links.into_iter().enumerate().map(|(i, l)| (at + i, l)));
                 for probe in names {
                     self.status.push(ProbeStatus {
                         family,
@@ -515,9 +529,10 @@ impl Sensors {
             &skel.progs.egress_sendmsg6,
             &skel.progs.egress_dns,
         ]) {
+            let at = self.status.len();
             let outcome = prog
                 .attach_cgroup(fd)
-                .map(|l| self.links.push(l))
+                .map(|l| self.links.push((at, l)))
                 .map_err(|e| explain(&e));
             self.status.push(ProbeStatus {
                 family: Family::Network,
@@ -659,6 +674,12 @@ impl Sensors {
                 map: MapHandle::try_from(&s.maps.mem_events)?,
             });
         }
+        if let Some(map) = self.tamper_ring() {
+            out.push(RingSource {
+                family: Family::Tamper,
+                map,
+            });
+        }
         Ok(out)
     }
 
@@ -695,6 +716,9 @@ impl Sensors {
             out.push((Family::Memory, sum(&s.maps.mem_lost)));
         } else if let Some(s) = &self.file {
             out.push((Family::Memory, sum(&s.maps.mem_lost)));
+        }
+        if let Some(m) = self.tamper_lost() {
+            out.push((Family::Tamper, sum(m)));
         }
         out
     }

@@ -260,6 +260,13 @@ impl Redactor {
                 }
             }
             Detail::Memory { target_comm, .. } => *target_comm = self.comm(target_comm),
+            Detail::Tamper {
+                object_name, found, ..
+            } => {
+                for t in [object_name, found].into_iter().flatten() {
+                    *t = self.text(t);
+                }
+            }
         }
     }
 }
