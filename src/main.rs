@@ -20,6 +20,7 @@ mod redact;
 mod report;
 mod rules;
 mod sensors;
+mod sink;
 mod sys;
 mod tamper;
 mod watchdog;
@@ -39,9 +40,10 @@ use crossbeam_channel::RecvTimeoutError;
 use cli::{Cli, Command, Hooks, ProbeType, RunArgs};
 use output::Format;
 use pipeline::Pipeline;
-use policy::{Policy, Severity};
+use policy::Policy;
 use report::{Lost, ProbeLine, Report};
 use sensors::{Selection, Sensors};
+use sink::Sink;
 use workers::{Counters, Workers};
 
 /// How long records wait to be put in kernel-time order (see `Reorder`).
@@ -297,10 +299,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     let recorder = match &args.record {
         Some(p) => {
             let f = outfile::open(p, true, access).context("cannot create the record file")?;
-            Some(
-                record::Recorder::create(f, key.clone(), &started)
-                    .with_context(|| format!("cannot write the record file {}", p.display()))?,
-            )
+            Some(record::Recorder::create(f, key.clone(), &started, p))
         }
         None => None,
     };
@@ -312,9 +311,9 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     let stream_fd = out_file
         .as_ref()
         .map_or(libc::STDOUT_FILENO, std::os::fd::AsRawFd::as_raw_fd);
-    let out: Box<dyn Write> = match out_file {
-        Some(f) => Box::new(BufWriter::new(f)),
-        None => Box::new(BufWriter::new(std::io::stdout())),
+    let out = match (out_file, &args.output) {
+        (Some(f), Some(p)) => sink::Lines::new(Box::new(f), format!("events to {}", p.display())),
+        _ => sink::Lines::new(Box::new(std::io::stdout()), "events to standard output"),
     };
     let report_json = args
         .report_json
@@ -455,21 +454,15 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     pipeline.resolve_rule_domains(stop_workers.clone());
     let mut reorder = pipeline::Reorder::new(REORDER_DELAY_NS);
     let deadline = args.duration.map(|d| started_at + Duration::from_secs(d));
-    let mut sink = Sink {
+    let mut sink = Sink::new(
         out,
         format,
-        flush_each: args.output.is_none(),
-        notable: Vec::new(),
-        notable_truncated: false,
-        rate: RateLimit::new(max_rate),
-        write_error: None,
-        last_flush: Instant::now(),
+        args.output.is_none(),
+        max_rate,
         signer,
         recorder,
-        engine: rules::Engine::new(rule_set),
-        signals: Vec::new(),
-        signals_truncated: false,
-    };
+        rules::Engine::new(rule_set),
+    );
 
     loop {
         if STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -567,12 +560,14 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         channel: counters.channel_full.load(Ordering::Relaxed),
         undecodable: counters.undecodable.load(Ordering::Relaxed),
         rate_limited: sink.rate.dropped,
+        unwritten: sink.out.lost,
+        unrecorded: sink.record_lost(),
     };
     let report = Report {
         tool: "bee-trace",
         version: env!("CARGO_PKG_VERSION"),
-        signals: std::mem::take(&mut sink.signals),
-        signals_truncated: sink.signals_truncated,
+        signals_truncated: sink.signals.truncated(),
+        signals: sink.signals.take(),
         started,
         ended: sys::rfc3339(unix_now_ns()),
         duration_secs: started_at.elapsed().as_secs_f64(),
@@ -599,8 +594,8 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         total_events: pipeline.stats.total(),
         filtered: pipeline.stats.filtered,
         lost,
-        notable_events: std::mem::take(&mut sink.notable),
-        notable_truncated: sink.notable_truncated,
+        notable_truncated: sink.notable.truncated(),
+        notable_events: sink.notable.take(),
         integrity: guard.integrity.clone(),
     };
     eprint!("{}", report::summary_text(&report));
@@ -618,8 +613,19 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     // Programs are detached: the decoys can go, then the pins.
     drop(canaries);
     drop(armed);
-    if let Some(e) = sink.write_error.take() {
-        return Err(e).context("writing events failed; some events were not written");
+    if let Some(e) = sink.encode_error.take() {
+        return Err(e).context("an event could not be encoded; it was not written");
+    }
+    let unwritten = sink.out.lost + sink.record_lost();
+    if let Some(e) = sink
+        .out
+        .error
+        .take()
+        .or_else(|| sink.recorder.as_mut().and_then(|r| r.out.error.take()))
+    {
+        return Err(e).context(format!(
+            "writing events failed: {unwritten} lines were not written (see the summary)"
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -801,162 +807,4 @@ fn unix_now_ns() -> i128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i128)
         .unwrap_or(0)
-}
-
-/// Where judged events go: the event stream, and the notable ones kept for
-/// the reports.
-struct Sink {
-    out: Box<dyn Write>,
-    format: Format,
-    flush_each: bool,
-    notable: Vec<output::Event>,
-    notable_truncated: bool,
-    rate: RateLimit,
-    write_error: Option<std::io::Error>,
-    last_flush: Instant,
-    signer: Option<evidence::Signer>,
-    recorder: Option<record::Recorder>,
-    engine: rules::Engine,
-    signals: Vec<rules::Signal>,
-    signals_truncated: bool,
-}
-
-/// Under constant load the output is still flushed this often, so a reader
-/// of --output never waits longer for an event.
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
-
-impl Sink {
-    fn deliver(&mut self, ev: output::Event) {
-        // One serialisation serves the record, the NDJSON stream and its
-        // signature.
-        let obj = match serde_json::to_string(&ev) {
-            Ok(o) => o,
-            Err(e) => {
-                self.note(Err(std::io::Error::other(e)));
-                return;
-            }
-        };
-        // The record and the rules see everything, even what the rate limit
-        // holds back, and see it as the record stores it.
-        if let Some(r) = &mut self.recorder {
-            let written = r.line(&obj);
-            self.note(written);
-        }
-        let signals = match serde_json::to_value(&ev) {
-            Ok(v) => self.engine.push(&v),
-            Err(_) => Vec::new(),
-        };
-        if self.rate.admit() {
-            self.write(&obj, || output::human(&ev));
-            if self.flush_each
-                || ev.severity >= Severity::High
-                || self.last_flush.elapsed() >= FLUSH_EVERY
-            {
-                self.flush();
-            }
-        }
-        if ev.severity >= Severity::Warning {
-            if self.notable.len() < report::MAX_REPORTED {
-                self.notable.push(ev);
-            } else {
-                self.notable_truncated = true;
-            }
-        }
-        for g in signals {
-            self.signal(g);
-        }
-    }
-
-    /// A rule matched: written at once (never rate-limited), kept for the
-    /// summary and reports.
-    fn signal(&mut self, g: rules::Signal) {
-        match serde_json::to_string(&g) {
-            Ok(obj) => self.write(&obj, || output::signal_human(&g)),
-            Err(e) => self.note(Err(std::io::Error::other(e))),
-        }
-        self.flush();
-        if self.signals.len() < report::MAX_REPORTED {
-            self.signals.push(g);
-        } else {
-            self.signals_truncated = true;
-        }
-    }
-
-    /// Writes one record of the event stream: signed, NDJSON, or the human
-    /// line. `obj` is its JSON object.
-    fn write(&mut self, obj: &str, human: impl FnOnce() -> String) {
-        let written = if self.signer.is_none() && self.format == Format::Human {
-            writeln!(self.out, "{}", human())
-        } else {
-            writeln!(self.out, "{}", evidence::line(&mut self.signer, obj))
-        };
-        self.note(written);
-    }
-
-    /// Keeps the first write error, reported at the end of the run.
-    fn note(&mut self, r: std::io::Result<()>) {
-        if let Err(e) = r {
-            self.write_error.get_or_insert(e);
-        }
-    }
-
-    /// Ends a signed stream with its seal.
-    fn seal(&mut self) {
-        if let Some(s) = &mut self.signer {
-            let line = s.seal();
-            let written = writeln!(self.out, "{line}");
-            self.note(written);
-        }
-        if let Some(r) = &mut self.recorder {
-            let finished = r.finish();
-            self.note(finished);
-        }
-        self.flush();
-    }
-
-    fn flush(&mut self) {
-        self.last_flush = Instant::now();
-        let flushed = self.out.flush();
-        self.note(flushed);
-        if let Some(r) = &mut self.recorder {
-            let flushed = r.flush();
-            self.note(flushed);
-        }
-    }
-}
-
-/// performance.max_events_per_second, counted per wall-clock second.
-struct RateLimit {
-    max: u64,
-    window: Instant,
-    used: u64,
-    dropped: u64,
-}
-
-impl RateLimit {
-    fn new(max: u64) -> RateLimit {
-        RateLimit {
-            max,
-            window: Instant::now(),
-            used: 0,
-            dropped: 0,
-        }
-    }
-
-    fn admit(&mut self) -> bool {
-        if self.max == 0 {
-            return true;
-        }
-        if self.window.elapsed() >= Duration::from_secs(1) {
-            self.window = Instant::now();
-            self.used = 0;
-        }
-        if self.used < self.max {
-            self.used += 1;
-            true
-        } else {
-            self.dropped += 1;
-            false
-        }
-    }
 }

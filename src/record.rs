@@ -3,7 +3,6 @@
 //! the rules later. Signed like the event stream when a key is given.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::evidence::Signer;
@@ -13,15 +12,15 @@ use crate::evidence::Signer;
 pub const SCHEMA: u32 = 1;
 
 pub struct Recorder {
-    out: BufWriter<File>,
+    pub out: crate::sink::Lines,
     signer: Option<Signer>,
 }
 
 impl Recorder {
     /// Writes the header to `file` (opened by `outfile::open`).
-    pub fn create(file: File, key: Option<Vec<u8>>, started: &str) -> std::io::Result<Recorder> {
+    pub fn create(file: File, key: Option<Vec<u8>>, started: &str, path: &Path) -> Recorder {
         let mut r = Recorder {
-            out: BufWriter::new(file),
+            out: crate::sink::Lines::new(Box::new(file), format!("the record {}", path.display())),
             signer: key.map(Signer::new),
         };
         let header = serde_json::json!({
@@ -31,24 +30,25 @@ impl Recorder {
             "version": env!("CARGO_PKG_VERSION"),
             "started": started,
         });
-        r.line(&header.to_string())?;
-        Ok(r)
+        r.line(&header.to_string());
+        r
     }
 
     /// Writes one record: `obj` is the event's JSON object.
-    pub fn line(&mut self, obj: &str) -> std::io::Result<()> {
-        writeln!(self.out, "{}", crate::evidence::line(&mut self.signer, obj))
+    pub fn line(&mut self, obj: &str) {
+        let line = crate::evidence::line(&mut self.signer, obj);
+        self.out.line(&line);
     }
 
-    pub fn flush(&mut self) -> std::io::Result<()> {
+    pub fn flush(&mut self) {
         self.out.flush()
     }
 
     /// Seals a signed record and flushes.
-    pub fn finish(&mut self) -> std::io::Result<()> {
+    pub fn finish(&mut self) {
         if let Some(s) = &mut self.signer {
             let seal = s.seal();
-            writeln!(self.out, "{seal}")?;
+            self.out.line(&seal);
         }
         self.out.flush()
     }

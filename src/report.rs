@@ -23,11 +23,21 @@ pub struct Lost {
     pub undecodable: u64,
     /// Events over performance.max_events_per_second, not written.
     pub rate_limited: u64,
+    /// Events and signals the event stream could not take (disk full, a
+    /// write error).
+    pub unwritten: u64,
+    /// Lines the --record file could not take.
+    pub unrecorded: u64,
 }
 
 impl Lost {
+    /// Events that did not reach the event stream.
     pub fn total(&self) -> u64 {
-        self.kernel.values().sum::<u64>() + self.channel + self.undecodable + self.rate_limited
+        self.kernel.values().sum::<u64>()
+            + self.channel
+            + self.undecodable
+            + self.rate_limited
+            + self.unwritten
     }
 }
 
@@ -117,12 +127,14 @@ pub fn summary_text(r: &Report) -> String {
         .collect();
     let _ = writeln!(
         s,
-        "  lost     {} (kernel ring buffers: {}; queue full: {}; undecodable: {}; rate-limited: {})",
+        "  lost     {} (kernel ring buffers: {}; queue full: {}; undecodable: {}; rate-limited: {}; not written: {}; not recorded: {})",
         r.lost.total(),
         kernel.join(" "),
         r.lost.channel,
         r.lost.undecodable,
-        r.lost.rate_limited
+        r.lost.rate_limited,
+        r.lost.unwritten,
+        r.lost.unrecorded
     );
     integrity_text(&mut s, &r.integrity);
     let failed: Vec<&ProbeLine> = r.probes.iter().filter(|p| !p.attached).collect();
@@ -207,11 +219,16 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     let _ = writeln!(s, "\nLost events: **{}**", r.lost.total());
-    if r.lost.total() > 0 {
+    if r.lost.total() + r.lost.unrecorded > 0 {
         let _ = writeln!(
             s,
-            "(kernel ring buffers {:?}, queue full {}, undecodable {}, rate-limited {})",
-            r.lost.kernel, r.lost.channel, r.lost.undecodable, r.lost.rate_limited
+            "(kernel ring buffers {:?}, queue full {}, undecodable {}, rate-limited {}, not written {}, not recorded {})",
+            r.lost.kernel,
+            r.lost.channel,
+            r.lost.undecodable,
+            r.lost.rate_limited,
+            r.lost.unwritten,
+            r.lost.unrecorded
         );
     }
     if r.integrity.tampered {
