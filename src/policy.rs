@@ -46,11 +46,10 @@ impl fmt::Display for Severity {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("cannot read policy file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] crate::input::InputError),
+    #[error("invalid policy file {path}: it is not UTF-8 text")]
+    NotText { path: PathBuf },
     #[error("invalid policy file {path}: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("invalid policy file {path}: {field}: {message}")]
@@ -707,12 +706,13 @@ impl Policy {
     }
 
     /// Reads `path` and merges it over the default: lists extend the
-    /// default's, scalars replace them.
+    /// default's, scalars replace them. The file must be a regular file
+    /// that only root can change (see `input`).
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-            path: path.into(),
-            source,
-        })?;
+        use crate::input::{read_regular, Trust, POLICY_MAX};
+        let bytes = read_regular(path, POLICY_MAX, "policy file", Trust::Owner)?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| PolicyError::NotText { path: path.into() })?;
         Policy::from_yaml(&text, path)
     }
 

@@ -3,7 +3,7 @@
 //! column and what was expected.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use globset::{GlobBuilder, GlobMatcher};
 use pest::iterators::Pair;
@@ -794,40 +794,54 @@ pub struct Source {
 
 /// The built-in pack, then every `*.yml`/`*.yaml` file of `dir` in name
 /// order. Names of rules, lists and macros are global; a duplicate is an
-/// error.
+/// error. The directory and its files must be ones only root can change
+/// (see `input`); each file is opened through the directory's fd.
 pub fn load(dir: Option<&Path>) -> Result<RuleSet, RuleError> {
     let mut sources = vec![Source {
         name: "built-in rules".into(),
         text: super::BUILTIN.to_string(),
     }];
     if let Some(d) = dir {
-        let err = |m: String| RuleError {
-            file: d.display().to_string(),
-            line: 0,
-            col: 0,
-            message: m,
-        };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(d)
-            .map_err(|e| err(format!("cannot read the rules directory: {e}")))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
-            .collect();
-        files.sort();
-        for f in files {
-            let text = std::fs::read_to_string(&f).map_err(|e| RuleError {
-                file: f.display().to_string(),
-                line: 0,
-                col: 0,
-                message: format!("cannot read: {e}"),
-            })?;
-            sources.push(Source {
-                name: f.display().to_string(),
-                text,
-            });
-        }
+        sources.extend(read_dir_sources(d)?);
     }
     compile(&sources)
+}
+
+fn read_dir_sources(d: &Path) -> Result<Vec<Source>, RuleError> {
+    use crate::input::{open_dir, open_in, read_bounded, Trust, RULES_MAX};
+    let err = |file: &Path, m: String| RuleError {
+        file: file.display().to_string(),
+        line: 0,
+        col: 0,
+        message: m,
+    };
+    let dir = open_dir(d, "rules directory").map_err(|e| err(d, e.to_string()))?;
+    // Listed through the checked fd, not by name again.
+    let listing = format!("/proc/self/fd/{}", std::os::unix::io::AsRawFd::as_raw_fd(&dir));
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(listing)
+        .map_err(|e| err(d, format!("cannot read the rules directory: {e}")))?
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| {
+            let n = Path::new(n);
+            n.extension().is_some_and(|x| x == "yml" || x == "yaml")
+        })
+        .collect();
+    names.sort();
+    let mut sources = Vec::new();
+    for n in names {
+        let f = d.join(&n);
+        let (file, meta) =
+            open_in(&dir, &n, &f, "rule file", Trust::Owner).map_err(|e| err(&f, e.to_string()))?;
+        let bytes = read_bounded(file, &meta, &f, RULES_MAX, "rule file")
+            .map_err(|e| err(&f, e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|_| err(&f, "not UTF-8 text".into()))?;
+        sources.push(Source {
+            name: f.display().to_string(),
+            text,
+        });
+    }
+    Ok(sources)
 }
 
 pub fn compile(sources: &[Source]) -> Result<RuleSet, RuleError> {
