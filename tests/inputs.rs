@@ -1,7 +1,7 @@
 //! The files bee-trace is told to read, for real: a device, a FIFO, a file
 //! another user can change, or a rule nested past the parser's bound is
 //! refused at once with a message naming it, never read forever, waited on,
-//! or trusted.
+//! trusted, or allowed to abort the process.
 
 mod common;
 
@@ -173,4 +173,25 @@ fn a_policy_another_user_can_change_is_refused() {
     // after its one second).
     let (status, err) = outcome(&[os("--config"), cfg.as_os_str(), os("--duration"), os("1")]);
     assert!(status.success(), "a trusted policy was refused: {err}");
+}
+
+#[test]
+fn a_rule_nested_thousands_deep_is_refused_not_an_abort() {
+    let s = Scratch::new("inputs-nesting");
+    // Depths where the parser's own stack limit is not yet reached (the
+    // old code then overflowed its stack building the tree), and past it.
+    let cases = [("not(", ")", 500), ("not(", ")", 1000), ("not ", "", 2000), ("not(", ")", 10_000)];
+    for (open, close, n) in cases {
+        let rules = s.path(&format!("rules-{}-{n}", open.trim()));
+        std::fs::create_dir(&rules).unwrap();
+        let deep = format!(
+            "rules:\n  - name: deep\n    severity: high\n    description: d\n    condition: \"{}has(file){}\"\n",
+            open.repeat(n),
+            close.repeat(n)
+        );
+        std::fs::write(rules.join("deep.yml"), deep).unwrap();
+        let says = ["deep.yml:5:", "nests deeper than 32"];
+        refused(&[os("rules"), os("--list"), os("--rules"), rules.as_os_str()], &says);
+        refused(&[os("--rules"), rules.as_os_str(), os("--duration"), os("1")], &says);
+    }
 }

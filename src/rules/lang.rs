@@ -263,7 +263,69 @@ fn pos(p: &Pair<Rule_>) -> Pos {
     p.as_span().start_pos().line_col()
 }
 
+/// Deepest nesting of brackets and `not`s a condition may have. The parser
+/// and the tree built from it recurse once (several frames) per level, so
+/// an unbounded depth (`not(not(...` ten thousand times) would overflow the
+/// stack and abort bee-trace instead of refusing the rule.
+pub const MAX_NESTING: usize = 32;
+
+/// The position where `text` nests deeper than MAX_NESTING, found without
+/// recursing, before the parser sees it: `(` and `[` open a level, and each
+/// `not` in a row before a level opens adds one (`not not x` nests too).
+fn too_deep(text: &str) -> Option<Pos> {
+    let (mut line, mut col) = (1usize, 0usize);
+    let mut levels: Vec<usize> = Vec::new();
+    let (mut nots, mut word) = (0usize, String::new());
+    let (mut in_string, mut escaped, mut comment) = (false, false, false);
+    for ch in text.chars() {
+        col += 1;
+        if ch == '\n' {
+            (line, col, comment) = (line + 1, 0, false);
+        }
+        if comment {
+            continue;
+        }
+        if in_string {
+            (in_string, escaped) = (escaped || ch != '"', !escaped && ch == '\\');
+            continue;
+        }
+        if ch.is_ascii_alphanumeric() || ch == '_' {
+            word.push(ch);
+            continue;
+        }
+        if !word.is_empty() {
+            nots = if word == "not" { nots + 1 } else { 0 };
+            word.clear();
+        }
+        let depth = levels.last().copied().unwrap_or(0);
+        match ch {
+            '(' | '[' => {
+                levels.push(depth + nots + 1);
+                nots = 0;
+            }
+            ')' | ']' => {
+                levels.pop();
+                nots = 0;
+            }
+            '"' => in_string = true,
+            '#' => comment = true,
+            c if c.is_whitespace() => {}
+            _ => nots = 0,
+        }
+        if levels.last().copied().unwrap_or(0) + nots > MAX_NESTING {
+            return Some((line, col));
+        }
+    }
+    None
+}
+
 fn parse_cond(text: &str) -> Result<Ast, (Pos, String)> {
+    if let Some(p) = too_deep(text) {
+        return Err((
+            p,
+            format!("the condition nests deeper than {MAX_NESTING} levels of brackets and `not`; write it flatter (a macro, or `and`/`or` of simpler parts)"),
+        ));
+    }
     let mut pairs = CondParser::parse(Rule_::condition, text).map_err(|e| {
         let p = match e.line_col {
             pest::error::LineColLocation::Pos(p) | pest::error::LineColLocation::Span(p, _) => p,
@@ -537,11 +599,40 @@ struct Ctx<'a> {
     patterns: Vec<Pattern>,
     /// Macros being expanded (cycle check).
     stack: Vec<String>,
+    /// How deep the tree being built is, macros expanded (MAX_TREE_DEPTH).
+    depth: usize,
+}
+
+/// Deepest tree a condition may compile to once its macros are expanded:
+/// each macro is bounded by MAX_NESTING, but a chain of macros using
+/// macros would otherwise multiply that.
+pub const MAX_TREE_DEPTH: usize = 4 * MAX_NESTING;
+
+/// Runs `f` one level deeper, refusing a tree deeper than MAX_TREE_DEPTH.
+fn deeper<T>(
+    ast: &Ast,
+    cx: &mut Ctx,
+    f: impl FnOnce(&mut Ctx) -> Result<T, CErr>,
+) -> Result<T, CErr> {
+    if cx.depth >= MAX_TREE_DEPTH {
+        return Err((
+            first_pos(ast),
+            format!("with its macros expanded, the condition nests deeper than {MAX_TREE_DEPTH} levels; use fewer macros within macros"),
+        ));
+    }
+    cx.depth += 1;
+    let r = f(cx);
+    cx.depth -= 1;
+    r
 }
 
 type CErr = (Pos, String);
 
 fn trace_level(ast: &Ast, cx: &mut Ctx) -> Result<TracePred, CErr> {
+    deeper(ast, cx, |cx| trace_node(ast, cx))
+}
+
+fn trace_node(ast: &Ast, cx: &mut Ctx) -> Result<TracePred, CErr> {
     Ok(match ast {
         Ast::Or(v) => TracePred::Or(
             v.iter()
@@ -596,12 +687,16 @@ fn first_pos(a: &Ast) -> Pos {
     }
 }
 
-/// A macro used as a step of `then` becomes its body.
-fn expand(a: &Ast, cx: &Ctx) -> Result<Ast, CErr> {
+/// A macro used as a step of `then` becomes its body (a macro that names
+/// itself, however indirectly, is refused as everywhere else).
+fn expand(a: &Ast, cx: &mut Ctx) -> Result<Ast, CErr> {
     match a {
         Ast::Name(n, at) => {
             let body = macro_body(n, *at, cx)?;
-            expand(&body, cx)
+            cx.stack.push(n.clone());
+            let r = deeper(a, cx, |cx| expand(&body, cx));
+            cx.stack.pop();
+            r
         }
         other => Ok(other.clone()),
     }
@@ -627,6 +722,10 @@ fn pattern(kind: &'static str, wh: Option<&Ast>, cx: &mut Ctx) -> Result<usize, 
 }
 
 fn event_level(ast: &Ast, kind: &str, cx: &mut Ctx) -> Result<EvPred, CErr> {
+    deeper(ast, cx, |cx| event_node(ast, kind, cx))
+}
+
+fn event_node(ast: &Ast, kind: &str, cx: &mut Ctx) -> Result<EvPred, CErr> {
     Ok(match ast {
         Ast::Or(v) => EvPred::Or(
             v.iter()
@@ -941,6 +1040,7 @@ pub fn compile(sources: &[Source]) -> Result<RuleSet, RuleError> {
                 macros: &macros,
                 patterns: Vec::new(),
                 stack: Vec::new(),
+                depth: 0,
             };
             let cond =
                 trace_level(&ast, &mut cx).map_err(|(p, m)| located(s, &r.condition, p, m))?;
@@ -1034,6 +1134,46 @@ mod tests {
             name: "t.yml".into(),
             text: yaml.into(),
         }])
+    }
+
+    fn rule_with(condition: &str, macros: &str) -> String {
+        format!("macros:\n{macros}rules:\n  - name: r\n    severity: high\n    description: d\n    condition: \"{condition}\"\n")
+    }
+
+    #[test]
+    fn nesting_is_bounded_before_the_parser_recurses() {
+        // 31 brackets and has( are 32 levels: accepted; one more is not.
+        let ok = format!("{}has(file){}", "(".repeat(31), ")".repeat(31));
+        one(&rule_with(&ok, "  {}\n")).unwrap();
+        let deep = format!("{}has(file){}", "(".repeat(32), ")".repeat(32));
+        let e = one(&rule_with(&deep, "  {}\n")).unwrap_err();
+        assert!(e.message.contains("nests deeper than 32"), "{e}");
+        assert_eq!((e.line, e.col), (7, 52), "{e}");
+        // `not` counts, with brackets or without; strings and comments not.
+        for deep in [
+            format!("{}has(file){}", "not(".repeat(5000), ")".repeat(5000)),
+            format!("{}has(file)", "not ".repeat(5000)),
+            format!("has(file).where(path in {}1{})", "[".repeat(100), "]".repeat(100)),
+        ] {
+            let e = one(&rule_with(&deep, "  {}\n")).unwrap_err();
+            assert!(e.message.contains("nests deeper than 32"), "{e}");
+        }
+        let quoted = format!("has(file).where(path == \\\"{}\\\")", "(".repeat(100));
+        one(&rule_with(&quoted, "  {}\n")).unwrap();
+        assert_eq!(too_deep("nothing and note and not_x"), None);
+    }
+
+    #[test]
+    fn macros_within_macros_are_bounded_and_cycles_through_then_refused() {
+        let mut macros = String::from("  m0: has(file)\n");
+        for i in 1..100 {
+            let body = format!("{}m{}{}", "not(".repeat(15), i - 1, ")".repeat(15));
+            macros.push_str(&format!("  m{i}: \"{body}\"\n"));
+        }
+        let e = one(&rule_with("has(process) and m99", &macros)).unwrap_err();
+        assert!(e.message.contains("with its macros expanded"), "{e}");
+        let e = one(&rule_with("has(file) then a", "  a: b\n  b: a\n")).unwrap_err();
+        assert!(e.message.contains("refers to itself"), "{e}");
     }
 
     #[test]
