@@ -699,6 +699,11 @@ const DEFAULT_SECRET_ENV: &[&str] = &[
     "*CREDENTIAL*",
 ];
 
+/// Largest performance.event_buffer_size. The queue is allocated whole at
+/// start, one slot per record (about 120 bytes): this bound keeps it near
+/// 128 MiB (16 Mi slots were about 2 GB).
+pub const EVENT_BUFFER_MAX: usize = 1 << 20;
+
 impl Policy {
     /// The embedded default policy.
     pub fn default_policy() -> Policy {
@@ -887,10 +892,10 @@ impl Policy {
             }
         }
         let event_buffer_size = f.performance.event_buffer_size.unwrap_or(65536);
-        if !(64..=16 * 1024 * 1024).contains(&event_buffer_size) {
+        if !(64..=EVENT_BUFFER_MAX).contains(&event_buffer_size) {
             return Err((
                 "performance.event_buffer_size".into(),
-                format!("{event_buffer_size} is outside 64..=16777216"),
+                format!("{event_buffer_size} is outside 64..={EVENT_BUFFER_MAX}: the queue is allocated whole at start"),
             ));
         }
 
@@ -1343,6 +1348,18 @@ mod tests {
             let e = p(yaml).unwrap_err().to_string();
             assert!(e.contains("line"), "{yaml}: {e}");
         }
+    }
+
+    #[test]
+    fn the_event_queue_is_bounded_to_what_its_slots_make_sane() {
+        assert!(p("performance:\n  event_buffer_size: 1048576\n").is_ok());
+        for n in ["1048577", "16777216", "18446744073709551615", "63"] {
+            let e = p(&format!("performance:\n  event_buffer_size: {n}\n")).unwrap_err();
+            assert!(e.to_string().contains("performance.event_buffer_size"), "{e}");
+        }
+        // A slot of the bounded channel holds one Raw and a stamp.
+        let slot = std::mem::size_of::<crate::events::Raw>() + 8;
+        assert!(EVENT_BUFFER_MAX * slot <= 256 << 20, "{slot}-byte slots");
     }
 
     #[test]
