@@ -12,6 +12,7 @@ mod pipeline;
 mod policy;
 mod privs;
 mod proctable;
+mod programs;
 mod record;
 mod redact;
 mod report;

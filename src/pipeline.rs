@@ -14,6 +14,7 @@ use crate::events::{self, InodeKey, Raw};
 use crate::output::{result_text, Detail, Event};
 use crate::policy::{Access, FileRule, Policy, Severity};
 use crate::proctable::ProcTable;
+use crate::programs::{ExeId, Programs};
 
 const FMODE_WRITE: u32 = 0x2;
 const O_ACCMODE: u32 = 0o3;
@@ -66,6 +67,8 @@ pub struct Pipeline {
     /// Recent egress verdicts on connects, by (pid, address, port): the
     /// connect tracepoint's record of the same call is folded into them.
     verdicts: HashMap<(u32, IpAddr, u16), u64>,
+    /// Which executables are the expected programs of file rules.
+    programs: Programs,
 }
 
 /// How long an egress verdict absorbs the connect tracepoint's record.
@@ -97,6 +100,7 @@ impl Pipeline {
             resolver_stop: Arc::new(AtomicBool::new(false)),
             next_id: 0,
             verdicts: HashMap::new(),
+            programs: Programs::default(),
         }
     }
 
@@ -282,7 +286,13 @@ impl Pipeline {
         };
         let argv = events::split_argv(&e.argv, e.argv_len as usize);
         let comm = events::cstr(&e.hdr.comm);
-        self.table.on_exec(e.hdr.pid, e.hdr.ppid, comm, exe);
+        let id = (e.exe_ino != 0).then_some(ExeId {
+            dev: e.exe_dev,
+            ino: e.exe_ino,
+            uid: e.exe_uid,
+            mode: e.exe_mode,
+        });
+        self.table.on_exec(e.hdr.pid, e.hdr.ppid, comm, exe, id);
         if !self.show_process {
             return None;
         }
@@ -365,8 +375,9 @@ impl Pipeline {
                 action: killed.then_some("killed"),
             },
         );
-        let exe_name = ev.exe.rsplit('/').next().unwrap_or("").to_string();
-        if !killed && expected.iter().any(|x| *x == ev.comm || *x == exe_name) {
+        // Expected by the file the process runs, never by its name.
+        let exe_id = self.table.get_or_load(e.hdr.pid).and_then(|p| p.exe_id);
+        if !killed && self.programs.is_expected(&ev.exe, exe_id, &expected) {
             ev.severity = Severity::Info;
         }
         Some(ev)
@@ -801,7 +812,11 @@ mod tests {
                 "ssh",
             ))))
             .unwrap();
-        assert_eq!(ev.severity, Severity::Info, "ssh reading a key is routine");
+        assert_eq!(
+            ev.severity,
+            Severity::Critical,
+            "a process named ssh is not the ssh program"
+        );
         let mut public = file_event(b"id_rsa.pub\0.ssh\0root\0", 3, 1, "cat");
         public.ino = 3;
         assert!(p.handle(Raw::File(Box::new(public))).is_none());
