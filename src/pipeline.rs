@@ -71,6 +71,18 @@ pub struct Pipeline {
     programs: Programs,
 }
 
+/// Does `pid` run one of the programs `names`: by the executable the kernel
+/// ran (see `programs`), never by its comm, which any process can set.
+fn runs_program(table: &mut ProcTable, programs: &mut Programs, pid: u32, names: &[String]) -> bool {
+    if names.is_empty() {
+        return false;
+    }
+    match table.get_or_load(pid) {
+        Some(p) => programs.is_expected(&p.exe, p.exe_id, names),
+        None => false,
+    }
+}
+
 /// How long an egress verdict absorbs the connect tracepoint's record.
 const VERDICT_WINDOW_NS: u64 = 2_000_000_000;
 /// How often the names of network rules are resolved again, and for how long
@@ -375,9 +387,7 @@ impl Pipeline {
                 action: killed.then_some("killed"),
             },
         );
-        // Expected by the file the process runs, never by its name.
-        let exe_id = self.table.get_or_load(e.hdr.pid).and_then(|p| p.exe_id);
-        if !killed && self.programs.is_expected(&ev.exe, exe_id, &expected) {
+        if !killed && runs_program(&mut self.table, &mut self.programs, e.hdr.pid, &expected) {
             ev.severity = Severity::Info;
         }
         Some(ev)
@@ -509,8 +519,8 @@ impl Pipeline {
     }
 
     fn on_mem(&mut self, e: &events::MemEvent) -> Option<Event> {
-        let comm = events::cstr(&e.hdr.comm);
-        if self.policy.exclude_processes.contains(&comm) {
+        let excluded = &self.policy.exclude_processes;
+        if runs_program(&mut self.table, &mut self.programs, e.hdr.pid, excluded) {
             self.stats.filtered += 1;
             return None;
         }
