@@ -141,7 +141,9 @@ pub fn open_dir(path: &Path, what: &'static str) -> Result<File, InputError> {
         },
         _ => open_error(e, path, what),
     })?;
-    let meta = dir.metadata().map_err(|source| read_error(source, path, what))?;
+    let meta = dir
+        .metadata()
+        .map_err(|source| read_error(source, path, what))?;
     check_owner(&meta, path, path, what)?;
     let real = real_path(&dir, path, what)?;
     check_ancestors(&real, path, what)?;
@@ -314,7 +316,8 @@ fn real_path(file: &File, path: &Path, what: &'static str) -> Result<PathBuf, In
 /// one was swapped meanwhile, which is refused too.
 pub fn check_ancestors(real: &Path, path: &Path, what: &'static str) -> Result<(), InputError> {
     for dir in real.ancestors().skip(1) {
-        let meta = std::fs::symlink_metadata(dir).map_err(|source| read_error(source, path, what))?;
+        let meta =
+            std::fs::symlink_metadata(dir).map_err(|source| read_error(source, path, what))?;
         if !meta.is_dir() {
             return Err(InputError::NotDir {
                 what,
@@ -351,7 +354,10 @@ mod tests {
         let d = scratch("regular");
         let f = d.join("a.yml");
         std::fs::write(&f, b"hello").unwrap();
-        assert_eq!(read_regular(&f, 5, "test file", Trust::Data).unwrap(), b"hello");
+        assert_eq!(
+            read_regular(&f, 5, "test file", Trust::Data).unwrap(),
+            b"hello"
+        );
         let e = read_regular(&f, 4, "test file", Trust::Data).unwrap_err();
         assert!(matches!(e, InputError::TooLarge { max: 4, .. }), "{e}");
         assert!(e.to_string().contains("larger than 4 bytes"), "{e}");
@@ -360,9 +366,16 @@ mod tests {
 
     #[test]
     fn refuses_devices_fifos_and_directories_without_blocking() {
-        let e = read_regular(Path::new("/dev/zero"), 1 << 20, "test file", Trust::Data).unwrap_err();
+        let e =
+            read_regular(Path::new("/dev/zero"), 1 << 20, "test file", Trust::Data).unwrap_err();
         assert!(
-            matches!(e, InputError::NotRegular { kind: "a character device", .. }),
+            matches!(
+                e,
+                InputError::NotRegular {
+                    kind: "a character device",
+                    ..
+                }
+            ),
             "{e}"
         );
         let d = scratch("fifo");
@@ -372,9 +385,21 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         // No writer: a blocking open would hang here forever.
         let e = read_regular(&fifo, 1 << 20, "test file", Trust::Data).unwrap_err();
-        assert!(matches!(e, InputError::NotRegular { kind: "a FIFO", .. }), "{e}");
+        assert!(
+            matches!(e, InputError::NotRegular { kind: "a FIFO", .. }),
+            "{e}"
+        );
         let e = read_regular(&d, 1 << 20, "test file", Trust::Data).unwrap_err();
-        assert!(matches!(e, InputError::NotRegular { kind: "a directory", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                InputError::NotRegular {
+                    kind: "a directory",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -441,11 +466,26 @@ mod tests {
         std::fs::write(d.join("a.yml"), b"rules: []\n").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", d.join("b.yml")).unwrap();
         let dir = open_dir(&d, "rules directory").unwrap();
-        let (f, m) = open_in(&dir, OsStr::new("a.yml"), &d.join("a.yml"), "rule file", Trust::Owner)
-            .unwrap();
-        assert_eq!(read_bounded(f, &m, &d, 100, "rule file").unwrap(), b"rules: []\n");
-        let e = open_in(&dir, OsStr::new("b.yml"), &d.join("b.yml"), "rule file", Trust::Owner)
-            .unwrap_err();
+        let (f, m) = open_in(
+            &dir,
+            OsStr::new("a.yml"),
+            &d.join("a.yml"),
+            "rule file",
+            Trust::Owner,
+        )
+        .unwrap();
+        assert_eq!(
+            read_bounded(f, &m, &d, 100, "rule file").unwrap(),
+            b"rules: []\n"
+        );
+        let e = open_in(
+            &dir,
+            OsStr::new("b.yml"),
+            &d.join("b.yml"),
+            "rule file",
+            Trust::Owner,
+        )
+        .unwrap_err();
         assert!(matches!(e, InputError::Symlink { .. }), "{e}");
         let e = open_dir(&d.join("a.yml"), "rules directory").unwrap_err();
         assert!(matches!(e, InputError::NotDir { .. }), "{e}");

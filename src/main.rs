@@ -250,8 +250,12 @@ fn replay(
 fn verify(file: &Path, key: &Path) -> Result<ExitCode> {
     let key = evidence::read_key(key)?;
     let bytes = input::read_regular(file, input::LOG_MAX, "signed log", input::Trust::Data)?;
-    let text = String::from_utf8(bytes)
-        .with_context(|| format!("{} is not UTF-8 text: not a log bee-trace wrote", file.display()))?;
+    let text = String::from_utf8(bytes).with_context(|| {
+        format!(
+            "{} is not UTF-8 text: not a log bee-trace wrote",
+            file.display()
+        )
+    })?;
     match evidence::verify(&text, &key) {
         Ok(n) => {
             println!("OK: {} records, sealed, signatures valid", n);

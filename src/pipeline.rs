@@ -73,7 +73,12 @@ pub struct Pipeline {
 
 /// Does `pid` run one of the programs `names`: by the executable the kernel
 /// ran (see `programs`), never by its comm, which any process can set.
-fn runs_program(table: &mut ProcTable, programs: &mut Programs, pid: u32, names: &[String]) -> bool {
+fn runs_program(
+    table: &mut ProcTable,
+    programs: &mut Programs,
+    pid: u32,
+    names: &[String],
+) -> bool {
     if names.is_empty() {
         return false;
     }

@@ -1355,7 +1355,10 @@ mod tests {
         assert!(p("performance:\n  event_buffer_size: 1048576\n").is_ok());
         for n in ["1048577", "16777216", "18446744073709551615", "63"] {
             let e = p(&format!("performance:\n  event_buffer_size: {n}\n")).unwrap_err();
-            assert!(e.to_string().contains("performance.event_buffer_size"), "{e}");
+            assert!(
+                e.to_string().contains("performance.event_buffer_size"),
+                "{e}"
+            );
         }
         // A slot of the bounded channel holds one Raw and a stamp.
         let slot = std::mem::size_of::<crate::events::Raw>() + 8;

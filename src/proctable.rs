@@ -185,7 +185,13 @@ mod tests {
         let mut t = ProcTable::default();
         t.on_exec(100_000_001, 1, "bash".into(), "/bin/bash".into(), None);
         t.on_fork(100_000_001, 100_000_002);
-        t.on_exec(100_000_002, 100_000_001, "sh".into(), "/bin/sh".into(), None);
+        t.on_exec(
+            100_000_002,
+            100_000_001,
+            "sh".into(),
+            "/bin/sh".into(),
+            None,
+        );
         t.on_fork(100_000_002, 100_000_003);
         let a = t.ancestors(100_000_002);
         assert_eq!(

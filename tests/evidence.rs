@@ -10,8 +10,8 @@ use common::*;
 
 /// A key file as bee-trace accepts one: readable by its owner only.
 fn write_key(path: &std::path::Path, key: &[u8]) {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

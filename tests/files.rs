@@ -201,7 +201,10 @@ fn an_expected_program_is_known_by_its_executable_not_its_name() {
         );
         evs
     };
-    for (pid, what, comm) in [(copy, "cat copied as ssh", "ssh"), (renamed, "python renamed ssh-agent", "ssh-agent")] {
+    for (pid, what, comm) in [
+        (copy, "cat copied as ssh", "ssh"),
+        (renamed, "python renamed ssh-agent", "ssh-agent"),
+    ] {
         for e in of(pid, what) {
             assert_eq!(e["comm"], comm, "{what}: {e}");
             assert_eq!(e["severity"], "critical", "{what}: a name lowered it: {e}");
@@ -209,6 +212,9 @@ fn an_expected_program_is_known_by_its_executable_not_its_name() {
     }
     for e in of(real, "ssh-keygen") {
         assert_eq!(e["exe"], "/usr/bin/ssh-keygen", "{e}");
-        assert_eq!(e["severity"], "info", "the real ssh-keygen is expected: {e}");
+        assert_eq!(
+            e["severity"], "info",
+            "the real ssh-keygen is expected: {e}"
+        );
     }
 }

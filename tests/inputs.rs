@@ -84,7 +84,11 @@ fn os(s: &str) -> &std::ffi::OsStr {
 fn mkfifo(p: &Path) {
     let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
     // SAFETY: c is a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {p:?}");
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+        0,
+        "mkfifo {p:?}"
+    );
 }
 
 fn chmod(p: &Path, mode: u32) {
@@ -180,7 +184,12 @@ fn a_rule_nested_thousands_deep_is_refused_not_an_abort() {
     let s = Scratch::new("inputs-nesting");
     // Depths where the parser's own stack limit is not yet reached (the
     // old code then overflowed its stack building the tree), and past it.
-    let cases = [("not(", ")", 500), ("not(", ")", 1000), ("not ", "", 2000), ("not(", ")", 10_000)];
+    let cases = [
+        ("not(", ")", 500),
+        ("not(", ")", 1000),
+        ("not ", "", 2000),
+        ("not(", ")", 10_000),
+    ];
     for (open, close, n) in cases {
         let rules = s.path(&format!("rules-{}-{n}", open.trim()));
         std::fs::create_dir(&rules).unwrap();
@@ -191,7 +200,13 @@ fn a_rule_nested_thousands_deep_is_refused_not_an_abort() {
         );
         std::fs::write(rules.join("deep.yml"), deep).unwrap();
         let says = ["deep.yml:5:", "nests deeper than 32"];
-        refused(&[os("rules"), os("--list"), os("--rules"), rules.as_os_str()], &says);
-        refused(&[os("--rules"), rules.as_os_str(), os("--duration"), os("1")], &says);
+        refused(
+            &[os("rules"), os("--list"), os("--rules"), rules.as_os_str()],
+            &says,
+        );
+        refused(
+            &[os("--rules"), rules.as_os_str(), os("--duration"), os("1")],
+            &says,
+        );
     }
 }

@@ -156,13 +156,18 @@ fn a_process_named_like_an_excluded_program_or_a_debugger_is_neither() {
             .into_iter()
             .find(|e| e["kind"] == "ptrace" && e["comm"] == name)
             .unwrap_or_else(|| {
-                panic!("{name}: the attach was not reported:\n{}", describe(&events))
+                panic!(
+                    "{name}: the attach was not reported:\n{}",
+                    describe(&events)
+                )
             });
         assert_eq!(attach["severity"], "critical", "{attach}");
         assert!(
             events.iter().any(|g| g["type"] == "signal"
                 && g["rule"] == "ptrace-attach-to-another-program"
-                && g["events"].as_array().is_some_and(|v| v.contains(&attach["id"]))),
+                && g["events"]
+                    .as_array()
+                    .is_some_and(|v| v.contains(&attach["id"]))),
             "{name}: the attach raised no signal:\n{}",
             describe(&events)
         );

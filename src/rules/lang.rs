@@ -916,7 +916,10 @@ fn read_dir_sources(d: &Path) -> Result<Vec<Source>, RuleError> {
     };
     let dir = open_dir(d, "rules directory").map_err(|e| err(d, e.to_string()))?;
     // Listed through the checked fd, not by name again.
-    let listing = format!("/proc/self/fd/{}", std::os::unix::io::AsRawFd::as_raw_fd(&dir));
+    let listing = format!(
+        "/proc/self/fd/{}",
+        std::os::unix::io::AsRawFd::as_raw_fd(&dir)
+    );
     let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(listing)
         .map_err(|e| err(d, format!("cannot read the rules directory: {e}")))?
         .flatten()
@@ -1153,7 +1156,11 @@ mod tests {
         for deep in [
             format!("{}has(file){}", "not(".repeat(5000), ")".repeat(5000)),
             format!("{}has(file)", "not ".repeat(5000)),
-            format!("has(file).where(path in {}1{})", "[".repeat(100), "]".repeat(100)),
+            format!(
+                "has(file).where(path in {}1{})",
+                "[".repeat(100),
+                "]".repeat(100)
+            ),
         ] {
             let e = one(&rule_with(&deep, "  {}\n")).unwrap_err();
             assert!(e.message.contains("nests deeper than 32"), "{e}");
