@@ -314,7 +314,7 @@ fn real_path(file: &File, path: &Path, what: &'static str) -> Result<PathBuf, In
 /// Checks every directory above `real` up to /, each by lstat: `real` is
 /// the kernel's name for an open file, so none of them is a link unless
 /// one was swapped meanwhile, which is refused too.
-pub fn check_ancestors(real: &Path, path: &Path, what: &'static str) -> Result<(), InputError> {
+fn check_ancestors(real: &Path, path: &Path, what: &'static str) -> Result<(), InputError> {
     for dir in real.ancestors().skip(1) {
         let meta =
             std::fs::symlink_metadata(dir).map_err(|source| read_error(source, path, what))?;

@@ -175,3 +175,32 @@ impl<R: Read> BoundedLines<R> {
         Ok(Some(buf))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(tag: &str, text: &[u8]) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("bee-trace-record-{tag}-{}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_events_a_bounded_line_at_a_time() {
+        let head = "{\"type\":\"record\",\"schema\":1}\n";
+        let ev = "{\"type\":\"file\",\"id\":1,\"ts\":\"2026-01-01T00:00:00Z\"}";
+        let p = file("ok", format!("{head}{ev}\n\n{ev}").as_bytes());
+        assert_eq!(read(&p).unwrap().len(), 2);
+        std::fs::remove_file(&p).unwrap();
+
+        let long = format!("{head}{}\n", "x".repeat(LINE_MAX + 1));
+        let p = file("long", long.as_bytes());
+        let e = read(&p).unwrap_err();
+        assert!(matches!(e, ReadError::LongLine(_, 2)), "{e}");
+        std::fs::remove_file(&p).unwrap();
+
+        let e = read(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("a character device"), "{e}");
+    }
+}
