@@ -76,7 +76,7 @@ fn a_signed_stream_verifies_and_tampering_is_found() {
     let lines: Vec<&str> = text.lines().collect();
     let file_line = lines
         .iter()
-        .position(|l| l.contains("\"type\":\"file\""))
+        .position(|l| l.contains("\"type\":\"file\"") && l.contains("id_ed25519"))
         .unwrap();
     let tampered = s.path("tampered.ndjson");
 
