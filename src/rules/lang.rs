@@ -10,6 +10,7 @@ use pest::iterators::Pair;
 use pest::Parser;
 use serde::Deserialize;
 
+use super::depth::{too_deep, MAX_NESTING, MAX_TREE_DEPTH};
 use crate::policy::Severity;
 
 mod parser {
@@ -257,66 +258,10 @@ enum Val {
 }
 
 /// (line, column) inside the condition text, from 1.
-type Pos = (usize, usize);
+pub(super) type Pos = (usize, usize);
 
 fn pos(p: &Pair<Rule_>) -> Pos {
     p.as_span().start_pos().line_col()
-}
-
-/// Deepest nesting of brackets and `not`s a condition may have. The parser
-/// and the tree built from it recurse once (several frames) per level, so
-/// an unbounded depth (`not(not(...` ten thousand times) would overflow the
-/// stack and abort bee-trace instead of refusing the rule.
-pub const MAX_NESTING: usize = 32;
-
-/// The position where `text` nests deeper than MAX_NESTING, found without
-/// recursing, before the parser sees it: `(` and `[` open a level, and each
-/// `not` in a row before a level opens adds one (`not not x` nests too).
-fn too_deep(text: &str) -> Option<Pos> {
-    let (mut line, mut col) = (1usize, 0usize);
-    let mut levels: Vec<usize> = Vec::new();
-    let (mut nots, mut word) = (0usize, String::new());
-    let (mut in_string, mut escaped, mut comment) = (false, false, false);
-    for ch in text.chars() {
-        col += 1;
-        if ch == '\n' {
-            (line, col, comment) = (line + 1, 0, false);
-        }
-        if comment {
-            continue;
-        }
-        if in_string {
-            (in_string, escaped) = (escaped || ch != '"', !escaped && ch == '\\');
-            continue;
-        }
-        if ch.is_ascii_alphanumeric() || ch == '_' {
-            word.push(ch);
-            continue;
-        }
-        if !word.is_empty() {
-            nots = if word == "not" { nots + 1 } else { 0 };
-            word.clear();
-        }
-        let depth = levels.last().copied().unwrap_or(0);
-        match ch {
-            '(' | '[' => {
-                levels.push(depth + nots + 1);
-                nots = 0;
-            }
-            ')' | ']' => {
-                levels.pop();
-                nots = 0;
-            }
-            '"' => in_string = true,
-            '#' => comment = true,
-            c if c.is_whitespace() => {}
-            _ => nots = 0,
-        }
-        if levels.last().copied().unwrap_or(0) + nots > MAX_NESTING {
-            return Some((line, col));
-        }
-    }
-    None
 }
 
 fn parse_cond(text: &str) -> Result<Ast, (Pos, String)> {
@@ -602,11 +547,6 @@ struct Ctx<'a> {
     /// How deep the tree being built is, macros expanded (MAX_TREE_DEPTH).
     depth: usize,
 }
-
-/// Deepest tree a condition may compile to once its macros are expanded:
-/// each macro is bounded by MAX_NESTING, but a chain of macros using
-/// macros would otherwise multiply that.
-pub const MAX_TREE_DEPTH: usize = 4 * MAX_NESTING;
 
 /// Runs `f` one level deeper, refusing a tree deeper than MAX_TREE_DEPTH.
 fn deeper<T>(
@@ -1167,7 +1107,6 @@ mod tests {
         }
         let quoted = format!("has(file).where(path == \\\"{}\\\")", "(".repeat(100));
         one(&rule_with(&quoted, "  {}\n")).unwrap();
-        assert_eq!(too_deep("nothing and note and not_x"), None);
     }
 
     #[test]
