@@ -110,17 +110,35 @@ fn another_process_memory_and_environment_are_reported_with_both_sides() {
     );
 }
 
-/// Names itself argv[1] (prctl PR_SET_NAME), then attaches with ptrace to
-/// the pid in argv[2] and detaches.
+/// In a grandchild of its own, reparented to init (so its events are a
+/// trace of their own: a rule fires once per trace, and other tests run
+/// beside this one), names itself argv[1] (prctl PR_SET_NAME), attaches
+/// with ptrace to the pid in argv[2] and detaches; prints the grandchild's
+/// pid, or "failed".
 const NAMED: &str = r#"
 import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-assert libc.prctl(15, sys.argv[1].encode(), 0, 0, 0) == 0
-pid = int(sys.argv[2])
-libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-assert libc.ptrace(16, pid, None, None) == 0
-os.waitpid(pid, 0)
-assert libc.ptrace(17, pid, None, None) == 0
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.close(r)
+        out = b"failed"
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            assert libc.prctl(15, sys.argv[1].encode(), 0, 0, 0) == 0
+            pid = int(sys.argv[2])
+            libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+            assert libc.ptrace(16, pid, None, None) == 0
+            os.waitpid(pid, 0)
+            assert libc.ptrace(17, pid, None, None) == 0
+            out = str(os.getpid()).encode()
+        finally:
+            os.write(w, out)
+            os._exit(0)
+    os._exit(0)
+os.close(w)
+os.wait()
+print(os.read(r, 64).decode())
 "#;
 
 #[test]
@@ -143,14 +161,17 @@ fn a_process_named_like_an_excluded_program_or_a_debugger_is_neither() {
     // a run of its own (a rule fires once per trace).
     for name in ["gdb", "sleep", "strace"] {
         let mon = Monitor::start(&s.0, &["--config", &cfg]);
-        let mut child = Command::new("/usr/bin/python3")
+        let out = Command::new("/usr/bin/python3")
             .args(["-c", NAMED, name, &vpid])
             .uid(65534)
             .gid(65534)
-            .spawn()
+            .output()
             .unwrap();
-        let pid = child.id();
-        assert!(child.wait().unwrap().success(), "{name}: the attach failed");
+        let said = String::from_utf8_lossy(&out.stdout);
+        let pid: u32 = said
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: the attach failed: {said}"));
         let events = mon.stop();
         let attach = from_pid(&events, "memory", pid)
             .into_iter()
