@@ -54,6 +54,14 @@ struct bt_exec_event {
 	__u16 exe_len;    /* bytes used in exe, see BT_PATH_MASK */
 	__u16 exe_depth;  /* components in exe, leaf first */
 	__u32 exe_flags;  /* BT_PATH_TRUNCATED */
+	/* The executable's inode as the kernel ran it, so that "an expected
+	 * program" is judged by the file and its owner, never by a name:
+	 * dev in the kernel's encoding (major << 20 | minor), uid global. All
+	 * zero when the task has no executable. */
+	__u64 exe_dev;
+	__u64 exe_ino;
+	__u32 exe_uid;
+	__u32 exe_mode;
 	__u8 argv[BT_ARGV_BUF];
 	__u8 exe[BT_PATH_BUF];
 };
@@ -296,7 +304,10 @@ struct bt_file_cfg {
 #define BT_AFFIX_MAX 27
 
 _Static_assert(sizeof(struct bt_header) == 56, "bt_header layout");
-_Static_assert(sizeof(struct bt_exec_event) == 5448, "bt_exec_event layout");
+_Static_assert(sizeof(struct bt_exec_event) == 5472, "bt_exec_event layout");
+_Static_assert(__builtin_offsetof(struct bt_exec_event, exe_dev) == 72, "bt_exec_event exe_dev");
+_Static_assert(__builtin_offsetof(struct bt_exec_event, exe_mode) == 92, "bt_exec_event exe_mode");
+_Static_assert(__builtin_offsetof(struct bt_exec_event, argv) == 96, "bt_exec_event argv");
 _Static_assert(sizeof(struct bt_fork_event) == 64, "bt_fork_event layout");
 _Static_assert(sizeof(struct bt_exit_event) == 64, "bt_exit_event layout");
 _Static_assert(sizeof(struct bt_file_event) == 4456, "bt_file_event layout");

@@ -58,7 +58,17 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	e->exe_depth = 0;
 	e->exe_flags = BT_PATH_TRUNCATED;
 	e->exe_len = 0;
+	e->exe_dev = 0;
+	e->exe_ino = 0;
+	e->exe_uid = 0;
+	e->exe_mode = 0;
 	if (exe) {
+		struct inode *inode = BPF_CORE_READ(exe, f_inode);
+
+		e->exe_dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		e->exe_ino = BPF_CORE_READ(inode, i_ino);
+		e->exe_uid = BPF_CORE_READ(inode, i_uid.val);
+		e->exe_mode = BPF_CORE_READ(inode, i_mode);
 		struct bt_path_scratch *s =
 			bt_walk_path(BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt),
 				     &off, &e->exe_depth, &e->exe_flags);

@@ -36,7 +36,8 @@ pub enum Command {
         /// List every rule with its severity, tags and description.
         #[arg(long)]
         list: bool,
-        /// Directory of rule files (*.yml) added to the built-in pack.
+        /// Directory of rule files (*.yml) added to the built-in pack; it
+        /// and its files must be root's and not group/world-writable.
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
     },
@@ -63,7 +64,7 @@ pub enum Command {
     Verify {
         /// The signed NDJSON file.
         file: PathBuf,
-        /// The key file it was signed with.
+        /// The key file it was signed with (mode 0600, yours or root's).
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
     },
@@ -110,7 +111,8 @@ pub struct RunArgs {
     pub command: Option<String>,
 
     /// YAML policy merged over the embedded default (see docs/policy.md);
-    /// re-read on SIGHUP.
+    /// re-read on SIGHUP. It must be a regular file that only root can
+    /// change: owned by root, not group/world-writable, nor its directories.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -147,12 +149,13 @@ pub struct RunArgs {
     /// Sign the event stream with the HMAC key in FILE (at least 16 bytes):
     /// every record gets `seq` and a `mac` chained to the previous one, and
     /// the stream ends with a seal record. Needs --format json. Check with
-    /// `bee-trace verify`.
+    /// `bee-trace verify`. The file must be root's, mode 0600 or stricter.
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
 
     /// Directory of rule files (*.yml) added to the built-in rule pack
-    /// (docs/rules.md). Rule matches are written as signals.
+    /// (docs/rules.md). Rule matches are written as signals. The directory
+    /// and its files must be root's and not group/world-writable.
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
 

@@ -65,6 +65,11 @@ pub struct ExecEvent {
     pub exe_len: u16,
     pub exe_depth: u16,
     pub exe_flags: u32,
+    /// The executable's inode as the kernel ran it (kernel dev encoding).
+    pub exe_dev: u64,
+    pub exe_ino: u64,
+    pub exe_uid: u32,
+    pub exe_mode: u32,
     pub argv: [u8; ARGV_BUF],
     pub exe: [u8; PATH_BUF],
 }
@@ -355,7 +360,10 @@ unsafe impl plain::Plain for MemEvent {}
 unsafe impl plain::Plain for TamperEvent {}
 
 const _: () = assert!(size_of::<Header>() == 56);
-const _: () = assert!(size_of::<ExecEvent>() == 5448);
+const _: () = assert!(size_of::<ExecEvent>() == 5472);
+const _: () = assert!(std::mem::offset_of!(ExecEvent, exe_dev) == 72);
+const _: () = assert!(std::mem::offset_of!(ExecEvent, exe_mode) == 92);
+const _: () = assert!(std::mem::offset_of!(ExecEvent, argv) == 96);
 const _: () = assert!(size_of::<ForkEvent>() == 64);
 const _: () = assert!(size_of::<ExitEvent>() == 64);
 const _: () = assert!(size_of::<FileEvent>() == 4456);

@@ -22,35 +22,24 @@ const MAC_FIELD: &str = ",\"mac\":\"";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read the key file {path}: {source}")]
-    Read {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] crate::input::InputError),
     #[error("the key file {0} holds fewer than {KEY_MIN} bytes; use e.g. `head -c 32 /dev/urandom > FILE`")]
     Short(std::path::PathBuf),
 }
 
 /// Reads a key file (its bytes, without a trailing newline). Never logs it.
+/// The file must be regular, at most `input::KEY_MAX` bytes, and neither
+/// changeable nor readable by anyone but root: whoever can read the key can
+/// forge the log.
 pub fn read_key(path: &Path) -> Result<Vec<u8>, KeyError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut key = std::fs::read(path).map_err(|source| KeyError::Read {
-        path: path.into(),
-        source,
-    })?;
+    use crate::input::{read_regular, Trust, KEY_MAX};
+    let mut key = read_regular(path, KEY_MAX, "key file", Trust::Secret)?;
     while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         key.pop();
     }
     if key.len() < KEY_MIN {
         return Err(KeyError::Short(path.into()));
-    }
-    if let Ok(m) = std::fs::metadata(path) {
-        if m.permissions().mode() & 0o077 != 0 {
-            log::warn!(
-                "the key file {} can be read by other users; anyone who can read it can forge the log",
-                path.display()
-            );
-        }
     }
     Ok(key)
 }

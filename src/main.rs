@@ -9,12 +9,14 @@ mod escape;
 mod events;
 mod evidence;
 mod fsafe;
+mod input;
 mod outfile;
 mod output;
 mod pipeline;
 mod policy;
 mod privs;
 mod proctable;
+mod programs;
 mod record;
 mod redact;
 mod report;
@@ -254,8 +256,13 @@ fn replay(
 
 fn verify(file: &Path, key: &Path) -> Result<ExitCode> {
     let key = evidence::read_key(key)?;
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bytes = input::read_regular(file, input::LOG_MAX, "signed log", input::Trust::Data)?;
+    let text = String::from_utf8(bytes).with_context(|| {
+        format!(
+            "{} is not UTF-8 text: not a log bee-trace wrote",
+            file.display()
+        )
+    })?;
     match evidence::verify(&text, &key) {
         Ok(n) => {
             println!("OK: {} records, sealed, signatures valid", n);

@@ -14,6 +14,7 @@ use crate::events::{self, InodeKey, Raw};
 use crate::output::{result_text, Detail, Event};
 use crate::policy::{Access, FileRule, Policy, Severity};
 use crate::proctable::ProcTable;
+use crate::programs::{ExeId, Programs};
 
 const FMODE_WRITE: u32 = 0x2;
 const O_ACCMODE: u32 = 0o3;
@@ -68,6 +69,25 @@ pub struct Pipeline {
     verdicts: HashMap<(u32, IpAddr, u16), u64>,
     /// Names this instance's kernel objects in tamper events.
     pub tamper: crate::tamper::Judge,
+    /// Which executables are the expected programs of file rules.
+    programs: Programs,
+}
+
+/// Does `pid` run one of the programs `names`: by the executable the kernel
+/// ran (see `programs`), never by its comm, which any process can set.
+fn runs_program(
+    table: &mut ProcTable,
+    programs: &mut Programs,
+    pid: u32,
+    names: &[String],
+) -> bool {
+    if names.is_empty() {
+        return false;
+    }
+    match table.get_or_load(pid) {
+        Some(p) => programs.is_expected(&p.exe, p.exe_id, names),
+        None => false,
+    }
 }
 
 /// How long an egress verdict absorbs the connect tracepoint's record.
@@ -100,6 +120,7 @@ impl Pipeline {
             next_id: 0,
             verdicts: HashMap::new(),
             tamper: crate::tamper::Judge::default(),
+            programs: Programs::default(),
         }
     }
 
@@ -292,7 +313,13 @@ impl Pipeline {
         };
         let argv = events::split_argv(&e.argv, e.argv_len as usize);
         let comm = events::cstr(&e.hdr.comm);
-        self.table.on_exec(e.hdr.pid, e.hdr.ppid, comm, exe);
+        let id = (e.exe_ino != 0).then_some(ExeId {
+            dev: e.exe_dev,
+            ino: e.exe_ino,
+            uid: e.exe_uid,
+            mode: e.exe_mode,
+        });
+        self.table.on_exec(e.hdr.pid, e.hdr.ppid, comm, exe, id);
         if !self.show_process {
             return None;
         }
@@ -375,8 +402,7 @@ impl Pipeline {
                 action: killed.then_some("killed"),
             },
         );
-        let exe_name = ev.exe.rsplit('/').next().unwrap_or("").to_string();
-        if !killed && expected.iter().any(|x| *x == ev.comm || *x == exe_name) {
+        if !killed && runs_program(&mut self.table, &mut self.programs, e.hdr.pid, &expected) {
             ev.severity = Severity::Info;
         }
         Some(ev)
@@ -508,8 +534,8 @@ impl Pipeline {
     }
 
     fn on_mem(&mut self, e: &events::MemEvent) -> Option<Event> {
-        let comm = events::cstr(&e.hdr.comm);
-        if self.policy.exclude_processes.contains(&comm) {
+        let excluded = &self.policy.exclude_processes;
+        if runs_program(&mut self.table, &mut self.programs, e.hdr.pid, excluded) {
             self.stats.filtered += 1;
             return None;
         }
@@ -811,7 +837,11 @@ mod tests {
                 "ssh",
             ))))
             .unwrap();
-        assert_eq!(ev.severity, Severity::Info, "ssh reading a key is routine");
+        assert_eq!(
+            ev.severity,
+            Severity::Critical,
+            "a process named ssh is not the ssh program"
+        );
         let mut public = file_event(b"id_rsa.pub\0.ssh\0root\0", 3, 1, "cat");
         public.ino = 3;
         assert!(p.handle(Raw::File(Box::new(public))).is_none());

@@ -46,11 +46,10 @@ impl fmt::Display for Severity {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("cannot read policy file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] crate::input::InputError),
+    #[error("invalid policy file {path}: it is not UTF-8 text")]
+    NotText { path: PathBuf },
     #[error("invalid policy file {path}: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("invalid policy file {path}: {field}: {message}")]
@@ -700,6 +699,11 @@ const DEFAULT_SECRET_ENV: &[&str] = &[
     "*CREDENTIAL*",
 ];
 
+/// Largest performance.event_buffer_size. The queue is allocated whole at
+/// start, one slot per record (about 120 bytes): this bound keeps it near
+/// 128 MiB (16 Mi slots were about 2 GB).
+pub const EVENT_BUFFER_MAX: usize = 1 << 20;
+
 impl Policy {
     /// The embedded default policy.
     pub fn default_policy() -> Policy {
@@ -707,12 +711,13 @@ impl Policy {
     }
 
     /// Reads `path` and merges it over the default: lists extend the
-    /// default's, scalars replace them.
+    /// default's, scalars replace them. The file must be a regular file
+    /// that only root can change (see `input`).
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-            path: path.into(),
-            source,
-        })?;
+        use crate::input::{read_regular, Trust, POLICY_MAX};
+        let bytes = read_regular(path, POLICY_MAX, "policy file", Trust::Owner)?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| PolicyError::NotText { path: path.into() })?;
         Policy::from_yaml(&text, path)
     }
 
@@ -887,10 +892,10 @@ impl Policy {
             }
         }
         let event_buffer_size = f.performance.event_buffer_size.unwrap_or(65536);
-        if !(64..=16 * 1024 * 1024).contains(&event_buffer_size) {
+        if !(64..=EVENT_BUFFER_MAX).contains(&event_buffer_size) {
             return Err((
                 "performance.event_buffer_size".into(),
-                format!("{event_buffer_size} is outside 64..=16777216"),
+                format!("{event_buffer_size} is outside 64..={EVENT_BUFFER_MAX}: the queue is allocated whole at start"),
             ));
         }
 
@@ -1343,6 +1348,21 @@ mod tests {
             let e = p(yaml).unwrap_err().to_string();
             assert!(e.contains("line"), "{yaml}: {e}");
         }
+    }
+
+    #[test]
+    fn the_event_queue_is_bounded_to_what_its_slots_make_sane() {
+        assert!(p("performance:\n  event_buffer_size: 1048576\n").is_ok());
+        for n in ["1048577", "16777216", "18446744073709551615", "63"] {
+            let e = p(&format!("performance:\n  event_buffer_size: {n}\n")).unwrap_err();
+            assert!(
+                e.to_string().contains("performance.event_buffer_size"),
+                "{e}"
+            );
+        }
+        // A slot of the bounded channel holds one Raw and a stamp.
+        let slot = std::mem::size_of::<crate::events::Raw>() + 8;
+        assert!(EVENT_BUFFER_MAX * slot <= 256 << 20, "{slot}-byte slots");
     }
 
     #[test]

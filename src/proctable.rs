@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::programs::ExeId;
+
 /// How long an exited process stays known: events of other families can
 /// arrive after its exit event.
 const LINGER: Duration = Duration::from_secs(30);
@@ -17,6 +19,8 @@ pub struct Proc {
     pub ppid: u32,
     pub comm: String,
     pub exe: String,
+    /// The inode `exe` was when the kernel ran it (see `programs`).
+    pub exe_id: Option<ExeId>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -73,8 +77,16 @@ impl ProcTable {
         self.insert(child, Proc { ppid: parent, ..p });
     }
 
-    pub fn on_exec(&mut self, pid: u32, ppid: u32, comm: String, exe: String) {
-        self.insert(pid, Proc { ppid, comm, exe });
+    pub fn on_exec(&mut self, pid: u32, ppid: u32, comm: String, exe: String, id: Option<ExeId>) {
+        self.insert(
+            pid,
+            Proc {
+                ppid,
+                comm,
+                exe,
+                exe_id: id,
+            },
+        );
     }
 
     pub fn on_exit(&mut self, pid: u32) {
@@ -136,7 +148,12 @@ fn read_proc(pid: u32) -> Option<Proc> {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
         .map(|p| crate::escape::decode_path(&p))
         .unwrap_or_default();
-    Some(Proc { ppid, comm, exe })
+    Some(Proc {
+        ppid,
+        comm,
+        exe,
+        exe_id: ExeId::of_pid(pid),
+    })
 }
 
 /// (comm, ppid) from a /proc/<pid>/stat line. comm may hold spaces and
@@ -167,9 +184,15 @@ mod tests {
     #[test]
     fn ancestry_follows_forks_and_execs() {
         let mut t = ProcTable::default();
-        t.on_exec(100_000_001, 1, "bash".into(), "/bin/bash".into());
+        t.on_exec(100_000_001, 1, "bash".into(), "/bin/bash".into(), None);
         t.on_fork(100_000_001, 100_000_002);
-        t.on_exec(100_000_002, 100_000_001, "sh".into(), "/bin/sh".into());
+        t.on_exec(
+            100_000_002,
+            100_000_001,
+            "sh".into(),
+            "/bin/sh".into(),
+            None,
+        );
         t.on_fork(100_000_002, 100_000_003);
         let a = t.ancestors(100_000_002);
         assert_eq!(

@@ -3,6 +3,7 @@
 //! the rules later. Signed like the event stream when a key is given.
 
 use std::fs::File;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use crate::evidence::Signer;
@@ -57,6 +58,8 @@ impl Recorder {
 /// Why a record cannot be replayed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     #[error("cannot read {0}: {1}")]
     Io(String, std::io::Error),
     #[error("{0}: line 1 is not a bee-trace record header")]
@@ -65,17 +68,30 @@ pub enum ReadError {
     Schema(String, u64),
     #[error("{0}: line {1}: {2}")]
     Line(String, usize, String),
+    #[error("{0}: line {1} is longer than {LINE_MAX} bytes: not a record bee-trace wrote")]
+    LongLine(String, usize),
+    #[error("{0} is larger than {max} bytes, the most bee-trace replays", max = crate::input::LOG_MAX)]
+    TooLarge(String),
 }
 
+/// Longest record line read (an event is a few KiB at most).
+pub const LINE_MAX: usize = 1 << 20;
+
 /// Reads a record: its events in order (the header and any seal skipped;
-/// `seq`/`mac` fields are left in place and ignored by the rules).
+/// `seq`/`mac` fields are left in place and ignored by the rules). The
+/// file must be a regular file; it is read a bounded line at a time.
 pub fn read(path: &Path) -> Result<Vec<serde_json::Value>, ReadError> {
+    use crate::input::{open_regular, Trust, LOG_MAX};
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ReadError::Io(name.clone(), e))?;
-    let mut lines = text.lines().enumerate();
+    let (file, meta) = open_regular(path, "record", Trust::Data)?;
+    if meta.len() > LOG_MAX {
+        return Err(ReadError::TooLarge(name));
+    }
+    let mut lines = BoundedLines::new(file.take(LOG_MAX + 1));
     let header: serde_json::Value = lines
-        .next()
-        .and_then(|(_, l)| serde_json::from_str(l).ok())
+        .next_line()
+        .map_err(|e| e.named(&name))?
+        .and_then(|l| serde_json::from_slice(&l).ok())
         .ok_or_else(|| ReadError::NoHeader(name.clone()))?;
     if header["type"] != "record" {
         return Err(ReadError::NoHeader(name));
@@ -85,23 +101,107 @@ pub fn read(path: &Path) -> Result<Vec<serde_json::Value>, ReadError> {
         return Err(ReadError::Schema(name, schema));
     }
     let mut out = Vec::new();
-    for (i, l) in lines {
-        if l.trim().is_empty() {
+    while let Some(l) = lines.next_line().map_err(|e| e.named(&name))? {
+        let n = lines.number;
+        if l.trim_ascii().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(l)
-            .map_err(|e| ReadError::Line(name.clone(), i + 1, e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_slice(&l)
+            .map_err(|e| ReadError::Line(name.clone(), n, e.to_string()))?;
         if v["type"] == "seal" {
             continue;
         }
         if !v["type"].is_string() || !v["id"].is_u64() || !v["ts"].is_string() {
             return Err(ReadError::Line(
                 name,
-                i + 1,
+                n,
                 "not an event (type, id and ts are required)".into(),
             ));
         }
         out.push(v);
     }
     Ok(out)
+}
+
+/// Lines of a reader, each at most LINE_MAX bytes, the whole at most what
+/// the reader's `take` allows.
+struct BoundedLines<R> {
+    inner: std::io::BufReader<std::io::Take<R>>,
+    number: usize,
+}
+
+/// A line that could not be read, before the file is named.
+enum LineError {
+    Io(std::io::Error),
+    Long(usize),
+    TooLarge,
+}
+
+impl LineError {
+    fn named(self, name: &str) -> ReadError {
+        match self {
+            LineError::Io(e) => ReadError::Io(name.into(), e),
+            LineError::Long(n) => ReadError::LongLine(name.into(), n),
+            LineError::TooLarge => ReadError::TooLarge(name.into()),
+        }
+    }
+}
+
+impl<R: Read> BoundedLines<R> {
+    fn new(r: std::io::Take<R>) -> Self {
+        BoundedLines {
+            inner: std::io::BufReader::new(r),
+            number: 0,
+        }
+    }
+
+    fn next_line(&mut self) -> Result<Option<Vec<u8>>, LineError> {
+        let mut buf = Vec::new();
+        let got = (&mut self.inner)
+            .take(LINE_MAX as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(LineError::Io)?;
+        if got == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        } else if buf.len() > LINE_MAX {
+            return Err(LineError::Long(self.number));
+        }
+        if self.inner.get_ref().limit() == 0 {
+            return Err(LineError::TooLarge);
+        }
+        Ok(Some(buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(tag: &str, text: &[u8]) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("bee-trace-record-{tag}-{}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_events_a_bounded_line_at_a_time() {
+        let head = "{\"type\":\"record\",\"schema\":1}\n";
+        let ev = "{\"type\":\"file\",\"id\":1,\"ts\":\"2026-01-01T00:00:00Z\"}";
+        let p = file("ok", format!("{head}{ev}\n\n{ev}").as_bytes());
+        assert_eq!(read(&p).unwrap().len(), 2);
+        std::fs::remove_file(&p).unwrap();
+
+        let long = format!("{head}{}\n", "x".repeat(LINE_MAX + 1));
+        let p = file("long", long.as_bytes());
+        let e = read(&p).unwrap_err();
+        assert!(matches!(e, ReadError::LongLine(_, 2)), "{e}");
+        std::fs::remove_file(&p).unwrap();
+
+        let e = read(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("a character device"), "{e}");
+    }
 }

@@ -8,6 +8,19 @@ use std::process::Command;
 
 use common::*;
 
+/// A key file as bee-trace accepts one: readable by its owner only.
+fn write_key(path: &std::path::Path, key: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(key))
+        .unwrap();
+}
+
 fn verify(file: &std::path::Path, key: &std::path::Path) -> (bool, String) {
     let out = Command::new(BIN)
         .arg("verify")
@@ -29,7 +42,7 @@ fn a_signed_stream_verifies_and_tampering_is_found() {
     }
     let s = Scratch::new("evidence");
     let key = s.path("sign.key");
-    std::fs::write(&key, b"test-key-0123456789abcdef-0123456789\n").unwrap();
+    write_key(&key, b"test-key-0123456789abcdef-0123456789\n");
     let secret = s.path("home/.ssh/id_ed25519");
     std::fs::create_dir_all(secret.parent().unwrap()).unwrap();
     std::fs::write(&secret, "planted").unwrap();
@@ -63,7 +76,7 @@ fn a_signed_stream_verifies_and_tampering_is_found() {
     let lines: Vec<&str> = text.lines().collect();
     let file_line = lines
         .iter()
-        .position(|l| l.contains("\"type\":\"file\""))
+        .position(|l| l.contains("\"type\":\"file\"") && l.contains("id_ed25519"))
         .unwrap();
     let tampered = s.path("tampered.ndjson");
 
@@ -87,7 +100,7 @@ fn a_signed_stream_verifies_and_tampering_is_found() {
 
     // The wrong key.
     let other = s.path("other.key");
-    std::fs::write(&other, b"another-key-0123456789abcdef").unwrap();
+    write_key(&other, b"another-key-0123456789abcdef");
     let (ok, out) = verify(&stream, &other);
     assert!(!ok && out.contains("record 1"), "{out}");
 
@@ -117,7 +130,7 @@ fn a_signed_stream_verifies_and_tampering_is_found() {
 fn signing_needs_json_and_a_real_key() {
     let s = Scratch::new("evidence-args");
     let short = s.path("short.key");
-    std::fs::write(&short, b"short").unwrap();
+    write_key(&short, b"short");
     let out = Command::new(BIN)
         .args(["--format", "json", "--sign-key"])
         .arg(&short)
@@ -127,7 +140,7 @@ fn signing_needs_json_and_a_real_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("fewer than 16 bytes"), "{err}");
     let key = s.path("ok.key");
-    std::fs::write(&key, b"0123456789abcdef0123").unwrap();
+    write_key(&key, b"0123456789abcdef0123");
     let out = Command::new(BIN)
         .args(["--format", "human", "--sign-key"])
         .arg(&key)
@@ -144,7 +157,7 @@ fn a_record_holds_every_event_after_its_schema_header_signed_too() {
     }
     let s = Scratch::new("record");
     let key = s.path("k");
-    std::fs::write(&key, b"record-key-0123456789abcdef").unwrap();
+    write_key(&key, b"record-key-0123456789abcdef");
     let rec = s.path("run.record");
     let secret = s.path("home/.aws/credentials");
     std::fs::create_dir_all(secret.parent().unwrap()).unwrap();

@@ -144,3 +144,77 @@ fn write_open_of_a_protected_file_is_a_write() {
         "file_monitor prints no process events"
     );
 }
+
+#[test]
+fn an_expected_program_is_known_by_its_executable_not_its_name() {
+    if !root_or_skip("an_expected_program_is_known_by_its_executable_not_its_name") {
+        return;
+    }
+    use std::os::unix::fs::{chown, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    let nobody = |c: &mut Command| -> u32 { run(c.uid(65534).gid(65534)) };
+    let s = Scratch::new("expected");
+    let home = s.path("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let key = home.join(".ssh/id_rsa");
+    std::fs::write(&key, "-----BEGIN OPENSSH PRIVATE KEY----- planted\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let bin = s.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for p in [&home, &home.join(".ssh"), &key, &bin] {
+        chown(p, Some(65534), Some(65534)).unwrap();
+    }
+    // The attacker's own copy of cat, named ssh.
+    let st = Command::new("cp")
+        .arg("/bin/cat")
+        .arg(bin.join("ssh"))
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cp as nobody");
+    let cfg = s.path("policy.yml");
+    let key_s = key.to_str().unwrap();
+    std::fs::write(&cfg, format!("files:\n  watch_read: [\"{key_s}\"]\n")).unwrap();
+
+    let mon = Monitor::start(&s.0, &["--config", cfg.to_str().unwrap()]);
+    let copy = nobody(Command::new(bin.join("ssh")).arg(&key));
+    let renamed = nobody(Command::new("/usr/bin/python3").args([
+        "-c",
+        "import ctypes,sys; ctypes.CDLL(None).prctl(15, b'ssh-agent', 0, 0, 0); open(sys.argv[1], 'rb').read()",
+        key_s,
+    ]));
+    // The real ssh-keygen (openssh-client) reading the same key.
+    let real = nobody(Command::new("/usr/bin/ssh-keygen").args(["-y", "-P", "", "-f", key_s]));
+    let events = mon.stop();
+
+    let of = |pid: u32, what: &str| -> Vec<serde_json::Value> {
+        let evs: Vec<_> = from_pid(&events, "file", pid)
+            .into_iter()
+            .filter(|e| e["path"] == key_s)
+            .cloned()
+            .collect();
+        assert!(
+            !evs.is_empty(),
+            "{what}: no read of the key from pid {pid}:\n{}",
+            describe(&events)
+        );
+        evs
+    };
+    for (pid, what, comm) in [
+        (copy, "cat copied as ssh", "ssh"),
+        (renamed, "python renamed ssh-agent", "ssh-agent"),
+    ] {
+        for e in of(pid, what) {
+            assert_eq!(e["comm"], comm, "{what}: {e}");
+            assert_eq!(e["severity"], "critical", "{what}: a name lowered it: {e}");
+        }
+    }
+    for e in of(real, "ssh-keygen") {
+        assert_eq!(e["exe"], "/usr/bin/ssh-keygen", "{e}");
+        assert_eq!(
+            e["severity"], "info",
+            "the real ssh-keygen is expected: {e}"
+        );
+    }
+}

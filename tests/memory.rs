@@ -109,3 +109,90 @@ fn another_process_memory_and_environment_are_reported_with_both_sides() {
         "the planted token's value leaked into an output"
     );
 }
+
+/// In a grandchild of its own, reparented to init (so its events are a
+/// trace of their own: a rule fires once per trace, and other tests run
+/// beside this one), names itself argv[1] (prctl PR_SET_NAME), attaches
+/// with ptrace to the pid in argv[2] and detaches; prints the grandchild's
+/// pid, or "failed".
+const NAMED: &str = r#"
+import ctypes, os, sys
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.close(r)
+        out = b"failed"
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            assert libc.prctl(15, sys.argv[1].encode(), 0, 0, 0) == 0
+            pid = int(sys.argv[2])
+            libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+            assert libc.ptrace(16, pid, None, None) == 0
+            os.waitpid(pid, 0)
+            assert libc.ptrace(17, pid, None, None) == 0
+            out = str(os.getpid()).encode()
+        finally:
+            os.write(w, out)
+            os._exit(0)
+    os._exit(0)
+os.close(w)
+os.wait()
+print(os.read(r, 64).decode())
+"#;
+
+#[test]
+fn a_process_named_like_an_excluded_program_or_a_debugger_is_neither() {
+    if !root_or_skip("a_process_named_like_an_excluded_program_or_a_debugger_is_neither") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let s = Scratch::new("mem-named");
+    let cfg = write_policy(&s, "memory:\n  exclude_processes: [\"gdb\"]\n");
+    let mut victim = Command::new("sleep")
+        .arg("60")
+        .uid(65534)
+        .gid(65534)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let vpid = victim.id().to_string();
+    // Excluded by the policy, the target's own name, a debugger's: each in
+    // a run of its own (a rule fires once per trace).
+    for name in ["gdb", "sleep", "strace"] {
+        let mon = Monitor::start(&s.0, &["--config", &cfg]);
+        let out = Command::new("/usr/bin/python3")
+            .args(["-c", NAMED, name, &vpid])
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        let pid: u32 = said
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: the attach failed: {said}"));
+        let events = mon.stop();
+        let attach = from_pid(&events, "memory", pid)
+            .into_iter()
+            .find(|e| e["kind"] == "ptrace" && e["comm"] == name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name}: the attach was not reported:\n{}",
+                    describe(&events)
+                )
+            });
+        assert_eq!(attach["severity"], "critical", "{attach}");
+        assert!(
+            events.iter().any(|g| g["type"] == "signal"
+                && g["rule"] == "ptrace-attach-to-another-program"
+                && g["events"]
+                    .as_array()
+                    .is_some_and(|v| v.contains(&attach["id"]))),
+            "{name}: the attach raised no signal:\n{}",
+            describe(&events)
+        );
+    }
+    let _ = victim.kill();
+    let _ = victim.wait();
+}

@@ -3,13 +3,14 @@
 //! column and what was expected.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use globset::{GlobBuilder, GlobMatcher};
 use pest::iterators::Pair;
 use pest::Parser;
 use serde::Deserialize;
 
+use super::depth::{too_deep, MAX_NESTING, MAX_TREE_DEPTH};
 use crate::policy::Severity;
 
 mod parser {
@@ -257,13 +258,19 @@ enum Val {
 }
 
 /// (line, column) inside the condition text, from 1.
-type Pos = (usize, usize);
+pub(super) type Pos = (usize, usize);
 
 fn pos(p: &Pair<Rule_>) -> Pos {
     p.as_span().start_pos().line_col()
 }
 
 fn parse_cond(text: &str) -> Result<Ast, (Pos, String)> {
+    if let Some(p) = too_deep(text) {
+        return Err((
+            p,
+            format!("the condition nests deeper than {MAX_NESTING} levels of brackets and `not`; write it flatter (a macro, or `and`/`or` of simpler parts)"),
+        ));
+    }
     let mut pairs = CondParser::parse(Rule_::condition, text).map_err(|e| {
         let p = match e.line_col {
             pest::error::LineColLocation::Pos(p) | pest::error::LineColLocation::Span(p, _) => p,
@@ -537,11 +544,35 @@ struct Ctx<'a> {
     patterns: Vec<Pattern>,
     /// Macros being expanded (cycle check).
     stack: Vec<String>,
+    /// How deep the tree being built is, macros expanded (MAX_TREE_DEPTH).
+    depth: usize,
+}
+
+/// Runs `f` one level deeper, refusing a tree deeper than MAX_TREE_DEPTH.
+fn deeper<T>(
+    ast: &Ast,
+    cx: &mut Ctx,
+    f: impl FnOnce(&mut Ctx) -> Result<T, CErr>,
+) -> Result<T, CErr> {
+    if cx.depth >= MAX_TREE_DEPTH {
+        return Err((
+            first_pos(ast),
+            format!("with its macros expanded, the condition nests deeper than {MAX_TREE_DEPTH} levels; use fewer macros within macros"),
+        ));
+    }
+    cx.depth += 1;
+    let r = f(cx);
+    cx.depth -= 1;
+    r
 }
 
 type CErr = (Pos, String);
 
 fn trace_level(ast: &Ast, cx: &mut Ctx) -> Result<TracePred, CErr> {
+    deeper(ast, cx, |cx| trace_node(ast, cx))
+}
+
+fn trace_node(ast: &Ast, cx: &mut Ctx) -> Result<TracePred, CErr> {
     Ok(match ast {
         Ast::Or(v) => TracePred::Or(
             v.iter()
@@ -596,12 +627,16 @@ fn first_pos(a: &Ast) -> Pos {
     }
 }
 
-/// A macro used as a step of `then` becomes its body.
-fn expand(a: &Ast, cx: &Ctx) -> Result<Ast, CErr> {
+/// A macro used as a step of `then` becomes its body (a macro that names
+/// itself, however indirectly, is refused as everywhere else).
+fn expand(a: &Ast, cx: &mut Ctx) -> Result<Ast, CErr> {
     match a {
         Ast::Name(n, at) => {
             let body = macro_body(n, *at, cx)?;
-            expand(&body, cx)
+            cx.stack.push(n.clone());
+            let r = deeper(a, cx, |cx| expand(&body, cx));
+            cx.stack.pop();
+            r
         }
         other => Ok(other.clone()),
     }
@@ -627,6 +662,10 @@ fn pattern(kind: &'static str, wh: Option<&Ast>, cx: &mut Ctx) -> Result<usize, 
 }
 
 fn event_level(ast: &Ast, kind: &str, cx: &mut Ctx) -> Result<EvPred, CErr> {
+    deeper(ast, cx, |cx| event_node(ast, kind, cx))
+}
+
+fn event_node(ast: &Ast, kind: &str, cx: &mut Ctx) -> Result<EvPred, CErr> {
     Ok(match ast {
         Ast::Or(v) => EvPred::Or(
             v.iter()
@@ -794,40 +833,57 @@ pub struct Source {
 
 /// The built-in pack, then every `*.yml`/`*.yaml` file of `dir` in name
 /// order. Names of rules, lists and macros are global; a duplicate is an
-/// error.
+/// error. The directory and its files must be ones only root can change
+/// (see `input`); each file is opened through the directory's fd.
 pub fn load(dir: Option<&Path>) -> Result<RuleSet, RuleError> {
     let mut sources = vec![Source {
         name: "built-in rules".into(),
         text: super::BUILTIN.to_string(),
     }];
     if let Some(d) = dir {
-        let err = |m: String| RuleError {
-            file: d.display().to_string(),
-            line: 0,
-            col: 0,
-            message: m,
-        };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(d)
-            .map_err(|e| err(format!("cannot read the rules directory: {e}")))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
-            .collect();
-        files.sort();
-        for f in files {
-            let text = std::fs::read_to_string(&f).map_err(|e| RuleError {
-                file: f.display().to_string(),
-                line: 0,
-                col: 0,
-                message: format!("cannot read: {e}"),
-            })?;
-            sources.push(Source {
-                name: f.display().to_string(),
-                text,
-            });
-        }
+        sources.extend(read_dir_sources(d)?);
     }
     compile(&sources)
+}
+
+fn read_dir_sources(d: &Path) -> Result<Vec<Source>, RuleError> {
+    use crate::input::{open_dir, open_in, read_bounded, Trust, RULES_MAX};
+    let err = |file: &Path, m: String| RuleError {
+        file: file.display().to_string(),
+        line: 0,
+        col: 0,
+        message: m,
+    };
+    let dir = open_dir(d, "rules directory").map_err(|e| err(d, e.to_string()))?;
+    // Listed through the checked fd, not by name again.
+    let listing = format!(
+        "/proc/self/fd/{}",
+        std::os::unix::io::AsRawFd::as_raw_fd(&dir)
+    );
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(listing)
+        .map_err(|e| err(d, format!("cannot read the rules directory: {e}")))?
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| {
+            let n = Path::new(n);
+            n.extension().is_some_and(|x| x == "yml" || x == "yaml")
+        })
+        .collect();
+    names.sort();
+    let mut sources = Vec::new();
+    for n in names {
+        let f = d.join(&n);
+        let (file, meta) =
+            open_in(&dir, &n, &f, "rule file", Trust::Owner).map_err(|e| err(&f, e.to_string()))?;
+        let bytes = read_bounded(file, &meta, &f, RULES_MAX, "rule file")
+            .map_err(|e| err(&f, e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|_| err(&f, "not UTF-8 text".into()))?;
+        sources.push(Source {
+            name: f.display().to_string(),
+            text,
+        });
+    }
+    Ok(sources)
 }
 
 pub fn compile(sources: &[Source]) -> Result<RuleSet, RuleError> {
@@ -927,6 +983,7 @@ pub fn compile(sources: &[Source]) -> Result<RuleSet, RuleError> {
                 macros: &macros,
                 patterns: Vec::new(),
                 stack: Vec::new(),
+                depth: 0,
             };
             let cond =
                 trace_level(&ast, &mut cx).map_err(|(p, m)| located(s, &r.condition, p, m))?;
@@ -1020,6 +1077,49 @@ mod tests {
             name: "t.yml".into(),
             text: yaml.into(),
         }])
+    }
+
+    fn rule_with(condition: &str, macros: &str) -> String {
+        format!("macros:\n{macros}rules:\n  - name: r\n    severity: high\n    description: d\n    condition: \"{condition}\"\n")
+    }
+
+    #[test]
+    fn nesting_is_bounded_before_the_parser_recurses() {
+        // 31 brackets and has( are 32 levels: accepted; one more is not.
+        let ok = format!("{}has(file){}", "(".repeat(31), ")".repeat(31));
+        one(&rule_with(&ok, "  {}\n")).unwrap();
+        let deep = format!("{}has(file){}", "(".repeat(32), ")".repeat(32));
+        let e = one(&rule_with(&deep, "  {}\n")).unwrap_err();
+        assert!(e.message.contains("nests deeper than 32"), "{e}");
+        assert_eq!((e.line, e.col), (7, 52), "{e}");
+        // `not` counts, with brackets or without; strings and comments not.
+        for deep in [
+            format!("{}has(file){}", "not(".repeat(5000), ")".repeat(5000)),
+            format!("{}has(file)", "not ".repeat(5000)),
+            format!(
+                "has(file).where(path in {}1{})",
+                "[".repeat(100),
+                "]".repeat(100)
+            ),
+        ] {
+            let e = one(&rule_with(&deep, "  {}\n")).unwrap_err();
+            assert!(e.message.contains("nests deeper than 32"), "{e}");
+        }
+        let quoted = format!("has(file).where(path == \\\"{}\\\")", "(".repeat(100));
+        one(&rule_with(&quoted, "  {}\n")).unwrap();
+    }
+
+    #[test]
+    fn macros_within_macros_are_bounded_and_cycles_through_then_refused() {
+        let mut macros = String::from("  m0: has(file)\n");
+        for i in 1..100 {
+            let body = format!("{}m{}{}", "not(".repeat(15), i - 1, ")".repeat(15));
+            macros.push_str(&format!("  m{i}: \"{body}\"\n"));
+        }
+        let e = one(&rule_with("has(process) and m99", &macros)).unwrap_err();
+        assert!(e.message.contains("with its macros expanded"), "{e}");
+        let e = one(&rule_with("has(file) then a", "  a: b\n  b: a\n")).unwrap_err();
+        assert!(e.message.contains("refers to itself"), "{e}");
     }
 
     #[test]

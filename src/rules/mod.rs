@@ -5,6 +5,7 @@
 //!
 //! The language is in docs/rules.md; the grammar in grammar.pest.
 
+mod depth;
 mod engine;
 mod lang;
 
