@@ -414,9 +414,8 @@ fn parse_resolver(s: &str) -> Result<IpAddr, String> {
         format!("{s:?} is not an IP address: write a bare address such as 192.0.2.53 or 2001:db8::53 (no port, prefix or zone)")
     })?;
     let ip = ip.to_canonical();
-    let unusable = ip.is_unspecified()
-        || ip.is_multicast()
-        || matches!(ip, IpAddr::V4(a) if a.is_broadcast());
+    let unusable =
+        ip.is_unspecified() || ip.is_multicast() || matches!(ip, IpAddr::V4(a) if a.is_broadcast());
     if unusable {
         return Err(format!(
             "{ip} is not the address of one DNS server (unspecified, multicast or broadcast)"
@@ -1376,7 +1375,10 @@ mod tests {
 
     #[test]
     fn dns_resolvers_are_bare_unicast_addresses() {
-        let pol = p("network:\n  dns_resolvers: [198.51.100.2, \"2001:db8::53\", \"::ffff:192.0.2.53\"]\n").unwrap();
+        let pol = p(
+            "network:\n  dns_resolvers: [198.51.100.2, \"2001:db8::53\", \"::ffff:192.0.2.53\"]\n",
+        )
+        .unwrap();
         let want: Vec<IpAddr> = ["198.51.100.2", "2001:db8::53", "192.0.2.53"]
             .iter()
             .map(|a| a.parse().unwrap())

@@ -99,7 +99,7 @@ fn a_blocked_names_address_is_refused_right_after_the_lookup() {
     let _server = NsServer::start(&ns, SERVER);
     let cfg = write_policy(
         &s,
-        "network:\n  mode: block\n  blocked_domains: [evil.test]\n",
+        "network:\n  mode: block\n  blocked_domains: [evil.test]\n  dns_resolvers: [198.51.100.2]\n",
     );
     let mon = Monitor::start(&s.0, &["--config", &cfg]);
     let (pid, out) = client(&[
@@ -148,7 +148,7 @@ fn a_wildcard_allowlist_entry_admits_the_address_its_lookup_returned() {
         &s,
         // The allowlist covers every process on the host, the DNS server
         // in the namespace too: its answers to the host must be allowed.
-        "network:\n  mode: block\n  allowed_endpoints: [\"*.good.test:18081\", \"198.51.100.2:53\", \"198.51.100.1\"]\n",
+        "network:\n  mode: block\n  allowed_endpoints: [\"*.good.test:18081\", \"198.51.100.2:53\", \"198.51.100.1\"]\n  dns_resolvers: [198.51.100.2]\n",
     );
     let mon = Monitor::start(&s.0, &["--config", &cfg]);
     let (pid, out) = client(&[
