@@ -425,15 +425,14 @@ struct dns_query_key {
 	__u16 family;     /* BT_AF_INET or BT_AF_INET6 */
 	__u16 cport;      /* client port, host byte order */
 	__u16 id;         /* DNS id */
-	__u16 _pad;
+	__u16 qtype;      /* resolvers may send A and AAAA queries with one id */
 };
 
 struct dns_query {
 	__u64 ts; /* boot ns when it left */
 	__u16 qlen;
-	__u16 qtype;
 	__u16 qclass;
-	__u16 _pad;
+	__u32 _pad;
 	__u8 name[BT_DNS_NAME]; /* wire format, lower case, zero-padded */
 };
 
@@ -802,9 +801,9 @@ int egress_dnsq(struct __sk_buff *skb)
 	s->qk.sock = sock;
 	s->qk.cport = pkt_u16(s, l4);
 	s->qk.id = pkt_u16(s, dns);
+	s->qk.qtype = pkt_u16(s, s->st.pos);
 	s->q.ts = bpf_ktime_get_boot_ns();
 	s->q.qlen = s->st.qlen;
-	s->q.qtype = pkt_u16(s, s->st.pos);
 	s->q.qclass = pkt_u16(s, s->st.pos + 2);
 	s->q._pad = 0;
 	if (!copy_name(s, s->q.name))
@@ -826,6 +825,7 @@ static __always_inline bool answers_query(__u64 sock, struct dns_scratch *s, __u
 	s->qk.sock = sock;
 	s->qk.cport = pkt_u16(s, l4 + 2);
 	s->qk.id = pkt_u16(s, dns);
+	s->qk.qtype = pkt_u16(s, s->st.pos);
 	q = bpf_map_lookup_elem(&dns_queries, &s->qk);
 	if (!q)
 		return false;
@@ -833,8 +833,10 @@ static __always_inline bool answers_query(__u64 sock, struct dns_scratch *s, __u
 		bpf_map_delete_elem(&dns_queries, &s->qk);
 		return false;
 	}
-	if (q->qlen != s->st.qlen || q->qtype != pkt_u16(s, s->st.pos) ||
-	    q->qclass != pkt_u16(s, s->st.pos + 2))
+	if (q->qlen != s->st.qlen || q->qclass != pkt_u16(s, s->st.pos + 2))
+		return false;
+	/* Still a resolver: a reload may have dropped it since the query. */
+	if (!(s->qk.family == BT_AF_INET ? is_resolver4(s->qk.server) : is_resolver6(s->qk.server)))
 		return false;
 	a = (const __u64 *)q->name;
 	b = (const __u64 *)s->ev.name;
