@@ -11,6 +11,11 @@
  * names learned from DNS answers) always matches; loopback is otherwise
  * exempt; then blocked ports; then, in allowlist mode, anything without an
  * allow entry (and port) matches BT_RULE_NOT_ALLOWED.
+ *
+ * The DNS programs (cgroup_skb egress for queries, ingress for answers; see
+ * "DNS" below) live in this object too, which makes it long: they fill the
+ * tries judged here, and the sock_addr hooks mark the sockets whose answers
+ * they may learn, so one object shares those maps without pinning them.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
