@@ -546,6 +546,7 @@ impl Sensors {
             );
             0
         });
+        log::debug!("DNS answers are learned for sockets of network namespace cookie {host_netns}");
         let mut open = EgressSkelBuilder::default().open(storage())?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.self_tgid = self_tgid;
