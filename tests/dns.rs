@@ -71,7 +71,8 @@ sys.stdin.read()
 "#;
 
 /// Each argument is `lookup,NAME,TYPE[,SERVER]` (ask SERVER, by default
-/// 198.51.100.2, and print the addresses), `spoof,NAME,ADDR` (have the server
+/// 198.51.100.2, and print the addresses), `both,NAME` (ask for A and AAAA at
+/// once, from one socket with one id), `spoof,NAME,ADDR` (have the server
 /// send this socket an answer nobody asked for; print its addresses) or
 /// `tcp,ADDR` (connect to ADDR:18081 at once). Prints a JSON list of the
 /// outcomes in order.
@@ -94,6 +95,17 @@ def lookup(name, qtype, server):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
     s.connect((server, 53)); s.send(q); r = s.recv(1024); s.close()
     return addrs(r)
+def both(name):
+    # As glibc may: A and AAAA from one socket with one id, both in flight.
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
+    s.connect(("198.51.100.2", 53))
+    for qtype in (1, 28):
+        q = struct.pack("!HHHHHH", 0x4321, 0x0100, 1, 0, 0, 0)
+        for l in name.split("."):
+            q += bytes([len(l)]) + l.encode()
+        s.send(q + b"\0" + struct.pack("!HH", qtype, 1))
+    out = addrs(s.recv(1024)) + addrs(s.recv(1024)); s.close()
+    return sorted(out)
 def spoof(name, addr):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
     s.bind(("198.51.100.1", 0)); s.sendto(f"spoof {name} {addr}".encode(), ("198.51.100.2", 5300))
@@ -104,6 +116,8 @@ for spec in sys.argv[1:]:
     op, *a = spec.split(",")
     if op == "lookup":
         res.append(lookup(a[0], 1 if a[1] == "A" else 28, a[2] if len(a) > 2 else "198.51.100.2"))
+    elif op == "both":
+        res.append(both(a[0]))
     elif op == "spoof":
         res.append(spoof(a[0], a[1]))
     else:
@@ -173,6 +187,29 @@ fn a_blocked_names_address_is_refused_right_after_the_lookup() {
     assert_eq!(good.len(), 1, "{}", describe(&events));
     assert_eq!(good[0]["dns_name"], "good.test");
     assert!(good[0].get("action").is_none());
+}
+
+#[test]
+fn a_and_aaaa_asked_at_once_with_one_id_are_both_learned() {
+    if !root_or_skip("a_and_aaaa_asked_at_once_with_one_id_are_both_learned") {
+        return;
+    }
+    let s = Scratch::new("dns-both");
+    let ns = Netns::new();
+    let _server = NsServer::start(&ns, SERVER);
+    let cfg = write_policy(
+        &s,
+        "network:\n  mode: block\n  blocked_domains: [evil.test]\n  dns_resolvers: [198.51.100.2]\n",
+    );
+    let mon = Monitor::start(&s.0, &["--config", &cfg]);
+    let (_, out) = client(&["both,evil.test", "tcp,198.51.100.3", "tcp,2001:db8:b7::3"]);
+    mon.stop();
+    assert_eq!(
+        out[0],
+        serde_json::json!(["198.51.100.3", "2001:db8:b7::3"])
+    );
+    assert_eq!(out[1], "EPERM", "the A answer was learned: {out:?}");
+    assert_eq!(out[2], "EPERM", "the AAAA answer was learned: {out:?}");
 }
 
 #[test]
