@@ -775,6 +775,13 @@ mod tests {
     }
 
     #[test]
+    fn the_own_namespace_cookie_is_stable() {
+        let c = own_netns_cookie().unwrap();
+        assert_ne!(c, 0);
+        assert_eq!(own_netns_cookie().unwrap(), c);
+    }
+
+    #[test]
     fn too_many_ports_for_one_host_is_an_error() {
         let mut y = String::from("network:\n  allowed_endpoints:\n");
         for port in 1..=8 {
