@@ -493,8 +493,12 @@ struct dns_ctx {
 	struct dns_scratch *s;
 };
 
+/* The mask is kept even where clang can prove it redundant (barrier_var):
+ * the 6.12 verifier loses a header offset's bounds after a comparison and
+ * then refuses the unmasked access. */
 static __always_inline __u8 pkt_u8(const struct dns_scratch *s, __u32 off)
 {
+	barrier_var(off);
 	return s->pkt[off & (BT_DNS_PKT - 1)];
 }
 
