@@ -179,9 +179,10 @@ struct bt_egress_val {
 	__u16 ports[BT_EGRESS_PORTS];
 };
 
-/* A DNS answer seen arriving at a socket on the host (UDP, source port 53):
- * the name asked for, in wire format (length-prefixed labels, lower case),
- * and its A/AAAA records. The header's pid and comm are not the receiver's
+/* A DNS answer the kernel took (UDP, from a resolver's port 53, answering a
+ * query seen leaving the same socket of the host's network namespace; see
+ * egress.bpf.c): the name asked for, in wire format (length-prefixed labels,
+ * lower case), and its A/AAAA records. The header's pid and comm are not the receiver's
  * (the program runs where the packet is delivered) and are zero. */
 #define BT_DNS_NAME 128 /* longest wire-format name matched or reported */
 #define BT_DNS_ADDRS 8

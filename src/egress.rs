@@ -57,9 +57,16 @@ pub struct Plan {
     pub allow: BTreeMap<CidrKey, Vec<u16>>,
     pub ports: Vec<(u16, u32)>,
     pub domains: Vec<DomainRule>,
+    /// The resolvers whose answers may be learned: the nameservers of
+    /// resolv.conf and the policy's `network.dns_resolvers`, IPv4-mapped
+    /// addresses as IPv4 (as they are on the wire), each once.
+    pub resolvers: Vec<IpAddr>,
     /// Rule id -> what the user wrote, for events.
     pub rules: Vec<String>,
 }
+
+/// How many resolvers the kernel's resolver maps hold, per family.
+pub const RESOLVERS_MAX: usize = 64;
 
 /// A Cidr usable as a map key (ordered, hashable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -77,8 +84,9 @@ impl From<Cidr> for CidrKey {
     }
 }
 
-/// Nameservers from resolv.conf text: in allowlist mode they stay reachable
-/// on port 53, or no name could be resolved at all.
+/// Nameservers from resolv.conf text: their answers may be learned, and in
+/// allowlist mode they stay reachable on port 53, or no name could be
+/// resolved at all.
 pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
     resolv_conf
         .lines()
@@ -146,13 +154,23 @@ impl Plan {
                 }
             }
         }
+        for ip in nameservers.iter().chain(&policy.dns_resolvers) {
+            let ip = ip.to_canonical();
+            if !p.resolvers.contains(&ip) {
+                p.resolvers.push(ip);
+            }
+        }
+        for v4 in [true, false] {
+            if p.resolvers.iter().filter(|a| a.is_ipv4() == v4).count() > RESOLVERS_MAX {
+                return Err(format!(
+                    "network.dns_resolvers: at most {RESOLVERS_MAX} IPv{} resolvers, /etc/resolv.conf's included",
+                    if v4 { 4 } else { 6 }
+                ));
+            }
+        }
         if allowlist {
-            for ns in nameservers {
-                let c = Cidr {
-                    addr: *ns,
-                    prefix: if ns.is_ipv4() { 32 } else { 128 },
-                };
-                add_allow(&mut p.allow, c.into(), Some(53))?;
+            for ns in &p.resolvers {
+                add_allow(&mut p.allow, full(*ns), Some(53))?;
             }
         }
         let any = !p.block.is_empty() || !p.ports.is_empty() || !p.domains.is_empty() || allowlist;
@@ -173,6 +191,14 @@ impl Plan {
             .get(id as usize)
             .map(String::as_str)
             .filter(|s| !s.is_empty())
+    }
+}
+
+/// One address as a key of the LPM maps.
+fn full(addr: IpAddr) -> CidrKey {
+    CidrKey {
+        addr,
+        prefix: if addr.is_ipv4() { 32 } else { 128 },
     }
 }
 
@@ -252,8 +278,46 @@ pub struct EgressMaps {
     pub allow4: MapHandle,
     pub allow6: MapHandle,
     pub ports: MapHandle,
+    /// The resolvers whose answers the DNS programs learn.
+    pub resolvers4: MapHandle,
+    pub resolvers6: MapHandle,
     /// Domain rules for the DNS-answer program (absent when it did not load).
     pub dns: Option<MapHandle>,
+}
+
+/// The cookie of the network namespace bee-trace runs in (the host's), which
+/// the egress programs compare with a socket's to learn DNS answers only
+/// there. A cookie, not the nsfs inode: the kernel never gives one to
+/// another namespace, while an inode number is reused once its namespace is
+/// gone.
+pub fn own_netns_cookie() -> std::io::Result<u64> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket() takes no pointers; a valid fd is owned at once.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by socket() and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut cookie = 0u64;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: cookie and len are valid for writes of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if len as usize != std::mem::size_of::<u64>() || cookie == 0 {
+        return Err(std::io::Error::other("the kernel gave no namespace cookie"));
+    }
+    Ok(cookie)
 }
 
 /// An address learned for a domain rule, kept until its TTL runs out.
@@ -365,13 +429,25 @@ impl Egress {
     /// What each map must hold: the plan's entries, and the addresses learned
     /// for its domain rules (an entry the plan names itself wins).
     fn desired<'m>(&self, m: &'m EgressMaps) -> Vec<(&'m MapHandle, Entries)> {
-        let mut out: Vec<(&MapHandle, Entries)> =
-            [&m.block4, &m.block6, &m.allow4, &m.allow6, &m.ports]
-                .into_iter()
-                .map(|h| (h, HashMap::new()))
-                .collect();
+        let mut out: Vec<(&MapHandle, Entries)> = [
+            &m.block4,
+            &m.block6,
+            &m.allow4,
+            &m.allow6,
+            &m.ports,
+            &m.resolvers4,
+            &m.resolvers6,
+        ]
+        .into_iter()
+        .map(|h| (h, HashMap::new()))
+        .collect();
         if let Some(dns) = &m.dns {
             out.push((dns, self.dns_entries()));
+        }
+        for ip in &self.plan.resolvers {
+            out[5 + usize::from(ip.is_ipv6())]
+                .1
+                .insert(lpm_key(full(*ip)), vec![1]);
         }
         for (ip, l) in &self.learned {
             let Some(rule) = self.rule_covering(&l.name) else {
@@ -668,6 +744,43 @@ mod tests {
             prefix: 8,
         };
         assert!(p.allow[&net].is_empty());
+    }
+
+    #[test]
+    fn resolvers_are_resolv_conf_and_the_policys_each_once() {
+        let ns = nameservers("nameserver 192.0.2.53\nnameserver ::ffff:198.51.100.2\n");
+        let p = Plan::new(
+            &pol("network:\n  dns_resolvers: [198.51.100.2, \"2001:db8::53\"]\n"),
+            &ns,
+        )
+        .unwrap();
+        let want: Vec<IpAddr> = ["192.0.2.53", "198.51.100.2", "2001:db8::53"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(p.resolvers, want);
+        // Naming a resolver is not a rule: nothing is judged.
+        assert_eq!(p.cfg.mode, MODE_OFF);
+        let allow = Plan::new(
+            &pol("network:\n  allowed_endpoints: [\"*.good.test:443\"]\n  dns_resolvers: [\"2001:db8::53\"]\n"),
+            &ns,
+        )
+        .unwrap();
+        for ip in &want {
+            assert_eq!(allow.allow[&full(*ip)], vec![53], "{ip}");
+        }
+        let mut y = String::from("network:\n  dns_resolvers:\n");
+        for i in 0..=RESOLVERS_MAX {
+            y.push_str(&format!("    - 10.0.{}.{}\n", i / 250, i % 250 + 1));
+        }
+        assert!(Plan::new(&pol(&y), &[]).is_err());
+    }
+
+    #[test]
+    fn the_own_namespace_cookie_is_stable() {
+        let c = own_netns_cookie().unwrap();
+        assert_ne!(c, 0);
+        assert_eq!(own_netns_cookie().unwrap(), c);
     }
 
     #[test]

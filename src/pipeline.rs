@@ -442,10 +442,12 @@ impl Pipeline {
         Some(self.base(&e.hdr, "network", severity, detail))
     }
 
-    /// A verdict of the cgroup egress hooks (or an unconnected UDP send).
-    /// A DNS answer the kernel saw: its addresses are learned under the name
+    /// A DNS answer the kernel took: its addresses are learned under the name
     /// asked for (for `dns_name`, and with their TTL for the egress maps).
-    /// Not an event of its own.
+    /// The kernel sends only answers to a query it saw leaving a socket of
+    /// the host's network namespace for a configured resolver (same socket,
+    /// resolver, ports, id and question), so nothing a job answers itself
+    /// gets here. Not an event of its own.
     fn on_dns(&mut self, e: &events::DnsEvent) -> Option<Event> {
         let wire = e.name.get(..usize::from(e.name_len)).unwrap_or(&e.name);
         let Some(name) = events::dns_name_text(wire) else {
@@ -464,6 +466,7 @@ impl Pipeline {
         None
     }
 
+    /// A verdict of the cgroup egress hooks (or an unconnected UDP send).
     fn on_egress(&mut self, e: &events::EgressEvent) -> Option<Event> {
         let (family, ip) = net_addr(e.family, &e.daddr)?;
         let op = if e.hook == events::HOOK_CONNECT {

@@ -193,6 +193,9 @@ pub struct NetworkSection {
     /// When not empty, every other destination is refused (allowlist mode).
     #[serde(default)]
     pub allowed_endpoints: Vec<String>,
+    /// Resolvers whose answers may be learned, besides /etc/resolv.conf's.
+    #[serde(default)]
+    pub dns_resolvers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -403,6 +406,23 @@ impl Cidr {
     }
 }
 
+/// One entry of network.dns_resolvers: a bare unicast address a DNS server
+/// answers from (port 53).
+fn parse_resolver(s: &str) -> Result<IpAddr, String> {
+    let ip: IpAddr = s.trim().parse().map_err(|_| {
+        format!("{s:?} is not an IP address: write a bare address such as 192.0.2.53 or 2001:db8::53 (no port, prefix or zone)")
+    })?;
+    let ip = ip.to_canonical();
+    let unusable =
+        ip.is_unspecified() || ip.is_multicast() || matches!(ip, IpAddr::V4(a) if a.is_broadcast());
+    if unusable {
+        return Err(format!(
+            "{ip} is not the address of one DNS server (unspecified, multicast or broadcast)"
+        ));
+    }
+    Ok(ip)
+}
+
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub file_rules: Vec<FileRule>,
@@ -415,6 +435,8 @@ pub struct Policy {
     pub egress_mode: EgressMode,
     pub blocked_ports: Vec<u16>,
     pub allowed_endpoints: Vec<Endpoint>,
+    /// network.dns_resolvers, IPv4-mapped addresses as IPv4.
+    pub dns_resolvers: Vec<IpAddr>,
     pub alert_on_memory_access: bool,
     secret_env: GlobSet,
     pub exclude_processes: Vec<String>,
@@ -862,6 +884,11 @@ impl Policy {
                 Endpoint::parse(s).map_err(|m| (format!("network.allowed_endpoints[{i}]"), m))?,
             );
         }
+        let mut dns_resolvers = Vec::new();
+        for (i, s) in f.network.dns_resolvers.iter().enumerate() {
+            dns_resolvers
+                .push(parse_resolver(s).map_err(|m| (format!("network.dns_resolvers[{i}]"), m))?);
+        }
 
         let mut secret_env_patterns: Vec<String> =
             DEFAULT_SECRET_ENV.iter().map(|s| s.to_string()).collect();
@@ -923,6 +950,7 @@ impl Policy {
             egress_mode: f.network.mode.unwrap_or_default(),
             blocked_ports: f.network.blocked_ports.clone(),
             allowed_endpoints,
+            dns_resolvers,
             alert_on_memory_access: f.memory.alert_on_memory_access.unwrap_or(true),
             secret_env,
             exclude_processes: f.memory.exclude_processes.clone(),
@@ -1363,6 +1391,35 @@ mod tests {
         // A slot of the bounded channel holds one Raw and a stamp.
         let slot = std::mem::size_of::<crate::events::Raw>() + 8;
         assert!(EVENT_BUFFER_MAX * slot <= 256 << 20, "{slot}-byte slots");
+    }
+
+    #[test]
+    fn dns_resolvers_are_bare_unicast_addresses() {
+        let pol = p(
+            "network:\n  dns_resolvers: [198.51.100.2, \"2001:db8::53\", \"::ffff:192.0.2.53\"]\n",
+        )
+        .unwrap();
+        let want: Vec<IpAddr> = ["198.51.100.2", "2001:db8::53", "192.0.2.53"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(pol.dns_resolvers, want);
+        for bad in [
+            "198.51.100.0/24",
+            "198.51.100.2:53",
+            "fe80::1%eth0",
+            "resolver.example",
+            "0.0.0.0",
+            "::",
+            "224.0.0.251",
+            "ff02::fb",
+            "255.255.255.255",
+        ] {
+            let e = p(&format!("network:\n  dns_resolvers: [\"{bad}\"]\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("network.dns_resolvers[0]"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -234,6 +234,7 @@ pub const EGRESS_PROBES: &[&str] = &[
     "cgroup/connect6",
     "cgroup/sendmsg4",
     "cgroup/sendmsg6",
+    "cgroup_skb/egress (DNS queries)",
     "cgroup_skb/ingress (DNS answers)",
 ];
 
@@ -498,8 +499,9 @@ impl Sensors {
         }
     }
 
-    /// The cgroup sock_addr programs, at the cgroup v2 root so every process
-    /// on the host passes through them.
+    /// The cgroup sock_addr programs and the DNS query and answer skb
+    /// programs, at the cgroup v2 root so every process on the host passes
+    /// through them.
     fn start_egress(&mut self, self_tgid: u32) {
         let fail = |s: &mut Sensors, why: String| {
             for p in EGRESS_PROBES {
@@ -527,6 +529,7 @@ impl Sensors {
             &skel.progs.egress_connect6,
             &skel.progs.egress_sendmsg4,
             &skel.progs.egress_sendmsg6,
+            &skel.progs.egress_dnsq,
             &skel.progs.egress_dns,
         ]) {
             let at = self.status.len();
@@ -550,9 +553,19 @@ impl Sensors {
         self_tgid: u32,
         net: &NetSkel<'static>,
     ) -> libbpf_rs::Result<EgressSkel<'static>> {
+        // DNS answers are learned only for sockets of this namespace (the
+        // host's): without its cookie, none is.
+        let host_netns = crate::egress::own_netns_cookie().unwrap_or_else(|e| {
+            log::warn!(
+                "cannot read the cookie of bee-trace's network namespace ({e}): DNS answers will not be learned"
+            );
+            0
+        });
+        log::debug!("DNS answers are learned for sockets of network namespace cookie {host_netns}");
         let mut open = EgressSkelBuilder::default().open(storage())?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.self_tgid = self_tgid;
+            ro.host_netns = host_netns;
         }
         open.maps.net_events.reuse_fd(net.maps.net_events.as_fd())?;
         open.load()
@@ -569,6 +582,8 @@ impl Sensors {
             allow4: h(&s.maps.allow4)?,
             allow6: h(&s.maps.allow6)?,
             ports: h(&s.maps.blocked_ports)?,
+            resolvers4: h(&s.maps.resolvers4)?,
+            resolvers6: h(&s.maps.resolvers6)?,
             dns: h(&s.maps.dns_rules),
         })
     }
