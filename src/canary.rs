@@ -57,8 +57,10 @@ pub enum CanaryError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MadeDir {
     pub path: PathBuf,
-    pub dev: u64,
-    pub ino: u64,
+    /// None in a record written just before the directory was made: then
+    /// only an empty directory there is removed.
+    pub dev: Option<u64>,
+    pub ino: Option<u64>,
 }
 
 /// One planted file and the directories created for it (deepest last).
@@ -340,17 +342,21 @@ impl Canaries {
         let (file_name, dirs) = w.missing.split_last().expect("walk keeps the file name");
         for name in dirs {
             at = join(&at, name);
+            if let Some(p) = self.planted.last_mut() {
+                p.dirs.push(MadeDir {
+                    path: at.clone(),
+                    dev: None,
+                    ino: None,
+                });
+            }
+            self.save();
             let (sub, st) = match mkdir_checked(&dir, name) {
                 Ok(s) => s,
                 Err(e) => return Err((format!("cannot create {}: {e}", at.display()), made)),
             };
             let _ = std::os::unix::fs::fchown(&sub, Some(uid), Some(gid));
-            if let Some(p) = self.planted.last_mut() {
-                p.dirs.push(MadeDir {
-                    path: at.clone(),
-                    dev: st.dev,
-                    ino: st.ino,
-                });
+            if let Some(d) = self.planted.last_mut().and_then(|p| p.dirs.last_mut()) {
+                (d.dev, d.ino) = (Some(st.dev), Some(st.ino));
             }
             made.push((
                 std::mem::replace(&mut dir, sub),
@@ -538,7 +544,7 @@ fn remove_recorded(p: &Planted) -> bool {
                         && p.ino.is_none_or(|i| i == st.ino)
                         && p.ctime_ns.is_none_or(|c| c == st.ctime_ns)
                         && f.take(MAX_DECOY).read_to_end(&mut bytes).is_ok()
-                        && fnv1a(&bytes) == p.fingerprint
+                        && (fnv1a(&bytes) == p.fingerprint || half_made(p, &st))
                 });
             if same {
                 removed = w.dir.unlink(name).is_ok();
@@ -553,7 +559,9 @@ fn remove_recorded(p: &Planted) -> bool {
     for d in p.dirs.iter().rev() {
         let gone = walk(&d.path).ok().is_some_and(|w| match &w.missing[..] {
             [name] => {
-                matches!(w.dir.stat_at(name), Ok(Some(st)) if st.is_dir() && st.dev == d.dev && st.ino == d.ino)
+                matches!(w.dir.stat_at(name), Ok(Some(st)) if st.is_dir()
+                    && d.dev.is_none_or(|v| v == st.dev)
+                    && d.ino.is_none_or(|v| v == st.ino))
                     && w.dir.rmdir(name).is_ok()
             }
             _ => false,
@@ -563,6 +571,12 @@ fn remove_recorded(p: &Planted) -> bool {
         }
     }
     removed
+}
+
+/// A decoy recorded just before it was made, and killed between its
+/// creation and its first write: still root's, still empty.
+fn half_made(p: &Planted, st: &Stat) -> bool {
+    p.dev.is_none() && st.size == 0 && st.uid == 0 && st.mode & 0o7777 == 0o600
 }
 
 fn fnv1a(b: &[u8]) -> u64 {
