@@ -121,12 +121,26 @@ pub fn verify(text: &str, key: &[u8]) -> Result<u64, Failure> {
     let mut expected = 1u64;
     let mut sealed = false;
     let fail = |record: u64, why: String| Err(Failure { record, why });
-    for (i, line) in text.lines().enumerate() {
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
         let n = i as u64 + 1;
         if sealed {
             return fail(n, "a record follows the seal: records were appended".into());
         }
         let Some(at) = line.rfind(MAC_FIELD) else {
+            // The watchdog of a killed bee-trace cannot sign its note: an
+            // unsigned tail after the signed records is a cut stream.
+            if lines[i..].iter().all(|l| !l.contains(MAC_FIELD)) {
+                return fail(
+                    n,
+                    format!(
+                        "no seal record: the stream is truncated (bee-trace did not stop \
+                         cleanly); it ends with {} unsigned line(s) that are not evidence, \
+                         such as the watchdog's note that bee-trace was killed",
+                        lines.len() - i
+                    ),
+                );
+            }
             return fail(n, "no MAC: not a signed record".into());
         };
         let tail = &line[at + MAC_FIELD.len()..];
@@ -263,6 +277,19 @@ mod tests {
         let f = check(&t).unwrap_err();
         assert_eq!(f.record, 5);
         assert!(f.why.contains("truncated"), "{}", f.why);
+        // Cut, then the watchdog's unsigned note: still a cut stream.
+        t.push(r#"{"type":"tamper","op":"killed"}"#.to_string());
+        let f = check(&t).unwrap_err();
+        assert_eq!(f.record, 5);
+        assert!(
+            f.why.contains("truncated") && f.why.contains("1 unsigned"),
+            "{}",
+            f.why
+        );
+        // An unsigned line among signed ones is not a cut.
+        let mut t = s.clone();
+        t.insert(1, r#"{"type":"file"}"#.to_string());
+        assert!(check(&t).unwrap_err().why.contains("no MAC"));
         // Cut mid-stream, seal and all.
         assert!(check(&s[..2]).is_err());
         // Appended after the seal.
