@@ -20,6 +20,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define BT_SCAN_MAX 256 /* a component longer than this is not a name we watch */
 #define BT_SIGKILL 9
 #define BT_MAY_EXEC 0x1 /* open_flags.acc_mode of an exec */
+#define BT_O_PATH 010000000 /* include/uapi/asm-generic/fcntl.h, the same on x86 and arm64 */
 
 const volatile bool watch_files = true;
 const volatile bool watch_proc = true;
@@ -658,6 +659,11 @@ static __always_inline void on_opened(struct file *f, long ret, const struct ope
 	verdict = file_verdict(cfg, d, &q, inode, btf);
 	/* Never bee-trace itself: it holds armed tripwires open (O_PATH). */
 	if (!verdict || bt_is_self())
+		return;
+	/* An O_PATH descriptor gives no access to the content (reading needs a
+	 * second open, which is seen): neither a finding nor a kill target.
+	 * Another bee-trace's tripwire pins are such opens. */
+	if (BT_LOAD(btf, f, f_flags) & BT_O_PATH)
 		return;
 	/* The signal is delivered on the way back to user space, so the
 	 * opener never runs another instruction with the descriptor. */

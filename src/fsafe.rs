@@ -33,6 +33,7 @@ pub struct Stat {
     pub nlink: u64,
     pub size: i64,
     pub ctime_ns: i128,
+    pub mtime_ns: i128,
 }
 
 impl Stat {
@@ -46,6 +47,7 @@ impl Stat {
             nlink: s.st_nlink,
             size: s.st_size,
             ctime_ns: i128::from(s.st_ctime) * 1_000_000_000 + i128::from(s.st_ctime_nsec),
+            mtime_ns: i128::from(s.st_mtime) * 1_000_000_000 + i128::from(s.st_mtime_nsec),
         }
     }
     pub fn is_dir(&self) -> bool {

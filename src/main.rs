@@ -12,6 +12,7 @@ mod fsafe;
 mod input;
 mod outfile;
 mod output;
+mod peers;
 mod pipeline;
 mod policy;
 mod privs;
@@ -356,6 +357,12 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         );
     }
     let state_dir = canary::open_state_dir(Path::new(canary::STATE_DIR))?;
+    // Registered before anything this run does could be seen by another
+    // monitor: its opens and environ reads are then this run's housekeeping.
+    let _registration =
+        peers::Registration::new(canary::open_state_dir(Path::new(canary::STATE_DIR))?)
+            .context("cannot register this monitor in the state directory")?;
+    let peer_list = peers::Peers::new(canary::open_state_dir(Path::new(canary::STATE_DIR))?);
     let removed = canary::clean_leftovers(&state_dir);
     if removed > 0 {
         log::warn!("removed {removed} canaries left behind by a bee-trace that was killed");
@@ -452,6 +459,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         egress,
     );
     pipeline.tamper = tamper::Judge::new(&own);
+    pipeline.peers = Some(peer_list);
     if let Some(d) = &dog {
         pipeline.tamper.set_watchdog(d.pid);
     }

@@ -71,6 +71,9 @@ pub struct Pipeline {
     pub tamper: crate::tamper::Judge,
     /// Which executables are the expected programs of file rules.
     programs: Programs,
+    /// Other bee-trace monitors, whose own file and memory activity is
+    /// theirs, not a finding (None: not looked for).
+    pub peers: Option<crate::peers::Peers>,
 }
 
 /// Does `pid` run one of the programs `names`: by the executable the kernel
@@ -121,6 +124,7 @@ impl Pipeline {
             verdicts: HashMap::new(),
             tamper: crate::tamper::Judge::default(),
             programs: Programs::default(),
+            peers: None,
         }
     }
 
@@ -333,7 +337,21 @@ impl Pipeline {
         Some(self.base(&e.hdr, "process", Severity::Info, detail))
     }
 
+    /// Another registered bee-trace monitor's own activity: counted as
+    /// filtered, never a finding.
+    fn is_peer_activity(&mut self, tgid: u32) -> bool {
+        let peer = self.peers.as_mut().is_some_and(|p| p.is_peer(tgid));
+        if peer {
+            self.stats.filtered += 1;
+        }
+        peer
+    }
+
     fn on_file(&mut self, e: &events::FileEvent) -> Option<Event> {
+        // A kill is always reported, whoever it hit.
+        if e.action != events::FILE_KILLED && self.is_peer_activity(e.hdr.pid) {
+            return None;
+        }
         let path = events::file_event_path(e);
         let write = if e.ret >= 0 {
             e.fmode & FMODE_WRITE != 0
@@ -537,6 +555,9 @@ impl Pipeline {
     }
 
     fn on_mem(&mut self, e: &events::MemEvent) -> Option<Event> {
+        if self.is_peer_activity(e.hdr.pid) {
+            return None;
+        }
         let excluded = &self.policy.exclude_processes;
         if runs_program(&mut self.table, &mut self.programs, e.hdr.pid, excluded) {
             self.stats.filtered += 1;
