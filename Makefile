@@ -3,7 +3,7 @@
 CARGO ?= cargo
 BIN := target/release/bee-trace
 
-.PHONY: all build deps test unit integration lint bench aarch64 check-kernel qemu-kernels clean
+.PHONY: all build deps test unit integration lint bench fuzz aarch64 check-kernel qemu-kernels clean
 
 all: build
 
@@ -14,7 +14,8 @@ build: deps
 	$(CARGO) build --release --locked
 
 # Everything CI runs: format, lint, unit tests, then the integration tests
-# against the release binary (they need root; see tests/README.md).
+# against the release binary (they need root; tests/common/mod.rs says how
+# a root-only test skips, and BEE_TRACE_REQUIRE_ROOT=1 makes a skip a failure).
 test: build
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
@@ -22,6 +23,10 @@ test: build
 
 bench: build
 	scripts/bench.sh
+
+# Every cargo-fuzz target for FUZZ_SECS seconds each (default 60; nightly).
+fuzz: deps
+	scripts/fuzz.sh
 
 aarch64:
 	@scripts/install-deps.sh --aarch64

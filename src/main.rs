@@ -1,34 +1,10 @@
 //! bee-trace entry point: parse the command line, check the host, attach the
 //! sensors, run the processing loop, and report.
 
-mod canary;
-mod cli;
-mod decoy;
-mod egress;
-mod escape;
-mod events;
-mod evidence;
-mod fsafe;
-mod input;
-mod outfile;
-mod output;
-mod peers;
-mod pipeline;
-mod policy;
-mod privs;
-mod proctable;
-mod programs;
-mod record;
-mod redact;
-mod report;
-mod rules;
-mod sensors;
-mod sink;
-mod sys;
-mod tamper;
-mod watchdog;
-mod workers;
-
+use bee_trace::{
+    canary, cli, egress, escape, events, evidence, fsafe, input, outfile, output, peers, pipeline,
+    policy, privs, proctable, record, report, rules, sensors, sink, sys, tamper, watchdog, workers,
+};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;

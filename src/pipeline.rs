@@ -726,6 +726,10 @@ impl Reorder {
     pub fn len(&self) -> usize {
         self.heap.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
 }
 
 fn net_addr(family: u16, daddr: &[u8; 16]) -> Option<(&'static str, IpAddr)> {

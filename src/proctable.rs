@@ -55,6 +55,10 @@ impl ProcTable {
         self.procs.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
     /// A process the table has not seen (it started before a lost event, say):
     /// read it from /proc once.
     pub fn get_or_load(&mut self, pid: u32) -> Option<&Proc> {

@@ -87,7 +87,13 @@ pub fn read(path: &Path) -> Result<Vec<serde_json::Value>, ReadError> {
     if meta.len() > LOG_MAX {
         return Err(ReadError::TooLarge(name));
     }
-    let mut lines = BoundedLines::new(file.take(LOG_MAX + 1));
+    read_from(file, &name)
+}
+
+/// Reads a record from `r` (named `name` in errors), as `read` does.
+pub fn read_from<R: Read>(r: R, name: &str) -> Result<Vec<serde_json::Value>, ReadError> {
+    let name = name.to_string();
+    let mut lines = BoundedLines::new(r.take(crate::input::LOG_MAX + 1));
     let header: serde_json::Value = lines
         .next_line()
         .map_err(|e| e.named(&name))?

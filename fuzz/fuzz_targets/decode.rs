@@ -1,0 +1,12 @@
+//! The ring-record decoder on any sample: a record or a counted error,
+//! never a panic or a read past the sample.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(raw) = bee_trace::events::decode(data) {
+        if let bee_trace::events::Raw::File(f) = &raw {
+            let _ = bee_trace::events::file_event_path(f);
+        }
+    }
+});

@@ -1,0 +1,32 @@
+//! bee-trace as a library: every stage from the kernel's records to the
+//! reports, so the pure parts (policy, rules, decoding, redaction, replay,
+//! verify, reports) are tested and fuzzed without root. `main.rs` parses the
+//! command line and runs one command.
+
+pub mod canary;
+pub mod cli;
+pub mod decoy;
+pub mod egress;
+pub mod escape;
+pub mod events;
+pub mod evidence;
+pub mod fsafe;
+pub mod input;
+pub mod outfile;
+pub mod output;
+pub mod peers;
+pub mod pipeline;
+pub mod policy;
+pub mod privs;
+pub mod proctable;
+pub mod programs;
+pub mod record;
+pub mod redact;
+pub mod report;
+pub mod rules;
+pub mod sensors;
+pub mod sink;
+pub mod sys;
+pub mod tamper;
+pub mod watchdog;
+pub mod workers;
