@@ -19,11 +19,10 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -626,15 +625,18 @@ impl Armed {
     }
 }
 
-/// Opens `path` with O_PATH and checks it is still the inode `key` names.
+/// Opens `path` with O_PATH and checks it is still the inode `key` names,
+/// a regular file reached without following a link the job could have
+/// made (`walk`): a link in a directory the job owns would arm whatever
+/// file of the host's it points to, and kill every reader of that file.
 fn pin(path: &Path, key: &InodeKey) -> Option<OwnedFd> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open(path)
-        .ok()?;
-    let m = f.metadata().ok()?;
-    (crate::sensors::kernel_dev(m.dev()) == key.dev && m.ino() == key.ino).then(|| f.into())
+    let w = walk(path).ok()?;
+    let [name] = &w.missing[..] else {
+        return None;
+    };
+    let (fd, st) = w.dir.path_fd(name).ok()?;
+    (st.is_file() && crate::sensors::kernel_dev(st.dev) == key.dev && st.ino == key.ino)
+        .then_some(fd)
 }
 
 #[cfg(test)]
@@ -643,6 +645,7 @@ mod tests {
     use crate::policy::CanaryKind;
     use crate::policy::FileAction;
     use std::fs;
+    use std::os::unix::fs::MetadataExt;
 
     fn scratch(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("bt-canary-{tag}-{}", std::process::id()));

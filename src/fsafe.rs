@@ -200,6 +200,14 @@ impl Dir {
         Ok((f, st))
     }
 
+    /// An O_PATH descriptor of `name` itself (a link is not followed: the
+    /// descriptor is then the link's), with what it is.
+    pub fn path_fd(&self, name: &[u8]) -> io::Result<(OwnedFd, Stat)> {
+        let fd = self.openat(name, libc::O_PATH, 0)?;
+        let st = fstat(&fd)?;
+        Ok((fd, st))
+    }
+
     pub fn mkdir(&self, name: &[u8], mode: u32) -> io::Result<()> {
         if !valid_name(name) {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
