@@ -495,3 +495,31 @@ fn sigstop_of_bee_trace_and_sigkill_of_its_watchdog_are_reported() {
         .unwrap_or_else(|| panic!("no finding on the watchdog:\n{}", describe(&events)));
     assert_eq!(gone["found"], "killed by signal 9", "{gone}");
 }
+
+/// The watchdog reads a ring, names a killer and writes to descriptors it
+/// already holds: root's power to read and write any file (which a flaw in
+/// it would hand over) and to change BPF objects are no part of that. It
+/// keeps CAP_SYS_PTRACE alone, to name a killer's executable.
+#[test]
+fn the_watchdog_keeps_only_what_naming_a_killer_needs() {
+    if !root_or_skip("the_watchdog_keeps_only_what_naming_a_killer_needs") {
+        return;
+    }
+    let s = Scratch::new("tamper-dog-caps");
+    let mon = Monitor::start(&s.0, &[]);
+    let dog = watchdog_of(mon.child.id());
+    let status = std::fs::read_to_string(format!("/proc/{dog}/status")).unwrap();
+    mon.stop();
+    let cap = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap()
+    };
+    let ptrace = 1u64 << 19;
+    for field in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(cap(field), ptrace, "{field} of the watchdog:\n{status}");
+    }
+    assert_eq!(cap("NoNewPrivs:"), 1, "{status}");
+}
