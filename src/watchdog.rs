@@ -173,7 +173,7 @@ fn watch(parent: u32, ring: &MapHandle, pipe: RawFd, out: &Outputs) -> i32 {
                 if e.sig == libc::SIGSTOP {
                     eprintln!(
                         "bee-trace watchdog: bee-trace (pid {parent}) was sent SIGSTOP by {}[{}] uid={}: it sees nothing while stopped",
-                        safe(&crate::events::cstr(&e.hdr.comm)),
+                        crate::escape::terminal(&crate::events::cstr(&e.hdr.comm)),
                         e.hdr.pid,
                         e.hdr.uid
                     );
@@ -250,18 +250,6 @@ fn wait_pipe_only(pipe: RawFd) -> i32 {
     i32::from(!read_clean(pipe))
 }
 
-fn safe(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
-
 /// bee-trace ended without a clean stop: says so on stderr and in the event
 /// stream, naming who sent the SIGKILL when the kernel saw one.
 fn report_end(parent: u32, kills: &[TamperEvent], out: &Outputs) {
@@ -324,7 +312,7 @@ fn report_end(parent: u32, kills: &[TamperEvent], out: &Outputs) {
     let mut stream = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(out.stream) });
     for mut ev in events {
         out.redactor.event(&mut ev);
-        eprintln!("bee-trace watchdog: {}", safe(&crate::output::human(&ev)));
+        eprintln!("bee-trace watchdog: {}", crate::output::human(&ev));
         let line = match out.format {
             Format::Human => crate::output::human(&ev),
             Format::Json => serde_json::to_string(&ev).unwrap_or_default(),

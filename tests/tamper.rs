@@ -523,3 +523,36 @@ fn the_watchdog_keeps_only_what_naming_a_killer_needs() {
     }
     assert_eq!(cap("NoNewPrivs:"), 1, "{status}");
 }
+
+/// A job with sudo names its bpftool so that its stderr line reads
+/// backwards and breaks (U+202E, U+2028 in its comm): the TAMPER line shows
+/// them as escapes, as every other line of watched-system text does.
+#[test]
+fn a_tamperers_name_cannot_reorder_or_break_the_stderr_line() {
+    if !root_or_skip("a_tamperers_name_cannot_reorder_or_break_the_stderr_line") {
+        return;
+    }
+    let s = Scratch::new("tamper-bidi");
+    let mon = Monitor::start(&s.0, &[]);
+    let link = our_cgroup_link(mon.child.id(), "cgroup_inet4_connect");
+    let tool = s.path("\u{202e}\u{2028}bpf");
+    std::fs::copy("/usr/sbin/bpftool", &tool).unwrap();
+    let st = Command::new(&tool)
+        .args(["link", "detach", "id", &link.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "bpftool link detach");
+    wait_stderr(&mon, &["TAMPER:", "link_detach"]);
+    let err = mon.stderr();
+    mon.stop();
+    let line = err
+        .lines()
+        .find(|l| l.contains("TAMPER:") && l.contains("link_detach"))
+        .unwrap();
+    assert!(
+        !line.contains('\u{202e}') && !line.contains('\u{2028}'),
+        "raw bidi or line separator on stderr: {line:?}"
+    );
+    assert!(line.contains("\\u{202e}\\u{2028}bpf"), "{line:?}");
+}
