@@ -52,12 +52,14 @@ pub enum CanaryError {
     UnsafeStateDir { path: PathBuf, what: String },
 }
 
-/// A directory created for a decoy, and which one it was.
+/// A directory created for a decoy, and which one it was: None in a record
+/// written just before it was made (then only a root-owned, mode 0700,
+/// empty directory there is taken for it: the job cannot make one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MadeDir {
     pub path: PathBuf,
-    pub dev: u64,
-    pub ino: u64,
+    pub dev: Option<u64>,
+    pub ino: Option<u64>,
 }
 
 /// One planted file and the directories created for it (deepest last).
@@ -339,25 +341,32 @@ impl Canaries {
         let (file_name, dirs) = w.missing.split_last().expect("walk keeps the file name");
         for name in dirs {
             at = join(&at, name);
+            // Recorded before it is made, filled in after, handed to its
+            // owner last: a kill anywhere in between leaves a record that
+            // finds it.
+            if let Some(p) = self.planted.last_mut() {
+                p.dirs.push(MadeDir {
+                    path: at.clone(),
+                    dev: None,
+                    ino: None,
+                });
+            }
+            self.save();
             let (sub, st) = match mkdir_checked(&dir, name) {
                 Ok(s) => s,
                 Err(e) => return Err((format!("cannot create {}: {e}", at.display()), made)),
             };
-            let _ = std::os::unix::fs::fchown(&sub, Some(uid), Some(gid));
-            if let Some(p) = self.planted.last_mut() {
-                p.dirs.push(MadeDir {
-                    path: at.clone(),
-                    dev: st.dev,
-                    ino: st.ino,
-                });
+            if let Some(d) = self.planted.last_mut().and_then(|p| p.dirs.last_mut()) {
+                (d.dev, d.ino) = (Some(st.dev), Some(st.ino));
             }
+            self.save();
+            let _ = std::os::unix::fs::fchown(&sub, Some(uid), Some(gid));
             made.push((
                 std::mem::replace(&mut dir, sub),
                 name.clone(),
                 st.dev,
                 st.ino,
             ));
-            self.save();
         }
         let made_file = (|| -> std::io::Result<(File, Stat)> {
             let mut f = dir.create_new(file_name, 0o600)?;
@@ -537,7 +546,8 @@ fn remove_recorded(p: &Planted) -> bool {
                         && p.ino.is_none_or(|i| i == st.ino)
                         && p.ctime_ns.is_none_or(|c| c == st.ctime_ns)
                         && f.take(MAX_DECOY).read_to_end(&mut bytes).is_ok()
-                        && fnv1a(&bytes) == p.fingerprint
+                        && (fnv1a(&bytes) == p.fingerprint
+                            || p.dev.is_none() && bytes.is_empty() && st.uid == 0)
                 });
             if same {
                 removed = w.dir.unlink(name).is_ok();
@@ -552,7 +562,7 @@ fn remove_recorded(p: &Planted) -> bool {
     for d in p.dirs.iter().rev() {
         let gone = walk(&d.path).ok().is_some_and(|w| match &w.missing[..] {
             [name] => {
-                matches!(w.dir.stat_at(name), Ok(Some(st)) if st.is_dir() && st.dev == d.dev && st.ino == d.ino)
+                matches!(w.dir.stat_at(name), Ok(Some(st)) if st.is_dir() && made_dir(d, &st))
                     && w.dir.rmdir(name).is_ok()
             }
             _ => false,
@@ -562,6 +572,16 @@ fn remove_recorded(p: &Planted) -> bool {
         }
     }
     removed
+}
+
+/// Whether `st` is the directory `d` records: the very one, or, when the
+/// record was written before it was made, one only root could have made
+/// as planting makes it (root's, mode 0700; rmdir then fails unless empty).
+fn made_dir(d: &MadeDir, st: &Stat) -> bool {
+    match (d.dev, d.ino) {
+        (Some(dev), Some(ino)) => st.dev == dev && st.ino == ino,
+        _ => st.uid == 0 && st.mode & 0o7777 == 0o700,
+    }
 }
 
 fn fnv1a(b: &[u8]) -> u64 {
