@@ -27,6 +27,8 @@ pub const POLICY_MAX: u64 = 4 << 20;
 pub const RULES_MAX: u64 = 4 << 20;
 /// Most bytes read from a key file.
 pub const KEY_MAX: u64 = 4 << 10;
+/// Most bytes read from /etc/resolv.conf.
+pub const RESOLV_MAX: u64 = 1 << 20;
 /// Most bytes read from a record or a signed log.
 pub const LOG_MAX: u64 = 1 << 30;
 
