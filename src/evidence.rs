@@ -127,6 +127,18 @@ pub fn verify(text: &str, key: &[u8]) -> Result<u64, Failure> {
             return fail(n, "a record follows the seal: records were appended".into());
         }
         let Some(at) = line.rfind(MAC_FIELD) else {
+            let rest: Vec<&str> = text.lines().skip(i).collect();
+            if rest.iter().all(|l| is_unsigned_tamper(l)) {
+                return fail(
+                    expected,
+                    format!(
+                        "no seal record: the stream is truncated (bee-trace was killed); {} \
+                         unsigned tamper record(s) follow, written by its watchdog after \
+                         it ended (not signed: read them as a claim)",
+                        rest.len()
+                    ),
+                );
+            }
             return fail(n, "no MAC: not a signed record".into());
         };
         let tail = &line[at + MAC_FIELD.len()..];
@@ -186,6 +198,13 @@ pub fn verify(text: &str, key: &[u8]) -> Result<u64, Failure> {
     Ok(expected - 2)
 }
 
+/// A tamper record without a MAC: what bee-trace's watchdog writes to the
+/// stream once bee-trace is gone (it holds no key).
+fn is_unsigned_tamper(line: &str) -> bool {
+    !line.contains(MAC_FIELD)
+        && serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["type"] == "tamper")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +222,23 @@ mod tests {
 
     fn check(lines: &[String]) -> Result<u64, Failure> {
         verify(&(lines.join("\n") + "\n"), KEY)
+    }
+
+    #[test]
+    fn the_watchdogs_unsigned_record_after_a_kill_reads_as_truncation() {
+        let mut s = stream(2);
+        s.pop(); // killed: no seal
+        s.push(r#"{"type":"tamper","op":"signal","signal":"SIGKILL"}"#.into());
+        let f = check(&s).unwrap_err();
+        assert_eq!(f.record, 3);
+        assert!(
+            f.why.contains("truncated") && f.why.contains("1 unsigned tamper"),
+            "{}",
+            f.why
+        );
+        // Anything else unsigned is what it was.
+        s.push(r#"{"type":"file","path":"/x"}"#.into());
+        assert_eq!(check(&s).unwrap_err().why, "no MAC: not a signed record");
     }
 
     #[test]
