@@ -19,11 +19,10 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -53,12 +52,12 @@ pub enum CanaryError {
     UnsafeStateDir { path: PathBuf, what: String },
 }
 
-/// A directory created for a decoy, and which one it was.
+/// A directory created for a decoy, and which one it was: None in a record
+/// written just before it was made (then only a root-owned, mode 0700,
+/// empty directory there is taken for it: the job cannot make one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MadeDir {
     pub path: PathBuf,
-    /// None in a record written just before the directory was made: then
-    /// only an empty directory there is removed.
     pub dev: Option<u64>,
     pub ino: Option<u64>,
 }
@@ -342,6 +341,9 @@ impl Canaries {
         let (file_name, dirs) = w.missing.split_last().expect("walk keeps the file name");
         for name in dirs {
             at = join(&at, name);
+            // Recorded before it is made, filled in after, handed to its
+            // owner last: a kill anywhere in between leaves a record that
+            // finds it.
             if let Some(p) = self.planted.last_mut() {
                 p.dirs.push(MadeDir {
                     path: at.clone(),
@@ -354,17 +356,17 @@ impl Canaries {
                 Ok(s) => s,
                 Err(e) => return Err((format!("cannot create {}: {e}", at.display()), made)),
             };
-            let _ = std::os::unix::fs::fchown(&sub, Some(uid), Some(gid));
             if let Some(d) = self.planted.last_mut().and_then(|p| p.dirs.last_mut()) {
                 (d.dev, d.ino) = (Some(st.dev), Some(st.ino));
             }
+            self.save();
+            let _ = std::os::unix::fs::fchown(&sub, Some(uid), Some(gid));
             made.push((
                 std::mem::replace(&mut dir, sub),
                 name.clone(),
                 st.dev,
                 st.ino,
             ));
-            self.save();
         }
         let made_file = (|| -> std::io::Result<(File, Stat)> {
             let mut f = dir.create_new(file_name, 0o600)?;
@@ -544,7 +546,8 @@ fn remove_recorded(p: &Planted) -> bool {
                         && p.ino.is_none_or(|i| i == st.ino)
                         && p.ctime_ns.is_none_or(|c| c == st.ctime_ns)
                         && f.take(MAX_DECOY).read_to_end(&mut bytes).is_ok()
-                        && (fnv1a(&bytes) == p.fingerprint || half_made(p, &st))
+                        && (fnv1a(&bytes) == p.fingerprint
+                            || p.dev.is_none() && bytes.is_empty() && st.uid == 0)
                 });
             if same {
                 removed = w.dir.unlink(name).is_ok();
@@ -559,9 +562,7 @@ fn remove_recorded(p: &Planted) -> bool {
     for d in p.dirs.iter().rev() {
         let gone = walk(&d.path).ok().is_some_and(|w| match &w.missing[..] {
             [name] => {
-                matches!(w.dir.stat_at(name), Ok(Some(st)) if st.is_dir()
-                    && d.dev.is_none_or(|v| v == st.dev)
-                    && d.ino.is_none_or(|v| v == st.ino))
+                matches!(w.dir.stat_at(name), Ok(Some(st)) if st.is_dir() && made_dir(d, &st))
                     && w.dir.rmdir(name).is_ok()
             }
             _ => false,
@@ -573,10 +574,14 @@ fn remove_recorded(p: &Planted) -> bool {
     removed
 }
 
-/// A decoy recorded just before it was made, and killed between its
-/// creation and its first write: still root's, still empty.
-fn half_made(p: &Planted, st: &Stat) -> bool {
-    p.dev.is_none() && st.size == 0 && st.uid == 0 && st.mode & 0o7777 == 0o600
+/// Whether `st` is the directory `d` records: the very one, or, when the
+/// record was written before it was made, one only root could have made
+/// as planting makes it (root's, mode 0700; rmdir then fails unless empty).
+fn made_dir(d: &MadeDir, st: &Stat) -> bool {
+    match (d.dev, d.ino) {
+        (Some(dev), Some(ino)) => st.dev == dev && st.ino == ino,
+        _ => st.uid == 0 && st.mode & 0o7777 == 0o700,
+    }
 }
 
 fn fnv1a(b: &[u8]) -> u64 {
@@ -640,15 +645,18 @@ impl Armed {
     }
 }
 
-/// Opens `path` with O_PATH and checks it is still the inode `key` names.
+/// Opens `path` with O_PATH and checks it is still the inode `key` names,
+/// a regular file reached without following a link the job could have
+/// made (`walk`): a link in a directory the job owns would arm whatever
+/// file of the host's it points to, and kill every reader of that file.
 fn pin(path: &Path, key: &InodeKey) -> Option<OwnedFd> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open(path)
-        .ok()?;
-    let m = f.metadata().ok()?;
-    (crate::sensors::kernel_dev(m.dev()) == key.dev && m.ino() == key.ino).then(|| f.into())
+    let w = walk(path).ok()?;
+    let [name] = &w.missing[..] else {
+        return None;
+    };
+    let (fd, st) = w.dir.path_fd(name).ok()?;
+    (st.is_file() && crate::sensors::kernel_dev(st.dev) == key.dev && st.ino == key.ino)
+        .then_some(fd)
 }
 
 #[cfg(test)]
@@ -657,6 +665,7 @@ mod tests {
     use crate::policy::CanaryKind;
     use crate::policy::FileAction;
     use std::fs;
+    use std::os::unix::fs::MetadataExt;
 
     fn scratch(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("bt-canary-{tag}-{}", std::process::id()));

@@ -129,15 +129,16 @@ pub fn verify(text: &str, key: &[u8]) -> Result<u64, Failure> {
         }
         let Some(at) = line.rfind(MAC_FIELD) else {
             // The watchdog of a killed bee-trace cannot sign its note: an
-            // unsigned tail after the signed records is a cut stream.
-            if lines[i..].iter().all(|l| !l.contains(MAC_FIELD)) {
+            // unsigned tamper tail after the signed records is a cut stream.
+            let rest = &lines[i..];
+            if rest.iter().all(|l| is_unsigned_tamper(l)) {
                 return fail(
-                    n,
+                    expected,
                     format!(
-                        "no seal record: the stream is truncated (bee-trace did not stop \
-                         cleanly); it ends with {} unsigned line(s) that are not evidence, \
-                         such as the watchdog's note that bee-trace was killed",
-                        lines.len() - i
+                        "no seal record: the stream is truncated (bee-trace was killed); {} \
+                         unsigned tamper record(s) follow, written by its watchdog after \
+                         it ended (not signed: read them as a claim)",
+                        rest.len()
                     ),
                 );
             }
@@ -200,6 +201,13 @@ pub fn verify(text: &str, key: &[u8]) -> Result<u64, Failure> {
     Ok(expected - 2)
 }
 
+/// A tamper record without a MAC: what bee-trace's watchdog writes to the
+/// stream once bee-trace is gone (it holds no key).
+fn is_unsigned_tamper(line: &str) -> bool {
+    !line.contains(MAC_FIELD)
+        && serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["type"] == "tamper")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +225,23 @@ mod tests {
 
     fn check(lines: &[String]) -> Result<u64, Failure> {
         verify(&(lines.join("\n") + "\n"), KEY)
+    }
+
+    #[test]
+    fn the_watchdogs_unsigned_record_after_a_kill_reads_as_truncation() {
+        let mut s = stream(2);
+        s.pop(); // killed: no seal
+        s.push(r#"{"type":"tamper","op":"signal","signal":"SIGKILL"}"#.into());
+        let f = check(&s).unwrap_err();
+        assert_eq!(f.record, 3);
+        assert!(
+            f.why.contains("truncated") && f.why.contains("1 unsigned tamper"),
+            "{}",
+            f.why
+        );
+        // Anything else unsigned is what it was.
+        s.push(r#"{"type":"file","path":"/x"}"#.into());
+        assert_eq!(check(&s).unwrap_err().why, "no MAC: not a signed record");
     }
 
     #[test]

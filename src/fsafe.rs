@@ -146,21 +146,7 @@ impl Dir {
     }
 
     fn openat(&self, name: &[u8], flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
-        if !valid_name(name) {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        let c = cstr(name)?;
-        // SAFETY: the dir fd is open and c is NUL-terminated.
-        let fd = check(unsafe {
-            libc::openat(
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                mode as libc::c_uint,
-            )
-        })?;
-        // SAFETY: fd was just opened and is owned by nobody else.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        openat(self, name, flags, mode)
     }
 
     /// The subdirectory `name`, never through a symlink.
@@ -185,7 +171,7 @@ impl Dir {
     /// open does not block and the fd is checked), with `flags` (O_RDONLY,
     /// O_WRONLY or O_RDWR).
     pub fn open_regular(&self, name: &[u8], flags: libc::c_int) -> io::Result<(File, Stat)> {
-        let fd = self.openat(name, flags | libc::O_NONBLOCK, 0)?;
+        let fd = open_unchecked(self, name, flags)?;
         let st = fstat(&fd)?;
         if !st.is_file() {
             return Err(io::Error::other("not a regular file"));
@@ -200,6 +186,14 @@ impl Dir {
             }
         }
         Ok((f, st))
+    }
+
+    /// An O_PATH descriptor of `name` itself (a link is not followed: the
+    /// descriptor is then the link's), with what it is.
+    pub fn path_fd(&self, name: &[u8]) -> io::Result<(OwnedFd, Stat)> {
+        let fd = self.openat(name, libc::O_PATH, 0)?;
+        let st = fstat(&fd)?;
+        Ok((fd, st))
     }
 
     pub fn mkdir(&self, name: &[u8], mode: u32) -> io::Result<()> {
@@ -285,6 +279,35 @@ impl Dir {
         }
         Ok(())
     }
+}
+
+/// openat(2) of the single component `name` in the directory `dir`, never
+/// following a final link, close-on-exec.
+fn openat(dir: &impl AsFd, name: &[u8], flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+    if !valid_name(name) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let c = cstr(name)?;
+    // SAFETY: the dir fd is open and c is NUL-terminated.
+    let fd = check(unsafe {
+        libc::openat(
+            dir.as_fd().as_raw_fd(),
+            c.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    })?;
+    // SAFETY: fd was just opened and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The one way an existing file that should be regular is opened in a
+/// directory fd: `name` itself (never a link), without blocking on a FIFO
+/// or taking a terminal as the controlling one, with `flags` (O_RDONLY,
+/// O_WRONLY or O_RDWR). What it opened is not checked yet: the caller
+/// checks the fd (`Dir::open_regular`, `input::open_in`).
+pub fn open_unchecked(dir: &impl AsFd, name: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
+    openat(dir, name, flags | libc::O_NONBLOCK | libc::O_NOCTTY, 0)
 }
 
 impl AsFd for Dir {

@@ -13,12 +13,12 @@
 //! is checked is then the file the kernel opened, found through
 //! /proc/self/fd, and the directories above it.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::os::unix::io::{AsRawFd, FromRawFd};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Most bytes read from a policy file.
@@ -27,6 +27,8 @@ pub const POLICY_MAX: u64 = 4 << 20;
 pub const RULES_MAX: u64 = 4 << 20;
 /// Most bytes read from a key file.
 pub const KEY_MAX: u64 = 4 << 10;
+/// Most bytes read from /etc/resolv.conf.
+pub const RESOLV_MAX: u64 = 1 << 20;
 /// Most bytes read from a record or a signed log.
 pub const LOG_MAX: u64 = 1 << 30;
 
@@ -159,20 +161,9 @@ pub fn open_in(
     what: &'static str,
     trust: Trust,
 ) -> Result<(File, Metadata), InputError> {
-    let c = CString::new(name.as_bytes()).map_err(|_| InputError::Open {
-        what,
-        path: path.into(),
-        source: io::ErrorKind::InvalidInput.into(),
-    })?;
-    let flags =
-        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NOFOLLOW;
-    // SAFETY: dir is an open fd and c a NUL-terminated string, both live for the call.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(open_error(io::Error::last_os_error(), path, what));
-    }
-    // SAFETY: fd was just opened here and nothing else owns it.
-    let file = unsafe { File::from_raw_fd(fd) };
+    let fd = crate::fsafe::open_unchecked(dir, name.as_bytes(), libc::O_RDONLY)
+        .map_err(|e| open_error(e, path, what))?;
+    let file = File::from(fd);
     let meta = checked_file(&file, path, what, trust)?;
     Ok((file, meta))
 }
@@ -380,7 +371,7 @@ mod tests {
         );
         let d = scratch("fifo");
         let fifo = d.join("fifo");
-        let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
         // SAFETY: c is a NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         // No writer: a blocking open would hang here forever.

@@ -317,7 +317,17 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         .map(|p| outfile::Ready::prepare(p, access))
         .transpose()
         .context("cannot prepare the ready file")?;
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    // Root's file, but one a job with sudo can make a FIFO or /dev/zero: a
+    // regular file, bounded, or no resolvers.
+    let resolv = input::read_regular(
+        std::path::Path::new("/etc/resolv.conf"),
+        input::RESOLV_MAX,
+        "resolver configuration",
+        input::Trust::Data,
+    )
+    .ok()
+    .and_then(|b| String::from_utf8(b).ok())
+    .unwrap_or_default();
     let nameservers = egress::nameservers(&resolv);
     let plan = egress::Plan::new(&policy, &nameservers)
         .map_err(|m| anyhow::anyhow!("{m}"))

@@ -577,7 +577,7 @@ impl Pipeline {
                 .unwrap_or_default();
         }
         if target_comm.is_empty() {
-            target_comm = std::fs::read(format!("/proc/{}/comm", e.target_pid))
+            target_comm = crate::proctable::read_proc_file(e.target_pid, "comm", 64)
                 .map(|b| crate::escape::decode(b.strip_suffix(b"\n").unwrap_or(&b)))
                 .unwrap_or_default();
         }
@@ -639,7 +639,8 @@ impl Pipeline {
     /// Names (never values) of the target's environment variables that the
     /// policy calls secret: what a reader of its environ could have taken.
     fn secret_env_names(&self, pid: u32) -> Vec<String> {
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        let read = crate::proctable::read_proc_file(pid, "environ", crate::proctable::ENVIRON_MAX);
+        let Ok(env) = read else {
             return Vec::new();
         };
         let mut names: Vec<String> = env

@@ -64,11 +64,21 @@ pub fn kept_mask(last_cap: u32, reloadable: bool) -> u64 {
         .fold(chown, |m, c| m | 1 << c)
 }
 
+/// The watchdog's only capability: naming the executable of whoever
+/// killed bee-trace (/proc/<pid>/exe of another user's, or a more
+/// capable, process). Its ring and outputs are descriptors it holds.
+pub const WATCHDOG_MASK: u64 = 1 << CAP_SYS_PTRACE;
+
 /// Drops everything but `kept_mask` and sets no_new_privs. Returns the mask
 /// kept.
 pub fn drop_privileges(reloadable: bool) -> io::Result<u64> {
+    drop_to(kept_mask(last_cap(), reloadable))
+}
+
+/// Drops every capability not in `keep`, from every set and the bounding
+/// set, and sets no_new_privs. Returns `keep`.
+pub fn drop_to(keep: u64) -> io::Result<u64> {
     let last = last_cap();
-    let keep = kept_mask(last, reloadable);
     // The bounding set first: that needs CAP_SETPCAP, which goes next.
     for cap in 0..=last {
         if keep & (1 << cap) == 0 {

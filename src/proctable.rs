@@ -13,6 +13,25 @@ use crate::programs::ExeId;
 const LINGER: Duration = Duration::from_secs(30);
 pub const MAX_ANCESTORS: usize = 16;
 const MAX_PROCS: usize = 1 << 17;
+/// Most bytes read from /proc/<pid>/stat: a comm is at most 16 bytes, the
+/// rest numbers.
+const STAT_MAX: u64 = 4096;
+/// Most bytes read from /proc/<pid>/environ: exec copies at most 3/4 of
+/// the kernel's 8 MiB stack limit of arguments and environment, so a real
+/// environment is never longer; a process can name any mapped region its
+/// environment (prctl PR_SET_MM_MAP needs no privilege), gigabytes of it.
+pub const ENVIRON_MAX: u64 = 6 << 20;
+
+/// Reads at most `max` bytes of /proc/<pid>/<name>, a file whose length
+/// the process it describes can choose (and whose st_size says nothing).
+pub fn read_proc_file(pid: u32, name: &str, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(format!("/proc/{pid}/{name}"))?
+        .take(max)
+        .read_to_end(&mut buf)?;
+    Ok(buf)
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Proc {
@@ -147,7 +166,7 @@ impl ProcTable {
 
 fn read_proc(pid: u32) -> Option<Proc> {
     // comm is any bytes the process chose, UTF-8 or not.
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_proc_file(pid, "stat", STAT_MAX).ok()?;
     let (comm, ppid) = parse_stat(&crate::escape::decode(&stat))?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
         .map(|p| crate::escape::decode_path(&p))

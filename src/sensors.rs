@@ -940,20 +940,37 @@ pub fn kernel_dev(st_dev: u64) -> u64 {
 
 /// Inode keys of existing files, for the hardlink check.
 pub fn seed_inodes(paths: &[std::path::PathBuf]) -> Vec<(InodeKey, std::path::PathBuf)> {
-    use std::os::unix::fs::MetadataExt;
     paths
         .iter()
         .filter_map(|p| {
-            let m = std::fs::metadata(p).ok()?;
+            let (dev, ino) = seed_inode(p)?;
             Some((
                 InodeKey {
-                    dev: kernel_dev(m.dev()),
-                    ino: m.ino(),
+                    dev: kernel_dev(dev),
+                    ino,
                 },
                 p.clone(),
             ))
         })
         .collect()
+}
+
+/// The file `path` names, for watching by inode. A name that is a link is
+/// followed only to a file of the link's owner (or any, for root's link):
+/// whoever owns the directory can point a link at any file of the host's,
+/// and every reader of that file would then be reported reading the
+/// watched one. The name is looked at once, in its directory's fd: a file
+/// found there is taken as it is, never through a link swapped in after.
+fn seed_inode(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let (parent, name) = crate::fsafe::split(path).ok()?;
+    let dir = crate::fsafe::Dir::open(&parent).ok()?;
+    let st = dir.stat_at(&name).ok()??;
+    if !st.is_symlink() {
+        return Some((st.dev, st.ino));
+    }
+    let m = std::fs::metadata(path).ok()?;
+    (st.uid == 0 || m.uid() == st.uid).then(|| (m.dev(), m.ino()))
 }
 
 pub fn describe_failures(s: &Sensors) -> Option<String> {

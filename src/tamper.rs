@@ -366,8 +366,8 @@ impl Guard {
             if *source != "self_check" {
                 eprintln!(
                     "bee-trace: TAMPER: {} by {}[{}] uid={}",
-                    terminal_safe(&crate::output::tamper_text(&ev.detail)),
-                    terminal_safe(&ev.comm),
+                    crate::escape::terminal(&crate::output::tamper_text(&ev.detail)),
+                    crate::escape::terminal(&ev.comm),
                     ev.pid,
                     ev.uid
                 );
@@ -387,24 +387,11 @@ fn fresh(seen: &mut HashSet<Drift>, found: Vec<Drift>) -> Vec<Drift> {
 
 /// The one stderr line a finding gets at once.
 pub fn drift_line(d: &Drift) -> String {
-    terminal_safe(&format!(
+    crate::escape::terminal(&format!(
         "bee-trace: TAMPERED: {} {} ({}): {}",
         d.object_type, d.object_id, d.object_name, d.what
     ))
-}
-
-/// Text from the watched system (a comm, a name) with control bytes shown
-/// escaped, so it cannot drive the terminal it is printed on.
-fn terminal_safe(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    .into_owned()
 }
 
 #[cfg(test)]
@@ -564,7 +551,7 @@ mod tests {
         let line = drift_line(&d);
         assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
         assert!(line.contains("map 9"), "{line}");
-        assert_eq!(terminal_safe("a\nb"), "a\\nb");
+        assert_eq!(crate::escape::terminal("a\nb"), "a\\x0ab");
     }
 
     #[test]

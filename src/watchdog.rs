@@ -6,7 +6,8 @@
 //! bee-trace unseen, is said on stderr at once.
 //!
 //! It holds nothing else of bee-trace's: every other inherited descriptor is
-//! closed, so the programs and links still go away with bee-trace. A clean
+//! closed, so the programs and links still go away with bee-trace, and of
+//! root's capabilities it keeps only CAP_SYS_PTRACE. A clean
 //! stop tells it so through a pipe; the pipe closing without that word means
 //! bee-trace ended some other way, which it reports too.
 
@@ -156,9 +157,6 @@ fn child_main(parent: u32, ring: MapHandle, pipe: OwnedFd, out: Outputs) -> ! {
             libc::signal(sig, libc::SIG_IGN);
         }
     }
-    if let Err(e) = crate::privs::drop_privileges(false) {
-        eprintln!("bee-trace watchdog: cannot drop privileges: {e}");
-    }
     let code = watch(parent, &ring, pipe_fd, &out);
     // SAFETY: ends the child without running the parent's destructors.
     unsafe { libc::_exit(code) }
@@ -175,7 +173,7 @@ fn watch(parent: u32, ring: &MapHandle, pipe: RawFd, out: &Outputs) -> i32 {
                 if e.sig == libc::SIGSTOP {
                     eprintln!(
                         "bee-trace watchdog: bee-trace (pid {parent}) was sent SIGSTOP by {}[{}] uid={}: it sees nothing while stopped",
-                        safe(&crate::events::cstr(&e.hdr.comm)),
+                        crate::escape::terminal(&crate::events::cstr(&e.hdr.comm)),
                         e.hdr.pid,
                         e.hdr.uid
                     );
@@ -186,12 +184,13 @@ fn watch(parent: u32, ring: &MapHandle, pipe: RawFd, out: &Outputs) -> i32 {
         0
     })
         .is_ok();
-    let rb = match builder
-        .build()
-        .ok()
-        .filter(|_| added)
-        .ok_or("the ring was refused")
-    {
+    let rb = builder.build();
+    // The ring is mapped (on kernels before 6.5 that took CAP_BPF); all the
+    // rest is done through descriptors already held.
+    if let Err(e) = crate::privs::drop_to(crate::privs::WATCHDOG_MASK) {
+        eprintln!("bee-trace watchdog: cannot drop privileges: {e}");
+    }
+    let rb = match rb.ok().filter(|_| added).ok_or("the ring was refused") {
         Ok(rb) => rb,
         Err(e) => {
             eprintln!("bee-trace watchdog: cannot read the signal ring: {e}");
@@ -249,18 +248,6 @@ fn read_clean(pipe: RawFd) -> bool {
 
 fn wait_pipe_only(pipe: RawFd) -> i32 {
     i32::from(!read_clean(pipe))
-}
-
-fn safe(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
 
 /// bee-trace ended without a clean stop: says so on stderr and in the event
@@ -325,7 +312,7 @@ fn report_end(parent: u32, kills: &[TamperEvent], out: &Outputs) {
     let mut stream = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(out.stream) });
     for mut ev in events {
         out.redactor.event(&mut ev);
-        eprintln!("bee-trace watchdog: {}", safe(&crate::output::human(&ev)));
+        eprintln!("bee-trace watchdog: {}", crate::output::human(&ev));
         let line = match out.format {
             Format::Human => crate::output::human(&ev),
             Format::Json => serde_json::to_string(&ev).unwrap_or_default(),

@@ -218,3 +218,68 @@ fn an_expected_program_is_known_by_its_executable_not_its_name() {
         );
     }
 }
+
+/// The job owns the directory of a file the policy watches and puts a link
+/// there to a file of the host's: the host's file is not learned by inode,
+/// or every reader of it (root's included) is reported reading a
+/// credential (false findings, and a flood that rate limiting then cuts).
+#[test]
+fn a_watched_name_the_job_links_to_a_host_file_does_not_watch_that_file() {
+    if !root_or_skip("a_watched_name_the_job_links_to_a_host_file_does_not_watch_that_file") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let s = Scratch::new("files-job-link");
+    let job = s.path("job");
+    std::fs::create_dir(&job).unwrap();
+    std::os::unix::fs::chown(&job, Some(65534), Some(65534)).unwrap();
+    let host_file = s.path("host-file");
+    std::fs::write(&host_file, "the host's own data\n").unwrap();
+    let own = job.join("own-key");
+    let linked = job.join("id_rsa");
+    let mine = job.join("id_ed25519");
+    for (target, link) in [(&host_file, &linked), (&own, &mine)] {
+        let st = Command::new("ln")
+            .arg("-s")
+            .arg(target)
+            .arg(link)
+            .uid(65534)
+            .gid(65534)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ln -s as nobody");
+    }
+    let st = Command::new("sh")
+        .args(["-c", "echo key > \"$0\""])
+        .arg(&own)
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .unwrap();
+    assert!(st.success(), "the job's own key");
+    let cfg = s.path("policy.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "files:\n  watch_read: [\"{}\", \"{}\"]\n",
+            linked.display(),
+            mine.display()
+        ),
+    )
+    .unwrap();
+    let mon = Monitor::start(&s.0, &["--config", cfg.to_str().unwrap()]);
+    let host_reader = run(Command::new("cat").arg(&host_file));
+    let own_reader = run(Command::new("cat").arg(&own).uid(65534).gid(65534));
+    let events = mon.stop();
+    assert!(
+        from_pid(&events, "file", host_reader).is_empty(),
+        "root reading the host's file was reported: {}",
+        describe(&events)
+    );
+    assert_eq!(
+        from_pid(&events, "file", own_reader).len(),
+        1,
+        "the job's own file behind its link is still watched: {}",
+        describe(&events)
+    );
+}

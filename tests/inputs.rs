@@ -210,3 +210,45 @@ fn a_rule_nested_thousands_deep_is_refused_not_an_abort() {
         );
     }
 }
+
+/// A job with sudo makes /etc/resolv.conf a FIFO (here in a private mount
+/// namespace): bee-trace, which reads it for the resolvers whose DNS
+/// answers it learns, starts anyway instead of waiting forever for a
+/// writer.
+#[test]
+fn a_fifo_as_resolv_conf_does_not_hang_the_start() {
+    if !root_or_skip("a_fifo_as_resolv_conf_does_not_hang_the_start") {
+        return;
+    }
+    let s = Scratch::new("inputs-resolv-fifo");
+    let fifo = s.path("fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: c is NUL-terminated.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let mut child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind \"$1\" /etc/resolv.conf && exec \"$2\" --probe-type file_monitor --duration 1")
+        .arg("sh")
+        .arg(&fifo)
+        .arg(BIN)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("bee-trace still starting after 20 s with a FIFO as /etc/resolv.conf");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+}

@@ -196,3 +196,96 @@ fn a_process_named_like_an_excluded_program_or_a_debugger_is_neither() {
     let _ = victim.kill();
     let _ = victim.wait();
 }
+
+/// Makes its own environment `argv[1]` bytes long without exec: an
+/// unreadable-but-mapped anonymous region named as the environment with
+/// prctl(PR_SET_MM_MAP), which needs no privilege (CONFIG_CHECKPOINT_RESTORE);
+/// prints "ready", then sleeps.
+const HUGE_ENVIRON: &str = r#"
+import ctypes, mmap, struct, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+size = int(sys.argv[1])
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x4000, -1, 0)
+f = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
+g = lambda n: int(f[n - 3])
+libc.sbrk.restype = ctypes.c_void_p
+m = struct.pack("11QQII", g(26), g(27), g(45), g(46), g(47), libc.sbrk(0), g(28), g(48), g(49),
+                addr, addr + size, 0, 0, 0xffffffff)
+if libc.prctl(35, 14, ctypes.create_string_buffer(m), len(m), 0) != 0:
+    print("failed", ctypes.get_errno(), flush=True)
+    sys.exit(1)
+print("ready", flush=True)
+time.sleep(60)
+"#;
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_huge_environment_does_not_make_bee_trace_read_it_all() {
+    if !root_or_skip("a_huge_environment_does_not_make_bee_trace_read_it_all") {
+        return;
+    }
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let s = Scratch::new("mem-huge-env");
+    let mon = Monitor::start(&s.0, &["--probe-type", "memory_monitor"]);
+    // The job, as nobody: one process with a 512 MiB "environment" (no
+    // memory behind it: untouched pages read as the zero page), another
+    // opening it, which makes bee-trace look for secret names in it.
+    let size: u64 = 512 << 20;
+    let mut holder = Command::new("/usr/bin/python3")
+        .args(["-c", HUGE_ENVIRON, &size.to_string()])
+        .uid(65534)
+        .gid(65534)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line.trim(),
+        "ready",
+        "the holder could not grow its environ"
+    );
+    let before = peak_rss_kib(mon.child.id());
+    let reader = run(Command::new("head")
+        .args(["-c", "1"])
+        .arg(format!("/proc/{}/environ", holder.id()))
+        .uid(65534)
+        .gid(65534));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !read_events(&mon.events_path)
+        .iter()
+        .any(|e| e["type"] == "memory" && e["pid"] == reader && e["kind"] == "proc_environ")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no proc_environ event from {reader}: {}",
+            mon.stderr()
+        );
+        // Another event, so the pipeline moves on and the stream is flushed.
+        run(Command::new("head")
+            .args(["-c", "1"])
+            .arg(format!("/proc/{}/maps", holder.id())));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let grew = peak_rss_kib(mon.child.id()).saturating_sub(before);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    mon.stop();
+    assert!(
+        grew < 64 << 10,
+        "bee-trace's peak memory grew by {grew} KiB reading a job's environ"
+    );
+}

@@ -24,6 +24,11 @@ const SECRETS: &[&str] = &[
     "sshpass-planted-0006",
     "jsonpass-planted-0007",
     "shellpass-planted-0008",
+    // URL query credentials: a Google API key, an Azure SAS signature, an
+    // S3 presigned URL's signature.
+    "PLANTEDplantedPLANTEDplanted01234",
+    "sasPlantedSig0009",
+    "amzsigplanted0010",
     // The half of a ghp_ token the 1023-byte argument bound leaves.
     "CutPlantedFirst",
 ];
@@ -55,6 +60,14 @@ fn run_secret_commands(s: &Scratch) -> Vec<u32> {
                 "-d",
                 r#"{"user":"ci","password":"jsonpass-planted-0007"}"#,
                 "https://example.invalid/",
+            ],
+        ),
+        tool(
+            "curl",
+            &[
+                "https://maps.googleapis.com/maps/api/geocode/json?address=x&key=AIzaSyPLANTEDplantedPLANTEDplanted01234",
+                "https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sp=r&sig=sasPlantedSig0009",
+                "https://b.s3.amazonaws.com/o?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=amzsigplanted0010",
             ],
         ),
         tool("mysql", &["-uroot", "-pmysqlpass-planted-0004", "db"]),

@@ -495,3 +495,64 @@ fn sigstop_of_bee_trace_and_sigkill_of_its_watchdog_are_reported() {
         .unwrap_or_else(|| panic!("no finding on the watchdog:\n{}", describe(&events)));
     assert_eq!(gone["found"], "killed by signal 9", "{gone}");
 }
+
+/// The watchdog reads a ring, names a killer and writes to descriptors it
+/// already holds: root's power to read and write any file (which a flaw in
+/// it would hand over) and to change BPF objects are no part of that. It
+/// keeps CAP_SYS_PTRACE alone, to name a killer's executable.
+#[test]
+fn the_watchdog_keeps_only_what_naming_a_killer_needs() {
+    if !root_or_skip("the_watchdog_keeps_only_what_naming_a_killer_needs") {
+        return;
+    }
+    let s = Scratch::new("tamper-dog-caps");
+    let mon = Monitor::start(&s.0, &[]);
+    let dog = watchdog_of(mon.child.id());
+    let status = std::fs::read_to_string(format!("/proc/{dog}/status")).unwrap();
+    mon.stop();
+    let cap = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap()
+    };
+    let ptrace = 1u64 << 19;
+    for field in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(cap(field), ptrace, "{field} of the watchdog:\n{status}");
+    }
+    assert_eq!(cap("NoNewPrivs:"), 1, "{status}");
+}
+
+/// A job with sudo names its bpftool so that its stderr line reads
+/// backwards and breaks (U+202E, U+2028 in its comm): the TAMPER line shows
+/// them as escapes, as every other line of watched-system text does.
+#[test]
+fn a_tamperers_name_cannot_reorder_or_break_the_stderr_line() {
+    if !root_or_skip("a_tamperers_name_cannot_reorder_or_break_the_stderr_line") {
+        return;
+    }
+    let s = Scratch::new("tamper-bidi");
+    let mon = Monitor::start(&s.0, &[]);
+    let link = our_cgroup_link(mon.child.id(), "cgroup_inet4_connect");
+    let tool = s.path("\u{202e}\u{2028}bpf");
+    std::fs::copy("/usr/sbin/bpftool", &tool).unwrap();
+    let st = Command::new(&tool)
+        .args(["link", "detach", "id", &link.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "bpftool link detach");
+    wait_stderr(&mon, &["TAMPER:", "link_detach"]);
+    let err = mon.stderr();
+    mon.stop();
+    let line = err
+        .lines()
+        .find(|l| l.contains("TAMPER:") && l.contains("link_detach"))
+        .unwrap();
+    assert!(
+        !line.contains('\u{202e}') && !line.contains('\u{2028}'),
+        "raw bidi or line separator on stderr: {line:?}"
+    );
+    assert!(line.contains("\\u{202e}\\u{2028}bpf"), "{line:?}");
+}

@@ -139,3 +139,48 @@ fn canaries_left_by_a_killed_run_are_removed_by_the_next() {
     assert!(!decoy.exists() && !s.path("home").exists());
     second.stop();
 }
+
+/// The job owns the directory of a file a kill rule names and puts a link
+/// there to a file of the host's: bee-trace must not arm the host's file,
+/// or every process that reads it (root's included) dies by SIGKILL.
+#[test]
+fn a_kill_rule_is_not_armed_through_a_link_the_job_made() {
+    if !root_or_skip("a_kill_rule_is_not_armed_through_a_link_the_job_made") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let s = Scratch::new("tripwire-link");
+    let job = s.path("job");
+    std::fs::create_dir(&job).unwrap();
+    std::os::unix::fs::chown(&job, Some(65534), Some(65534)).unwrap();
+    let host_file = s.path("host-file");
+    std::fs::write(&host_file, "the host's own data\n").unwrap();
+    let named = job.join("honey");
+    let st = Command::new("ln")
+        .arg("-s")
+        .arg(&host_file)
+        .arg(&named)
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .unwrap();
+    assert!(st.success(), "ln -s as nobody");
+    let cfg = s.path("policy.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "files:\n  rules:\n    - path: {}\n      action: kill\n",
+            named.display()
+        ),
+    )
+    .unwrap();
+    let mon = Monitor::start(&s.0, &["--config", cfg.to_str().unwrap()]);
+    let (_, sig, out) = run_signalled(Command::new("cat").arg(&host_file));
+    let stderr = mon.stderr();
+    mon.stop();
+    assert_eq!(
+        sig, None,
+        "root reading the host's file was killed: {stderr}"
+    );
+    assert_eq!(out, "the host's own data\n");
+}

@@ -46,6 +46,13 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "private_key",
         r"(-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z ]*PRIVATE KEY-----|\z))",
     ),
+    ("google_api_key", r"\b(AIza[0-9A-Za-z_-]{35})"),
+    // A credential in a URL's query: an API key, a SAS or presigned URL's
+    // signature (the URL is the credential; without it, it is not), a token.
+    (
+        "url_query_secret",
+        r#"(?i)[?&](?:key|api[-_]?key|sig|signature|x-amz-signature|x-amz-security-token|x-goog-signature|token|access[-_]?token|client[-_]?secret|password|passwd|secret)=([^&\s#'"]+)"#,
+    ),
     (
         "url_credentials",
         r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:([^/\s@]+)@",
@@ -93,6 +100,7 @@ pub const CUT: &[&str] = &[
     r"\b(npm_[A-Za-z0-9]*)\z",
     r"\b(pypi-[A-Za-z0-9_-]*)\z",
     r"\b((?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]*)\z",
+    r"\b(AIza[0-9A-Za-z_-]*)\z",
     r"\b(xox[abposr]-[A-Za-z0-9-]*)\z",
     r"\b(eyJ[A-Za-z0-9_.-]*)\z",
     r#"(?i)aws_secret_access_key["']?\s*[:=]\s*["']?([A-Za-z0-9/+=]*)\z"#,
@@ -327,6 +335,9 @@ mod tests {
             ("https://ci:s3cr3tpass@git.example.com/repo.git", "s3cr3tpass"),
             ("--password=hunter2xyz", "hunter2xyz"),
             ("MY_API_TOKEN=abc123secretvalue", "abc123secretvalue"),
+            ("x AIzaSyA0123456789abcdefghijklmnopqrstuv", "SyA0123456789abcdefghij"),
+            ("https://a.blob.core.windows.net/c?sv=1&sig=abc%2Bdef", "abc%2Bdef"),
+            ("https://b.s3.amazonaws.com/o?X-Amz-Signature=0a1b2c", "0a1b2c"),
         ];
         for (input, secret) in cases {
             let out = r().text(input);
@@ -338,6 +349,10 @@ mod tests {
             "https://ci:[REDACTED]@git.example.com/x"
         );
         assert_eq!(r().text("--password=abc"), "--password=[REDACTED]");
+        assert_eq!(
+            r().text("https://x.example/p?sv=1&sig=abc&sp=r"),
+            "https://x.example/p?sv=1&sig=[REDACTED]&sp=r"
+        );
     }
 
     #[test]
@@ -346,6 +361,7 @@ mod tests {
             "/usr/bin/git",
             "fetch --depth=1 origin main",
             "https://github.com/org/repo.git",
+            "https://example.com/search?q=keys&page=2",
             "/home/ci/.ssh/id_rsa",
             "TOKEN_FILE",
             "--token-file",
