@@ -23,12 +23,12 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::events::{InodeKey, INODE_KILL, INODE_WATCH};
-use crate::fsafe::{Dir, Stat};
+use crate::fsafe::{walk, Dir, Stat, Walk};
 use crate::policy::{Canary, Policy};
 
 /// Where the records of planted canaries live.
@@ -38,8 +38,6 @@ pub const STATE_DIR: &str = "/run/bee-trace";
 const MAX_DECOY: u64 = 64 * 1024;
 /// A state record is a list of paths; bound what is read back.
 const MAX_RECORD: u64 = 4 * 1024 * 1024;
-/// Links followed while walking one path (as the kernel's own limit).
-const MAX_LINKS: usize = 40;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CanaryError {
@@ -152,88 +150,6 @@ pub fn open_state_dir(path: &Path) -> Result<Dir, CanaryError> {
     Ok(dir)
 }
 
-/// Where a canary's path leads: the deepest existing directory, held open,
-/// its owner, and the names still missing below it (the file's last).
-struct Walk {
-    dir: Dir,
-    owner: (u32, u32),
-    missing: Vec<Vec<u8>>,
-}
-
-/// Walks `path`'s parents from `/` through directory fds. A link is
-/// followed only when root owns it and its directory is root-only (one the
-/// job cannot have made); any other link, or a parent that is not a
-/// directory, is refused.
-fn walk(path: &Path) -> Result<Walk, String> {
-    let mut todo: Vec<Vec<u8>> = components(path)?;
-    let mut dir = Dir::root().map_err(|e| format!("cannot open /: {e}"))?;
-    let mut here = dir.stat().map_err(|e| e.to_string())?;
-    let mut links = 0;
-    todo.reverse();
-    while todo.len() > 1 {
-        let name = todo.pop().unwrap_or_default();
-        let shown = String::from_utf8_lossy(&name).into_owned();
-        match dir.stat_at(&name).map_err(|e| format!("{shown}: {e}"))? {
-            None => {
-                todo.push(name);
-                break;
-            }
-            Some(st) if st.is_dir() => {
-                dir = dir.subdir(&name).map_err(|e| format!("{shown}: {e}"))?;
-                here = dir.stat().map_err(|e| e.to_string())?;
-            }
-            Some(st) if st.is_symlink() => {
-                links += 1;
-                if links > MAX_LINKS || !(st.uid == 0 && here.root_only()) {
-                    return Err(format!(
-                        "{shown} is a symbolic link owned by uid {} in a directory others \
-                         can change; bee-trace does not follow it",
-                        st.uid
-                    ));
-                }
-                let target = dir.readlink(&name).map_err(|e| format!("{shown}: {e}"))?;
-                let mut more = components_rel(&target)?;
-                if target.is_absolute() {
-                    dir = Dir::root().map_err(|e| e.to_string())?;
-                    here = dir.stat().map_err(|e| e.to_string())?;
-                }
-                more.reverse();
-                todo.extend(more);
-            }
-            Some(_) => return Err(format!("{shown} is not a directory")),
-        }
-    }
-    todo.reverse();
-    Ok(Walk {
-        dir,
-        owner: (here.uid, here.gid),
-        missing: todo,
-    })
-}
-
-/// The components of an absolute, `..`-free path.
-fn components(path: &Path) -> Result<Vec<Vec<u8>>, String> {
-    if !path.is_absolute() {
-        return Err("not an absolute path".into());
-    }
-    components_rel(path)
-}
-
-fn components_rel(path: &Path) -> Result<Vec<Vec<u8>>, String> {
-    let mut v = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::Normal(n) => v.push(n.as_bytes().to_vec()),
-            Component::RootDir | Component::CurDir => {}
-            _ => return Err(format!("{} has a `..` component", path.display())),
-        }
-    }
-    if v.is_empty() {
-        return Err("no file name".into());
-    }
-    Ok(v)
-}
-
 fn join(base: &Path, name: &[u8]) -> PathBuf {
     base.join(OsStr::from_bytes(name))
 }
@@ -286,7 +202,7 @@ impl Canaries {
     fn plant_one(&mut self, c: &Canary) -> Outcome {
         let w = match walk(&c.path) {
             Ok(w) => w,
-            Err(why) => return Outcome::Skipped(why),
+            Err(why) => return Outcome::Skipped(why.0),
         };
         if w.missing.len() == 1 {
             match w.dir.stat_at(&w.missing[0]) {

@@ -345,6 +345,109 @@ pub fn split(path: &Path) -> io::Result<(PathBuf, Vec<u8>)> {
     Ok((parent, name))
 }
 
+/// Links followed while walking one path (as the kernel's own limit).
+const MAX_LINKS: usize = 40;
+
+/// Why a path could not be walked without following a link the job could
+/// have made.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WalkError(pub String);
+
+/// Where a path leads: the deepest existing directory, held open,
+/// its owner, and the names still missing below it (the file's last).
+pub struct Walk {
+    pub dir: Dir,
+    pub owner: (u32, u32),
+    pub missing: Vec<Vec<u8>>,
+}
+
+/// Walks `path`'s parents from `/` through directory fds. A link is
+/// followed only when root owns it and its directory is root-only (one the
+/// job cannot have made); any other link, or a parent that is not a
+/// directory, is refused.
+pub fn walk(path: &Path) -> Result<Walk, WalkError> {
+    let mut todo: Vec<Vec<u8>> = components(path)?;
+    let mut dir = Dir::root().map_err(|e| WalkError(format!("cannot open /: {e}")))?;
+    let mut here = dir.stat().map_err(|e| WalkError(e.to_string()))?;
+    let mut links = 0;
+    todo.reverse();
+    while todo.len() > 1 {
+        let name = todo.pop().unwrap_or_default();
+        let shown = String::from_utf8_lossy(&name).into_owned();
+        match dir
+            .stat_at(&name)
+            .map_err(|e| WalkError(format!("{shown}: {e}")))?
+        {
+            None => {
+                todo.push(name);
+                break;
+            }
+            Some(st) if st.is_dir() => {
+                dir = dir
+                    .subdir(&name)
+                    .map_err(|e| WalkError(format!("{shown}: {e}")))?;
+                here = dir.stat().map_err(|e| WalkError(e.to_string()))?;
+            }
+            Some(st) if st.is_symlink() => {
+                links += 1;
+                if links > MAX_LINKS || !(st.uid == 0 && here.root_only()) {
+                    return Err(WalkError(format!(
+                        "{shown} is a symbolic link owned by uid {} in a directory others \
+                         can change; bee-trace does not follow it",
+                        st.uid
+                    )));
+                }
+                let target = dir
+                    .readlink(&name)
+                    .map_err(|e| WalkError(format!("{shown}: {e}")))?;
+                let mut more = components_rel(&target)?;
+                if target.is_absolute() {
+                    dir = Dir::root().map_err(|e| WalkError(e.to_string()))?;
+                    here = dir.stat().map_err(|e| WalkError(e.to_string()))?;
+                }
+                more.reverse();
+                todo.extend(more);
+            }
+            Some(_) => return Err(WalkError(format!("{shown} is not a directory"))),
+        }
+    }
+    todo.reverse();
+    Ok(Walk {
+        dir,
+        owner: (here.uid, here.gid),
+        missing: todo,
+    })
+}
+
+/// The components of an absolute, `..`-free path.
+fn components(path: &Path) -> Result<Vec<Vec<u8>>, WalkError> {
+    if !path.is_absolute() {
+        return Err(WalkError("not an absolute path".into()));
+    }
+    components_rel(path)
+}
+
+fn components_rel(path: &Path) -> Result<Vec<Vec<u8>>, WalkError> {
+    let mut v = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => v.push(n.as_bytes().to_vec()),
+            Component::RootDir | Component::CurDir => {}
+            _ => {
+                return Err(WalkError(format!(
+                    "{} has a `..` component",
+                    path.display()
+                )))
+            }
+        }
+    }
+    if v.is_empty() {
+        return Err(WalkError("no file name".into()));
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

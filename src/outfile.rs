@@ -11,6 +11,7 @@
 
 use std::fs::File;
 use std::io::{self, Seek, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +31,8 @@ pub enum OutError {
          itself"
     )]
     Symlink(PathBuf),
+    #[error("{0}: {1}")]
+    Path(PathBuf, String),
     #[error("{0} is not a regular file ({1}); bee-trace writes events and reports to regular files only")]
     NotRegular(PathBuf, &'static str),
     #[error(
@@ -37,6 +40,29 @@ pub enum OutError {
          let bee-trace create it"
     )]
     HardLinks(PathBuf, u64),
+}
+
+/// The directory a file is written in, reached from `/` without following
+/// a link that anyone but root could have made (a job that owns a directory
+/// on the way could otherwise point it at /etc/sudoers.d or /etc/cron.d).
+fn open_parent(parent: &Path, name: &[u8]) -> Result<Dir, OutError> {
+    let abs = if parent.is_absolute() {
+        parent.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(io_err(parent))?
+            .join(parent)
+    };
+    let file = abs.join(std::ffi::OsStr::from_bytes(name));
+    let unsafe_path = |why: String| OutError::Path(file.clone(), why);
+    let w = fsafe::walk(&file).map_err(|e| unsafe_path(e.0))?;
+    if w.missing.len() != 1 {
+        return Err(unsafe_path(format!(
+            "the directory {} does not exist",
+            abs.display()
+        )));
+    }
+    Ok(w.dir)
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OutError + '_ {
@@ -78,7 +104,7 @@ fn kind(mode: u32) -> &'static str {
 /// an existing file now (streams); reports are emptied when written.
 pub fn open(path: &Path, truncate: bool, access: Access) -> Result<File, OutError> {
     let (parent, name) = fsafe::split(path).map_err(io_err(path))?;
-    let dir = Dir::open(&parent).map_err(io_err(&parent))?;
+    let dir = open_parent(&parent, &name)?;
     let f = match dir.stat_at(&name).map_err(io_err(path))? {
         None => {
             let f = dir.create_new(&name, access.mode()).map_err(io_err(path))?;
@@ -149,7 +175,7 @@ pub struct Ready {
 impl Ready {
     pub fn prepare(path: &Path, access: Access) -> Result<Ready, OutError> {
         let (parent, name) = fsafe::split(path).map_err(io_err(path))?;
-        let dir = Dir::open(&parent).map_err(io_err(&parent))?;
+        let dir = open_parent(&parent, &name)?;
         match dir.stat_at(&name).map_err(io_err(path))? {
             Some(st) if !st.is_file() && !st.is_symlink() => {
                 Err(OutError::NotRegular(path.into(), kind(st.mode)))

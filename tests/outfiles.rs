@@ -213,3 +213,46 @@ fn a_fifo_as_output_is_refused_at_once() {
         "{err}"
     );
 }
+
+#[test]
+fn a_directory_the_job_swapped_for_a_link_is_not_followed() {
+    if !root_or_skip("a_directory_the_job_swapped_for_a_link_is_not_followed") {
+        return;
+    }
+    let s = Scratch::new("outfiles-dirlink");
+    let (job, vault) = layout(&s);
+    // The job points a directory on the report's path at a root-only one
+    // (think /etc/sudoers.d, where any new file breaks sudo).
+    let st = Command::new("ln")
+        .arg("-s")
+        .arg(&vault)
+        .arg(job.join("step"))
+        .uid(JOB_UID)
+        .gid(JOB_UID)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for flag in [
+        "--report-md",
+        "--report-json",
+        "--output",
+        "--record",
+        "--ready-file",
+    ] {
+        let out = Command::new(BIN)
+            .args(["--probe-type", "file_monitor", "--duration", "1", flag])
+            .arg(job.join("step/new-file"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("symbolic link owned by uid 65534"),
+            "{flag} through the job's directory link was not refused: {err}"
+        );
+        assert!(
+            !vault.join("new-file").exists(),
+            "{flag}: root created a file in the root-only directory"
+        );
+    }
+}
