@@ -33,10 +33,22 @@ need qemu-system-x86_64 || install_pkgs qemu-system-x86
 need qemu-system-aarch64 || install_pkgs qemu-system-arm
 need cpio || install_pkgs cpio
 
+# apt-get download of another architecture's packages (a guest's busybox
+# and kernel) needs that architecture's package lists: a new machine has none.
+foreign_arch() {
+  local arch=$1
+  [ "$arch" = "$(dpkg --print-architecture)" ] && return 0
+  dpkg --print-foreign-architectures | grep -qx "$arch" && return 0
+  [ "$(id -u)" -eq 0 ] || { echo "run as root: dpkg --add-architecture $arch && apt-get update" >&2; exit 1; }
+  dpkg --add-architecture "$arch"
+  apt-get update -qq
+}
+
 # busybox for the guest's architecture, from Debian's busybox-static.
 busybox_for() {
   local arch=$1 out="$CACHE/busybox-$1"
   if [ ! -x "$out" ]; then
+    foreign_arch "$arch"
     (cd "$work" && apt-get download "busybox-static:$arch" >/dev/null 2>&1)
     dpkg-deb -x "$work"/busybox-static_*_"$arch".deb "$work/bb-$arch"
     cp "$work/bb-$arch/bin/busybox" "$out"

@@ -37,6 +37,8 @@ pub struct Stat {
 }
 
 impl Stat {
+    // st_nlink is 64-bit on x86_64 and 32-bit on aarch64.
+    #[allow(clippy::useless_conversion)]
     fn from_raw(s: &libc::stat) -> Stat {
         Stat {
             mode: s.st_mode,
@@ -44,7 +46,7 @@ impl Stat {
             gid: s.st_gid,
             dev: s.st_dev,
             ino: s.st_ino,
-            nlink: s.st_nlink,
+            nlink: u64::from(s.st_nlink),
             size: s.st_size,
             ctime_ns: i128::from(s.st_ctime) * 1_000_000_000 + i128::from(s.st_ctime_nsec),
             mtime_ns: i128::from(s.st_mtime) * 1_000_000_000 + i128::from(s.st_mtime_nsec),
