@@ -98,10 +98,12 @@ fail() { echo "GUEST-RESULT FAIL: $*"; poweroff -f; }
 /bee-trace check || fail "bee-trace check"
 echo planted-not-a-key > /root/.ssh/id_guest
 mkdir -p /root/.aws /etc/sudoers.d
-SECRET_TOKEN=x sleep 30 & victim=$!
+SECRET_TOKEN=x sleep 3600 & victim=$!  # alive however slow the emulated steps are
 printf 'canaries:\n  - path: /root/.config/decoy/credentials\n    type: aws\n    action: kill\n' > /tmp/policy.yml
 mkdir -p /run
-/bee-trace --config /tmp/policy.yml --format json --output /tmp/out.json --ready-file /tmp/ready --duration 8 2>/tmp/err &
+# Stopped by SIGTERM once everything below is done, not after a fixed time:
+# an emulated guest on a busy host can take many seconds for the steps.
+/bee-trace --config /tmp/policy.yml --format json --output /tmp/out.json --ready-file /tmp/ready --duration 600 2>/tmp/err &
 mon=$!
 i=0; while [ ! -e /tmp/ready ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
 [ -e /tmp/ready ] || { cat /tmp/err; fail "monitor not ready"; }
@@ -116,6 +118,7 @@ child=$(/probe)
 # The canary is a tripwire: its reader dies by SIGKILL before it can read.
 cat /root/.config/decoy/credentials >/tmp/canary.out 2>/dev/null; canary_status=$?
 /bin/true
+kill -TERM $mon
 wait $mon || { cat /tmp/err; fail "monitor exit status"; }
 cat /tmp/err
 /bee-trace check | grep '^hooks'
