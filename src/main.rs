@@ -299,18 +299,13 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         (Some(f), Some(p)) => sink::Lines::new(Box::new(f), format!("events to {}", p.display())),
         _ => sink::Lines::new(Box::new(std::io::stdout()), "events to standard output"),
     };
-    let report_json = args
-        .report_json
-        .as_deref()
-        .map(|p| outfile::Report::open(p, access))
-        .transpose()
-        .context("cannot open the JSON report file")?;
-    let report_md = args
-        .report_md
-        .as_deref()
-        .map(|p| outfile::Report::open(p, access))
-        .transpose()
-        .context("cannot open the Markdown report file")?;
+    let report = |p: &Option<std::path::PathBuf>| {
+        p.as_deref()
+            .map(|p| outfile::Report::open(p, access))
+            .transpose()
+    };
+    let report_json = report(&args.report_json).context("cannot open the JSON report file")?;
+    let report_md = report(&args.report_md).context("cannot open the Markdown report file")?;
     let ready = args
         .ready_file
         .as_deref()

@@ -352,12 +352,6 @@ impl Sensors {
             return Vec::new();
         }
         let mut out = Vec::new();
-        let drift = |map: &dyn MapCore, name: &str, what: String| Drift {
-            object_type: "map",
-            object_id: map_id(map.as_fd()),
-            object_name: name.to_string(),
-            what,
-        };
         let slot = skel.maps.bss_data.as_deref().map_or(0, |b| {
             // SAFETY: a volatile aligned u32 load from the mmapped .bss.
             unsafe { std::ptr::read_volatile(&b.cfg_slot) }
@@ -369,7 +363,7 @@ impl Sensors {
             .lookup(&slot.to_ne_bytes(), MapFlags::ANY)
         {
             Ok(Some(v)) if v == as_bytes(&want) => {}
-            Ok(_) | Err(_) => out.push(drift(
+            Ok(_) | Err(_) => out.push(map_drift(
                 &skel.maps.file_cfg,
                 "file_cfg",
                 format!("the active slot {slot} no longer holds the file filter bee-trace wrote"),
@@ -420,7 +414,7 @@ impl Sensors {
                 .filter(|k| !matches!(map.lookup(k, MapFlags::ANY), Ok(Some(v)) if v == one))
                 .count();
             if missing > 0 {
-                out.push(drift(
+                out.push(map_drift(
                     map,
                     name,
                     format!(
@@ -443,12 +437,6 @@ impl Sensors {
         };
         let m = &skel.maps;
         let mut out = Vec::new();
-        let drift = |map: &dyn MapCore, name: &str, what: String| Drift {
-            object_type: "map",
-            object_id: map_id(map.as_fd()),
-            object_name: name.to_string(),
-            what,
-        };
         let cfg = m
             .egress_cfg
             .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
@@ -468,7 +456,7 @@ impl Sensors {
                 ),
                 None => "its entry cannot be read".to_string(),
             };
-            out.push(drift(&m.egress_cfg, "egress_cfg", what));
+            out.push(map_drift(&m.egress_cfg, "egress_cfg", what));
         }
         let mut unblocked = Vec::new();
         for (c, _) in &plan.block {
@@ -500,7 +488,7 @@ impl Sensors {
             }
         }
         if !unblocked.is_empty() {
-            out.push(drift(
+            out.push(map_drift(
                 &m.block4,
                 "block4/block6",
                 format!("no longer block {}", unblocked.join(", ")),
@@ -518,12 +506,22 @@ impl Sensors {
             .map(|(p, _)| p.to_string())
             .collect();
         if !gone.is_empty() {
-            out.push(drift(
+            out.push(map_drift(
                 &m.blocked_ports,
                 "blocked_ports",
                 format!("no longer block port {}", gone.join(", ")),
             ));
         }
         out
+    }
+}
+
+/// A difference found in one of this instance's maps.
+fn map_drift(map: &dyn MapCore, name: &str, what: String) -> Drift {
+    Drift {
+        object_type: "map",
+        object_id: map_id(map.as_fd()),
+        object_name: name.to_string(),
+        what,
     }
 }
