@@ -22,7 +22,7 @@
 #     per trace (goal: well under 1 ms per trace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=target/release/bee-trace
+BIN=${BIN:-target/release/bee-trace}
 [ "$(id -u)" -eq 0 ] || { echo "make bench needs root" >&2; exit 1; }
 work=$(mktemp -d /tmp/bee-trace-bench.XXXXXX)
 trap 'rm -rf "$work"; [ -n "${mon:-}" ] && kill "$mon" 2>/dev/null; true' EXIT

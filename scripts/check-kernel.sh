@@ -51,10 +51,16 @@ else
   out=$("$BIN" check 2>/dev/null); rc=$?
   while IFS= read -r l; do
     case "$l" in
-      attached*) pass "probe ${l#attached }" ;;
-      FAILED*) bad "probe ${l#FAILED }" ;;
-      "hooks "*fexit) pass "${l#hooks } (the cheaper hooks)" ;;
-      "hooks "*) warn "${l#hooks } — works, at a higher cost to every syscall (docs/performance.md)" ;;
+      attached*) read -r _ family probe <<< "$l"; pass "probe $family $probe" ;;
+      FAILED*) read -r _ family probe <<< "$l"; bad "probe $family $probe" ;;
+      "hooks "*)
+        # "hooks <family> <kind> [(why)]": name the family and the kind.
+        read -r _ family kind why <<< "$l"
+        if [ "$kind" = fexit ]; then
+          pass "hooks for $family: fexit (the cheaper hooks)"
+        else
+          warn "hooks for $family: $kind ${why:+$why }— works, at a higher cost to every syscall (docs/performance.md)"
+        fi ;;
     esac
   done <<< "$out"
   [ $rc -eq 0 ] || fail=1
