@@ -3,7 +3,7 @@
 CARGO ?= cargo
 BIN := target/release/bee-trace
 
-.PHONY: all build deps test unit integration lint bench fuzz aarch64 check-kernel qemu-kernels clean
+.PHONY: all build deps test unit integration lint bench fuzz coverage aarch64 check-kernel qemu-kernels clean
 
 all: build
 
@@ -27,6 +27,12 @@ bench: build
 # Every cargo-fuzz target for FUZZ_SECS seconds each (default 60; nightly).
 fuzz: deps
 	scripts/fuzz.sh
+
+# Line and branch coverage of src/ over the unit tests and, as root, the
+# integration suite run against an instrumented binary (cargo-llvm-cov,
+# nightly; about 15 minutes).
+coverage: deps
+	scripts/coverage.sh
 
 aarch64:
 	@scripts/install-deps.sh --aarch64
