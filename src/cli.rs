@@ -32,42 +32,51 @@ pub enum Command {
     /// non-zero when any probe fails.
     Check,
     /// Show the rules in force: the built-in pack plus --rules DIR.
-    Rules {
-        /// List every rule with its severity, tags and description.
-        #[arg(long)]
-        list: bool,
-        /// Directory of rule files (*.yml) added to the built-in pack; it
-        /// and its files must be root's and not group/world-writable.
-        #[arg(long, value_name = "DIR")]
-        rules: Option<PathBuf>,
-    },
+    Rules(RulesArgs),
     /// Run a record (written with --record) through the rules and print the
     /// signals, as NDJSON: the same signals live evaluation gave for the
     /// same events, every time.
-    Replay {
-        /// The record file.
-        file: PathBuf,
-        /// Directory of rule files (*.yml) added to the built-in pack.
-        #[arg(long, value_name = "DIR")]
-        rules: Option<PathBuf>,
-        /// Only events at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
-        #[arg(long, value_name = "TIME")]
-        since: Option<String>,
-        /// Only events before this time (RFC 3339).
-        #[arg(long, value_name = "TIME")]
-        until: Option<String>,
-    },
+    Replay(ReplayArgs),
     /// Check a signed event stream (written with --sign-key): prints OK and
     /// the record count, or the first record that fails and why (edited,
     /// deleted, inserted, moved, duplicated, or the stream cut short).
     /// Exits 0 when it verifies, 1 when it does not.
-    Verify {
-        /// The signed NDJSON file.
-        file: PathBuf,
-        /// The key file it was signed with (mode 0600, yours or root's).
-        #[arg(long, value_name = "FILE")]
-        key: PathBuf,
-    },
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RulesArgs {
+    /// List every rule with its severity, tags and description.
+    #[arg(long)]
+    pub list: bool,
+    /// Directory of rule files (*.yml) added to the built-in pack; it
+    /// and its files must be root's and not group/world-writable.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The record file.
+    pub file: PathBuf,
+    /// Directory of rule files (*.yml) added to the built-in pack.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Only events at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events before this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The signed NDJSON file.
+    pub file: PathBuf,
+    /// The key file it was signed with (mode 0600, yours or root's).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

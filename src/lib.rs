@@ -5,6 +5,7 @@
 
 pub mod canary;
 pub mod cli;
+pub mod commands;
 pub mod decoy;
 pub mod egress;
 pub mod escape;
