@@ -26,6 +26,7 @@ pub mod redact;
 pub mod report;
 pub mod rules;
 pub mod sensors;
+pub mod session;
 pub mod sink;
 pub mod sys;
 pub mod tamper;
