@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use bee_trace::cli::{Cli, Command};
 use bee_trace::{commands, sensors};
 
@@ -19,8 +17,8 @@ fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let default_level = if cli.run.verbose { "debug" } else { "warn" };
+    let cli = Cli::parse_checked();
+    let default_level = if cli.verbose { "debug" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
         .format_timestamp(None)
         .init();
