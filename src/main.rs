@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("bee-trace: error: {e:#}");
+            eprintln!("bee-trace: error: {}", commands::error_text(&e));
             ExitCode::from(1)
         }
     }

@@ -17,8 +17,9 @@ impl Running {
             Some(path) => match self.reload(&path) {
                 Ok(()) => eprintln!("bee-trace: policy reloaded from {}", path.display()),
                 Err(e) => eprintln!(
-                    "bee-trace: reload of {} refused, the previous policy stays in force: {e:#}",
-                    path.display()
+                    "bee-trace: reload of {} refused, the previous policy stays in force: {}",
+                    path.display(),
+                    crate::commands::error_text(&e)
                 ),
             },
         }
