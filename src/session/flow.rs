@@ -1,6 +1,4 @@
-//! The user-space path of the records: the queue from the ring workers, the
-//! reorder buffer, the pipeline, the self-check's guard and the sink; the
-//! one drain loop serves both the running loop and the final drain.
+//! The user-space path of the records: queue, reorder buffer, pipeline, guard, sink; the one drain loop.
 
 use crossbeam_channel::Receiver;
 

@@ -1,8 +1,4 @@
-//! A monitoring run's lifecycle: `Session::start` gives a `Running`, which
-//! loops (and reloads on SIGHUP) until stopped; `Running::shutdown` then
-//! takes it through detach, drain, seal, reports and canary removal, each
-//! stage consuming the one before, so the order cannot be changed by
-//! reordering statements.
+//! A monitoring run's lifecycle: start, the running loop with reload, and a shutdown in stages.
 
 mod canaries;
 mod flow;
@@ -25,6 +21,7 @@ use crate::{canary, outfile, peers, watchdog};
 
 use flow::Flow;
 
+pub use shutdown::{Detached, Drained, Reported, Sealed};
 pub use start::Session;
 
 /// The decoys and the tripwire pins. The decoys go first (field order is
@@ -67,7 +64,10 @@ struct Parts {
     _registration: peers::Registration,
 }
 
-/// Probes attached, workers reading the rings, events flowing.
+/// Probes attached, workers reading the rings, events flowing. The run
+/// ends through `shutdown`, whose stages each consume the one before
+/// (`Detached`, `Drained`, `Sealed`, `Reported`): the order of the end is
+/// kept by the types, not by the order of statements someone may change.
 pub struct Running {
     parts: Parts,
     workers: Workers,

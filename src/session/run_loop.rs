@@ -1,6 +1,4 @@
-//! The running loop: records from the rings to the sink, the periodic
-//! self-check, and SIGHUP, until a stop signal, the --duration or the
-//! workers' end.
+//! The running loop: records to the sink, the periodic self-check and SIGHUP, until stopped.
 
 use std::time::{Duration, Instant};
 

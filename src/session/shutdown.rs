@@ -1,8 +1,4 @@
-//! The end of a run, one stage per type: `Running` → `Detached` (probes
-//! off, workers joined) → `Drained` (every queued record through the
-//! pipeline, once) → `Sealed` (stream sealed, report built) → `Reported`
-//! (summary and report files written) → the exit code, once the canaries
-//! are removed and the write errors counted.
+//! The end of a run, one type per stage: detach, drain, seal, reports, canary removal.
 
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;

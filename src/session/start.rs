@@ -1,6 +1,4 @@
-//! From the parsed run flags to a `Running` session: every user error
-//! checked and every output file opened before anything loads, then the
-//! probes attached, privileges dropped and the workers started.
+//! From the parsed run flags to a `Running` session.
 
 use std::io::IsTerminal;
 use std::os::fd::RawFd;
@@ -24,7 +22,10 @@ use crate::{
     rules, sys, tamper, watchdog,
 };
 
-/// The entry to a run; see the module comment of `session`.
+/// The entry to a run. Every user error is checked and every output file
+/// opened before anything loads (so a typo costs nothing and the job cannot
+/// race the files); then the probes are attached, privileges dropped and
+/// the workers started, in the order the run has always had.
 pub struct Session;
 
 /// What the user could get wrong, checked, and the files the run writes,
