@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::output::Format;
 
@@ -15,14 +17,57 @@ use crate::output::Format;
 /// Ctrl-C, then prints a summary. SIGHUP re-reads the --config file and puts
 /// it in force without detaching; a policy that does not load is refused and
 /// the previous one stays.
+// The run's flags sit at the top level (the run is the command without a
+// name); `Cli::try_parse_checked` refuses them beside a subcommand, which
+// would ignore them. Flags every command uses are global.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
+    /// Log what bee-trace does, including libbpf's messages.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+impl Cli {
+    /// Parses the process's arguments; on an error, says it and exits as
+    /// clap does.
+    pub fn parse_checked() -> Cli {
+        Cli::try_parse_checked(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// `try_parse_from`, and a run flag given with a subcommand is refused
+    /// (clap's own `args_conflicts_with_subcommands` would refuse the
+    /// global flags too).
+    pub fn try_parse_checked<I, T>(argv: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut cmd = Cli::command();
+        let matches = cmd.try_get_matches_from_mut(argv)?;
+        if let Some((sub, _)) = matches.subcommand() {
+            let run = <RunArgs as clap::Args>::augment_args(clap::Command::new("run"));
+            for arg in run.get_arguments() {
+                if matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine) {
+                    let flag = arg.get_long().unwrap_or(arg.get_id().as_str());
+                    return Err(cmd.error(
+                        ErrorKind::ArgumentConflict,
+                        format!(
+                            "--{flag} is a flag of the monitoring run (bee-trace without a \
+                             subcommand); `bee-trace {sub}` does not use it"
+                        ),
+                    ));
+                }
+            }
+        }
+        Cli::from_arg_matches(&matches)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,42 +77,51 @@ pub enum Command {
     /// non-zero when any probe fails.
     Check,
     /// Show the rules in force: the built-in pack plus --rules DIR.
-    Rules {
-        /// List every rule with its severity, tags and description.
-        #[arg(long)]
-        list: bool,
-        /// Directory of rule files (*.yml) added to the built-in pack; it
-        /// and its files must be root's and not group/world-writable.
-        #[arg(long, value_name = "DIR")]
-        rules: Option<PathBuf>,
-    },
+    Rules(RulesArgs),
     /// Run a record (written with --record) through the rules and print the
     /// signals, as NDJSON: the same signals live evaluation gave for the
     /// same events, every time.
-    Replay {
-        /// The record file.
-        file: PathBuf,
-        /// Directory of rule files (*.yml) added to the built-in pack.
-        #[arg(long, value_name = "DIR")]
-        rules: Option<PathBuf>,
-        /// Only events at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
-        #[arg(long, value_name = "TIME")]
-        since: Option<String>,
-        /// Only events before this time (RFC 3339).
-        #[arg(long, value_name = "TIME")]
-        until: Option<String>,
-    },
+    Replay(ReplayArgs),
     /// Check a signed event stream (written with --sign-key): prints OK and
     /// the record count, or the first record that fails and why (edited,
     /// deleted, inserted, moved, duplicated, or the stream cut short).
     /// Exits 0 when it verifies, 1 when it does not.
-    Verify {
-        /// The signed NDJSON file.
-        file: PathBuf,
-        /// The key file it was signed with (mode 0600, yours or root's).
-        #[arg(long, value_name = "FILE")]
-        key: PathBuf,
-    },
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RulesArgs {
+    /// List every rule with its severity, tags and description.
+    #[arg(long)]
+    pub list: bool,
+    /// Directory of rule files (*.yml) added to the built-in pack; it
+    /// and its files must be root's and not group/world-writable.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The record file.
+    pub file: PathBuf,
+    /// Directory of rule files (*.yml) added to the built-in pack.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Only events at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events before this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The signed NDJSON file.
+    pub file: PathBuf,
+    /// The key file it was signed with (mode 0600, yours or root's).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -125,10 +179,6 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub hooks: Hooks,
 
-    /// Log what bee-trace does, including libbpf's messages.
-    #[arg(long, short)]
-    pub verbose: bool,
-
     /// Event format: human lines, or NDJSON (docs/events.md). Default: human
     /// on a terminal, json otherwise.
     #[arg(long, value_enum)]
@@ -181,7 +231,6 @@ pub struct RunArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_is_consistent() {
@@ -204,5 +253,49 @@ mod tests {
         assert_eq!(c.run.duration, Some(5));
         assert!(Cli::try_parse_from(["bee-trace", "--duration", "0"]).is_err());
         assert!(Cli::try_parse_from(["bee-trace", "--probe-type", "bogus"]).is_err());
+    }
+
+    #[test]
+    fn verbose_is_taken_before_or_after_any_subcommand() {
+        for argv in [
+            &["bee-trace", "check", "--verbose"][..],
+            &["bee-trace", "--verbose", "check"],
+            &["bee-trace", "-v", "rules", "--list"],
+            &["bee-trace", "replay", "rec.ndjson", "-v"],
+            &["bee-trace", "verify", "s.ndjson", "--key", "k", "--verbose"],
+            &["bee-trace", "--verbose", "--duration", "5"],
+        ] {
+            let c = Cli::try_parse_checked(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            assert!(c.verbose, "{argv:?}");
+        }
+        assert!(
+            !Cli::try_parse_checked(["bee-trace", "check"])
+                .unwrap()
+                .verbose
+        );
+    }
+
+    #[test]
+    fn a_run_flag_beside_a_subcommand_is_refused() {
+        for argv in [
+            &["bee-trace", "--duration", "5", "check"][..],
+            &["bee-trace", "--config", "p.yml", "check"],
+            &["bee-trace", "--format", "json", "rules", "--list"],
+            &["bee-trace", "--output", "o", "verify", "s", "--key", "k"],
+            &["bee-trace", "--probe-type", "file_monitor", "replay", "r"],
+        ] {
+            let e = Cli::try_parse_checked(argv).expect_err(argv[1]);
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{argv:?}"
+            );
+            assert!(e.to_string().contains(argv[1]), "{argv:?}: {e}");
+        }
+        // After the subcommand they are not its flags at all.
+        assert!(Cli::try_parse_checked(["bee-trace", "check", "--duration", "5"]).is_err());
+        // The rules subcommand's own --rules is its own.
+        let c = Cli::try_parse_checked(["bee-trace", "rules", "--rules", "/r"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Rules(ref a)) if a.rules.is_some()));
     }
 }

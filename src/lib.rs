@@ -5,6 +5,7 @@
 
 pub mod canary;
 pub mod cli;
+pub mod commands;
 pub mod decoy;
 pub mod egress;
 pub mod escape;
@@ -25,6 +26,7 @@ pub mod redact;
 pub mod report;
 pub mod rules;
 pub mod sensors;
+pub mod session;
 pub mod sink;
 pub mod sys;
 pub mod tamper;

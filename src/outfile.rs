@@ -195,17 +195,26 @@ impl Ready {
     }
 }
 
+/// Why --output-group names no group.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("bad group name {0:?}")]
+    BadName(String),
+    #[error("no group named {0:?} on this host")]
+    Unknown(String),
+}
+
 /// A group given by name or number.
-pub fn group_id(g: &str) -> Result<u32, String> {
+pub fn group_id(g: &str) -> Result<u32, GroupError> {
     if let Ok(n) = g.parse::<u32>() {
         return Ok(n);
     }
-    let c = std::ffi::CString::new(g).map_err(|_| format!("bad group name {g:?}"))?;
+    let c = std::ffi::CString::new(g).map_err(|_| GroupError::BadName(g.into()))?;
     // SAFETY: c is NUL-terminated; getgrnam returns static storage or null,
     // read at once on this (still single) thread.
     let gr = unsafe { libc::getgrnam(c.as_ptr()) };
     if gr.is_null() {
-        return Err(format!("no group named {g:?} on this host"));
+        return Err(GroupError::Unknown(g.into()));
     }
     // SAFETY: gr is non-null and points to a valid group entry.
     Ok(unsafe { (*gr).gr_gid })
@@ -221,6 +230,18 @@ mod tests {
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         p
+    }
+
+    #[test]
+    fn groups_are_named_by_number_or_name() {
+        assert_eq!(group_id("4242"), Ok(4242));
+        assert_eq!(group_id("root"), Ok(0));
+        assert_eq!(
+            group_id("no-such-group-bt"),
+            Err(GroupError::Unknown("no-such-group-bt".into()))
+        );
+        let e = group_id("a\0b").unwrap_err();
+        assert_eq!(e.to_string(), "bad group name \"a\\0b\"");
     }
 
     #[test]

@@ -1,0 +1,54 @@
+//! `bee-trace check`: load and attach every probe for real, say how each went, detach.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::policy::Policy;
+use crate::sensors::{self, Selection, Sensors};
+
+pub fn run() -> Result<ExitCode> {
+    let tracefs = super::preflight()?;
+    let policy = Policy::default_policy();
+    let all = Selection {
+        file: true,
+        network: true,
+        memory: true,
+    };
+    let sensors = Sensors::start(
+        all,
+        sensors::HookMode::Auto,
+        &tracefs,
+        &policy.kernel_filter(),
+        &[],
+    );
+    let mut failed = 0;
+    for s in &sensors.status {
+        match &s.outcome {
+            Ok(()) => println!("attached  {:<8} {}", s.family.as_str(), s.probe),
+            Err(why) => {
+                failed += 1;
+                println!("FAILED    {:<8} {}: {why}", s.family.as_str(), s.probe);
+            }
+        }
+    }
+    for h in &sensors.hooks {
+        match &h.refused {
+            None => println!("hooks     {:<8} {}", h.family.as_str(), h.hook()),
+            Some(why) => println!(
+                "hooks     {:<8} {} (the optional fexit upgrade was refused: {why})",
+                h.family.as_str(),
+                h.hook()
+            ),
+        }
+    }
+    drop(sensors);
+    if failed > 0 {
+        println!(
+            "{failed} probe(s) failed: bee-trace would not see what they cover on this kernel"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    println!("all probes attached");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,172 @@
+//! The end of a run, one type per stage: detach, drain, seal, reports, canary removal.
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+use anyhow::{Context, Result};
+
+use super::run_loop::self_check;
+use super::{unix_now_ns, Decoys, Parts, Running};
+use crate::report::{self, Lost, ProbeLine, Report};
+use crate::sys;
+
+/// Probes detached and ring workers joined; their last records are queued.
+pub struct Detached(Parts);
+
+/// Every record queued at detach went through the pipeline.
+pub struct Drained(Parts);
+
+/// The event stream and the record are sealed; the report is built.
+pub struct Sealed {
+    parts: Parts,
+    report: Report,
+}
+
+/// The summary is said and the report files are written.
+pub struct Reported(Parts);
+
+impl Running {
+    /// Stops the run in the only order the types allow.
+    pub fn shutdown(self) -> Result<ExitCode> {
+        self.detach().drain().seal().write_reports()?.finish()
+    }
+
+    /// A last look before detaching (a change in the final second counts
+    /// too), then detach first, so that the drain that follows is final.
+    pub fn detach(self) -> Detached {
+        let Running { mut parts, workers } = self;
+        self_check(&mut parts);
+        parts.kernel.sensors.detach();
+        parts.kernel.stop_workers.store(true, Ordering::SeqCst);
+        workers.join();
+        Detached(parts)
+    }
+}
+
+impl Detached {
+    /// Drains what the kernel had already queued, and every integrity
+    /// finding still waiting.
+    pub fn drain(self) -> Drained {
+        let mut parts = self.0;
+        parts.flow.take_queued(None);
+        parts.flow.release(None, None);
+        parts.flow.integrity_events(true);
+        Drained(parts)
+    }
+}
+
+impl Drained {
+    pub fn seal(self) -> Sealed {
+        let mut parts = self.0;
+        parts.flow.sink.seal();
+        let report = build_report(&mut parts);
+        Sealed { parts, report }
+    }
+}
+
+impl Sealed {
+    pub fn write_reports(self) -> Result<Reported> {
+        let Sealed { mut parts, report } = self;
+        eprint!("{}", report::summary_text(&report));
+        if let Some(r) = parts.meta.report_json.take() {
+            let text =
+                serde_json::to_string_pretty(&report).context("serialising the JSON report")?;
+            let p = r.path.clone();
+            r.write((text + "\n").as_bytes())
+                .with_context(|| format!("cannot write the JSON report {}", p.display()))?;
+        }
+        if let Some(r) = parts.meta.report_md.take() {
+            let p = r.path.clone();
+            r.write(report::markdown(&report).as_bytes())
+                .with_context(|| format!("cannot write the Markdown report {}", p.display()))?;
+        }
+        Ok(Reported(parts))
+    }
+}
+
+impl Reported {
+    /// Removes the canaries, then says whether every event was written.
+    pub fn finish(self) -> Result<ExitCode> {
+        let mut parts = self.0;
+        // Programs are detached: the decoys can go, then the pins.
+        remove(&mut parts.decoys);
+        let sink = &mut parts.flow.sink;
+        if let Some(e) = sink.encode_error.take() {
+            return Err(e).context("an event could not be encoded; it was not written");
+        }
+        let unwritten = sink.out.lost + sink.record_lost();
+        if let Some(e) = sink
+            .out
+            .error
+            .take()
+            .or_else(|| sink.recorder.as_mut().and_then(|r| r.out.error.take()))
+        {
+            return Err(e).context(format!(
+                "writing events failed: {unwritten} lines were not written (see the summary)"
+            ));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Removes the decoys, then releases the pins, leaving empty sets behind.
+fn remove(decoys: &mut Decoys) {
+    drop(std::mem::take(&mut decoys.canaries));
+    drop(std::mem::take(&mut decoys.armed));
+}
+
+fn build_report(parts: &mut Parts) -> Report {
+    let (flow, kernel, meta) = (&mut parts.flow, &parts.kernel, &parts.meta);
+    let sink = &mut flow.sink;
+    let counters = &kernel.counters;
+    let lost = Lost {
+        kernel: kernel
+            .sensors
+            .kernel_lost()
+            .iter()
+            .map(|(f, n)| (f.as_str().to_string(), *n))
+            .collect(),
+        channel: counters.channel_full.load(Ordering::Relaxed),
+        undecodable: counters.undecodable.load(Ordering::Relaxed),
+        rate_limited: sink.rate.dropped,
+        unwritten: sink.out.lost,
+        unrecorded: sink.record_lost(),
+    };
+    let sensors = &kernel.sensors;
+    let stats = &flow.pipeline.stats;
+    Report {
+        tool: "bee-trace",
+        version: env!("CARGO_PKG_VERSION"),
+        signals_truncated: sink.signals.truncated(),
+        signals: sink.signals.take(),
+        started: meta.started.clone(),
+        ended: sys::rfc3339(unix_now_ns()),
+        duration_secs: meta.started_at.elapsed().as_secs_f64(),
+        probes: sensors
+            .status
+            .iter()
+            .map(|s| ProbeLine {
+                family: s.family.as_str().into(),
+                probe: s.probe.clone(),
+                attached: s.outcome.is_ok(),
+                error: s.outcome.clone().err(),
+            })
+            .collect(),
+        hooks: sensors
+            .hooks
+            .iter()
+            .map(|h| report::HookLine {
+                family: h.family.as_str().into(),
+                hook: h.hook().into(),
+                fexit_refused: h.refused.clone(),
+            })
+            .collect(),
+        counts: report::counts(stats),
+        total_events: stats.total(),
+        filtered: stats.filtered,
+        lost,
+        notable_truncated: sink.notable.truncated(),
+        notable_events: sink.notable.take(),
+        integrity: flow.guard.integrity.clone(),
+    }
+}
