@@ -40,14 +40,34 @@ print(json.dumps(out))
     .1
 }
 
-fn egress_programs() -> usize {
-    let out = Command::new("bpftool")
-        .args(["prog", "show"])
-        .output()
-        .expect("bpftool is installed by make");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("name egress_connect4"))
+/// How many egress_connect4 programs this instance (pid) has: the ones it
+/// holds open and the ones its links run (so a program left attached by a
+/// reload still counts). Other bee-trace instances on the host have their
+/// own and are not counted.
+fn egress_programs(pid: u32) -> usize {
+    let bpftool = |what: &str| -> Vec<serde_json::Value> {
+        let out = Command::new("bpftool")
+            .args(["-j", what, "show"])
+            .output()
+            .expect("bpftool is installed by make");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .expect("bpftool -j")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut ours = held_ids(pid, "prog_id");
+    let links = held_ids(pid, "link_id");
+    for l in bpftool("link") {
+        if l["id"].as_u64().is_some_and(|id| links.contains(&id)) {
+            ours.extend(l["prog_id"].as_u64());
+        }
+    }
+    bpftool("prog")
+        .iter()
+        .filter(|p| p["name"] == "egress_connect4")
+        .filter_map(|p| p["id"].as_u64())
+        .filter(|id| ours.contains(id))
         .count()
 }
 
@@ -88,7 +108,7 @@ fn sighup_puts_a_new_policy_in_force_and_a_bad_one_is_refused() {
     write("198.51.100.3", &first, &c1);
 
     let mon = Monitor::start(&s.0, &["--config", cfg.to_str().unwrap()]);
-    assert_eq!(egress_programs(), 1);
+    assert_eq!(egress_programs(mon.child.id()), 1);
     let before = connect_both();
     assert_eq!(before["198.51.100.2"], "ok");
     assert_eq!(before["198.51.100.3"], "EPERM");
@@ -132,7 +152,7 @@ fn sighup_puts_a_new_policy_in_force_and_a_bad_one_is_refused() {
     }
     let read_first = run(Command::new("cat").arg(&first));
     let read_second = run(Command::new("cat").arg(&second));
-    assert_eq!(egress_programs(), 1, "no duplicate programs");
+    assert_eq!(egress_programs(mon.child.id()), 1, "no duplicate programs");
 
     // A policy that does not parse changes nothing.
     std::fs::write(&cfg, "network:\n  mode: sideways\n").unwrap();

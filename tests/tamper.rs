@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -39,24 +38,6 @@ const POLICY: &str = "network:\n  mode: block\n  blocked_ips:\n    - 198.51.100.
 
 fn connect(addr: &str) -> String {
     python_json::<String>(CLIENT, &[addr]).1
-}
-
-/// The ids of the bpf objects of one kind (`map_id`, `link_id`) that process
-/// `pid` holds, from its fdinfo: what makes an object this instance's.
-fn held_ids(pid: u32, field: &str) -> BTreeSet<u64> {
-    let mut out = BTreeSet::new();
-    let dir = format!("/proc/{pid}/fdinfo");
-    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        for line in text.lines() {
-            if let Some(v) = line.strip_prefix(&format!("{field}:")) {
-                if let Ok(id) = v.trim().parse() {
-                    out.insert(id);
-                }
-            }
-        }
-    }
-    out
 }
 
 fn bpftool_json(args: &[&str]) -> Vec<Value> {

@@ -384,3 +384,22 @@ pub fn assert_programs_unloaded(before: usize, after: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The ids (`prog_id`, `map_id` or `link_id`) of the BPF objects `pid` holds
+/// open, from its fdinfo: how a test tells its own instance's objects from
+/// another bee-trace's on the same host.
+pub fn held_ids(pid: u32, field: &str) -> std::collections::BTreeSet<u64> {
+    let mut out = std::collections::BTreeSet::new();
+    let dir = format!("/proc/{pid}/fdinfo");
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix(&format!("{field}:")) {
+                if let Ok(id) = v.trim().parse() {
+                    out.insert(id);
+                }
+            }
+        }
+    }
+    out
+}
