@@ -2,8 +2,8 @@
 //! sensors, run the processing loop, and report.
 
 use bee_trace::{
-    canary, cli, egress, escape, events, evidence, fsafe, input, outfile, output, peers, pipeline,
-    policy, privs, proctable, record, report, rules, sensors, sink, sys, tamper, watchdog, workers,
+    canary, cli, egress, escape, events, evidence, fsafe, input, kernel, outfile, output, peers,
+    pipeline, policy, privs, proctable, record, report, rules, sink, sys, tamper, watchdog,
 };
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
@@ -17,13 +17,13 @@ use clap::Parser;
 use crossbeam_channel::RecvTimeoutError;
 
 use cli::{Cli, Command, Hooks, ProbeType, RunArgs};
+use kernel::workers::{Counters, Workers};
+use kernel::{Selection, Sensors};
 use output::Format;
 use pipeline::Pipeline;
 use policy::Policy;
 use report::{Lost, ProbeLine, Report};
-use sensors::{Selection, Sensors};
 use sink::Sink;
-use workers::{Counters, Workers};
 
 /// How long records wait to be put in kernel-time order (see `Reorder`).
 const REORDER_DELAY_NS: u64 = 50_000_000;
@@ -55,7 +55,7 @@ fn install_signal_handlers() {
 
 fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
     let msg = msg.trim_end();
-    let probing = sensors::PROBING.load(std::sync::atomic::Ordering::Relaxed);
+    let probing = kernel::PROBING.load(std::sync::atomic::Ordering::Relaxed);
     match level {
         libbpf_rs::PrintLevel::Warn if probing => log::debug!(target: "libbpf", "{msg}"),
         libbpf_rs::PrintLevel::Warn => log::warn!(target: "libbpf", "{msg}"),
@@ -134,7 +134,7 @@ fn check() -> Result<ExitCode> {
     };
     let sensors = Sensors::start(
         all,
-        sensors::HookMode::Auto,
+        kernel::HookMode::Auto,
         &tracefs,
         &policy.kernel_filter(),
         &[],
@@ -349,7 +349,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         log::warn!("removed {removed} canaries left behind by a bee-trace that was killed");
     }
     let mut canaries = plant_canaries(&mut policy, state_dir)?;
-    let seeds = sensors::seed_inodes(&policy.seed_files());
+    let seeds = kernel::seed_inodes(&policy.seed_files());
     let mut armed = canary::Armed::default();
     let (inodes, _) = armed.arm(&policy, &seeds);
     log::info!(
@@ -367,19 +367,19 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     let started_at = Instant::now();
     let sel = selection(args.probe_type);
     let hooks = match args.hooks {
-        Hooks::Auto => sensors::HookMode::Auto,
-        Hooks::Tracepoints => sensors::HookMode::Tracepoints,
-        Hooks::Fexit => sensors::HookMode::Fexit,
+        Hooks::Auto => kernel::HookMode::Auto,
+        Hooks::Tracepoints => kernel::HookMode::Tracepoints,
+        Hooks::Fexit => kernel::HookMode::Fexit,
     };
     let mut sensors = Sensors::start(sel, hooks, &tracefs, &filter, &inodes);
-    sensors::require_all(&sensors)?;
+    kernel::require_all(&sensors)?;
     for h in &sensors.hooks {
         log::info!("{} family hooked with {}", h.family.as_str(), h.hook());
     }
     let mut egress = egress::Egress::new(plan, sensors.egress_maps());
     egress
         .install()
-        .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
+        .map_err(|e| anyhow::anyhow!("{}", kernel::explain(&e)))
         .context("cannot fill the egress maps")?;
     if let Some(root) = &sensors.cgroup_root {
         log::info!(
@@ -392,7 +392,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     let own = sensors.own_objects();
     sensors
         .register_own(&own)
-        .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
+        .map_err(|e| anyhow::anyhow!("{}", kernel::explain(&e)))
         .context("cannot tell the tamper sensor which kernel objects are bee-trace's")?;
     log::info!("guarding {} kernel objects of its own", own.len());
     let baseline = sensors.link_baseline();
@@ -770,11 +770,11 @@ fn reload(path: &Path, nameservers: &[std::net::IpAddr], live: &mut Live) -> Res
     }
 
     let filter = policy.kernel_filter();
-    let seeds = sensors::seed_inodes(&policy.seed_files());
+    let seeds = kernel::seed_inodes(&policy.seed_files());
     let (inodes, disarm) = live.armed.arm(&policy, &seeds);
     live.sensors
         .update_file_filter(live.filter, &filter, &inodes, &disarm)
-        .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
+        .map_err(|e| anyhow::anyhow!("{}", kernel::explain(&e)))
         .context("the kernel refused the new file filter; restart bee-trace to be sure which policy is in force")?;
     live.armed.release(&disarm);
     *live.filter = filter;
@@ -784,7 +784,7 @@ fn reload(path: &Path, nameservers: &[std::net::IpAddr], live: &mut Live) -> Res
 
     live.pipeline
         .set_policy(policy, plan, live.shutdown.clone())
-        .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
+        .map_err(|e| anyhow::anyhow!("{}", kernel::explain(&e)))
         .context("the kernel refused the new egress maps; restart bee-trace to be sure which policy is in force")?;
     for (key, p) in &seeds {
         live.pipeline.know_file(*key, &escape::decode_path(p));

@@ -14,8 +14,8 @@ const POLL_EVERY: Duration = Duration::from_millis(50);
 use crossbeam_channel::{Sender, TrySendError};
 use libbpf_rs::RingBufferBuilder;
 
+use super::{Family, RingSource};
 use crate::events::{decode, Raw};
-use crate::sensors::{Family, RingSource};
 
 #[derive(Default)]
 pub struct Counters {

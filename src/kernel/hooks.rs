@@ -1,0 +1,161 @@
+//! Hook choice for the families built on syscalls: fexit on each syscall's
+//! kernel function where this kernel allows it, else the syscall tracepoints.
+
+use libbpf_rs::Link;
+
+use super::{explain, Family, ProbeStatus, Sensors};
+
+/// Which hooks the families built on syscalls (file, memory, network) use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookMode {
+    /// fexit on each syscall's own kernel function where this kernel allows
+    /// it (no syscall tracepoint, so other syscalls pay nothing), else the
+    /// syscall tracepoints.
+    Auto,
+    /// Always the syscall tracepoints.
+    Tracepoints,
+    /// fexit or nothing: a kernel that refuses it is an error.
+    Fexit,
+}
+
+/// What one family was hooked with, and why not fexit when it is not.
+#[derive(Debug, Clone)]
+pub struct HookChoice {
+    pub family: Family,
+    pub fexit: bool,
+    /// Why the fexit programs were not used (the kernel's reason), when
+    /// they were tried and refused.
+    pub refused: Option<String>,
+}
+
+impl HookChoice {
+    pub fn hook(&self) -> &'static str {
+        if self.fexit {
+            "fexit"
+        } else {
+            "tracepoints"
+        }
+    }
+}
+
+/// While set, libbpf's warnings are logged at debug level: a refused
+/// optional fexit program is an expected outcome, reported once by bee-trace
+/// in its own words, not as libbpf's multi-line complaint.
+pub static PROBING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The fexit probe name of a syscall's kernel function on this architecture.
+pub(super) fn syscall_fexit(name: &str) -> String {
+    let prefix = if cfg!(target_arch = "aarch64") {
+        "__arm64_sys_"
+    } else {
+        "__x64_sys_"
+    };
+    format!("fexit/{prefix}{name}")
+}
+
+/// Why an fexit set did not load, in short: the kernel's answer.
+pub(super) fn load_refusal(e: &libbpf_rs::Error) -> String {
+    format!("load: {e}")
+}
+
+/// Attaches every program of an fexit set, or says which one the kernel
+/// refused and why (the links made so far are dropped, so detached).
+pub(super) fn attach_fexit(
+    progs: &[(String, &libbpf_rs::ProgramMut<'_>)],
+) -> Result<Vec<Link>, String> {
+    let mut links = Vec::new();
+    for (name, prog) in progs {
+        links.push(
+            prog.attach()
+                .map_err(|e| format!("{name}: {}", explain(&e)))?,
+        );
+    }
+    Ok(links)
+}
+
+impl Sensors {
+    /// Hooks one syscall family: its fexit set first (unless `mode` rules it
+    /// out), else, unless `mode` demands fexit, its tracepoint set. Records
+    /// the choice in `hooks` and returns the skeleton in use, if any.
+    pub(super) fn hook_family<S>(
+        &mut self,
+        mode: HookMode,
+        family: Family,
+        fexit: impl FnOnce() -> Result<(S, Vec<Link>, Vec<String>), String>,
+        tracepoints: impl FnOnce(&mut Sensors) -> Option<S>,
+    ) -> Option<S> {
+        let refused = match self.try_fexit(mode, family, fexit) {
+            Ok(skel) => return Some(skel),
+            Err(why) => why,
+        };
+        if mode == HookMode::Fexit {
+            return None;
+        }
+        let skel = tracepoints(self);
+        self.hooks.push(HookChoice {
+            family,
+            fexit: false,
+            refused,
+        });
+        skel
+    }
+
+    /// Tries a family's fexit set (unless `mode` rules it out): on success
+    /// its links and statuses are kept and the skeleton returned. On refusal
+    /// the error is the kernel's reason; with `HookMode::Fexit` the refusal
+    /// is also recorded as a failed probe, since there is no fallback.
+    /// `Err(None)` means fexit was not tried.
+    fn try_fexit<S>(
+        &mut self,
+        mode: HookMode,
+        family: Family,
+        attempt: impl FnOnce() -> Result<(S, Vec<Link>, Vec<String>), String>,
+    ) -> Result<S, Option<String>> {
+        if mode == HookMode::Tracepoints {
+            return Err(None);
+        }
+        PROBING.store(true, std::sync::atomic::Ordering::Relaxed);
+        let outcome = attempt();
+        PROBING.store(false, std::sync::atomic::Ordering::Relaxed);
+        match outcome {
+            Ok((skel, links, names)) => {
+                let at = self.status.len();
+                self.links
+                    .extend(links.into_iter().enumerate().map(|(i, l)| (at + i, l)));
+                for probe in names {
+                    self.status.push(ProbeStatus {
+                        family,
+                        probe,
+                        outcome: Ok(()),
+                    });
+                }
+                self.hooks.push(HookChoice {
+                    family,
+                    fexit: true,
+                    refused: None,
+                });
+                Ok(skel)
+            }
+            Err(why) => {
+                if mode == HookMode::Fexit {
+                    self.status.push(ProbeStatus {
+                        family,
+                        probe: "fexit".into(),
+                        outcome: Err(format!("refused (--hooks fexit has no fallback): {why}")),
+                    });
+                    self.hooks.push(HookChoice {
+                        family,
+                        fexit: true,
+                        refused: Some(why.clone()),
+                    });
+                } else {
+                    log::info!(
+                        "{} family: fexit refused ({why}); using the syscall tracepoints",
+                        family.as_str()
+                    );
+                }
+                Err(Some(why))
+            }
+        }
+    }
+}

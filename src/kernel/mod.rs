@@ -1,0 +1,301 @@
+//! The kernel side: loading and attaching the BPF programs, one skeleton per
+//! probe family (a file each), the hook each syscall family uses, the ring
+//! workers, and what each attach gave. Links live here: dropping `Sensors`
+//! detaches all.
+
+use std::mem::MaybeUninit;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
+
+use crate::events::InodeKey;
+use crate::policy::KernelFilter;
+
+mod egress;
+mod file;
+mod file_filter;
+mod guard;
+mod hooks;
+mod mem;
+mod net;
+mod process;
+pub mod workers;
+
+use egress::EgressSkel;
+pub use egress::EGRESS_PROBES;
+use file::FileSkel;
+pub use file::{kernel_dev, seed_inodes};
+use guard::TamperSkel;
+pub use guard::{LinkBaseline, TAMPER_PROBES};
+pub use hooks::{HookChoice, HookMode, PROBING};
+use mem::MemSkel;
+use net::NetSkel;
+use process::ProcessSkel;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Process,
+    File,
+    Network,
+    Memory,
+    /// What is done to bee-trace itself (always runs).
+    Tamper,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Process => "process",
+            Family::File => "file",
+            Family::Network => "network",
+            Family::Memory => "memory",
+            Family::Tamper => "tamper",
+        }
+    }
+}
+
+/// Which families to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Selection {
+    pub file: bool,
+    pub network: bool,
+    pub memory: bool,
+}
+
+/// One probe's outcome, for `bee-trace check` and for start-up errors.
+#[derive(Debug, Clone)]
+pub struct ProbeStatus {
+    pub family: Family,
+    pub probe: String,
+    pub outcome: Result<(), String>,
+}
+
+/// A ring buffer to poll, owned independently of its skeleton.
+pub struct RingSource {
+    pub family: Family,
+    pub map: MapHandle,
+}
+
+pub struct Sensors {
+    process: Option<ProcessSkel<'static>>,
+    file: Option<FileSkel<'static>>,
+    net: Option<NetSkel<'static>>,
+    mem: Option<MemSkel<'static>>,
+    egress: Option<EgressSkel<'static>>,
+    tamper: Option<TamperSkel<'static>>,
+    /// Where the egress programs are attached (the cgroup v2 root).
+    pub cgroup_root: Option<std::path::PathBuf>,
+    /// Each link with the index of its probe in `status`.
+    links: Vec<(usize, Link)>,
+    pub status: Vec<ProbeStatus>,
+    pub hooks: Vec<HookChoice>,
+}
+
+/// Skeletons borrow their object storage for as long as they live; they live
+/// until exit, so the storage is simply never freed.
+fn storage() -> &'static mut MaybeUninit<OpenObject> {
+    Box::leak(Box::new(MaybeUninit::uninit()))
+}
+
+/// A kernel refusal in words a user can act on.
+pub fn explain(err: &libbpf_rs::Error) -> String {
+    let raw = err.to_string();
+    let hint = match err.kind() {
+        libbpf_rs::ErrorKind::PermissionDenied => {
+            " (the kernel refused: run as root; lockdown, a seccomp filter or kernel.unprivileged_bpf_disabled may also forbid it)"
+        }
+        libbpf_rs::ErrorKind::NotFound => " (this kernel lacks the hook or a type it needs: check `scripts/check-kernel.sh`)",
+        libbpf_rs::ErrorKind::InvalidInput => " (the verifier rejected the program: run with --verbose to see its log)",
+        _ => "",
+    };
+    format!("{raw}{hint}")
+}
+
+fn attach_one(
+    family: Family,
+    name: &str,
+    prog: &libbpf_rs::ProgramMut<'_>,
+    links: &mut Vec<(usize, Link)>,
+    status: &mut Vec<ProbeStatus>,
+) {
+    let at = status.len();
+    let outcome = prog
+        .attach()
+        .map(|l| links.push((at, l)))
+        .map_err(|e| explain(&e));
+    status.push(ProbeStatus {
+        family,
+        probe: name.to_string(),
+        outcome,
+    });
+}
+
+fn load_failed(
+    family: Family,
+    probes: &[&str],
+    err: &libbpf_rs::Error,
+    status: &mut Vec<ProbeStatus>,
+) {
+    let why = explain(err);
+    for p in probes {
+        status.push(ProbeStatus {
+            family,
+            probe: p.to_string(),
+            outcome: Err(format!("load failed: {why}")),
+        });
+    }
+}
+
+impl Sensors {
+    /// Loads and attaches what `sel` asks for (the process family always runs:
+    /// it names everyone else's processes). Never fails as a whole: each
+    /// probe's outcome is in `status`.
+    pub fn start(
+        sel: Selection,
+        hooks: HookMode,
+        tracefs: &Path,
+        filter: &KernelFilter,
+        inodes: &[(InodeKey, u8)],
+    ) -> Sensors {
+        let self_tgid = std::process::id();
+        let mut s = Sensors {
+            process: None,
+            file: None,
+            net: None,
+            mem: None,
+            egress: None,
+            tamper: None,
+            cgroup_root: None,
+            links: Vec::new(),
+            status: Vec::new(),
+            hooks: Vec::new(),
+        };
+
+        s.start_process(self_tgid);
+        if sel.memory {
+            s.start_mem(self_tgid, hooks);
+        }
+        if sel.file || sel.memory {
+            s.start_file(self_tgid, sel, hooks, tracefs, filter, inodes);
+        }
+        if sel.network {
+            s.start_net(self_tgid, hooks);
+            s.start_egress(self_tgid);
+        }
+        // Last, so it can be told about every object the others made.
+        s.start_tamper(self_tgid, hooks);
+        s
+    }
+
+    /// The ring buffers to poll, one per running family.
+    pub fn ring_sources(&self) -> Result<Vec<RingSource>> {
+        let mut out = Vec::new();
+        if let Some(s) = &self.process {
+            out.push(RingSource {
+                family: Family::Process,
+                map: MapHandle::try_from(&s.maps.process_events)?,
+            });
+        }
+        if let Some(s) = &self.file {
+            if s.maps.rodata_data.is_some_and(|r| r.watch_files) {
+                out.push(RingSource {
+                    family: Family::File,
+                    map: MapHandle::try_from(&s.maps.file_events)?,
+                });
+            }
+        }
+        if let Some(s) = &self.net {
+            out.push(RingSource {
+                family: Family::Network,
+                map: MapHandle::try_from(&s.maps.net_events)?,
+            });
+        }
+        if let Some(s) = &self.mem {
+            out.push(RingSource {
+                family: Family::Memory,
+                map: MapHandle::try_from(&s.maps.mem_events)?,
+            });
+        }
+        if let Some(map) = self.tamper_ring() {
+            out.push(RingSource {
+                family: Family::Tamper,
+                map,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records the kernel could not queue (ring buffer full), per family.
+    pub fn kernel_lost(&self) -> Vec<(Family, u64)> {
+        fn sum(map: &dyn MapCore) -> u64 {
+            map.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+                .ok()
+                .flatten()
+                .map(|cpus| {
+                    cpus.iter()
+                        .map(|v| {
+                            v.get(..8)
+                                .and_then(|b| b.try_into().ok())
+                                .map(u64::from_ne_bytes)
+                                .unwrap_or(0)
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        let mut out = Vec::new();
+        if let Some(s) = &self.process {
+            out.push((Family::Process, sum(&s.maps.process_lost)));
+        }
+        if let Some(s) = &self.file {
+            out.push((Family::File, sum(&s.maps.file_lost)));
+        }
+        if let Some(s) = &self.net {
+            let egress = self.egress.as_ref().map_or(0, |e| sum(&e.maps.egress_lost));
+            out.push((Family::Network, sum(&s.maps.net_lost) + egress));
+        }
+        if let Some(s) = &self.mem {
+            out.push((Family::Memory, sum(&s.maps.mem_lost)));
+        } else if let Some(s) = &self.file {
+            out.push((Family::Memory, sum(&s.maps.mem_lost)));
+        }
+        if let Some(m) = self.tamper_lost() {
+            out.push((Family::Tamper, sum(m)));
+        }
+        out
+    }
+
+    /// Detaches every program; the ring buffers stay readable for draining.
+    pub fn detach(&mut self) {
+        self.links.clear();
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &ProbeStatus> {
+        self.status.iter().filter(|s| s.outcome.is_err())
+    }
+}
+
+pub fn describe_failures(s: &Sensors) -> Option<String> {
+    let lines: Vec<String> = s
+        .failures()
+        .map(|f| {
+            format!(
+                "{} probe {}: {}",
+                f.family.as_str(),
+                f.probe,
+                f.outcome.as_ref().err().map(String::as_str).unwrap_or("")
+            )
+        })
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+pub fn require_all(s: &Sensors) -> Result<()> {
+    if let Some(msg) = describe_failures(s) {
+        return Err(anyhow::anyhow!("{msg}")).context(
+            "the kernel refused probes bee-trace needs (run `bee-trace check` for the full list)",
+        );
+    }
+    Ok(())
+}
