@@ -9,7 +9,7 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use super::guard::map_drift;
 use super::net::NetSkel;
-use super::{explain, storage, Family, ProbeStatus, Sensors};
+use super::{explain, storage, Family, Probe, ProbeStatus, Sensors};
 use crate::events::{as_bytes, Lpm4Key, Lpm6Key};
 use crate::tamper::Drift;
 
@@ -19,13 +19,31 @@ mod egress_skel {
 pub(super) use egress_skel::EgressSkel;
 use egress_skel::EgressSkelBuilder;
 
-pub const EGRESS_PROBES: &[&str] = &[
-    "cgroup/connect4",
-    "cgroup/connect6",
-    "cgroup/sendmsg4",
-    "cgroup/sendmsg6",
-    "cgroup_skb/egress (DNS queries)",
-    "cgroup_skb/ingress (DNS answers)",
+const PROBES: &[Probe<EgressSkel>] = &[
+    Probe {
+        name: "cgroup/connect4",
+        prog: |s| &s.progs.egress_connect4,
+    },
+    Probe {
+        name: "cgroup/connect6",
+        prog: |s| &s.progs.egress_connect6,
+    },
+    Probe {
+        name: "cgroup/sendmsg4",
+        prog: |s| &s.progs.egress_sendmsg4,
+    },
+    Probe {
+        name: "cgroup/sendmsg6",
+        prog: |s| &s.progs.egress_sendmsg6,
+    },
+    Probe {
+        name: "cgroup_skb/egress (DNS queries)",
+        prog: |s| &s.progs.egress_dnsq,
+    },
+    Probe {
+        name: "cgroup_skb/ingress (DNS answers)",
+        prog: |s| &s.progs.egress_dns,
+    },
 ];
 
 impl Sensors {
@@ -33,43 +51,34 @@ impl Sensors {
     /// programs, at the cgroup v2 root so every process on the host passes
     /// through them.
     pub(super) fn start_egress(&mut self, self_tgid: u32) {
-        let fail = |s: &mut Sensors, why: String| {
-            for p in EGRESS_PROBES {
-                s.status.push(ProbeStatus {
-                    family: Family::Network,
-                    probe: p.to_string(),
-                    outcome: Err(why.clone()),
-                });
-            }
-        };
+        let family = Family::Network;
         let Some(net) = &self.net else {
-            return fail(self, "needs the connect sensor, which did not load".into());
+            return self.fail_all(
+                family,
+                PROBES,
+                "needs the connect sensor, which did not load",
+            );
         };
         let (cg, path) = match crate::sys::open_cgroup2_root() {
             Ok(x) => x,
-            Err(e) => return fail(self, e),
+            Err(e) => return self.fail_all(family, PROBES, &e),
         };
         let skel = match Self::load_egress(self_tgid, net) {
             Ok(s) => s,
-            Err(e) => return fail(self, format!("load failed: {}", explain(&e))),
+            Err(e) => {
+                return self.fail_all(family, PROBES, &format!("load failed: {}", explain(&e)))
+            }
         };
         let fd = std::os::fd::AsRawFd::as_raw_fd(&cg);
-        for (name, prog) in EGRESS_PROBES.iter().zip([
-            &skel.progs.egress_connect4,
-            &skel.progs.egress_connect6,
-            &skel.progs.egress_sendmsg4,
-            &skel.progs.egress_sendmsg6,
-            &skel.progs.egress_dnsq,
-            &skel.progs.egress_dns,
-        ]) {
+        for p in PROBES {
             let at = self.status.len();
-            let outcome = prog
+            let outcome = (p.prog)(&skel)
                 .attach_cgroup(fd)
                 .map(|l| self.links.push((at, l)))
                 .map_err(|e| explain(&e));
             self.status.push(ProbeStatus {
-                family: Family::Network,
-                probe: name.to_string(),
+                family,
+                probe: p.name.to_string(),
                 outcome,
             });
         }

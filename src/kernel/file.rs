@@ -7,9 +7,9 @@ use std::path::Path;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
 use super::file_filter::{add_inode, apply_file_filter};
-use super::hooks::{attach_fexit, load_refusal, HookMode};
+use super::hooks::HookMode;
 use super::mem::MemSkel;
-use super::{attach_one, load_failed, storage, Family, Selection, Sensors};
+use super::{storage, Family, Probe, Selection, Sensors};
 use crate::events::{InodeKey, INODE_WATCH};
 use crate::policy::KernelFilter;
 
@@ -18,6 +18,26 @@ mod file_skel {
 }
 pub(super) use file_skel::FileSkel;
 use file_skel::FileSkelBuilder;
+
+const FEXIT: &[Probe<FileSkel>] = &[Probe {
+    name: "fexit/do_filp_open",
+    prog: |s| &s.progs.fexit_do_filp_open,
+}];
+/// The last is loaded only where the kernel has open(2) (not on arm64).
+const TRACEPOINTS: &[Probe<FileSkel>] = &[
+    Probe {
+        name: "syscalls/sys_exit_openat",
+        prog: |s| &s.progs.handle_openat_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_openat2",
+        prog: |s| &s.progs.handle_openat2_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_open",
+        prog: |s| &s.progs.handle_open_exit,
+    },
+];
 
 impl Sensors {
     /// The open programs serve both families: file opens for one,
@@ -31,57 +51,25 @@ impl Sensors {
         filter: &KernelFilter,
         inodes: &[(InodeKey, u8)],
     ) {
-        let s = self;
         let family = if sel.file {
             Family::File
         } else {
             Family::Memory
         };
-        let mem = s.mem.take();
-        s.file = s.hook_family(
+        let has_open = crate::sys::has_tracepoint(tracefs, "syscalls", "sys_exit_open");
+        let tracepoints = &TRACEPOINTS[..if has_open { 3 } else { 2 }];
+        let mem = self.mem.take();
+        self.file = self.hook_family(
             hooks,
             family,
-            || {
-                let skel =
-                    Self::load_file(self_tgid, sel, false, mem.as_ref(), filter, inodes, true)
-                        .map_err(|e| load_refusal(&e))?;
-                let name = "fexit/do_filp_open".to_string();
-                let links = attach_fexit(&[(name.clone(), &skel.progs.fexit_do_filp_open)])?;
-                Ok((skel, links, vec![name]))
+            |fexit| {
+                let open = has_open && !fexit;
+                Self::load_file(self_tgid, sel, open, mem.as_ref(), filter, inodes, fexit)
             },
-            |s| {
-                let has_open = crate::sys::has_tracepoint(tracefs, "syscalls", "sys_exit_open");
-                let mut probes = vec!["syscalls/sys_exit_openat", "syscalls/sys_exit_openat2"];
-                if has_open {
-                    probes.push("syscalls/sys_exit_open");
-                }
-                match Self::load_file(
-                    self_tgid,
-                    sel,
-                    has_open,
-                    mem.as_ref(),
-                    filter,
-                    inodes,
-                    false,
-                ) {
-                    Ok(skel) => {
-                        for (name, prog) in probes.iter().zip([
-                            &skel.progs.handle_openat_exit,
-                            &skel.progs.handle_openat2_exit,
-                            &skel.progs.handle_open_exit,
-                        ]) {
-                            attach_one(family, name, prog, &mut s.links, &mut s.status);
-                        }
-                        Some(skel)
-                    }
-                    Err(e) => {
-                        load_failed(family, &probes, &e, &mut s.status);
-                        None
-                    }
-                }
-            },
+            FEXIT,
+            tracepoints,
         );
-        s.mem = mem;
+        self.mem = mem;
     }
 
     fn load_file(

@@ -9,8 +9,8 @@ use libbpf_rs::query::LinkTypeInfo;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
-use super::hooks::{attach_fexit, load_refusal, syscall_fexit, HookMode};
-use super::{attach_one, load_failed, storage, Family, Sensors};
+use super::hooks::{sys_fexit, HookMode};
+use super::{storage, Family, Probe, Sensors};
 use crate::events::{as_bytes, ObjKey, OBJ_LINK, OBJ_MAP, OBJ_PROG};
 use crate::tamper::{Drift, OwnObject};
 
@@ -20,10 +20,27 @@ mod tamper_skel {
 pub use tamper_skel::TamperSkel;
 use tamper_skel::TamperSkelBuilder;
 
-pub const TAMPER_PROBES: &[&str] = &[
-    "syscalls/sys_enter_bpf",
-    "syscalls/sys_exit_bpf",
-    "tp_btf/signal_generate",
+const SIGNAL: Probe<TamperSkel> = Probe {
+    name: "tp_btf/signal_generate",
+    prog: |s| &s.progs.handle_signal,
+};
+const FEXIT: &[Probe<TamperSkel>] = &[
+    Probe {
+        name: sys_fexit!("bpf"),
+        prog: |s| &s.progs.fexit_bpf,
+    },
+    SIGNAL,
+];
+const TRACEPOINTS: &[Probe<TamperSkel>] = &[
+    Probe {
+        name: "syscalls/sys_enter_bpf",
+        prog: |s| &s.progs.handle_bpf_enter,
+    },
+    Probe {
+        name: "syscalls/sys_exit_bpf",
+        prog: |s| &s.progs.handle_bpf_exit,
+    },
+    SIGNAL,
 ];
 
 /// What a link looked like once attached: a later look that differs means
@@ -93,31 +110,9 @@ impl Sensors {
         self.tamper = self.hook_family(
             hooks,
             Family::Tamper,
-            || {
-                let skel = load_tamper(self_tgid, true).map_err(|e| load_refusal(&e))?;
-                let names = vec![syscall_fexit("bpf"), TAMPER_PROBES[2].to_string()];
-                let links = attach_fexit(&[
-                    (names[0].clone(), &skel.progs.fexit_bpf),
-                    (names[1].clone(), &skel.progs.handle_signal),
-                ])?;
-                Ok((skel, links, names))
-            },
-            |s| match load_tamper(self_tgid, false) {
-                Ok(skel) => {
-                    for (name, prog) in TAMPER_PROBES.iter().zip([
-                        &skel.progs.handle_bpf_enter,
-                        &skel.progs.handle_bpf_exit,
-                        &skel.progs.handle_signal,
-                    ]) {
-                        attach_one(Family::Tamper, name, prog, &mut s.links, &mut s.status);
-                    }
-                    Some(skel)
-                }
-                Err(e) => {
-                    load_failed(Family::Tamper, TAMPER_PROBES, &e, &mut s.status);
-                    None
-                }
-            },
+            |fexit| load_tamper(self_tgid, fexit),
+            FEXIT,
+            TRACEPOINTS,
         );
     }
 

@@ -3,7 +3,7 @@
 
 use libbpf_rs::Link;
 
-use super::{explain, Family, ProbeStatus, Sensors};
+use super::{explain, Family, Probe, ProbeStatus, Sensors};
 
 /// Which hooks the families built on syscalls (file, memory, network) use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,54 +44,63 @@ impl HookChoice {
 pub static PROBING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The fexit probe name of a syscall's kernel function on this architecture.
-pub(super) fn syscall_fexit(name: &str) -> String {
-    let prefix = if cfg!(target_arch = "aarch64") {
-        "__arm64_sys_"
-    } else {
-        "__x64_sys_"
+#[cfg(target_arch = "aarch64")]
+macro_rules! sys_fexit {
+    ($name:literal) => {
+        concat!("fexit/__arm64_sys_", $name)
     };
-    format!("fexit/{prefix}{name}")
 }
+#[cfg(not(target_arch = "aarch64"))]
+macro_rules! sys_fexit {
+    ($name:literal) => {
+        concat!("fexit/__x64_sys_", $name)
+    };
+}
+pub(super) use sys_fexit;
 
 /// Why an fexit set did not load, in short: the kernel's answer.
-pub(super) fn load_refusal(e: &libbpf_rs::Error) -> String {
+fn load_refusal(e: &libbpf_rs::Error) -> String {
     format!("load: {e}")
 }
 
 /// Attaches every program of an fexit set, or says which one the kernel
 /// refused and why (the links made so far are dropped, so detached).
-pub(super) fn attach_fexit(
-    progs: &[(String, &libbpf_rs::ProgramMut<'_>)],
-) -> Result<Vec<Link>, String> {
-    let mut links = Vec::new();
-    for (name, prog) in progs {
-        links.push(
-            prog.attach()
-                .map_err(|e| format!("{name}: {}", explain(&e)))?,
-        );
-    }
-    Ok(links)
+fn attach_fexit<S>(skel: &S, set: &[Probe<S>]) -> Result<Vec<Link>, String> {
+    set.iter()
+        .map(|p| {
+            (p.prog)(skel)
+                .attach()
+                .map_err(|e| format!("{}: {}", p.name, explain(&e)))
+        })
+        .collect()
 }
 
 impl Sensors {
     /// Hooks one syscall family: its fexit set first (unless `mode` rules it
-    /// out), else, unless `mode` demands fexit, its tracepoint set. Records
-    /// the choice in `hooks` and returns the skeleton in use, if any.
+    /// out), else, unless `mode` demands fexit, its tracepoint set. `load`
+    /// loads the skeleton with the fexit programs (true) or the tracepoint
+    /// ones (false), never both. Records the choice in `hooks` and returns
+    /// the skeleton in use, if any.
     pub(super) fn hook_family<S>(
         &mut self,
         mode: HookMode,
         family: Family,
-        fexit: impl FnOnce() -> Result<(S, Vec<Link>, Vec<String>), String>,
-        tracepoints: impl FnOnce(&mut Sensors) -> Option<S>,
+        load: impl Fn(bool) -> libbpf_rs::Result<S>,
+        fexit: &[Probe<S>],
+        tracepoints: &[Probe<S>],
     ) -> Option<S> {
-        let refused = match self.try_fexit(mode, family, fexit) {
+        let refused = match self.try_fexit(mode, family, fexit, || {
+            let skel = load(true).map_err(|e| load_refusal(&e))?;
+            let links = attach_fexit(&skel, fexit)?;
+            Ok((skel, links))
+        }) {
             Ok(skel) => return Some(skel),
             Err(why) => why,
         };
         if mode == HookMode::Fexit {
             return None;
         }
-        let skel = tracepoints(self);
+        let skel = self.attach_loaded(family, load(false), tracepoints);
         self.hooks.push(HookChoice {
             family,
             fexit: false,
@@ -101,15 +110,16 @@ impl Sensors {
     }
 
     /// Tries a family's fexit set (unless `mode` rules it out): on success
-    /// its links and statuses are kept and the skeleton returned. On refusal
-    /// the error is the kernel's reason; with `HookMode::Fexit` the refusal
-    /// is also recorded as a failed probe, since there is no fallback.
-    /// `Err(None)` means fexit was not tried.
+    /// its links and statuses are kept and the skeleton returned. On refusal the error is the
+    /// kernel's reason; with `HookMode::Fexit` the refusal is also recorded
+    /// as a failed probe, since there is no fallback. `Err(None)` means fexit
+    /// was not tried.
     fn try_fexit<S>(
         &mut self,
         mode: HookMode,
         family: Family,
-        attempt: impl FnOnce() -> Result<(S, Vec<Link>, Vec<String>), String>,
+        set: &[Probe<S>],
+        attempt: impl FnOnce() -> Result<(S, Vec<Link>), String>,
     ) -> Result<S, Option<String>> {
         if mode == HookMode::Tracepoints {
             return Err(None);
@@ -118,14 +128,14 @@ impl Sensors {
         let outcome = attempt();
         PROBING.store(false, std::sync::atomic::Ordering::Relaxed);
         match outcome {
-            Ok((skel, links, names)) => {
+            Ok((skel, links)) => {
                 let at = self.status.len();
                 self.links
                     .extend(links.into_iter().enumerate().map(|(i, l)| (at + i, l)));
-                for probe in names {
+                for p in set {
                     self.status.push(ProbeStatus {
                         family,
-                        probe,
+                        probe: p.name.to_string(),
                         outcome: Ok(()),
                     });
                 }

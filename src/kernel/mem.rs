@@ -3,8 +3,8 @@
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
-use super::hooks::{attach_fexit, load_refusal, syscall_fexit, HookMode};
-use super::{attach_one, load_failed, storage, Family, Sensors};
+use super::hooks::{sys_fexit, HookMode};
+use super::{storage, Family, Probe, Sensors};
 
 mod mem_skel {
     include!(concat!(env!("OUT_DIR"), "/mem.skel.rs"));
@@ -12,44 +12,43 @@ mod mem_skel {
 pub(super) use mem_skel::MemSkel;
 use mem_skel::MemSkelBuilder;
 
-const MEM_PROBES: &[&str] = &[
-    "syscalls/sys_exit_ptrace",
-    "syscalls/sys_exit_process_vm_readv",
-    "syscalls/sys_exit_process_vm_writev",
+const FEXIT: &[Probe<MemSkel>] = &[
+    Probe {
+        name: sys_fexit!("ptrace"),
+        prog: |s| &s.progs.fexit_ptrace,
+    },
+    Probe {
+        name: sys_fexit!("process_vm_readv"),
+        prog: |s| &s.progs.fexit_vm_readv,
+    },
+    Probe {
+        name: sys_fexit!("process_vm_writev"),
+        prog: |s| &s.progs.fexit_vm_writev,
+    },
+];
+const TRACEPOINTS: &[Probe<MemSkel>] = &[
+    Probe {
+        name: "syscalls/sys_exit_ptrace",
+        prog: |s| &s.progs.handle_ptrace_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_process_vm_readv",
+        prog: |s| &s.progs.handle_vm_readv_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_process_vm_writev",
+        prog: |s| &s.progs.handle_vm_writev_exit,
+    },
 ];
 
 impl Sensors {
     pub(super) fn start_mem(&mut self, self_tgid: u32, hooks: HookMode) {
-        let s = self;
-        s.mem = s.hook_family(
+        self.mem = self.hook_family(
             hooks,
             Family::Memory,
-            || {
-                let skel = Self::load_mem(self_tgid, true).map_err(|e| load_refusal(&e))?;
-                let names = ["ptrace", "process_vm_readv", "process_vm_writev"].map(syscall_fexit);
-                let links = attach_fexit(&[
-                    (names[0].clone(), &skel.progs.fexit_ptrace),
-                    (names[1].clone(), &skel.progs.fexit_vm_readv),
-                    (names[2].clone(), &skel.progs.fexit_vm_writev),
-                ])?;
-                Ok((skel, links, names.to_vec()))
-            },
-            |s| match Self::load_mem(self_tgid, false) {
-                Ok(skel) => {
-                    for (name, prog) in MEM_PROBES.iter().zip([
-                        &skel.progs.handle_ptrace_exit,
-                        &skel.progs.handle_vm_readv_exit,
-                        &skel.progs.handle_vm_writev_exit,
-                    ]) {
-                        attach_one(Family::Memory, name, prog, &mut s.links, &mut s.status);
-                    }
-                    Some(skel)
-                }
-                Err(e) => {
-                    load_failed(Family::Memory, MEM_PROBES, &e, &mut s.status);
-                    None
-                }
-            },
+            |fexit| Self::load_mem(self_tgid, fexit),
+            FEXIT,
+            TRACEPOINTS,
         );
     }
 

@@ -23,11 +23,10 @@ mod process;
 pub mod workers;
 
 use egress::EgressSkel;
-pub use egress::EGRESS_PROBES;
 use file::FileSkel;
 pub use file::{kernel_dev, seed_inodes};
+pub use guard::LinkBaseline;
 use guard::TamperSkel;
-pub use guard::{LinkBaseline, TAMPER_PROBES};
 pub use hooks::{HookChoice, HookMode, PROBING};
 use mem::MemSkel;
 use net::NetSkel;
@@ -112,38 +111,59 @@ pub fn explain(err: &libbpf_rs::Error) -> String {
     format!("{raw}{hint}")
 }
 
-fn attach_one(
-    family: Family,
-    name: &str,
-    prog: &libbpf_rs::ProgramMut<'_>,
-    links: &mut Vec<(usize, Link)>,
-    status: &mut Vec<ProbeStatus>,
-) {
-    let at = status.len();
-    let outcome = prog
-        .attach()
-        .map(|l| links.push((at, l)))
-        .map_err(|e| explain(&e));
-    status.push(ProbeStatus {
-        family,
-        probe: name.to_string(),
-        outcome,
-    });
+/// One program and the name bee-trace reports it by. Each family keeps a
+/// table of these, so a name cannot drift from its program.
+pub(super) struct Probe<S: 'static> {
+    pub name: &'static str,
+    pub prog: fn(&S) -> &libbpf_rs::ProgramMut<'static>,
 }
 
-fn load_failed(
-    family: Family,
-    probes: &[&str],
-    err: &libbpf_rs::Error,
-    status: &mut Vec<ProbeStatus>,
-) {
-    let why = explain(err);
-    for p in probes {
-        status.push(ProbeStatus {
+impl Sensors {
+    /// Attaches one program, its outcome recorded under `name`.
+    fn attach_one(&mut self, family: Family, name: &str, prog: &libbpf_rs::ProgramMut<'_>) {
+        let at = self.status.len();
+        let outcome = prog
+            .attach()
+            .map(|l| self.links.push((at, l)))
+            .map_err(|e| explain(&e));
+        self.status.push(ProbeStatus {
             family,
-            probe: p.to_string(),
-            outcome: Err(format!("load failed: {why}")),
+            probe: name.to_string(),
+            outcome,
         });
+    }
+
+    /// Attaches every probe of `set` on a loaded skeleton, or records each
+    /// as failed with the reason the skeleton did not load.
+    fn attach_loaded<S>(
+        &mut self,
+        family: Family,
+        loaded: libbpf_rs::Result<S>,
+        set: &[Probe<S>],
+    ) -> Option<S> {
+        match loaded {
+            Ok(skel) => {
+                for p in set {
+                    self.attach_one(family, p.name, (p.prog)(&skel));
+                }
+                Some(skel)
+            }
+            Err(e) => {
+                self.fail_all(family, set, &format!("load failed: {}", explain(&e)));
+                None
+            }
+        }
+    }
+
+    /// Records every probe of `set` as failed for one reason.
+    fn fail_all<S>(&mut self, family: Family, set: &[Probe<S>], why: &str) {
+        for p in set {
+            self.status.push(ProbeStatus {
+                family,
+                probe: p.name.to_string(),
+                outcome: Err(why.to_string()),
+            });
+        }
     }
 }
 

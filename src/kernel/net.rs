@@ -3,8 +3,8 @@
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
-use super::hooks::{attach_fexit, load_refusal, syscall_fexit, HookMode};
-use super::{attach_one, load_failed, storage, Family, Sensors};
+use super::hooks::{sys_fexit, HookMode};
+use super::{storage, Family, Probe, Sensors};
 
 mod net_skel {
     include!(concat!(env!("OUT_DIR"), "/net.skel.rs"));
@@ -12,36 +12,23 @@ mod net_skel {
 pub(super) use net_skel::NetSkel;
 use net_skel::NetSkelBuilder;
 
-const NET_PROBES: &[&str] = &["syscalls/sys_exit_connect"];
+const FEXIT: &[Probe<NetSkel>] = &[Probe {
+    name: sys_fexit!("connect"),
+    prog: |s| &s.progs.fexit_connect,
+}];
+const TRACEPOINTS: &[Probe<NetSkel>] = &[Probe {
+    name: "syscalls/sys_exit_connect",
+    prog: |s| &s.progs.handle_connect_exit,
+}];
 
 impl Sensors {
     pub(super) fn start_net(&mut self, self_tgid: u32, hooks: HookMode) {
-        let s = self;
-        s.net = s.hook_family(
+        self.net = self.hook_family(
             hooks,
             Family::Network,
-            || {
-                let skel = Self::load_net(self_tgid, true).map_err(|e| load_refusal(&e))?;
-                let name = syscall_fexit("connect");
-                let links = attach_fexit(&[(name.clone(), &skel.progs.fexit_connect)])?;
-                Ok((skel, links, vec![name]))
-            },
-            |s| match Self::load_net(self_tgid, false) {
-                Ok(skel) => {
-                    attach_one(
-                        Family::Network,
-                        NET_PROBES[0],
-                        &skel.progs.handle_connect_exit,
-                        &mut s.links,
-                        &mut s.status,
-                    );
-                    Some(skel)
-                }
-                Err(e) => {
-                    load_failed(Family::Network, NET_PROBES, &e, &mut s.status);
-                    None
-                }
-            },
+            |fexit| Self::load_net(self_tgid, fexit),
+            FEXIT,
+            TRACEPOINTS,
         );
     }
 
