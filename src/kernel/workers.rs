@@ -23,7 +23,6 @@ pub struct Counters {
     pub channel_full: AtomicU64,
     /// Samples that did not decode.
     pub undecodable: AtomicU64,
-    pub received: AtomicU64,
 }
 
 pub struct Workers {
@@ -65,7 +64,6 @@ impl Workers {
 fn poll_loop(src: RingSource, tx: Sender<Raw>, counters: Arc<Counters>, stop: Arc<AtomicBool>) {
     let mut builder = RingBufferBuilder::new();
     let handler = |data: &[u8]| -> i32 {
-        counters.received.fetch_add(1, Ordering::Relaxed);
         match decode(data) {
             Ok(raw) => match tx.try_send(raw) {
                 Ok(()) => {}
