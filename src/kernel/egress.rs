@@ -7,10 +7,12 @@ use std::os::fd::AsFd;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
+use super::egress_maps::lpm_key;
 use super::guard::map_drift;
 use super::net::NetSkel;
 use super::{explain, storage, Family, Probe, ProbeStatus, Sensors};
-use crate::events::{as_bytes, Lpm4Key, Lpm6Key};
+use crate::egress::CidrKey;
+use crate::events::as_bytes;
 use crate::tamper::Drift;
 
 mod egress_skel {
@@ -94,7 +96,7 @@ impl Sensors {
     ) -> libbpf_rs::Result<EgressSkel<'static>> {
         // DNS answers are learned only for sockets of this namespace (the
         // host's): without its cookie, none is.
-        let host_netns = crate::egress::own_netns_cookie().unwrap_or_else(|e| {
+        let host_netns = super::egress_maps::own_netns_cookie().unwrap_or_else(|e| {
             log::warn!(
                 "cannot read the cookie of bee-trace's network namespace ({e}): DNS answers will not be learned"
             );
@@ -111,10 +113,10 @@ impl Sensors {
     }
 
     /// Handles on the egress maps, for the processing thread.
-    pub fn egress_maps(&self) -> Option<crate::egress::EgressMaps> {
+    pub fn egress_maps(&self) -> Option<super::EgressMaps> {
         let s = self.egress.as_ref()?;
         let h = |m: &libbpf_rs::Map<'_>| MapHandle::try_from(m).ok();
-        Some(crate::egress::EgressMaps {
+        Some(super::EgressMaps {
             cfg: h(&s.maps.egress_cfg)?,
             block4: h(&s.maps.block4)?,
             block6: h(&s.maps.block6)?,
@@ -160,24 +162,12 @@ impl Sensors {
         }
         let mut unblocked = Vec::new();
         for (c, _) in &plan.block {
-            let (map, key): (&dyn MapCore, Vec<u8>) = match c.addr {
-                std::net::IpAddr::V4(a) => (
-                    &m.block4,
-                    as_bytes(&Lpm4Key {
-                        prefixlen: c.prefix.into(),
-                        addr: a.octets(),
-                    })
-                    .to_vec(),
-                ),
-                std::net::IpAddr::V6(a) => (
-                    &m.block6,
-                    as_bytes(&Lpm6Key {
-                        prefixlen: c.prefix.into(),
-                        addr: a.octets(),
-                    })
-                    .to_vec(),
-                ),
+            let map: &dyn MapCore = if c.addr.is_ipv4() {
+                &m.block4
+            } else {
+                &m.block6
             };
+            let key = lpm_key(CidrKey::from(*c));
             let rule = map
                 .lookup(&key, MapFlags::ANY)
                 .ok()

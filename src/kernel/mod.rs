@@ -13,6 +13,7 @@ use crate::events::InodeKey;
 use crate::policy::KernelFilter;
 
 mod egress;
+pub mod egress_maps;
 mod file;
 mod file_filter;
 mod guard;
@@ -23,6 +24,7 @@ mod process;
 pub mod workers;
 
 use egress::EgressSkel;
+pub use egress_maps::EgressMaps;
 use file::FileSkel;
 pub use file::{kernel_dev, seed_inodes};
 pub use guard::LinkBaseline;
