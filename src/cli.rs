@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
+use crate::kernel::{HookMode, Selection};
 use crate::output::Format;
 
 /// bee-trace: an eBPF runtime security monitor for CI runners and small hosts.
@@ -70,37 +71,12 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Hooks {
-    /// fexit where the kernel allows it, else tracepoints.
-    Auto,
-    /// The syscall tracepoints only.
-    Tracepoints,
-    /// fexit only; an error when the kernel refuses it.
-    Fexit,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProbeType {
-    /// Sensitive file reads and protected file writes.
-    #[value(name = "file_monitor")]
-    FileMonitor,
-    /// Outbound connections.
-    #[value(name = "network_monitor")]
-    NetworkMonitor,
-    /// ptrace, process_vm_readv/writev, /proc/<pid>/{mem,environ,maps}.
-    #[value(name = "memory_monitor")]
-    MemoryMonitor,
-    /// All of the above, plus process exec/exit events.
-    All,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Which sensors to run. Processes are always traced for lineage; their
     /// exec/exit events are printed only with `all`.
     #[arg(long, value_enum, default_value = "all")]
-    pub probe_type: ProbeType,
+    pub probe_type: Selection,
 
     /// Stop after this many seconds (1..=31536000) instead of at Ctrl-C.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
@@ -123,7 +99,7 @@ pub struct RunArgs {
     /// supported kernel has; `bee-trace check` shows the choice.
     /// `tracepoints` never tries fexit; `fexit` fails when it is refused.
     #[arg(long, value_enum, default_value = "auto")]
-    pub hooks: Hooks,
+    pub hooks: HookMode,
 
     /// Log what bee-trace does, including libbpf's messages.
     #[arg(long, short)]
@@ -200,7 +176,7 @@ mod tests {
             "cat",
         ])
         .unwrap();
-        assert_eq!(c.run.probe_type, ProbeType::FileMonitor);
+        assert_eq!(c.run.probe_type, Selection::FileMonitor);
         assert_eq!(c.run.duration, Some(5));
         assert!(Cli::try_parse_from(["bee-trace", "--duration", "0"]).is_err());
         assert!(Cli::try_parse_from(["bee-trace", "--probe-type", "bogus"]).is_err());

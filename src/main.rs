@@ -16,9 +16,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use crossbeam_channel::RecvTimeoutError;
 
-use cli::{Cli, Command, Hooks, ProbeType, RunArgs};
+use cli::{Cli, Command, RunArgs};
 use kernel::workers::{Counters, Workers};
-use kernel::{Selection, Sensors};
+use kernel::{HookMode, Selection, Sensors};
 use output::Format;
 use pipeline::Pipeline;
 use policy::Policy;
@@ -99,42 +99,12 @@ fn preflight() -> Result<std::path::PathBuf> {
     Ok(sys::ensure_tracefs()?)
 }
 
-fn selection(p: ProbeType) -> Selection {
-    match p {
-        ProbeType::FileMonitor => Selection {
-            file: true,
-            network: false,
-            memory: false,
-        },
-        ProbeType::NetworkMonitor => Selection {
-            file: false,
-            network: true,
-            memory: false,
-        },
-        ProbeType::MemoryMonitor => Selection {
-            file: false,
-            network: false,
-            memory: true,
-        },
-        ProbeType::All => Selection {
-            file: true,
-            network: true,
-            memory: true,
-        },
-    }
-}
-
 fn check() -> Result<ExitCode> {
     let tracefs = preflight()?;
     let policy = Policy::default_policy();
-    let all = Selection {
-        file: true,
-        network: true,
-        memory: true,
-    };
     let sensors = Sensors::start(
-        all,
-        kernel::HookMode::Auto,
+        Selection::All,
+        HookMode::Auto,
         &tracefs,
         &policy.kernel_filter(),
         &[],
@@ -365,13 +335,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     log::info!("process table seeded with {} processes", table.len());
 
     let started_at = Instant::now();
-    let sel = selection(args.probe_type);
-    let hooks = match args.hooks {
-        Hooks::Auto => kernel::HookMode::Auto,
-        Hooks::Tracepoints => kernel::HookMode::Tracepoints,
-        Hooks::Fexit => kernel::HookMode::Fexit,
-    };
-    let mut sensors = Sensors::start(sel, hooks, &tracefs, &filter, &inodes);
+    let mut sensors = Sensors::start(args.probe_type, args.hooks, &tracefs, &filter, &inodes);
     kernel::require_all(&sensors)?;
     for h in &sensors.hooks {
         log::info!("{} family hooked with {}", h.family.as_str(), h.hook());
@@ -435,7 +399,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     let mut pipeline = Pipeline::new(
         policy,
         table,
-        args.probe_type == ProbeType::All,
+        args.probe_type == Selection::All,
         args.command.clone(),
         egress,
     );

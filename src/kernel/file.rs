@@ -51,7 +51,7 @@ impl Sensors {
         filter: &KernelFilter,
         inodes: &[(InodeKey, u8)],
     ) {
-        let family = if sel.file {
+        let family = if sel.file() {
             Family::File
         } else {
             Family::Memory
@@ -84,8 +84,8 @@ impl Sensors {
         let mut open = FileSkelBuilder::default().open(storage())?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.self_tgid = self_tgid;
-            ro.watch_files = sel.file;
-            ro.watch_proc = sel.memory;
+            ro.watch_files = sel.file();
+            ro.watch_proc = sel.memory();
         }
         let p = &mut open.progs;
         p.handle_openat_exit.set_autoload(!fexit);

@@ -5,16 +5,17 @@ use libbpf_rs::Link;
 
 use super::{explain, Family, Probe, ProbeStatus, Sensors};
 
-/// Which hooks the families built on syscalls (file, memory, network) use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which hooks the families built on syscalls (file, memory, network,
+/// tamper) use: `--hooks` (the variants' doc comments are its help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum HookMode {
-    /// fexit on each syscall's own kernel function where this kernel allows
-    /// it (no syscall tracepoint, so other syscalls pay nothing), else the
-    /// syscall tracepoints.
+    // fexit on each syscall's own kernel function puts no task on the slow
+    // syscall path, as a syscall tracepoint does.
+    /// fexit where the kernel allows it, else tracepoints.
     Auto,
-    /// Always the syscall tracepoints.
+    /// The syscall tracepoints only.
     Tracepoints,
-    /// fexit or nothing: a kernel that refuses it is an error.
+    /// fexit only; an error when the kernel refuses it.
     Fexit,
 }
 

@@ -56,12 +56,35 @@ impl Family {
     }
 }
 
-/// Which families to run.
-#[derive(Debug, Clone, Copy)]
-pub struct Selection {
-    pub file: bool,
-    pub network: bool,
-    pub memory: bool,
+/// Which families to run: `--probe-type` (the variants' doc comments are
+/// its help). The process and tamper families always run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Selection {
+    /// Sensitive file reads and protected file writes.
+    #[value(name = "file_monitor")]
+    FileMonitor,
+    /// Outbound connections.
+    #[value(name = "network_monitor")]
+    NetworkMonitor,
+    /// ptrace, process_vm_readv/writev, /proc/<pid>/{mem,environ,maps}.
+    #[value(name = "memory_monitor")]
+    MemoryMonitor,
+    /// All of the above, plus process exec/exit events.
+    All,
+}
+
+impl Selection {
+    pub fn file(self) -> bool {
+        matches!(self, Selection::FileMonitor | Selection::All)
+    }
+
+    pub fn network(self) -> bool {
+        matches!(self, Selection::NetworkMonitor | Selection::All)
+    }
+
+    pub fn memory(self) -> bool {
+        matches!(self, Selection::MemoryMonitor | Selection::All)
+    }
 }
 
 /// One probe's outcome, for `bee-trace check` and for start-up errors.
@@ -195,13 +218,13 @@ impl Sensors {
         };
 
         s.start_process(self_tgid);
-        if sel.memory {
+        if sel.memory() {
             s.start_mem(self_tgid, hooks);
         }
-        if sel.file || sel.memory {
+        if sel.file() || sel.memory() {
             s.start_file(self_tgid, sel, hooks, tracefs, filter, inodes);
         }
-        if sel.network {
+        if sel.network() {
             s.start_net(self_tgid, hooks);
             s.start_egress(self_tgid);
         }
