@@ -13,6 +13,16 @@ use crate::events::{EgressCfg, EGRESS_PORTS, MODE_AUDIT, MODE_BLOCK, MODE_OFF, R
 use crate::kernel::egress_maps::{Contents, EgressMaps};
 use crate::policy::{Cidr, EgressMode, EndpointHost, Policy};
 
+/// A network policy the kernel's maps cannot hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("network.dns_resolvers: at most {RESOLVERS_MAX} IPv{ip_version} resolvers, /etc/resolv.conf's included")]
+    TooManyResolvers { ip_version: u8 },
+    /// The host (as the policy names it) has more allowed ports.
+    #[error("network.allowed_endpoints: at most {EGRESS_PORTS} ports per host ({0})")]
+    TooManyPorts(String),
+}
+
 /// A domain the policy names, blocked or allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainRule {
@@ -98,7 +108,7 @@ pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
 }
 
 impl Plan {
-    pub fn new(policy: &Policy, nameservers: &[IpAddr]) -> Result<Plan, String> {
+    pub fn new(policy: &Policy, nameservers: &[IpAddr]) -> Result<Plan, PlanError> {
         let mut p = Plan {
             rules: vec![String::new(), "not in network.allowed_endpoints".into()],
             ..Default::default()
@@ -159,10 +169,9 @@ impl Plan {
         }
         for v4 in [true, false] {
             if p.resolvers.iter().filter(|a| a.is_ipv4() == v4).count() > RESOLVERS_MAX {
-                return Err(format!(
-                    "network.dns_resolvers: at most {RESOLVERS_MAX} IPv{} resolvers, /etc/resolv.conf's included",
-                    if v4 { 4 } else { 6 }
-                ));
+                return Err(PlanError::TooManyResolvers {
+                    ip_version: if v4 { 4 } else { 6 },
+                });
             }
         }
         if allowlist {
@@ -201,16 +210,14 @@ fn cidr_text(c: &Cidr) -> String {
 }
 
 /// Merges an allowed port into a list where empty means any port.
-fn merge_port(ports: &mut Vec<u16>, port: Option<u16>, what: &str) -> Result<(), String> {
+fn merge_port(ports: &mut Vec<u16>, port: Option<u16>, what: &str) -> Result<(), PlanError> {
     match port {
         None => ports.clear(),
         Some(_) if ports.is_empty() => {}
         Some(p) if ports.contains(&p) => {}
         Some(p) => {
             if ports.len() == EGRESS_PORTS {
-                return Err(format!(
-                    "network.allowed_endpoints: at most {EGRESS_PORTS} ports per host ({what})"
-                ));
+                return Err(PlanError::TooManyPorts(what.to_string()));
             }
             ports.push(p);
         }
@@ -222,7 +229,7 @@ fn add_allow(
     allow: &mut BTreeMap<CidrKey, Vec<u16>>,
     key: CidrKey,
     port: Option<u16>,
-) -> Result<(), String> {
+) -> Result<(), PlanError> {
     match allow.get_mut(&key) {
         Some(ports) => merge_port(ports, port, &key.addr.to_string()),
         None => {
@@ -566,7 +573,10 @@ mod tests {
         for i in 0..=RESOLVERS_MAX {
             y.push_str(&format!("    - 10.0.{}.{}\n", i / 250, i % 250 + 1));
         }
-        assert!(Plan::new(&pol(&y), &[]).is_err());
+        assert_eq!(
+            Plan::new(&pol(&y), &[]).unwrap_err().to_string(),
+            format!("network.dns_resolvers: at most {RESOLVERS_MAX} IPv4 resolvers, /etc/resolv.conf's included")
+        );
     }
 
     #[test]
@@ -575,7 +585,10 @@ mod tests {
         for port in 1..=8 {
             y.push_str(&format!("    - 198.51.100.2:{port}\n"));
         }
-        assert!(Plan::new(&pol(&y), &[]).is_err());
+        assert_eq!(
+            Plan::new(&pol(&y), &[]).unwrap_err(),
+            PlanError::TooManyPorts("198.51.100.2".into())
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use super::egress_maps::lpm_key;
 use super::guard::map_drift;
 use super::net::NetSkel;
-use super::{explain, storage, Family, Probe, ProbeStatus, Sensors};
+use super::{explain, storage, Family, Probe, ProbeError, ProbeStatus, Sensors};
 use crate::egress::CidrKey;
 use crate::events::as_bytes;
 use crate::tamper::Drift;
@@ -55,21 +55,15 @@ impl Sensors {
     pub(super) fn start_egress(&mut self, self_tgid: u32) {
         let family = Family::Network;
         let Some(net) = &self.net else {
-            return self.fail_all(
-                family,
-                PROBES,
-                "needs the connect sensor, which did not load",
-            );
+            return self.fail_all(family, PROBES, ProbeError::NeedsConnect);
         };
         let (cg, path) = match crate::sys::open_cgroup2_root() {
             Ok(x) => x,
-            Err(e) => return self.fail_all(family, PROBES, &e),
+            Err(e) => return self.fail_all(family, PROBES, ProbeError::Cgroup(e.to_string())),
         };
         let skel = match Self::load_egress(self_tgid, net) {
             Ok(s) => s,
-            Err(e) => {
-                return self.fail_all(family, PROBES, &format!("load failed: {}", explain(&e)))
-            }
+            Err(e) => return self.fail_all(family, PROBES, ProbeError::Load(explain(&e))),
         };
         let fd = std::os::fd::AsRawFd::as_raw_fd(&cg);
         for p in PROBES {
@@ -77,7 +71,7 @@ impl Sensors {
             let outcome = (p.prog)(&skel)
                 .attach_cgroup(fd)
                 .map(|l| self.links.push((at, l)))
-                .map_err(|e| explain(&e));
+                .map_err(|e| ProbeError::Attach(explain(&e)));
             self.status.push(ProbeStatus {
                 family,
                 probe: p.name.to_string(),

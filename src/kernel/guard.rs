@@ -10,7 +10,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use super::hooks::{sys_fexit, HookMode};
-use super::{storage, Family, Probe, Sensors};
+use super::{storage, Family, Probe, ProbeError, Sensors};
 use crate::events::{as_bytes, ObjKey, OBJ_LINK, OBJ_MAP, OBJ_PROG};
 use crate::tamper::{Drift, OwnObject};
 
@@ -321,7 +321,7 @@ impl Sensors {
                 .map(|s| format!("{} {}", s.family.as_str(), s.probe))
                 .unwrap_or_default();
             if let Some(s) = self.status.get_mut(b.probe) {
-                s.outcome = Err(format!("{what} while bee-trace ran (tampered)"));
+                s.outcome = Err(ProbeError::Tampered(what.clone()));
             }
             out.push(Drift {
                 object_type: "link",

@@ -3,7 +3,7 @@
 
 use libbpf_rs::Link;
 
-use super::{explain, Family, Probe, ProbeStatus, Sensors};
+use super::{explain, Family, Probe, ProbeError, ProbeStatus, Sensors};
 
 /// Which hooks the families built on syscalls (file, memory, network,
 /// tamper) use: `--hooks` (the variants' doc comments are its help).
@@ -59,19 +59,26 @@ macro_rules! sys_fexit {
 }
 pub(super) use sys_fexit;
 
-/// Why an fexit set did not load, in short: the kernel's answer.
-fn load_refusal(e: &libbpf_rs::Error) -> String {
-    format!("load: {e}")
+/// Why a family's fexit set was not used, in short: the kernel's answer.
+#[derive(Debug, thiserror::Error)]
+enum FexitRefusal {
+    #[error("load: {0}")]
+    Load(libbpf_rs::Error),
+    #[error("{probe}: {}", explain(.err))]
+    Attach {
+        probe: &'static str,
+        err: libbpf_rs::Error,
+    },
 }
 
 /// Attaches every program of an fexit set, or says which one the kernel
 /// refused and why (the links made so far are dropped, so detached).
-fn attach_fexit<S>(skel: &S, set: &[Probe<S>]) -> Result<Vec<Link>, String> {
+fn attach_fexit<S>(skel: &S, set: &[Probe<S>]) -> Result<Vec<Link>, FexitRefusal> {
     set.iter()
         .map(|p| {
             (p.prog)(skel)
                 .attach()
-                .map_err(|e| format!("{}: {}", p.name, explain(&e)))
+                .map_err(|err| FexitRefusal::Attach { probe: p.name, err })
         })
         .collect()
 }
@@ -91,7 +98,7 @@ impl Sensors {
         tracepoints: &[Probe<S>],
     ) -> Option<S> {
         let refused = match self.try_fexit(mode, family, fexit, || {
-            let skel = load(true).map_err(|e| load_refusal(&e))?;
+            let skel = load(true).map_err(FexitRefusal::Load)?;
             let links = attach_fexit(&skel, fexit)?;
             Ok((skel, links))
         }) {
@@ -105,7 +112,7 @@ impl Sensors {
         self.hooks.push(HookChoice {
             family,
             fexit: false,
-            refused,
+            refused: refused.map(|r| r.to_string()),
         });
         skel
     }
@@ -120,8 +127,8 @@ impl Sensors {
         mode: HookMode,
         family: Family,
         set: &[Probe<S>],
-        attempt: impl FnOnce() -> Result<(S, Vec<Link>), String>,
-    ) -> Result<S, Option<String>> {
+        attempt: impl FnOnce() -> Result<(S, Vec<Link>), FexitRefusal>,
+    ) -> Result<S, Option<FexitRefusal>> {
         if mode == HookMode::Tracepoints {
             return Err(None);
         }
@@ -147,17 +154,18 @@ impl Sensors {
                 });
                 Ok(skel)
             }
-            Err(why) => {
+            Err(refusal) => {
+                let why = refusal.to_string();
                 if mode == HookMode::Fexit {
                     self.status.push(ProbeStatus {
                         family,
                         probe: "fexit".into(),
-                        outcome: Err(format!("refused (--hooks fexit has no fallback): {why}")),
+                        outcome: Err(ProbeError::FexitRefused(why.clone())),
                     });
                     self.hooks.push(HookChoice {
                         family,
                         fexit: true,
-                        refused: Some(why.clone()),
+                        refused: Some(why),
                     });
                 } else {
                     log::info!(
@@ -165,7 +173,7 @@ impl Sensors {
                         family.as_str()
                     );
                 }
-                Err(Some(why))
+                Err(Some(refusal))
             }
         }
     }

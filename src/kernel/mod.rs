@@ -6,7 +6,6 @@
 use std::mem::MaybeUninit;
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
 
 use crate::events::InodeKey;
@@ -92,8 +91,35 @@ impl Selection {
 pub struct ProbeStatus {
     pub family: Family,
     pub probe: String,
-    pub outcome: Result<(), String>,
+    pub outcome: Result<(), ProbeError>,
 }
+
+/// Why a probe is not attached, in the words `bee-trace check` and the
+/// report use. The kernel's reasons are kept as text, explained: a status
+/// is copied into the report, and libbpf's errors cannot be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// The kernel refused the attach.
+    #[error("{0}")]
+    Attach(String),
+    /// The family's skeleton did not load.
+    #[error("load failed: {0}")]
+    Load(String),
+    #[error("refused (--hooks fexit has no fallback): {0}")]
+    FexitRefused(String),
+    #[error("needs the connect sensor, which did not load")]
+    NeedsConnect,
+    #[error("{0}")]
+    Cgroup(String),
+    /// Its link was detached or replaced after the start.
+    #[error("{0} while bee-trace ran (tampered)")]
+    Tampered(String),
+}
+
+/// Probes bee-trace needs that the kernel refused, one line each.
+#[derive(Debug, thiserror::Error)]
+#[error("the kernel refused probes bee-trace needs (run `bee-trace check` for the full list): {0}")]
+pub struct MissingProbes(String);
 
 /// A ring buffer to poll, owned independently of its skeleton.
 pub struct RingSource {
@@ -150,7 +176,7 @@ impl Sensors {
         let outcome = prog
             .attach()
             .map(|l| self.links.push((at, l)))
-            .map_err(|e| explain(&e));
+            .map_err(|e| ProbeError::Attach(explain(&e)));
         self.status.push(ProbeStatus {
             family,
             probe: name.to_string(),
@@ -174,19 +200,19 @@ impl Sensors {
                 Some(skel)
             }
             Err(e) => {
-                self.fail_all(family, set, &format!("load failed: {}", explain(&e)));
+                self.fail_all(family, set, ProbeError::Load(explain(&e)));
                 None
             }
         }
     }
 
     /// Records every probe of `set` as failed for one reason.
-    fn fail_all<S>(&mut self, family: Family, set: &[Probe<S>], why: &str) {
+    fn fail_all<S>(&mut self, family: Family, set: &[Probe<S>], why: ProbeError) {
         for p in set {
             self.status.push(ProbeStatus {
                 family,
                 probe: p.name.to_string(),
-                outcome: Err(why.to_string()),
+                outcome: Err(why.clone()),
             });
         }
     }
@@ -234,7 +260,7 @@ impl Sensors {
     }
 
     /// The ring buffers to poll, one per running family.
-    pub fn ring_sources(&self) -> Result<Vec<RingSource>> {
+    pub fn ring_sources(&self) -> libbpf_rs::Result<Vec<RingSource>> {
         let mut out = Vec::new();
         if let Some(s) = &self.process {
             out.push(RingSource {
@@ -329,18 +355,50 @@ pub fn describe_failures(s: &Sensors) -> Option<String> {
                 "{} probe {}: {}",
                 f.family.as_str(),
                 f.probe,
-                f.outcome.as_ref().err().map(String::as_str).unwrap_or("")
+                f.outcome
+                    .as_ref()
+                    .err()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
             )
         })
         .collect();
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
-pub fn require_all(s: &Sensors) -> Result<()> {
-    if let Some(msg) = describe_failures(s) {
-        return Err(anyhow::anyhow!("{msg}")).context(
-            "the kernel refused probes bee-trace needs (run `bee-trace check` for the full list)",
-        );
+pub fn require_all(s: &Sensors) -> Result<(), MissingProbes> {
+    match describe_failures(s) {
+        Some(msg) => Err(MissingProbes(msg)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_errors_read_as_check_and_the_report_print_them() {
+        let cases = [
+            (ProbeError::Load("no BTF".into()), "load failed: no BTF"),
+            (
+                ProbeError::FexitRefused("load: EPERM".into()),
+                "refused (--hooks fexit has no fallback): load: EPERM",
+            ),
+            (
+                ProbeError::NeedsConnect,
+                "needs the connect sensor, which did not load",
+            ),
+            (
+                ProbeError::Tampered("detached from its cgroup".into()),
+                "detached from its cgroup while bee-trace ran (tampered)",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+        }
+        assert!(MissingProbes("file probe x: y".into())
+            .to_string()
+            .ends_with("for the full list): file probe x: y"));
+    }
 }
