@@ -29,16 +29,30 @@ fn affix_key(s: &str) -> AffixKey {
     k
 }
 
-/// Map keys for one of the filter's sets: (all of `new`, those only `old` has).
-fn key_sets(
-    new: &std::collections::BTreeSet<String>,
-    old: &std::collections::BTreeSet<String>,
-    key: impl Fn(&str) -> Vec<u8>,
-) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    (
-        new.iter().map(|n| key(n)).collect(),
-        old.difference(new).map(|n| key(n)).collect(),
-    )
+/// The filter's four key sets as map keys, in the order of `key_maps`.
+fn filter_keys(f: &KernelFilter) -> [Vec<Vec<u8>>; 4] {
+    let name = |n: &String| as_bytes(&name_key(n)).to_vec();
+    let affix = |n: &String| as_bytes(&affix_key(n)).to_vec();
+    [
+        f.names.iter().map(name).collect(),
+        f.parents.iter().map(name).collect(),
+        f.prefixes.iter().map(affix).collect(),
+        f.suffixes.iter().map(affix).collect(),
+    ]
+}
+
+/// The maps `filter_keys` are written to, with their names. A macro, not a
+/// function: it borrows only these fields, so the skeleton's .bss stays
+/// free to write while the maps are in use.
+macro_rules! key_maps {
+    ($skel:expr) => {
+        [
+            (&$skel.maps.name_filter as &dyn MapCore, "name_filter"),
+            (&$skel.maps.parent_filter, "parent_filter"),
+            (&$skel.maps.prefix_filter, "prefix_filter"),
+            (&$skel.maps.suffix_filter, "suffix_filter"),
+        ]
+    };
 }
 
 /// Puts a file filter in place with no moment in which an open either the
@@ -55,28 +69,10 @@ pub(super) fn apply_file_filter(
     disarm: &[InodeKey],
 ) -> libbpf_rs::Result<()> {
     let one = 1u32.to_ne_bytes();
-    let name = |n: &str| as_bytes(&name_key(n)).to_vec();
-    let affix = |n: &str| as_bytes(&affix_key(n)).to_vec();
-    let sets: [(&dyn MapCore, _); 4] = [
-        (
-            &skel.maps.name_filter,
-            key_sets(&new.names, &old.names, name),
-        ),
-        (
-            &skel.maps.parent_filter,
-            key_sets(&new.parents, &old.parents, name),
-        ),
-        (
-            &skel.maps.prefix_filter,
-            key_sets(&new.prefixes, &old.prefixes, affix),
-        ),
-        (
-            &skel.maps.suffix_filter,
-            key_sets(&new.suffixes, &old.suffixes, affix),
-        ),
-    ];
-    for (map, (add, _)) in &sets {
-        for k in add {
+    let maps = key_maps!(skel);
+    let (add, had) = (filter_keys(new), filter_keys(old));
+    for ((map, _), keys) in maps.iter().zip(&add) {
+        for k in keys {
             map.update(k, &one, MapFlags::ANY)?;
         }
     }
@@ -101,8 +97,8 @@ pub(super) fn apply_file_filter(
         // aligned u32 store is seen whole by the programs.
         unsafe { std::ptr::write_volatile(&mut b.cfg_slot, idle) };
     }
-    for (map, (_, stale)) in &sets {
-        for k in stale {
+    for (((map, _), had), add) in maps.iter().zip(had).zip(&add) {
+        for k in had.iter().filter(|k| !add.contains(k)) {
             let _ = map.delete(k);
         }
     }
@@ -205,45 +201,7 @@ impl Sensors {
             )),
         }
         let one = 1u32.to_ne_bytes();
-        let sets: [(&dyn MapCore, &str, Vec<Vec<u8>>); 4] = [
-            (
-                &skel.maps.name_filter,
-                "name_filter",
-                filter
-                    .names
-                    .iter()
-                    .map(|n| as_bytes(&name_key(n)).to_vec())
-                    .collect(),
-            ),
-            (
-                &skel.maps.parent_filter,
-                "parent_filter",
-                filter
-                    .parents
-                    .iter()
-                    .map(|n| as_bytes(&name_key(n)).to_vec())
-                    .collect(),
-            ),
-            (
-                &skel.maps.prefix_filter,
-                "prefix_filter",
-                filter
-                    .prefixes
-                    .iter()
-                    .map(|n| as_bytes(&affix_key(n)).to_vec())
-                    .collect(),
-            ),
-            (
-                &skel.maps.suffix_filter,
-                "suffix_filter",
-                filter
-                    .suffixes
-                    .iter()
-                    .map(|n| as_bytes(&affix_key(n)).to_vec())
-                    .collect(),
-            ),
-        ];
-        for (map, name, keys) in sets {
+        for ((map, name), keys) in key_maps!(skel).into_iter().zip(filter_keys(filter)) {
             let missing = keys
                 .iter()
                 .filter(|k| !matches!(map.lookup(k, MapFlags::ANY), Ok(Some(v)) if v == one))
