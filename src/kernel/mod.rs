@@ -33,6 +33,8 @@ use mem::MemSkel;
 use net::NetSkel;
 use process::ProcessSkel;
 
+/// A probe family: one skeleton (the file family's also serves memory's
+/// /proc opens), one ring buffer, one name in events and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
     Process,
@@ -164,7 +166,7 @@ pub fn explain(err: &libbpf_rs::Error) -> String {
 
 /// One program and the name bee-trace reports it by. Each family keeps a
 /// table of these, so a name cannot drift from its program.
-pub(super) struct Probe<S: 'static> {
+struct Probe<S: 'static> {
     pub name: &'static str,
     pub prog: fn(&S) -> &libbpf_rs::ProgramMut<'static>,
 }
