@@ -571,7 +571,7 @@ fn pin(path: &Path, key: &InodeKey) -> Option<OwnedFd> {
         return None;
     };
     let (fd, st) = w.dir.path_fd(name).ok()?;
-    (st.is_file() && crate::sensors::kernel_dev(st.dev) == key.dev && st.ino == key.ino)
+    (st.is_file() && crate::kernel::kernel_dev(st.dev) == key.dev && st.ino == key.ino)
         .then_some(fd)
 }
 

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::kernel::{HookMode, Selection};
 use crate::output::Format;
 
 /// bee-trace: an eBPF runtime security monitor for CI runners and small hosts.
@@ -124,37 +125,12 @@ pub struct VerifyArgs {
     pub key: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Hooks {
-    /// fexit where the kernel allows it, else tracepoints.
-    Auto,
-    /// The syscall tracepoints only.
-    Tracepoints,
-    /// fexit only; an error when the kernel refuses it.
-    Fexit,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProbeType {
-    /// Sensitive file reads and protected file writes.
-    #[value(name = "file_monitor")]
-    FileMonitor,
-    /// Outbound connections.
-    #[value(name = "network_monitor")]
-    NetworkMonitor,
-    /// ptrace, process_vm_readv/writev, /proc/<pid>/{mem,environ,maps}.
-    #[value(name = "memory_monitor")]
-    MemoryMonitor,
-    /// All of the above, plus process exec/exit events.
-    All,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Which sensors to run. Processes are always traced for lineage; their
     /// exec/exit events are printed only with `all`.
     #[arg(long, value_enum, default_value = "all")]
-    pub probe_type: ProbeType,
+    pub probe_type: Selection,
 
     /// Stop after this many seconds (1..=31536000) instead of at Ctrl-C.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
@@ -177,7 +153,7 @@ pub struct RunArgs {
     /// supported kernel has; `bee-trace check` shows the choice.
     /// `tracepoints` never tries fexit; `fexit` fails when it is refused.
     #[arg(long, value_enum, default_value = "auto")]
-    pub hooks: Hooks,
+    pub hooks: HookMode,
 
     /// Event format: human lines, or NDJSON (docs/events.md). Default: human
     /// on a terminal, json otherwise.
@@ -249,7 +225,7 @@ mod tests {
             "cat",
         ])
         .unwrap();
-        assert_eq!(c.run.probe_type, ProbeType::FileMonitor);
+        assert_eq!(c.run.probe_type, Selection::FileMonitor);
         assert_eq!(c.run.duration, Some(5));
         assert!(Cli::try_parse_from(["bee-trace", "--duration", "0"]).is_err());
         assert!(Cli::try_parse_from(["bee-trace", "--probe-type", "bogus"]).is_err());

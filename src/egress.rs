@@ -1,20 +1,27 @@
-//! Egress control in user space: turning the policy's network section into
-//! the kernel's maps (LPM tries of blocked and allowed networks, blocked
-//! ports, the mode), naming the rule behind each verdict, and keeping the
-//! addresses learned for domain names (at start and from DNS answers) in the
-//! maps for as long as their TTL says.
+//! Egress control in user space: the network plan computed from the
+//! policy's network section (numbered rules, blocked and allowed networks,
+//! blocked ports, domain rules, resolvers), the rule behind each verdict, and
+//! the addresses learned for domain names (at start and from DNS answers),
+//! kept for as long as their TTL says. `kernel::egress_maps` encodes and
+//! writes all of it into the kernel's maps.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use libbpf_rs::{MapCore, MapFlags, MapHandle};
-
-use crate::events::{
-    as_bytes, EgressCfg, EgressVal, Lpm4Key, Lpm6Key, EGRESS_PORTS, MODE_AUDIT, MODE_BLOCK,
-    MODE_OFF, RULE_NOT_ALLOWED,
-};
+use crate::events::{EgressCfg, EGRESS_PORTS, MODE_AUDIT, MODE_BLOCK, MODE_OFF, RULE_NOT_ALLOWED};
+use crate::kernel::egress_maps::{Contents, EgressMaps};
 use crate::policy::{Cidr, EgressMode, EndpointHost, Policy};
+
+/// A network policy the kernel's maps cannot hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("network.dns_resolvers: at most {RESOLVERS_MAX} IPv{ip_version} resolvers, /etc/resolv.conf's included")]
+    TooManyResolvers { ip_version: u8 },
+    /// The host (as the policy names it) has more allowed ports.
+    #[error("network.allowed_endpoints: at most {EGRESS_PORTS} ports per host ({0})")]
+    TooManyPorts(String),
+}
 
 /// A domain the policy names, blocked or allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,16 +36,6 @@ pub struct DomainRule {
 }
 
 impl DomainRule {
-    /// What an address learned for this rule holds in the LPM maps: the
-    /// rule id (block) or the allowed ports (allow).
-    fn entry(&self) -> EgressVal {
-        if self.allow {
-            val(0, &self.ports)
-        } else {
-            val(self.rule, &[])
-        }
-    }
-
     pub fn covers(&self, name: &str) -> bool {
         name == self.name
             || (self.subdomains
@@ -75,6 +72,16 @@ pub struct CidrKey {
     pub prefix: u8,
 }
 
+impl CidrKey {
+    /// One address, as a key of its own.
+    pub fn host(addr: IpAddr) -> CidrKey {
+        CidrKey {
+            addr,
+            prefix: if addr.is_ipv4() { 32 } else { 128 },
+        }
+    }
+}
+
 impl From<Cidr> for CidrKey {
     fn from(c: Cidr) -> Self {
         CidrKey {
@@ -101,7 +108,7 @@ pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
 }
 
 impl Plan {
-    pub fn new(policy: &Policy, nameservers: &[IpAddr]) -> Result<Plan, String> {
+    pub fn new(policy: &Policy, nameservers: &[IpAddr]) -> Result<Plan, PlanError> {
         let mut p = Plan {
             rules: vec![String::new(), "not in network.allowed_endpoints".into()],
             ..Default::default()
@@ -162,15 +169,14 @@ impl Plan {
         }
         for v4 in [true, false] {
             if p.resolvers.iter().filter(|a| a.is_ipv4() == v4).count() > RESOLVERS_MAX {
-                return Err(format!(
-                    "network.dns_resolvers: at most {RESOLVERS_MAX} IPv{} resolvers, /etc/resolv.conf's included",
-                    if v4 { 4 } else { 6 }
-                ));
+                return Err(PlanError::TooManyResolvers {
+                    ip_version: if v4 { 4 } else { 6 },
+                });
             }
         }
         if allowlist {
             for ns in &p.resolvers {
-                add_allow(&mut p.allow, full(*ns), Some(53))?;
+                add_allow(&mut p.allow, CidrKey::host(*ns), Some(53))?;
             }
         }
         let any = !p.block.is_empty() || !p.ports.is_empty() || !p.domains.is_empty() || allowlist;
@@ -194,14 +200,6 @@ impl Plan {
     }
 }
 
-/// One address as a key of the LPM maps.
-fn full(addr: IpAddr) -> CidrKey {
-    CidrKey {
-        addr,
-        prefix: if addr.is_ipv4() { 32 } else { 128 },
-    }
-}
-
 fn cidr_text(c: &Cidr) -> String {
     let full = if c.addr.is_ipv4() { 32 } else { 128 };
     if c.prefix == full {
@@ -212,16 +210,14 @@ fn cidr_text(c: &Cidr) -> String {
 }
 
 /// Merges an allowed port into a list where empty means any port.
-fn merge_port(ports: &mut Vec<u16>, port: Option<u16>, what: &str) -> Result<(), String> {
+fn merge_port(ports: &mut Vec<u16>, port: Option<u16>, what: &str) -> Result<(), PlanError> {
     match port {
         None => ports.clear(),
         Some(_) if ports.is_empty() => {}
         Some(p) if ports.contains(&p) => {}
         Some(p) => {
             if ports.len() == EGRESS_PORTS {
-                return Err(format!(
-                    "network.allowed_endpoints: at most {EGRESS_PORTS} ports per host ({what})"
-                ));
+                return Err(PlanError::TooManyPorts(what.to_string()));
             }
             ports.push(p);
         }
@@ -233,7 +229,7 @@ fn add_allow(
     allow: &mut BTreeMap<CidrKey, Vec<u16>>,
     key: CidrKey,
     port: Option<u16>,
-) -> Result<(), String> {
+) -> Result<(), PlanError> {
     match allow.get_mut(&key) {
         Some(ports) => merge_port(ports, port, &key.addr.to_string()),
         None => {
@@ -241,83 +237,6 @@ fn add_allow(
             Ok(())
         }
     }
-}
-
-fn val(rule: u32, ports: &[u16]) -> EgressVal {
-    let mut v = EgressVal {
-        rule,
-        nports: ports.len() as u16,
-        ..Default::default()
-    };
-    for (slot, p) in v.ports.iter_mut().zip(ports) {
-        *slot = *p;
-    }
-    v
-}
-
-fn lpm_key(c: CidrKey) -> Vec<u8> {
-    match c.addr {
-        IpAddr::V4(a) => as_bytes(&Lpm4Key {
-            prefixlen: c.prefix.into(),
-            addr: a.octets(),
-        })
-        .to_vec(),
-        IpAddr::V6(a) => as_bytes(&Lpm6Key {
-            prefixlen: c.prefix.into(),
-            addr: a.octets(),
-        })
-        .to_vec(),
-    }
-}
-
-/// The egress maps, owned by the processing thread.
-pub struct EgressMaps {
-    pub cfg: MapHandle,
-    pub block4: MapHandle,
-    pub block6: MapHandle,
-    pub allow4: MapHandle,
-    pub allow6: MapHandle,
-    pub ports: MapHandle,
-    /// The resolvers whose answers the DNS programs learn.
-    pub resolvers4: MapHandle,
-    pub resolvers6: MapHandle,
-    /// Domain rules for the DNS-answer program (absent when it did not load).
-    pub dns: Option<MapHandle>,
-}
-
-/// The cookie of the network namespace bee-trace runs in (the host's), which
-/// the egress programs compare with a socket's to learn DNS answers only
-/// there. A cookie, not the nsfs inode: the kernel never gives one to
-/// another namespace, while an inode number is reused once its namespace is
-/// gone.
-pub fn own_netns_cookie() -> std::io::Result<u64> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    // SAFETY: socket() takes no pointers; a valid fd is owned at once.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd was just returned by socket() and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut cookie = 0u64;
-    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
-    // SAFETY: cookie and len are valid for writes of the sizes given.
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_NETNS_COOKIE,
-            (&mut cookie as *mut u64).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    if len as usize != std::mem::size_of::<u64>() || cookie == 0 {
-        return Err(std::io::Error::other("the kernel gave no namespace cookie"));
-    }
-    Ok(cookie)
 }
 
 /// An address learned for a domain rule, kept until its TTL runs out.
@@ -360,25 +279,15 @@ impl Egress {
         &self.plan
     }
 
-    /// Writes the plan into the kernel maps: the mode goes last so the
-    /// programs never judge against half-filled maps.
+    /// Writes the plan into the kernel maps.
     pub fn install(&mut self) -> libbpf_rs::Result<()> {
         let Some(m) = &self.maps else { return Ok(()) };
-        for (map, entries) in self.desired(m) {
-            for (k, v) in &entries {
-                map.update(k, v, MapFlags::ANY)?;
-            }
-        }
-        m.cfg
-            .update(&0u32.to_ne_bytes(), as_bytes(&self.plan.cfg), MapFlags::ANY)
+        m.install(&self.contents(), &self.plan.cfg)
     }
 
-    /// Puts a reloaded policy's plan in force, in place: every entry the new
-    /// plan needs is written first, then the mode, and only then do the
-    /// entries it no longer has go, so no connect is judged against a
-    /// half-updated policy in the direction of letting through what both
-    /// policies refuse. Addresses learned for names the new plan still
-    /// covers stay learned.
+    /// Puts a reloaded policy's plan in force, in place (see
+    /// `EgressMaps::replace`). Addresses learned for names the new plan
+    /// still covers stay learned.
     pub fn reload(&mut self, mut plan: Plan) -> libbpf_rs::Result<()> {
         self.renumber(&mut plan);
         self.plan = plan;
@@ -389,21 +298,17 @@ impl Egress {
             }
         }
         let Some(m) = &self.maps else { return Ok(()) };
-        let desired = self.desired(m);
-        for (map, entries) in &desired {
-            for (k, v) in entries {
-                map.update(k, v, MapFlags::ANY)?;
-            }
-        }
-        m.cfg
-            .update(&0u32.to_ne_bytes(), as_bytes(&self.plan.cfg), MapFlags::ANY)?;
-        for (map, entries) in &desired {
-            let stale: Vec<Vec<u8>> = map.keys().filter(|k| !entries.contains_key(k)).collect();
-            for k in stale {
-                map.delete(&k)?;
-            }
-        }
-        Ok(())
+        m.replace(&self.contents(), &self.plan.cfg)
+    }
+
+    /// What the maps must hold: the plan, and each learned address under
+    /// the rule that covers its name now.
+    fn contents(&self) -> Contents {
+        let learned = self
+            .learned
+            .iter()
+            .filter_map(|(ip, l)| Some((*ip, self.rule_covering(&l.name)?)));
+        Contents::new(&self.plan, learned)
     }
 
     /// Gives the plan's rules the ids their texts already have, or new ones.
@@ -424,92 +329,6 @@ impl Egress {
         plan.ports.iter_mut().for_each(|(_, id)| map(id));
         plan.domains.iter_mut().for_each(|d| map(&mut d.rule));
         plan.rules = self.rule_texts.clone();
-    }
-
-    /// What each map must hold: the plan's entries, and the addresses learned
-    /// for its domain rules (an entry the plan names itself wins).
-    fn desired<'m>(&self, m: &'m EgressMaps) -> Vec<(&'m MapHandle, Entries)> {
-        let mut out: Vec<(&MapHandle, Entries)> = [
-            &m.block4,
-            &m.block6,
-            &m.allow4,
-            &m.allow6,
-            &m.ports,
-            &m.resolvers4,
-            &m.resolvers6,
-        ]
-        .into_iter()
-        .map(|h| (h, HashMap::new()))
-        .collect();
-        if let Some(dns) = &m.dns {
-            out.push((dns, self.dns_entries()));
-        }
-        for ip in &self.plan.resolvers {
-            out[5 + usize::from(ip.is_ipv6())]
-                .1
-                .insert(lpm_key(full(*ip)), vec![1]);
-        }
-        for (ip, l) in &self.learned {
-            let Some(rule) = self.rule_covering(&l.name) else {
-                continue;
-            };
-            let k = CidrKey {
-                addr: *ip,
-                prefix: if ip.is_ipv4() { 32 } else { 128 },
-            };
-            let v = rule.entry();
-            out[lpm_index(k, rule.allow)]
-                .1
-                .insert(lpm_key(k), as_bytes(&v).to_vec());
-        }
-        for (c, id) in &self.plan.block {
-            let k = CidrKey::from(*c);
-            out[lpm_index(k, false)]
-                .1
-                .insert(lpm_key(k), as_bytes(&val(*id, &[])).to_vec());
-        }
-        for (k, ports) in &self.plan.allow {
-            out[lpm_index(*k, true)]
-                .1
-                .insert(lpm_key(*k), as_bytes(&val(0, ports)).to_vec());
-        }
-        for (port, id) in &self.plan.ports {
-            out[4]
-                .1
-                .insert(port.to_ne_bytes().to_vec(), id.to_ne_bytes().to_vec());
-        }
-        out
-    }
-
-    /// The dns_rules map: one key per domain. A blocked rule wins over an
-    /// allowed one, and a wildcard allow over an exact one for the same name
-    /// (it covers the name too).
-    fn dns_entries(&self) -> Entries {
-        let mut best: HashMap<&str, &DomainRule> = HashMap::new();
-        for d in &self.plan.domains {
-            let rank = |r: &DomainRule| (r.allow, !r.subdomains);
-            match best.get(d.name.as_str()) {
-                Some(b) if rank(b) <= rank(d) => {}
-                _ => {
-                    best.insert(&d.name, d);
-                }
-            }
-        }
-        let mut out = Entries::new();
-        for (name, d) in best {
-            let Some(key) = crate::events::dns_key(name) else {
-                log::warn!("{name} is too long to be matched in DNS answers by the kernel");
-                continue;
-            };
-            let rule = crate::events::DnsRule {
-                val: d.entry(),
-                allow: u8::from(d.allow),
-                exact: u8::from(!d.subdomains),
-                _pad: 0,
-            };
-            out.insert(as_bytes(&key).to_vec(), as_bytes(&rule).to_vec());
-        }
-        out
     }
 
     /// The domain rule for a name: a blocked rule wins over an allowed one.
@@ -566,13 +385,8 @@ impl Egress {
         self.names.insert(ip, (name.clone(), until));
         let rule = self.rule_covering(&name).cloned();
         let Some(rule) = rule else { return };
-        let prefix = if ip.is_ipv4() { 32 } else { 128 };
-        let key = CidrKey { addr: ip, prefix };
         if let Some(m) = &self.maps {
-            let v = rule.entry();
-            if let Err(e) =
-                lpm_map(m, key, rule.allow).update(&lpm_key(key), as_bytes(&v), MapFlags::ANY)
-            {
+            if let Err(e) = m.learn(ip, &rule) {
                 // The name came in a DNS answer: anyone's bytes.
                 let name = crate::escape::terminal(&name);
                 log::warn!("cannot add {ip} ({name}) to the egress map: {e}");
@@ -601,8 +415,7 @@ impl Egress {
             .collect();
         for (ip, allow) in gone {
             self.learned.remove(&ip);
-            let prefix = if ip.is_ipv4() { 32 } else { 128 };
-            let key = CidrKey { addr: ip, prefix };
+            let key = CidrKey::host(ip);
             let static_entry = if allow {
                 self.plan.allow.contains_key(&key)
             } else {
@@ -612,24 +425,11 @@ impl Egress {
                     .any(|(c, _)| CidrKey::from(*c) == key)
             };
             if let (Some(m), false) = (&self.maps, static_entry) {
-                let _ = lpm_map(m, key, allow).delete(&lpm_key(key));
+                let _ = m.forget(ip, allow);
             }
         }
         self.names.retain(|_, (_, t)| *t > now);
     }
-}
-
-/// A map's wanted content: key bytes -> value bytes.
-type Entries = HashMap<Vec<u8>, Vec<u8>>;
-
-/// Which LPM map an entry goes to, in the order block4, block6, allow4,
-/// allow6 (the order of `desired`).
-fn lpm_index(k: CidrKey, allow: bool) -> usize {
-    usize::from(k.addr.is_ipv6()) + 2 * usize::from(allow)
-}
-
-fn lpm_map(m: &EgressMaps, k: CidrKey, allow: bool) -> &MapHandle {
-    [&m.block4, &m.block6, &m.allow4, &m.allow6][lpm_index(k, allow)]
 }
 
 #[cfg(test)]
@@ -767,20 +567,16 @@ mod tests {
         )
         .unwrap();
         for ip in &want {
-            assert_eq!(allow.allow[&full(*ip)], vec![53], "{ip}");
+            assert_eq!(allow.allow[&CidrKey::host(*ip)], vec![53], "{ip}");
         }
         let mut y = String::from("network:\n  dns_resolvers:\n");
         for i in 0..=RESOLVERS_MAX {
             y.push_str(&format!("    - 10.0.{}.{}\n", i / 250, i % 250 + 1));
         }
-        assert!(Plan::new(&pol(&y), &[]).is_err());
-    }
-
-    #[test]
-    fn the_own_namespace_cookie_is_stable() {
-        let c = own_netns_cookie().unwrap();
-        assert_ne!(c, 0);
-        assert_eq!(own_netns_cookie().unwrap(), c);
+        assert_eq!(
+            Plan::new(&pol(&y), &[]).unwrap_err().to_string(),
+            format!("network.dns_resolvers: at most {RESOLVERS_MAX} IPv4 resolvers, /etc/resolv.conf's included")
+        );
     }
 
     #[test]
@@ -789,7 +585,10 @@ mod tests {
         for port in 1..=8 {
             y.push_str(&format!("    - 198.51.100.2:{port}\n"));
         }
-        assert!(Plan::new(&pol(&y), &[]).is_err());
+        assert_eq!(
+            Plan::new(&pol(&y), &[]).unwrap_err(),
+            PlanError::TooManyPorts("198.51.100.2".into())
+        );
     }
 
     #[test]

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use bee_trace::cli::{Cli, Command};
-use bee_trace::{commands, sensors};
+use bee_trace::{commands, kernel};
 
 fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
     let msg = msg.trim_end();
-    let probing = sensors::PROBING.load(std::sync::atomic::Ordering::Relaxed);
+    let probing = kernel::PROBING.load(std::sync::atomic::Ordering::Relaxed);
     match level {
         libbpf_rs::PrintLevel::Warn if probing => log::debug!(target: "libbpf", "{msg}"),
         libbpf_rs::PrintLevel::Warn => log::warn!(target: "libbpf", "{msg}"),

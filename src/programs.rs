@@ -67,7 +67,7 @@ impl ExeId {
 
     fn of(m: &Metadata) -> ExeId {
         ExeId {
-            dev: crate::sensors::kernel_dev(m.dev()),
+            dev: crate::kernel::kernel_dev(m.dev()),
             ino: m.ino(),
             uid: m.uid(),
             mode: m.mode(),

@@ -14,6 +14,16 @@ pub enum SysError {
     NoBtf,
     #[error("tracefs is not mounted and mounting it at /sys/kernel/tracing failed ({0}): mount it with `mount -t tracefs nodev /sys/kernel/tracing` and retry")]
     Tracefs(std::io::Error),
+    #[error("cannot read /proc/self/mountinfo: {0}")]
+    Mountinfo(std::io::Error),
+    #[error("cannot open {}: {err}", .path.display())]
+    CgroupOpen { path: PathBuf, err: std::io::Error },
+    #[error("cannot create {}: {err}", .path.display())]
+    CgroupDir { path: PathBuf, err: std::io::Error },
+    #[error("no cgroup v2 hierarchy is mounted and mounting one failed ({0}): mount it with `mount -t cgroup2 none /sys/fs/cgroup/unified`")]
+    CgroupMount(std::io::Error),
+    #[error("cannot open the cgroup v2 root: {0}")]
+    CgroupRoot(std::io::Error),
 }
 
 pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
@@ -190,9 +200,8 @@ fn unescape_mount(s: &str) -> PathBuf {
 /// any other cgroup2 mount; with none, mounts one privately, opens it and
 /// detaches the mount at once, so nothing is left mounted even if bee-trace
 /// is killed.
-pub fn open_cgroup2_root() -> Result<(std::fs::File, PathBuf), String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+pub fn open_cgroup2_root() -> Result<(std::fs::File, PathBuf), SysError> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(SysError::Mountinfo)?;
     let mut mounts = cgroup2_mounts(&info);
     mounts.sort_by_key(|p| match p.to_str() {
         Some("/sys/fs/cgroup") => 0,
@@ -200,11 +209,17 @@ pub fn open_cgroup2_root() -> Result<(std::fs::File, PathBuf), String> {
         _ => 2,
     });
     if let Some(p) = mounts.first() {
-        let f = std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()))?;
+        let f = std::fs::File::open(p).map_err(|err| SysError::CgroupOpen {
+            path: p.clone(),
+            err,
+        })?;
         return Ok((f, p.clone()));
     }
     let dir = std::env::temp_dir().join(format!("bee-trace-cgroup2.{}", std::process::id()));
-    std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir(&dir).map_err(|err| SysError::CgroupDir {
+        path: dir.clone(),
+        err,
+    })?;
     let c = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
     let path = c(&dir.to_string_lossy());
     // SAFETY: plain syscalls with NUL-terminated strings that outlive them.
@@ -220,15 +235,13 @@ pub fn open_cgroup2_root() -> Result<(std::fs::File, PathBuf), String> {
     if rc != 0 {
         let e = std::io::Error::last_os_error();
         let _ = std::fs::remove_dir(&dir);
-        return Err(format!(
-            "no cgroup v2 hierarchy is mounted and mounting one failed ({e}): mount it with `mount -t cgroup2 none /sys/fs/cgroup/unified`"
-        ));
+        return Err(SysError::CgroupMount(e));
     }
     let f = std::fs::File::open(&dir);
     // SAFETY: as above.
     unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
     let _ = std::fs::remove_dir(&dir);
-    let f = f.map_err(|e| format!("cannot open the cgroup v2 root: {e}"))?;
+    let f = f.map_err(SysError::CgroupRoot)?;
     Ok((f, PathBuf::from("(private cgroup2 mount)")))
 }
 

@@ -257,7 +257,7 @@ pub struct Integrity {
 
 /// The periodic self-check and what it found.
 pub struct Guard {
-    links: Vec<crate::sensors::LinkBaseline>,
+    links: Vec<crate::kernel::LinkBaseline>,
     objects: Vec<OwnObject>,
     last: Instant,
     seen: HashSet<Drift>,
@@ -272,7 +272,7 @@ pub struct Guard {
 const SUSPECT_WAIT: Duration = Duration::from_millis(300);
 
 impl Guard {
-    pub fn new(links: Vec<crate::sensors::LinkBaseline>, objects: Vec<OwnObject>) -> Guard {
+    pub fn new(links: Vec<crate::kernel::LinkBaseline>, objects: Vec<OwnObject>) -> Guard {
         let objects_watched = objects.len();
         Guard {
             links,
@@ -303,7 +303,7 @@ impl Guard {
     /// Runs one round; returns what is newly found (each difference once).
     pub fn check(
         &mut self,
-        sensors: &mut crate::sensors::Sensors,
+        sensors: &mut crate::kernel::Sensors,
         plan: &crate::egress::Plan,
         filter: &crate::policy::KernelFilter,
         dog: Option<&mut crate::watchdog::Watchdog>,

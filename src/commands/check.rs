@@ -4,20 +4,15 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use crate::kernel::{self, Selection, Sensors};
 use crate::policy::Policy;
-use crate::sensors::{self, Selection, Sensors};
 
 pub fn run() -> Result<ExitCode> {
     let tracefs = super::preflight()?;
     let policy = Policy::default_policy();
-    let all = Selection {
-        file: true,
-        network: true,
-        memory: true,
-    };
     let sensors = Sensors::start(
-        all,
-        sensors::HookMode::Auto,
+        Selection::All,
+        kernel::HookMode::Auto,
         &tracefs,
         &policy.kernel_filter(),
         &[],

@@ -3,8 +3,8 @@
 use crossbeam_channel::Receiver;
 
 use crate::events::Raw;
+use crate::kernel::Sensors;
 use crate::pipeline::{Pipeline, Reorder};
-use crate::sensors::Sensors;
 use crate::sink::Sink;
 use crate::tamper;
 

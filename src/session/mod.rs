@@ -14,9 +14,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::kernel::workers::{Counters, Workers};
+use crate::kernel::Sensors;
 use crate::policy::KernelFilter;
-use crate::sensors::Sensors;
-use crate::workers::{Counters, Workers};
 use crate::{canary, outfile, peers, watchdog};
 
 use flow::Flow;

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 
 use super::{canaries, Running};
 use crate::policy::{self, Policy};
-use crate::{egress, escape, sensors};
+use crate::{egress, escape, kernel};
 
 impl Running {
     /// Says on stderr what a SIGHUP did: nothing without --config, the new
@@ -57,11 +57,11 @@ impl Running {
         }
 
         let filter = policy.kernel_filter();
-        let seeds = sensors::seed_inodes(&policy.seed_files());
+        let seeds = kernel::seed_inodes(&policy.seed_files());
         let (inodes, disarm) = p.decoys.armed.arm(&policy, &seeds);
         p.kernel.sensors
             .update_file_filter(&p.kernel.filter, &filter, &inodes, &disarm)
-            .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
+            .map_err(|e| anyhow::anyhow!("{}", kernel::explain(&e)))
             .context("the kernel refused the new file filter; restart bee-trace to be sure which policy is in force")?;
         p.decoys.armed.release(&disarm);
         p.kernel.filter = filter;
@@ -73,7 +73,7 @@ impl Running {
         let pipeline = &mut p.flow.pipeline;
         pipeline
             .set_policy(policy, plan, p.kernel.stop_workers.clone())
-            .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
+            .map_err(|e| anyhow::anyhow!("{}", kernel::explain(&e)))
             .context("the kernel refused the new egress maps; restart bee-trace to be sure which policy is in force")?;
         for (key, path) in &seeds {
             pipeline.know_file(*key, &escape::decode_path(path));

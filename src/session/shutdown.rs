@@ -149,7 +149,7 @@ fn build_report(parts: &mut Parts) -> Report {
                 family: s.family.as_str().into(),
                 probe: s.probe.clone(),
                 attached: s.outcome.is_ok(),
-                error: s.outcome.clone().err(),
+                error: s.outcome.as_ref().err().map(ToString::to_string),
             })
             .collect(),
         hooks: sensors

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::{canaries, signals, unix_now_ns, Decoys, Flow, Kernel, Meta, Parts, Running};
-use crate::cli::{Hooks, ProbeType, RunArgs};
+use crate::cli::RunArgs;
+use crate::kernel::workers::{Counters, Workers};
+use crate::kernel::{self, Selection, Sensors};
 use crate::output::Format;
 use crate::pipeline::{Pipeline, Reorder};
 use crate::policy::{KernelFilter, Policy};
-use crate::sensors::{self, Selection, Sensors};
 use crate::sink::{self, Sink};
-use crate::workers::{Counters, Workers};
 use crate::{
     canary, egress, escape, events, evidence, input, outfile, peers, privs, proctable, record,
     rules, sys, tamper, watchdog,
@@ -163,7 +163,7 @@ fn new_pipeline(
     let mut pipeline = Pipeline::new(
         policy,
         table,
-        args.probe_type == ProbeType::All,
+        args.probe_type == Selection::All,
         args.command.clone(),
         egress,
     );
@@ -309,7 +309,7 @@ fn plant(policy: &mut Policy) -> Result<Planted> {
         log::warn!("removed {removed} canaries left behind by a bee-trace that was killed");
     }
     let canaries = canaries::plant(policy, state_dir)?;
-    let seeds = sensors::seed_inodes(&policy.seed_files());
+    let seeds = kernel::seed_inodes(&policy.seed_files());
     let mut armed = canary::Armed::default();
     let (inodes, _) = armed.arm(policy, &seeds);
     log::info!(
@@ -329,20 +329,6 @@ fn plant(policy: &mut Policy) -> Result<Planted> {
     })
 }
 
-fn selection(p: ProbeType) -> Selection {
-    let only = |file, network, memory| Selection {
-        file,
-        network,
-        memory,
-    };
-    match p {
-        ProbeType::FileMonitor => only(true, false, false),
-        ProbeType::NetworkMonitor => only(false, true, false),
-        ProbeType::MemoryMonitor => only(false, false, true),
-        ProbeType::All => only(true, true, true),
-    }
-}
-
 /// Loads and attaches the probes (every one must attach) and fills the
 /// egress maps.
 fn attach(
@@ -352,20 +338,15 @@ fn attach(
     inodes: &[(events::InodeKey, u8)],
     plan: egress::Plan,
 ) -> Result<(Sensors, egress::Egress)> {
-    let hooks = match args.hooks {
-        Hooks::Auto => sensors::HookMode::Auto,
-        Hooks::Tracepoints => sensors::HookMode::Tracepoints,
-        Hooks::Fexit => sensors::HookMode::Fexit,
-    };
-    let sensors = Sensors::start(selection(args.probe_type), hooks, tracefs, filter, inodes);
-    sensors::require_all(&sensors)?;
+    let sensors = Sensors::start(args.probe_type, args.hooks, tracefs, filter, inodes);
+    kernel::require_all(&sensors)?;
     for h in &sensors.hooks {
         log::info!("{} family hooked with {}", h.family.as_str(), h.hook());
     }
     let mut egress = egress::Egress::new(plan, sensors.egress_maps());
     egress
         .install()
-        .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
+        .map_err(|e| anyhow::anyhow!("{}", kernel::explain(&e)))
         .context("cannot fill the egress maps")?;
     if let Some(root) = &sensors.cgroup_root {
         log::info!(
@@ -383,7 +364,7 @@ fn guard_own(sensors: &mut Sensors) -> Result<(Vec<tamper::OwnObject>, tamper::G
     let own = sensors.own_objects();
     sensors
         .register_own(&own)
-        .map_err(|e| anyhow::anyhow!("{}", sensors::explain(&e)))
+        .map_err(|e| anyhow::anyhow!("{}", kernel::explain(&e)))
         .context("cannot tell the tamper sensor which kernel objects are bee-trace's")?;
     log::info!("guarding {} kernel objects of its own", own.len());
     let baseline = sensors.link_baseline();

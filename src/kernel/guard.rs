@@ -9,12 +9,9 @@ use libbpf_rs::query::LinkTypeInfo;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
-use super::{
-    attach_fexit, attach_one, file_cfg, load_failed, load_refusal, storage, syscall_fexit, Family,
-    HookMode, Sensors,
-};
-use crate::events::{as_bytes, Lpm4Key, Lpm6Key, ObjKey, OBJ_LINK, OBJ_MAP, OBJ_PROG};
-use crate::policy::KernelFilter;
+use super::hooks::{sys_fexit, HookMode};
+use super::{storage, Family, Probe, ProbeError, Sensors};
+use crate::events::{as_bytes, ObjKey, OBJ_LINK, OBJ_MAP, OBJ_PROG};
 use crate::tamper::{Drift, OwnObject};
 
 mod tamper_skel {
@@ -23,10 +20,27 @@ mod tamper_skel {
 pub use tamper_skel::TamperSkel;
 use tamper_skel::TamperSkelBuilder;
 
-pub const TAMPER_PROBES: &[&str] = &[
-    "syscalls/sys_enter_bpf",
-    "syscalls/sys_exit_bpf",
-    "tp_btf/signal_generate",
+const SIGNAL: Probe<TamperSkel> = Probe {
+    name: "tp_btf/signal_generate",
+    prog: |s| &s.progs.handle_signal,
+};
+const FEXIT: &[Probe<TamperSkel>] = &[
+    Probe {
+        name: sys_fexit!("bpf"),
+        prog: |s| &s.progs.fexit_bpf,
+    },
+    SIGNAL,
+];
+const TRACEPOINTS: &[Probe<TamperSkel>] = &[
+    Probe {
+        name: "syscalls/sys_enter_bpf",
+        prog: |s| &s.progs.handle_bpf_enter,
+    },
+    Probe {
+        name: "syscalls/sys_exit_bpf",
+        prog: |s| &s.progs.handle_bpf_exit,
+    },
+    SIGNAL,
 ];
 
 /// What a link looked like once attached: a later look that differs means
@@ -84,7 +98,7 @@ fn c_name(raw: &[std::os::raw::c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-fn map_id(fd: BorrowedFd<'_>) -> u32 {
+pub(super) fn map_id(fd: BorrowedFd<'_>) -> u32 {
     obj_info::<libbpf_rs::libbpf_sys::bpf_map_info>(fd).map_or(0, |i| i.id)
 }
 
@@ -96,31 +110,9 @@ impl Sensors {
         self.tamper = self.hook_family(
             hooks,
             Family::Tamper,
-            || {
-                let skel = load_tamper(self_tgid, true).map_err(|e| load_refusal(&e))?;
-                let names = vec![syscall_fexit("bpf"), TAMPER_PROBES[2].to_string()];
-                let links = attach_fexit(&[
-                    (names[0].clone(), &skel.progs.fexit_bpf),
-                    (names[1].clone(), &skel.progs.handle_signal),
-                ])?;
-                Ok((skel, links, names))
-            },
-            |s| match load_tamper(self_tgid, false) {
-                Ok(skel) => {
-                    for (name, prog) in TAMPER_PROBES.iter().zip([
-                        &skel.progs.handle_bpf_enter,
-                        &skel.progs.handle_bpf_exit,
-                        &skel.progs.handle_signal,
-                    ]) {
-                        attach_one(Family::Tamper, name, prog, &mut s.links, &mut s.status);
-                    }
-                    Some(skel)
-                }
-                Err(e) => {
-                    load_failed(Family::Tamper, TAMPER_PROBES, &e, &mut s.status);
-                    None
-                }
-            },
+            |fexit| load_tamper(self_tgid, fexit),
+            FEXIT,
+            TRACEPOINTS,
         );
     }
 
@@ -329,7 +321,7 @@ impl Sensors {
                 .map(|s| format!("{} {}", s.family.as_str(), s.probe))
                 .unwrap_or_default();
             if let Some(s) = self.status.get_mut(b.probe) {
-                s.outcome = Err(format!("{what} while bee-trace ran (tampered)"));
+                s.outcome = Err(ProbeError::Tampered(what.clone()));
             }
             out.push(Drift {
                 object_type: "link",
@@ -340,184 +332,10 @@ impl Sensors {
         }
         out
     }
-
-    /// Whether the file filter the kernel uses is the one bee-trace wrote:
-    /// the active configuration slot and every name, parent, prefix and
-    /// suffix key of `filter`.
-    pub fn file_filter_drift(&self, filter: &KernelFilter) -> Vec<Drift> {
-        let Some(skel) = &self.file else {
-            return Vec::new();
-        };
-        if !skel.maps.rodata_data.is_some_and(|r| r.watch_files) {
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        let slot = skel.maps.bss_data.as_deref().map_or(0, |b| {
-            // SAFETY: a volatile aligned u32 load from the mmapped .bss.
-            unsafe { std::ptr::read_volatile(&b.cfg_slot) }
-        }) & 1;
-        let want = file_cfg(filter);
-        match skel
-            .maps
-            .file_cfg
-            .lookup(&slot.to_ne_bytes(), MapFlags::ANY)
-        {
-            Ok(Some(v)) if v == as_bytes(&want) => {}
-            Ok(_) | Err(_) => out.push(map_drift(
-                &skel.maps.file_cfg,
-                "file_cfg",
-                format!("the active slot {slot} no longer holds the file filter bee-trace wrote"),
-            )),
-        }
-        let one = 1u32.to_ne_bytes();
-        let sets: [(&dyn MapCore, &str, Vec<Vec<u8>>); 4] = [
-            (
-                &skel.maps.name_filter,
-                "name_filter",
-                filter
-                    .names
-                    .iter()
-                    .map(|n| as_bytes(&super::name_key(n)).to_vec())
-                    .collect(),
-            ),
-            (
-                &skel.maps.parent_filter,
-                "parent_filter",
-                filter
-                    .parents
-                    .iter()
-                    .map(|n| as_bytes(&super::name_key(n)).to_vec())
-                    .collect(),
-            ),
-            (
-                &skel.maps.prefix_filter,
-                "prefix_filter",
-                filter
-                    .prefixes
-                    .iter()
-                    .map(|n| as_bytes(&super::affix_key(n)).to_vec())
-                    .collect(),
-            ),
-            (
-                &skel.maps.suffix_filter,
-                "suffix_filter",
-                filter
-                    .suffixes
-                    .iter()
-                    .map(|n| as_bytes(&super::affix_key(n)).to_vec())
-                    .collect(),
-            ),
-        ];
-        for (map, name, keys) in sets {
-            let missing = keys
-                .iter()
-                .filter(|k| !matches!(map.lookup(k, MapFlags::ANY), Ok(Some(v)) if v == one))
-                .count();
-            if missing > 0 {
-                out.push(map_drift(
-                    map,
-                    name,
-                    format!(
-                        "{missing} of the {} keys bee-trace wrote are gone",
-                        keys.len()
-                    ),
-                ));
-            }
-        }
-        out
-    }
-
-    /// Whether the egress maps still enforce `plan`: the mode and allowlist
-    /// switch as written, every blocked network still blocked (found in the
-    /// trie with a rule), every blocked port still there. Addresses learned
-    /// for domain names come and go with their TTL and are not checked.
-    pub fn egress_drift(&self, plan: &crate::egress::Plan) -> Vec<Drift> {
-        let Some(skel) = &self.egress else {
-            return Vec::new();
-        };
-        let m = &skel.maps;
-        let mut out = Vec::new();
-        let cfg = m
-            .egress_cfg
-            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .ok()
-            .flatten();
-        if cfg.as_deref() != Some(as_bytes(&plan.cfg)) {
-            let now = cfg
-                .as_deref()
-                .and_then(|v| Some((v.get(..4)?.try_into().ok()?, v.get(4..8)?.try_into().ok()?)))
-                .map(|(a, b): ([u8; 4], [u8; 4])| (u32::from_ne_bytes(a), u32::from_ne_bytes(b)));
-            let what = match now {
-                Some((mode, allow)) => format!(
-                    "holds mode {} and allowlist {allow}; bee-trace wrote mode {} and allowlist {}",
-                    crate::tamper::mode_name(mode),
-                    crate::tamper::mode_name(plan.cfg.mode),
-                    plan.cfg.allowlist
-                ),
-                None => "its entry cannot be read".to_string(),
-            };
-            out.push(map_drift(&m.egress_cfg, "egress_cfg", what));
-        }
-        let mut unblocked = Vec::new();
-        for (c, _) in &plan.block {
-            let (map, key): (&dyn MapCore, Vec<u8>) = match c.addr {
-                std::net::IpAddr::V4(a) => (
-                    &m.block4,
-                    as_bytes(&Lpm4Key {
-                        prefixlen: c.prefix.into(),
-                        addr: a.octets(),
-                    })
-                    .to_vec(),
-                ),
-                std::net::IpAddr::V6(a) => (
-                    &m.block6,
-                    as_bytes(&Lpm6Key {
-                        prefixlen: c.prefix.into(),
-                        addr: a.octets(),
-                    })
-                    .to_vec(),
-                ),
-            };
-            let rule = map
-                .lookup(&key, MapFlags::ANY)
-                .ok()
-                .flatten()
-                .and_then(|v| Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?)));
-            if rule.unwrap_or(0) == 0 {
-                unblocked.push(format!("{}/{}", c.addr, c.prefix));
-            }
-        }
-        if !unblocked.is_empty() {
-            out.push(map_drift(
-                &m.block4,
-                "block4/block6",
-                format!("no longer block {}", unblocked.join(", ")),
-            ));
-        }
-        let gone: Vec<String> = plan
-            .ports
-            .iter()
-            .filter(|(p, _)| {
-                !matches!(
-                    m.blocked_ports.lookup(&p.to_ne_bytes(), MapFlags::ANY),
-                    Ok(Some(_))
-                )
-            })
-            .map(|(p, _)| p.to_string())
-            .collect();
-        if !gone.is_empty() {
-            out.push(map_drift(
-                &m.blocked_ports,
-                "blocked_ports",
-                format!("no longer block port {}", gone.join(", ")),
-            ));
-        }
-        out
-    }
 }
 
 /// A difference found in one of this instance's maps.
-fn map_drift(map: &dyn MapCore, name: &str, what: String) -> Drift {
+pub(super) fn map_drift(map: &dyn MapCore, name: &str, what: String) -> Drift {
     Drift {
         object_type: "map",
         object_id: map_id(map.as_fd()),

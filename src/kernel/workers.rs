@@ -14,8 +14,8 @@ const POLL_EVERY: Duration = Duration::from_millis(50);
 use crossbeam_channel::{Sender, TrySendError};
 use libbpf_rs::RingBufferBuilder;
 
+use super::{Family, RingSource};
 use crate::events::{decode, Raw};
-use crate::sensors::{Family, RingSource};
 
 #[derive(Default)]
 pub struct Counters {
@@ -23,7 +23,6 @@ pub struct Counters {
     pub channel_full: AtomicU64,
     /// Samples that did not decode.
     pub undecodable: AtomicU64,
-    pub received: AtomicU64,
 }
 
 pub struct Workers {
@@ -65,7 +64,6 @@ impl Workers {
 fn poll_loop(src: RingSource, tx: Sender<Raw>, counters: Arc<Counters>, stop: Arc<AtomicBool>) {
     let mut builder = RingBufferBuilder::new();
     let handler = |data: &[u8]| -> i32 {
-        counters.received.fetch_add(1, Ordering::Relaxed);
         match decode(data) {
             Ok(raw) => match tx.try_send(raw) {
                 Ok(()) => {}

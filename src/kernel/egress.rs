@@ -1,0 +1,201 @@
+//! The egress programs: cgroup connect/sendmsg verdicts and the DNS query
+//! and answer parsers, attached at the cgroup v2 root, and the check that
+//! their maps still enforce the plan.
+
+use std::os::fd::AsFd;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+
+use super::egress_maps::lpm_key;
+use super::guard::map_drift;
+use super::net::NetSkel;
+use super::{explain, storage, Family, Probe, ProbeError, ProbeStatus, Sensors};
+use crate::egress::CidrKey;
+use crate::events::as_bytes;
+use crate::tamper::Drift;
+
+mod egress_skel {
+    include!(concat!(env!("OUT_DIR"), "/egress.skel.rs"));
+}
+pub(super) use egress_skel::EgressSkel;
+use egress_skel::EgressSkelBuilder;
+
+const PROBES: &[Probe<EgressSkel>] = &[
+    Probe {
+        name: "cgroup/connect4",
+        prog: |s| &s.progs.egress_connect4,
+    },
+    Probe {
+        name: "cgroup/connect6",
+        prog: |s| &s.progs.egress_connect6,
+    },
+    Probe {
+        name: "cgroup/sendmsg4",
+        prog: |s| &s.progs.egress_sendmsg4,
+    },
+    Probe {
+        name: "cgroup/sendmsg6",
+        prog: |s| &s.progs.egress_sendmsg6,
+    },
+    Probe {
+        name: "cgroup_skb/egress (DNS queries)",
+        prog: |s| &s.progs.egress_dnsq,
+    },
+    Probe {
+        name: "cgroup_skb/ingress (DNS answers)",
+        prog: |s| &s.progs.egress_dns,
+    },
+];
+
+impl Sensors {
+    /// The cgroup sock_addr programs and the DNS query and answer skb
+    /// programs, at the cgroup v2 root so every process on the host passes
+    /// through them.
+    pub(super) fn start_egress(&mut self, self_tgid: u32) {
+        let family = Family::Network;
+        let Some(net) = &self.net else {
+            return self.fail_all(family, PROBES, ProbeError::NeedsConnect);
+        };
+        let (cg, path) = match crate::sys::open_cgroup2_root() {
+            Ok(x) => x,
+            Err(e) => return self.fail_all(family, PROBES, ProbeError::Cgroup(e.to_string())),
+        };
+        let skel = match Self::load_egress(self_tgid, net) {
+            Ok(s) => s,
+            Err(e) => return self.fail_all(family, PROBES, ProbeError::Load(explain(&e))),
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&cg);
+        for p in PROBES {
+            let at = self.status.len();
+            let outcome = (p.prog)(&skel)
+                .attach_cgroup(fd)
+                .map(|l| self.links.push((at, l)))
+                .map_err(|e| ProbeError::Attach(explain(&e)));
+            self.status.push(ProbeStatus {
+                family,
+                probe: p.name.to_string(),
+                outcome,
+            });
+        }
+        // The links hold the cgroup; the directory fd is not needed any more.
+        drop(cg);
+        self.cgroup_root = Some(path);
+        self.egress = Some(skel);
+    }
+
+    fn load_egress(
+        self_tgid: u32,
+        net: &NetSkel<'static>,
+    ) -> libbpf_rs::Result<EgressSkel<'static>> {
+        // DNS answers are learned only for sockets of this namespace (the
+        // host's): without its cookie, none is.
+        let host_netns = super::egress_maps::own_netns_cookie().unwrap_or_else(|e| {
+            log::warn!(
+                "cannot read the cookie of bee-trace's network namespace ({e}): DNS answers will not be learned"
+            );
+            0
+        });
+        log::debug!("DNS answers are learned for sockets of network namespace cookie {host_netns}");
+        let mut open = EgressSkelBuilder::default().open(storage())?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.self_tgid = self_tgid;
+            ro.host_netns = host_netns;
+        }
+        open.maps.net_events.reuse_fd(net.maps.net_events.as_fd())?;
+        open.load()
+    }
+
+    /// Handles on the egress maps, for the processing thread.
+    pub fn egress_maps(&self) -> Option<super::EgressMaps> {
+        let s = self.egress.as_ref()?;
+        let h = |m: &libbpf_rs::Map<'_>| MapHandle::try_from(m).ok();
+        Some(super::EgressMaps {
+            cfg: h(&s.maps.egress_cfg)?,
+            block4: h(&s.maps.block4)?,
+            block6: h(&s.maps.block6)?,
+            allow4: h(&s.maps.allow4)?,
+            allow6: h(&s.maps.allow6)?,
+            ports: h(&s.maps.blocked_ports)?,
+            resolvers4: h(&s.maps.resolvers4)?,
+            resolvers6: h(&s.maps.resolvers6)?,
+            dns: h(&s.maps.dns_rules),
+        })
+    }
+
+    /// Whether the egress maps still enforce `plan`: the mode and allowlist
+    /// switch as written, every blocked network still blocked (found in the
+    /// trie with a rule), every blocked port still there. Addresses learned
+    /// for domain names come and go with their TTL and are not checked.
+    pub fn egress_drift(&self, plan: &crate::egress::Plan) -> Vec<Drift> {
+        let Some(skel) = &self.egress else {
+            return Vec::new();
+        };
+        let m = &skel.maps;
+        let mut out = Vec::new();
+        let cfg = m
+            .egress_cfg
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten();
+        if cfg.as_deref() != Some(as_bytes(&plan.cfg)) {
+            let now = cfg
+                .as_deref()
+                .and_then(|v| Some((v.get(..4)?.try_into().ok()?, v.get(4..8)?.try_into().ok()?)))
+                .map(|(a, b): ([u8; 4], [u8; 4])| (u32::from_ne_bytes(a), u32::from_ne_bytes(b)));
+            let what = match now {
+                Some((mode, allow)) => format!(
+                    "holds mode {} and allowlist {allow}; bee-trace wrote mode {} and allowlist {}",
+                    crate::tamper::mode_name(mode),
+                    crate::tamper::mode_name(plan.cfg.mode),
+                    plan.cfg.allowlist
+                ),
+                None => "its entry cannot be read".to_string(),
+            };
+            out.push(map_drift(&m.egress_cfg, "egress_cfg", what));
+        }
+        let mut unblocked = Vec::new();
+        for (c, _) in &plan.block {
+            let map: &dyn MapCore = if c.addr.is_ipv4() {
+                &m.block4
+            } else {
+                &m.block6
+            };
+            let key = lpm_key(CidrKey::from(*c));
+            let rule = map
+                .lookup(&key, MapFlags::ANY)
+                .ok()
+                .flatten()
+                .and_then(|v| Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?)));
+            if rule.unwrap_or(0) == 0 {
+                unblocked.push(format!("{}/{}", c.addr, c.prefix));
+            }
+        }
+        if !unblocked.is_empty() {
+            out.push(map_drift(
+                &m.block4,
+                "block4/block6",
+                format!("no longer block {}", unblocked.join(", ")),
+            ));
+        }
+        let gone: Vec<String> = plan
+            .ports
+            .iter()
+            .filter(|(p, _)| {
+                !matches!(
+                    m.blocked_ports.lookup(&p.to_ne_bytes(), MapFlags::ANY),
+                    Ok(Some(_))
+                )
+            })
+            .map(|(p, _)| p.to_string())
+            .collect();
+        if !gone.is_empty() {
+            out.push(map_drift(
+                &m.blocked_ports,
+                "blocked_ports",
+                format!("no longer block port {}", gone.join(", ")),
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,169 @@
+//! The file family: opens as they return, judged in the kernel against the
+//! policy's file filter (see `file_filter`), and the inodes it watches.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+
+use super::file_filter::{add_inode, apply_file_filter};
+use super::hooks::HookMode;
+use super::mem::MemSkel;
+use super::{storage, Family, Probe, Selection, Sensors};
+use crate::events::{InodeKey, INODE_WATCH};
+use crate::policy::KernelFilter;
+
+mod file_skel {
+    include!(concat!(env!("OUT_DIR"), "/file.skel.rs"));
+}
+pub(super) use file_skel::FileSkel;
+use file_skel::FileSkelBuilder;
+
+const FEXIT: &[Probe<FileSkel>] = &[Probe {
+    name: "fexit/do_filp_open",
+    prog: |s| &s.progs.fexit_do_filp_open,
+}];
+/// The last is loaded only where the kernel has open(2) (not on arm64).
+const TRACEPOINTS: &[Probe<FileSkel>] = &[
+    Probe {
+        name: "syscalls/sys_exit_openat",
+        prog: |s| &s.progs.handle_openat_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_openat2",
+        prog: |s| &s.progs.handle_openat2_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_open",
+        prog: |s| &s.progs.handle_open_exit,
+    },
+];
+
+impl Sensors {
+    /// The open programs serve both families: file opens for one,
+    /// /proc/<pid>/{mem,environ,maps} opens for the other.
+    pub(super) fn start_file(
+        &mut self,
+        self_tgid: u32,
+        sel: Selection,
+        hooks: HookMode,
+        tracefs: &Path,
+        filter: &KernelFilter,
+        inodes: &[(InodeKey, u8)],
+    ) {
+        let family = if sel.file() {
+            Family::File
+        } else {
+            Family::Memory
+        };
+        let has_open = crate::sys::has_tracepoint(tracefs, "syscalls", "sys_exit_open");
+        let tracepoints = &TRACEPOINTS[..if has_open { 3 } else { 2 }];
+        let mem = self.mem.take();
+        self.file = self.hook_family(
+            hooks,
+            family,
+            |fexit| {
+                let open = has_open && !fexit;
+                Self::load_file(self_tgid, sel, open, mem.as_ref(), filter, inodes, fexit)
+            },
+            FEXIT,
+            tracepoints,
+        );
+        self.mem = mem;
+    }
+
+    fn load_file(
+        self_tgid: u32,
+        sel: Selection,
+        has_open: bool,
+        mem: Option<&MemSkel<'static>>,
+        filter: &KernelFilter,
+        inodes: &[(InodeKey, u8)],
+        fexit: bool,
+    ) -> libbpf_rs::Result<FileSkel<'static>> {
+        let mut open = FileSkelBuilder::default().open(storage())?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.self_tgid = self_tgid;
+            ro.watch_files = sel.file();
+            ro.watch_proc = sel.memory();
+        }
+        let p = &mut open.progs;
+        p.handle_openat_exit.set_autoload(!fexit);
+        p.handle_openat2_exit.set_autoload(!fexit);
+        p.handle_open_exit.set_autoload(!fexit && has_open);
+        p.fexit_do_filp_open.set_autoload(fexit);
+        if let Some(mem) = mem {
+            open.maps.mem_events.reuse_fd(mem.maps.mem_events.as_fd())?;
+            open.maps.mem_lost.reuse_fd(mem.maps.mem_lost.as_fd())?;
+        }
+        let mut skel = open.load()?;
+        apply_file_filter(&mut skel, &KernelFilter::default(), filter, inodes, &[])?;
+        Ok(skel)
+    }
+
+    /// policy), so a later hardlink to it is caught under any name.
+    pub fn watch_inode(&self, key: InodeKey) {
+        if let Some(s) = &self.file {
+            if let Err(e) = add_inode(s, &key, INODE_WATCH) {
+                log::debug!("inode filter full or refused: {e}");
+            }
+        }
+    }
+
+    /// Puts a reloaded policy's file filter in place (see
+    /// `apply_file_filter`).
+    pub fn update_file_filter(
+        &mut self,
+        old: &KernelFilter,
+        new: &KernelFilter,
+        inodes: &[(InodeKey, u8)],
+        disarm: &[InodeKey],
+    ) -> libbpf_rs::Result<()> {
+        match self.file.as_mut() {
+            Some(skel) => apply_file_filter(skel, old, new, inodes, disarm),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The kernel's dev_t for a userspace st_dev (major << 20 | minor).
+pub fn kernel_dev(st_dev: u64) -> u64 {
+    let major = libc::major(st_dev) as u64;
+    let minor = libc::minor(st_dev) as u64;
+    (major << 20) | minor
+}
+
+/// Inode keys of existing files, for the hardlink check.
+pub fn seed_inodes(paths: &[std::path::PathBuf]) -> Vec<(InodeKey, std::path::PathBuf)> {
+    paths
+        .iter()
+        .filter_map(|p| {
+            let (dev, ino) = seed_inode(p)?;
+            Some((
+                InodeKey {
+                    dev: kernel_dev(dev),
+                    ino,
+                },
+                p.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// The file `path` names, for watching by inode. A name that is a link is
+/// followed only to a file of the link's owner (or any, for root's link):
+/// whoever owns the directory can point a link at any file of the host's,
+/// and every reader of that file would then be reported reading the
+/// watched one. The name is looked at once, in its directory's fd: a file
+/// found there is taken as it is, never through a link swapped in after.
+fn seed_inode(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let (parent, name) = crate::fsafe::split(path).ok()?;
+    let dir = crate::fsafe::Dir::open(&parent).ok()?;
+    let st = dir.stat_at(&name).ok()??;
+    if !st.is_symlink() {
+        return Some((st.dev, st.ino));
+    }
+    let m = std::fs::metadata(path).ok()?;
+    (st.uid == 0 || m.uid() == st.uid).then(|| (m.dev(), m.ino()))
+}

@@ -1,0 +1,44 @@
+//! The network family: connect(2) as it returns (the egress programs that
+//! judge connects before they happen are in `egress`).
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+
+use super::hooks::{sys_fexit, HookMode};
+use super::{storage, Family, Probe, Sensors};
+
+mod net_skel {
+    include!(concat!(env!("OUT_DIR"), "/net.skel.rs"));
+}
+pub(super) use net_skel::NetSkel;
+use net_skel::NetSkelBuilder;
+
+const FEXIT: &[Probe<NetSkel>] = &[Probe {
+    name: sys_fexit!("connect"),
+    prog: |s| &s.progs.fexit_connect,
+}];
+const TRACEPOINTS: &[Probe<NetSkel>] = &[Probe {
+    name: "syscalls/sys_exit_connect",
+    prog: |s| &s.progs.handle_connect_exit,
+}];
+
+impl Sensors {
+    pub(super) fn start_net(&mut self, self_tgid: u32, hooks: HookMode) {
+        self.net = self.hook_family(
+            hooks,
+            Family::Network,
+            |fexit| Self::load_net(self_tgid, fexit),
+            FEXIT,
+            TRACEPOINTS,
+        );
+    }
+
+    fn load_net(self_tgid: u32, fexit: bool) -> libbpf_rs::Result<NetSkel<'static>> {
+        let mut open = NetSkelBuilder::default().open(storage())?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.self_tgid = self_tgid;
+        }
+        open.progs.handle_connect_exit.set_autoload(!fexit);
+        open.progs.fexit_connect.set_autoload(fexit);
+        open.load()
+    }
+}
