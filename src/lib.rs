@@ -8,6 +8,7 @@ pub mod cli;
 pub mod decoy;
 pub mod egress;
 pub mod escape;
+pub mod event;
 pub mod events;
 pub mod evidence;
 pub mod fsafe;

@@ -422,6 +422,18 @@ mod tests {
         v
     }
 
+    #[test]
+    fn argv_truncated_is_a_field_rules_can_use() {
+        // It was emitted and documented, but refused at load.
+        let mut e = engine("has(process).where(argv_truncated == true)");
+        assert!(e
+            .push(&ev(1, 0, "process", json!({"kind": "exec"})))
+            .is_empty());
+        let s = e.push(&ev(2, 1, "process", json!({"argv_truncated": true})));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].events, vec![2]);
+    }
+
     const SEQ: &str = "has(file).where(category in creds) then has(network).where(not daddr startswith \"127.\") within 30s";
 
     #[test]

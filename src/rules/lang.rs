@@ -11,6 +11,7 @@ use pest::Parser;
 use serde::Deserialize;
 
 use super::depth::{too_deep, MAX_NESTING, MAX_TREE_DEPTH};
+use crate::event::Kind;
 use crate::policy::Severity;
 
 mod parser {
@@ -80,13 +81,8 @@ struct RuleEntry {
 // ---------------------------------------------------------------------------
 // What the engine runs.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ty {
-    Str,
-    Int,
-    Bool,
-    List,
-}
+/// How a rule sees a field (the event module's one field table).
+pub use crate::event::FieldType as Ty;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -170,67 +166,22 @@ pub struct RuleSet {
 const DEFAULT_WINDOW_NS: u64 = 300_000_000_000;
 
 // ---------------------------------------------------------------------------
-// The event schema (docs/events.md): which fields exist, per kind.
-
-const COMMON: &[(&str, Ty)] = &[
-    ("type", Ty::Str),
-    ("id", Ty::Int),
-    ("ts", Ty::Str),
-    ("pid", Ty::Int),
-    ("ppid", Ty::Int),
-    ("uid", Ty::Int),
-    ("comm", Ty::Str),
-    ("exe", Ty::Str),
-    ("severity", Ty::Str),
-];
-
-fn kind_fields(kind: &str) -> &'static [(&'static str, Ty)] {
-    match kind {
-        "process" => &[
-            ("kind", Ty::Str),
-            ("argv", Ty::List),
-            ("exit_code", Ty::Int),
-        ],
-        "file" => &[
-            ("path", Ty::Str),
-            ("access", Ty::Str),
-            ("result", Ty::Str),
-            ("category", Ty::Str),
-            ("rule", Ty::Str),
-            ("resolved", Ty::Bool),
-            ("same_inode_as", Ty::Str),
-            ("action", Ty::Str),
-        ],
-        "network" => &[
-            ("op", Ty::Str),
-            ("protocol", Ty::Str),
-            ("family", Ty::Str),
-            ("daddr", Ty::Str),
-            ("dport", Ty::Int),
-            ("result", Ty::Str),
-            ("policy", Ty::Str),
-            ("action", Ty::Str),
-            ("rule", Ty::Str),
-            ("dns_name", Ty::Str),
-        ],
-        "memory" => &[
-            ("kind", Ty::Str),
-            ("target_pid", Ty::Int),
-            ("target_comm", Ty::Str),
-            ("result", Ty::Str),
-            ("request", Ty::Str),
-            ("target_secret_env", Ty::List),
-        ],
-        _ => &[],
-    }
-}
+// The event schema: the fields rules may compare, from the one field table.
 
 fn field_ty(kind: &str, name: &str) -> Option<Ty> {
-    COMMON
-        .iter()
-        .chain(kind_fields(kind))
-        .find(|(n, _)| *n == name)
-        .map(|(_, t)| *t)
+    crate::event::field(Kind::from_name(kind)?, name)?.ty
+}
+
+/// The names a condition on `kind` events may use, sorted.
+fn known_fields(kind: &str) -> Vec<&'static str> {
+    let mut known: Vec<&str> = Kind::from_name(kind)
+        .into_iter()
+        .flat_map(crate::event::fields_of)
+        .filter(|f| f.ty.is_some())
+        .map(|f| f.name)
+        .collect();
+    known.sort();
+    known
 }
 
 // ---------------------------------------------------------------------------
@@ -698,17 +649,11 @@ fn event_node(ast: &Ast, kind: &str, cx: &mut Ctx) -> Result<EvPred, CErr> {
 
 fn compare(f: &str, op: Op, v: &Val, at: Pos, kind: &str, cx: &Ctx) -> Result<EvPred, CErr> {
     let ty = field_ty(kind, f).ok_or_else(|| {
-        let mut known: Vec<&str> = COMMON
-            .iter()
-            .chain(kind_fields(kind))
-            .map(|(n, _)| *n)
-            .collect();
-        known.sort();
         (
             at,
             format!(
                 "`{f}` is not a field of {kind} events (fields: {})",
-                known.join(", ")
+                known_fields(kind).join(", ")
             ),
         )
     })?;

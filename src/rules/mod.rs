@@ -12,7 +12,7 @@ mod lang;
 #[cfg(test)]
 pub use engine::Root;
 pub use engine::{parse_ts, Engine, Signal};
-pub use lang::{compile, load, Source};
+pub use lang::{compile, load, RuleError, Source};
 
 /// The built-in rule pack.
 pub const BUILTIN: &str = include_str!("builtin.yml");
