@@ -14,7 +14,7 @@ use globset::GlobMatcher;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::lang::{EvPred, Op, Rhs, RuleSet, TracePred, Ty};
+use super::set::{EvPred, Op, Rhs, RuleSet, TracePred, Ty};
 use crate::policy::Severity;
 
 const PATTERN_CAP: usize = 256;
@@ -392,7 +392,7 @@ pub fn parse_ts(s: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::lang::{compile, Source};
+    use super::super::load::{compile, Source};
     use super::*;
     use serde_json::json;
 
