@@ -19,7 +19,8 @@ pub mod peers;
 pub mod pipeline;
 pub mod policy;
 pub mod privs;
-pub mod proctable;
+/// The process table lives with enrichment (pipeline/); the old path stays.
+pub use pipeline::proctable;
 pub mod programs;
 pub mod record;
 pub mod redact;

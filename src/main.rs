@@ -449,6 +449,7 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     pipeline.resolve_rule_domains(stop_workers.clone());
     let mut reorder = pipeline::Reorder::new(REORDER_DELAY_NS);
+    let mut effects = Vec::new();
     let deadline = args.duration.map(|d| started_at + Duration::from_secs(d));
     let mut sink = Sink::new(
         out,
@@ -496,17 +497,17 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
                 break;
             }
         }
-        pipeline.take_resolved();
+        pipeline.take_resolved(&mut effects);
+        apply_effects(&mut effects, &sensors, &mut pipeline.egress, true);
         let now = sys::boot_now_ns();
         while let Some(raw) = reorder.pop_ready(if reorder.len() >= REORDER_MAX {
             None
         } else {
             Some(now)
         }) {
-            if let Some(ev) = pipeline.handle(raw) {
-                for key in pipeline.learned_inodes.drain(..) {
-                    sensors.watch_inode(key);
-                }
+            let ev = pipeline.handle(raw, &mut effects);
+            apply_effects(&mut effects, &sensors, &mut pipeline.egress, true);
+            if let Some(ev) = ev {
                 guard.saw(&ev);
                 sink.deliver(ev);
             }
@@ -539,7 +540,9 @@ fn run(args: &RunArgs) -> Result<ExitCode> {
         reorder.push(raw);
     }
     while let Some(raw) = reorder.pop_ready(None) {
-        if let Some(ev) = pipeline.handle(raw) {
+        let ev = pipeline.handle(raw, &mut effects);
+        apply_effects(&mut effects, &sensors, &mut pipeline.egress, false);
+        if let Some(ev) = ev {
             guard.saw(&ev);
             sink.deliver(ev);
         }
@@ -660,6 +663,24 @@ fn start_watchdog(
 
 /// One round of the self-check: each new finding is said on stderr at once;
 /// its event follows (`integrity_events`).
+/// Does in the kernel what judging asked (see `pipeline::Effect`). Once
+/// the probes are detached an inode is no longer worth watching.
+fn apply_effects(
+    effects: &mut Vec<pipeline::Effect>,
+    sensors: &Sensors,
+    egress: &mut egress::Egress,
+    attached: bool,
+) {
+    for e in effects.drain(..) {
+        match e {
+            pipeline::Effect::WatchInode(key) if attached => sensors.watch_inode(key),
+            pipeline::Effect::WatchInode(_) => {}
+            pipeline::Effect::LearnAddr { name, ip, ttl } => egress.learn(&name, ip, ttl),
+            pipeline::Effect::ExpireLearned => egress.expire(),
+        }
+    }
+}
+
 fn self_check(
     guard: &mut tamper::Guard,
     sensors: &mut Sensors,
