@@ -108,30 +108,8 @@ fn describe_rule(r: &Rule_) -> String {
 
 fn build_expr(p: Pair<Rule_>) -> Result<Ast, (Pos, String)> {
     match p.as_rule() {
-        Rule_::expr => {
-            let parts: Vec<Ast> = p
-                .into_inner()
-                .filter(|x| x.as_rule() == Rule_::term)
-                .map(build_expr)
-                .collect::<Result<_, _>>()?;
-            Ok(if parts.len() == 1 {
-                parts.into_iter().next().expect("one")
-            } else {
-                Ast::Or(parts)
-            })
-        }
-        Rule_::term => {
-            let parts: Vec<Ast> = p
-                .into_inner()
-                .filter(|x| x.as_rule() == Rule_::factor)
-                .map(build_expr)
-                .collect::<Result<_, _>>()?;
-            Ok(if parts.len() == 1 {
-                parts.into_iter().next().expect("one")
-            } else {
-                Ast::And(parts)
-            })
-        }
+        Rule_::expr => build_chain(p, Rule_::term, Ast::Or),
+        Rule_::term => build_chain(p, Rule_::factor, Ast::And),
         Rule_::factor => {
             let mut inner = p.into_inner();
             let first = inner.next().expect("factor part");
@@ -143,100 +121,128 @@ fn build_expr(p: Pair<Rule_>) -> Result<Ast, (Pos, String)> {
                 build_expr(first)
             }
         }
-        Rule_::seq => {
-            let mut steps: Vec<(Ast, Option<u64>)> = Vec::new();
-            let mut pending: Option<Ast> = None;
-            for x in p.into_inner() {
-                match x.as_rule() {
-                    Rule_::atom => {
-                        if let Some(a) = pending.take() {
-                            steps.push((a, None));
-                        }
-                        pending = Some(build_expr(x)?);
-                    }
-                    Rule_::duration => {
-                        let a = pending.take().expect("a step before within");
-                        steps.push((a, Some(parse_duration(x.as_str()).expect("grammar"))));
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(a) = pending {
-                steps.push((a, None));
-            }
-            Ok(if steps.len() == 1 {
-                steps.into_iter().next().expect("one").0
-            } else {
-                Ast::Seq(steps)
-            })
-        }
+        Rule_::seq => build_seq(p),
         Rule_::atom => build_expr(
             p.into_inner()
                 .find(|x| !matches!(x.as_rule(), Rule_::lparen | Rule_::rparen))
                 .expect("atom part"),
         ),
-        Rule_::has | Rule_::never | Rule_::count => {
-            let rule = p.as_rule();
-            let mut kind = "";
-            let mut wh = None;
-            let mut op = Op::Eq;
-            let mut n = 0;
-            for x in p.into_inner() {
-                match x.as_rule() {
-                    Rule_::kind => kind = static_kind(x.as_str()),
-                    Rule_::where_clause => {
-                        let e = x
-                            .into_inner()
-                            .find(|y| y.as_rule() == Rule_::expr)
-                            .expect("where expr");
-                        wh = Some(Box::new(build_expr(e)?));
-                    }
-                    Rule_::cmp_op => op = cmp_op(x.as_str()),
-                    Rule_::number => {
-                        let at = pos(&x);
-                        n = x
-                            .as_str()
-                            .parse()
-                            .map_err(|_| (at, "number out of range".to_string()))?
-                    }
-                    _ => {}
-                }
-            }
-            Ok(match rule {
-                Rule_::has => Ast::Has(kind, wh),
-                Rule_::never => Ast::Never(kind, wh),
-                _ => Ast::Count(kind, wh, op, n),
-            })
-        }
-        Rule_::comparison => {
-            let at = pos(&p);
-            let mut field = String::new();
-            let mut op = Op::Eq;
-            let mut negated = false;
-            let mut val = Val::Int(0);
-            for x in p.into_inner() {
-                match x.as_rule() {
-                    Rule_::name => field = x.as_str().to_string(),
-                    Rule_::not_kw => negated = true,
-                    Rule_::in_kw => op = if negated { Op::NotIn } else { Op::In },
-                    Rule_::cmp_op => op = cmp_op(x.as_str()),
-                    Rule_::str_op => {
-                        op = match x.as_str() {
-                            "matches" => Op::Matches,
-                            "startswith" => Op::StartsWith,
-                            "endswith" => Op::EndsWith,
-                            _ => Op::Contains,
-                        }
-                    }
-                    Rule_::value => val = build_val(x)?,
-                    _ => {}
-                }
-            }
-            Ok(Ast::Cmp(field, op, val, at))
-        }
+        Rule_::has | Rule_::never | Rule_::count => build_trace_atom(p),
+        Rule_::comparison => build_comparison(p),
         Rule_::name => Ok(Ast::Name(p.as_str().to_string(), pos(&p))),
         other => Err((pos(&p), format!("unexpected {other:?}"))),
     }
+}
+
+/// `a or b or c` (or `and`): one part is itself, more are `join`ed.
+fn build_chain(
+    p: Pair<Rule_>,
+    part: Rule_,
+    join: fn(Vec<Ast>) -> Ast,
+) -> Result<Ast, (Pos, String)> {
+    let parts: Vec<Ast> = p
+        .into_inner()
+        .filter(|x| x.as_rule() == part)
+        .map(build_expr)
+        .collect::<Result<_, _>>()?;
+    Ok(if parts.len() == 1 {
+        parts.into_iter().next().expect("one")
+    } else {
+        join(parts)
+    })
+}
+
+/// `a then b within 10s then c`: steps, each with its bound.
+fn build_seq(p: Pair<Rule_>) -> Result<Ast, (Pos, String)> {
+    let mut steps: Vec<(Ast, Option<u64>)> = Vec::new();
+    let mut pending: Option<Ast> = None;
+    for x in p.into_inner() {
+        match x.as_rule() {
+            Rule_::atom => {
+                if let Some(a) = pending.take() {
+                    steps.push((a, None));
+                }
+                pending = Some(build_expr(x)?);
+            }
+            Rule_::duration => {
+                let a = pending.take().expect("a step before within");
+                steps.push((a, Some(parse_duration(x.as_str()).expect("grammar"))));
+            }
+            _ => {}
+        }
+    }
+    if let Some(a) = pending {
+        steps.push((a, None));
+    }
+    Ok(if steps.len() == 1 {
+        steps.into_iter().next().expect("one").0
+    } else {
+        Ast::Seq(steps)
+    })
+}
+
+/// `has(kind)`, `never(kind)` or `count(kind) OP N`, each with an
+/// optional `.where(...)`.
+fn build_trace_atom(p: Pair<Rule_>) -> Result<Ast, (Pos, String)> {
+    let rule = p.as_rule();
+    let mut kind = "";
+    let mut wh = None;
+    let mut op = Op::Eq;
+    let mut n = 0;
+    for x in p.into_inner() {
+        match x.as_rule() {
+            Rule_::kind => kind = static_kind(x.as_str()),
+            Rule_::where_clause => {
+                let e = x
+                    .into_inner()
+                    .find(|y| y.as_rule() == Rule_::expr)
+                    .expect("where expr");
+                wh = Some(Box::new(build_expr(e)?));
+            }
+            Rule_::cmp_op => op = cmp_op(x.as_str()),
+            Rule_::number => {
+                let at = pos(&x);
+                n = x
+                    .as_str()
+                    .parse()
+                    .map_err(|_| (at, "number out of range".to_string()))?
+            }
+            _ => {}
+        }
+    }
+    Ok(match rule {
+        Rule_::has => Ast::Has(kind, wh),
+        Rule_::never => Ast::Never(kind, wh),
+        _ => Ast::Count(kind, wh, op, n),
+    })
+}
+
+/// `field OP value`.
+fn build_comparison(p: Pair<Rule_>) -> Result<Ast, (Pos, String)> {
+    let at = pos(&p);
+    let mut field = String::new();
+    let mut op = Op::Eq;
+    let mut negated = false;
+    let mut val = Val::Int(0);
+    for x in p.into_inner() {
+        match x.as_rule() {
+            Rule_::name => field = x.as_str().to_string(),
+            Rule_::not_kw => negated = true,
+            Rule_::in_kw => op = if negated { Op::NotIn } else { Op::In },
+            Rule_::cmp_op => op = cmp_op(x.as_str()),
+            Rule_::str_op => {
+                op = match x.as_str() {
+                    "matches" => Op::Matches,
+                    "startswith" => Op::StartsWith,
+                    "endswith" => Op::EndsWith,
+                    _ => Op::Contains,
+                }
+            }
+            Rule_::value => val = build_val(x)?,
+            _ => {}
+        }
+    }
+    Ok(Ast::Cmp(field, op, val, at))
 }
 
 fn build_val(p: Pair<Rule_>) -> Result<Val, (Pos, String)> {

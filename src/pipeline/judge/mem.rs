@@ -8,6 +8,27 @@ use crate::policy::Policy;
 
 use super::Cx;
 
+/// The target's name: the kernel's, else the table's, else /proc's.
+fn target_comm(cx: &mut Cx, e: &events::MemEvent, target_tgid: u32) -> String {
+    let mut comm = events::cstr(&e.target_comm);
+    if comm.is_empty() {
+        comm = cx
+            .enrich
+            .table
+            .get_or_load(target_tgid)
+            .map(|p| p.comm.clone())
+            .unwrap_or_default();
+    }
+    if comm.is_empty() {
+        comm = crate::proctable::read_proc_file(e.target_pid, "comm", 64)
+            .map(|b| crate::escape::decode(b.strip_suffix(b"\n").unwrap_or(&b)))
+            .unwrap_or_default();
+    }
+    comm
+}
+
+/// A memory access, judged: a stranger's memory is critical, a debugger's
+/// own descendant less so; environ reads name the secrets they exposed.
 pub fn judge(cx: &mut Cx, e: &events::MemEvent) -> Option<Event> {
     if cx.is_peer_activity(e.hdr.pid) {
         return None;
@@ -22,20 +43,7 @@ pub fn judge(cx: &mut Cx, e: &events::MemEvent) -> Option<Event> {
     } else {
         e.target_pid
     };
-    let mut target_comm = events::cstr(&e.target_comm);
-    if target_comm.is_empty() {
-        target_comm = cx
-            .enrich
-            .table
-            .get_or_load(target_tgid)
-            .map(|p| p.comm.clone())
-            .unwrap_or_default();
-    }
-    if target_comm.is_empty() {
-        target_comm = crate::proctable::read_proc_file(e.target_pid, "comm", 64)
-            .map(|b| crate::escape::decode(b.strip_suffix(b"\n").unwrap_or(&b)))
-            .unwrap_or_default();
-    }
+    let target_comm = target_comm(cx, e, target_tgid);
     // The target's own child or descendant being inspected is how debuggers
     // and test runners work; a stranger's memory is the attack.
     let own_descendant = cx.enrich.table.is_ancestor(e.hdr.pid, target_tgid);

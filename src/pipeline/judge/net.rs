@@ -23,6 +23,8 @@ pub struct Net {
 }
 
 impl Net {
+    /// A connect the tracepoints saw, unless the egress hooks already
+    /// reported this very call with their verdict.
     pub fn connect(&mut self, cx: &mut Cx, e: &events::NetEvent) -> Option<Event> {
         let (family, ip) = net_addr(e.family, &e.daddr)?;
         // The egress hook already reported this very connect with its verdict.

@@ -7,6 +7,8 @@ use crate::programs::ExeId;
 
 use super::Cx;
 
+/// An exec: the table learns the new program (and the inode it ran);
+/// shown as an event with `show`.
 pub fn exec(cx: &mut Cx, show: bool, e: &events::ExecEvent) -> Option<Event> {
     let exe_len = (e.exe_len as usize).min(events::PATH_BUF);
     let exe = if e.exe_depth == 0 {
