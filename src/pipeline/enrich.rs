@@ -23,14 +23,9 @@ impl Enrich {
         }
     }
 
-    /// The event of a record's header: who acted, when, and their lineage.
-    pub fn base(
-        &mut self,
-        h: &events::Header,
-        kind: &'static str,
-        severity: Severity,
-        detail: Detail,
-    ) -> Event {
+    /// The event of a record's header: who acted, when, and their
+    /// lineage; its `type` is its detail's.
+    pub fn base(&mut self, h: &events::Header, severity: Severity, detail: Detail) -> Event {
         let comm = events::cstr(&h.comm);
         let exe = self
             .table
@@ -39,7 +34,7 @@ impl Enrich {
             .unwrap_or_default();
         Event {
             id: 0,
-            kind,
+            kind: detail.kind().as_str(),
             ts: crate::sys::rfc3339(h.ts_boot_ns as i128 + self.boot_offset_ns),
             pid: h.pid,
             ppid: h.ppid,

@@ -171,7 +171,8 @@ impl Pipeline {
         severity: Severity,
         detail: Detail,
     ) -> Event {
-        self.enrich.base(h, kind, severity, detail)
+        debug_assert_eq!(kind, detail.kind().as_str());
+        self.enrich.base(h, severity, detail)
     }
 
     /// One kernel record in, at most one event out; what it asks of the

@@ -104,7 +104,6 @@ impl Files {
         } = rule;
         let mut ev = cx.enrich.base(
             &e.hdr,
-            "file",
             severity,
             Detail::File {
                 path,

@@ -96,7 +96,7 @@ pub fn judge(cx: &mut Cx, e: &events::MemEvent) -> Option<Event> {
         request,
         target_secret_env,
     };
-    Some(cx.enrich.base(&e.hdr, "memory", severity, detail))
+    Some(cx.enrich.base(&e.hdr, severity, detail))
 }
 
 /// Names (never values) of the target's environment variables that the

@@ -54,7 +54,7 @@ impl Net {
             rule: None,
             dns_name: cx.egress.dns_name(ip).map(str::to_string),
         };
-        Some(cx.enrich.base(&e.hdr, "network", severity, detail))
+        Some(cx.enrich.base(&e.hdr, severity, detail))
     }
 
     /// A verdict of the cgroup egress hooks (or an unconnected UDP send).
@@ -124,7 +124,7 @@ impl Net {
         };
         let mut hdr = e.hdr;
         hdr.ppid = cx.enrich.table.get_or_load(hdr.pid).map_or(0, |p| p.ppid);
-        Some(cx.enrich.base(&hdr, "network", severity, detail))
+        Some(cx.enrich.base(&hdr, severity, detail))
     }
 }
 

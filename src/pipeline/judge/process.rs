@@ -43,7 +43,7 @@ pub fn exec(cx: &mut Cx, show: bool, e: &events::ExecEvent) -> Option<Event> {
         argv_truncated: truncated.then_some(true),
         exit_code: None,
     };
-    Some(cx.enrich.base(&e.hdr, "process", Severity::Info, detail))
+    Some(cx.enrich.base(&e.hdr, Severity::Info, detail))
 }
 
 /// An exit: the table forgets the process (after a while); shown as an
@@ -62,7 +62,7 @@ pub fn exit(cx: &mut Cx, show: bool, e: &events::ExitEvent) -> Option<Event> {
             argv_truncated: None,
             exit_code: Some(status),
         };
-        cx.enrich.base(&e.hdr, "process", Severity::Info, detail)
+        cx.enrich.base(&e.hdr, Severity::Info, detail)
     });
     cx.enrich.table.on_exit(e.hdr.pid);
     ev
