@@ -78,3 +78,43 @@ impl Reorder {
         self.heap.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{ForkEvent, Header};
+
+    fn fork(ts: u64, child: u32) -> Raw {
+        Raw::Fork(ForkEvent {
+            hdr: Header {
+                ts_boot_ns: ts,
+                ..Default::default()
+            },
+            child_pid: child,
+            _pad: 0,
+        })
+    }
+
+    fn child(r: Option<Raw>) -> Option<u32> {
+        match r? {
+            Raw::Fork(f) => Some(f.child_pid),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn records_leave_in_kernel_time_order_once_the_delay_has_passed() {
+        let mut r = Reorder::new(100);
+        r.push(fork(1_000, 2));
+        r.push(fork(900, 1));
+        r.push(fork(1_000, 3)); // same time: arrival order
+        assert_eq!(child(r.pop_ready(Some(999))), None, "900 + 100 > 999");
+        assert_eq!(child(r.pop_ready(Some(1_000))), Some(1));
+        assert_eq!(child(r.pop_ready(Some(1_000))), None);
+        assert_eq!(r.len(), 2);
+        // Draining at exit waits for nothing.
+        assert_eq!(child(r.pop_ready(None)), Some(2));
+        assert_eq!(child(r.pop_ready(None)), Some(3));
+        assert!(r.is_empty());
+    }
+}

@@ -6,6 +6,7 @@ use pest::Parser;
 
 use super::depth::{too_deep, MAX_NESTING};
 use super::set::Op;
+use crate::event::Kind;
 
 mod parser {
     #[derive(pest_derive::Parser)]
@@ -285,13 +286,9 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// The grammar admits only the kinds rules select.
 fn static_kind(s: &str) -> &'static str {
-    match s {
-        "process" => "process",
-        "file" => "file",
-        "network" => "network",
-        _ => "memory",
-    }
+    Kind::from_name(s).map_or("memory", Kind::as_str)
 }
 
 fn cmp_op(s: &str) -> Op {
