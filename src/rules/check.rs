@@ -8,7 +8,7 @@ use globset::GlobBuilder;
 
 use super::depth::MAX_TREE_DEPTH;
 use super::load::ListItem;
-use super::parse::{Ast, Pos, Val};
+use super::parse::{Ast, CondError, Pos, Val};
 use super::set::{EvPred, Op, Pattern, Rhs, TracePred, Ty};
 use crate::event::Kind;
 
@@ -49,7 +49,8 @@ pub(super) fn check_condition(
         return Err((
             (1, 1),
             "a rule needs something to happen: has(...), count(...) or a `then` sequence".into(),
-        ));
+        )
+            .into());
     }
     Ok((cx.patterns, cond))
 }
@@ -74,7 +75,7 @@ fn deeper<T>(
         return Err((
             first_pos(ast),
             format!("with its macros expanded, the condition nests deeper than {MAX_TREE_DEPTH} levels; use fewer macros within macros"),
-        ));
+        ).into());
     }
     cx.depth += 1;
     let r = f(cx);
@@ -82,7 +83,7 @@ fn deeper<T>(
     r
 }
 
-type CErr = (Pos, String);
+type CErr = CondError;
 
 fn trace_level(ast: &Ast, cx: &mut Ctx) -> Result<TracePred, CErr> {
     deeper(ast, cx, |cx| trace_node(ast, cx))
@@ -114,7 +115,8 @@ fn trace_node(ast: &Ast, cx: &mut Ctx) -> Result<TracePred, CErr> {
                         return Err((
                             first_pos(&other),
                             "each step of `then` must be has(kind) or has(kind).where(...)".into(),
-                        ))
+                        )
+                            .into())
                     }
                 }
             }
@@ -124,7 +126,8 @@ fn trace_node(ast: &Ast, cx: &mut Ctx) -> Result<TracePred, CErr> {
             return Err((
                 *at,
                 format!("`{f}` compares one event's field: put it inside has(kind).where(...)"),
-            ))
+            )
+                .into())
         }
         Ast::Name(n, at) => {
             let body = macro_body(n, *at, cx)?;
@@ -160,12 +163,12 @@ fn expand(a: &Ast, cx: &mut Ctx) -> Result<Ast, CErr> {
 
 fn macro_body(n: &str, at: Pos, cx: &Ctx) -> Result<Ast, CErr> {
     if cx.stack.iter().any(|s| s == n) {
-        return Err((at, format!("macro `{n}` refers to itself")));
+        return Err((at, format!("macro `{n}` refers to itself")).into());
     }
     cx.macros
         .get(n)
         .cloned()
-        .ok_or_else(|| (at, format!("unknown macro `{n}`")))
+        .ok_or_else(|| (at, format!("unknown macro `{n}`")).into())
 }
 
 fn pattern(kind: &'static str, wh: Option<&Ast>, cx: &mut Ctx) -> Result<usize, CErr> {
@@ -207,7 +210,8 @@ fn event_node(ast: &Ast, kind: &str, cx: &mut Ctx) -> Result<EvPred, CErr> {
                 (1, 1),
                 "has/never/count/then are about a trace; inside .where(...) only field comparisons"
                     .into(),
-            ))
+            )
+                .into())
         }
     })
 }
@@ -223,7 +227,7 @@ fn compare(f: &str, op: Op, v: &Val, at: Pos, kind: &str, cx: &Ctx) -> Result<Ev
         )
     })?;
     let rhs = resolve_val(v, kind, cx)?;
-    let bad = |what: &str| -> CErr { (at, format!("`{f}` ({ty:?}) {what}")) };
+    let bad = |what: &str| -> CErr { (at, format!("`{f}` ({ty:?}) {what}")).into() };
     let rhs = match (op, ty, rhs) {
         (Op::In | Op::NotIn, Ty::Str | Ty::Bool, Rhs::Strs(l)) => Rhs::Strs(l),
         (Op::In | Op::NotIn, Ty::Int, Rhs::Ints(l)) => Rhs::Ints(l),
@@ -273,11 +277,11 @@ fn resolve_val(v: &Val, kind: &str, cx: &Ctx) -> Result<Rhs, CErr> {
                     Rhs::Int(i) => ints.push(i),
                     Rhs::Strs(l) => strs.extend(l),
                     Rhs::Ints(l) => ints.extend(l),
-                    _ => return Err(((1, 1), "a list holds strings or numbers".into())),
+                    _ => return Err(((1, 1), "a list holds strings or numbers".into()).into()),
                 }
             }
             if !strs.is_empty() && !ints.is_empty() {
-                return Err(((1, 1), "a list mixes strings and numbers".into()));
+                return Err(((1, 1), "a list mixes strings and numbers".into()).into());
             }
             if ints.is_empty() {
                 Rhs::Strs(strs)
@@ -306,7 +310,7 @@ fn resolve_val(v: &Val, kind: &str, cx: &Ctx) -> Result<Rhs, CErr> {
                 } else if strs.is_empty() {
                     Rhs::Ints(ints)
                 } else {
-                    return Err((*at, format!("list `{n}` mixes strings and numbers")));
+                    return Err((*at, format!("list `{n}` mixes strings and numbers")).into());
                 }
             } else if let Some(t) = field_ty(kind, n) {
                 Rhs::Field(n.clone(), t)
@@ -316,7 +320,8 @@ fn resolve_val(v: &Val, kind: &str, cx: &Ctx) -> Result<Rhs, CErr> {
                 return Err((
                     *at,
                     format!("`{n}` is neither a list nor a field of {kind} events"),
-                ));
+                )
+                    .into());
             }
         }
     })

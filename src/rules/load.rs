@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::check::check_condition;
-use super::parse::{parse_cond, parse_duration, Ast, Pos};
+use super::parse::{parse_cond, parse_duration, Ast, CondError, Pos};
 use super::set::{Rule, RuleSet};
 use crate::input::InputError;
 use crate::policy::Severity;
@@ -217,7 +217,7 @@ fn globals(files: &[(&Source, RuleFile)]) -> Result<(Lists, Macros), RuleError> 
     }
     let mut macros = Macros::new();
     for (k, (s, v)) in &macro_src {
-        let ast = parse_cond(&v.value).map_err(|(p, m)| located(s, v, p, m))?;
+        let ast = parse_cond(&v.value).map_err(|e| located(s, v, e.at, e.message))?;
         macros.insert(k.clone(), ast);
     }
     Ok((lists, macros))
@@ -260,7 +260,7 @@ fn compile_rule(
             })?,
         None => DEFAULT_WINDOW_NS,
     };
-    let at_cond = |(p, m): (Pos, String)| located(s, &r.condition, p, m);
+    let at_cond = |e: CondError| located(s, &r.condition, e.at, e.message);
     let ast = parse_cond(&r.condition.value).map_err(at_cond)?;
     let (patterns, cond) = check_condition(&ast, lists, macros).map_err(at_cond)?;
     Ok(Rule {

@@ -38,6 +38,20 @@ pub(super) enum Val {
     Name(String, Pos),
 }
 
+/// A condition that does not parse or check: where in its text, and why
+/// (made a RuleError, located in its file, by the loader).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct CondError {
+    pub at: Pos,
+    pub message: String,
+}
+
+impl From<(Pos, String)> for CondError {
+    fn from((at, message): (Pos, String)) -> CondError {
+        CondError { at, message }
+    }
+}
+
 /// (line, column) inside the condition text, from 1.
 pub(super) type Pos = (usize, usize);
 
@@ -45,12 +59,12 @@ fn pos(p: &Pair<Rule_>) -> Pos {
     p.as_span().start_pos().line_col()
 }
 
-pub(super) fn parse_cond(text: &str) -> Result<Ast, (Pos, String)> {
+pub(super) fn parse_cond(text: &str) -> Result<Ast, CondError> {
     if let Some(p) = too_deep(text) {
         return Err((
             p,
             format!("the condition nests deeper than {MAX_NESTING} levels of brackets and `not`; write it flatter (a macro, or `and`/`or` of simpler parts)"),
-        ));
+        ).into());
     }
     let mut pairs = CondParser::parse(Rule_::condition, text).map_err(|e| {
         let p = match e.line_col {
@@ -107,7 +121,7 @@ fn describe_rule(r: &Rule_) -> String {
     }
 }
 
-fn build_expr(p: Pair<Rule_>) -> Result<Ast, (Pos, String)> {
+fn build_expr(p: Pair<Rule_>) -> Result<Ast, CondError> {
     match p.as_rule() {
         Rule_::expr => build_chain(p, Rule_::term, Ast::Or),
         Rule_::term => build_chain(p, Rule_::factor, Ast::And),
@@ -131,16 +145,12 @@ fn build_expr(p: Pair<Rule_>) -> Result<Ast, (Pos, String)> {
         Rule_::has | Rule_::never | Rule_::count => build_trace_atom(p),
         Rule_::comparison => build_comparison(p),
         Rule_::name => Ok(Ast::Name(p.as_str().to_string(), pos(&p))),
-        other => Err((pos(&p), format!("unexpected {other:?}"))),
+        other => Err((pos(&p), format!("unexpected {other:?}")).into()),
     }
 }
 
 /// `a or b or c` (or `and`): one part is itself, more are `join`ed.
-fn build_chain(
-    p: Pair<Rule_>,
-    part: Rule_,
-    join: fn(Vec<Ast>) -> Ast,
-) -> Result<Ast, (Pos, String)> {
+fn build_chain(p: Pair<Rule_>, part: Rule_, join: fn(Vec<Ast>) -> Ast) -> Result<Ast, CondError> {
     let parts: Vec<Ast> = p
         .into_inner()
         .filter(|x| x.as_rule() == part)
@@ -154,7 +164,7 @@ fn build_chain(
 }
 
 /// `a then b within 10s then c`: steps, each with its bound.
-fn build_seq(p: Pair<Rule_>) -> Result<Ast, (Pos, String)> {
+fn build_seq(p: Pair<Rule_>) -> Result<Ast, CondError> {
     let mut steps: Vec<(Ast, Option<u64>)> = Vec::new();
     let mut pending: Option<Ast> = None;
     for x in p.into_inner() {
@@ -184,7 +194,7 @@ fn build_seq(p: Pair<Rule_>) -> Result<Ast, (Pos, String)> {
 
 /// `has(kind)`, `never(kind)` or `count(kind) OP N`, each with an
 /// optional `.where(...)`.
-fn build_trace_atom(p: Pair<Rule_>) -> Result<Ast, (Pos, String)> {
+fn build_trace_atom(p: Pair<Rule_>) -> Result<Ast, CondError> {
     let rule = p.as_rule();
     let mut kind = "";
     let mut wh = None;
@@ -219,7 +229,7 @@ fn build_trace_atom(p: Pair<Rule_>) -> Result<Ast, (Pos, String)> {
 }
 
 /// `field OP value`.
-fn build_comparison(p: Pair<Rule_>) -> Result<Ast, (Pos, String)> {
+fn build_comparison(p: Pair<Rule_>) -> Result<Ast, CondError> {
     let at = pos(&p);
     let mut field = String::new();
     let mut op = Op::Eq;
@@ -246,7 +256,7 @@ fn build_comparison(p: Pair<Rule_>) -> Result<Ast, (Pos, String)> {
     Ok(Ast::Cmp(field, op, val, at))
 }
 
-fn build_val(p: Pair<Rule_>) -> Result<Val, (Pos, String)> {
+fn build_val(p: Pair<Rule_>) -> Result<Val, CondError> {
     let x = p.into_inner().next().expect("value part");
     let at = pos(&x);
     Ok(match x.as_rule() {
