@@ -661,8 +661,6 @@ fn start_watchdog(
     }
 }
 
-/// One round of the self-check: each new finding is said on stderr at once;
-/// its event follows (`integrity_events`).
 /// Does in the kernel what judging asked (see `pipeline::Effect`). Once
 /// the probes are detached an inode is no longer worth watching.
 fn apply_effects(
@@ -681,6 +679,8 @@ fn apply_effects(
     }
 }
 
+/// One round of the self-check: each new finding is said on stderr at once;
+/// its event follows (`integrity_events`).
 fn self_check(
     guard: &mut tamper::Guard,
     sensors: &mut Sensors,
