@@ -9,6 +9,7 @@ pub mod commands;
 pub mod decoy;
 pub mod egress;
 pub mod escape;
+pub mod event;
 pub mod events;
 pub mod evidence;
 pub mod fsafe;
@@ -20,7 +21,8 @@ pub mod peers;
 pub mod pipeline;
 pub mod policy;
 pub mod privs;
-pub mod proctable;
+/// The process table lives with enrichment (pipeline/); the old path stays.
+pub use pipeline::proctable;
 pub mod programs;
 pub mod record;
 pub mod redact;

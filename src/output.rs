@@ -1,113 +1,7 @@
 //! Events as people and machines read them: the NDJSON schema
 //! (docs/events.md) and the one-line human form.
 
-use serde::Serialize;
-
-use crate::policy::Severity;
-use crate::proctable::Ancestor;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Event {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// Stable within a run (and kept by a record): what signals point at.
-    pub id: u64,
-    pub ts: String,
-    pub pid: u32,
-    pub ppid: u32,
-    pub uid: u32,
-    pub comm: String,
-    pub exe: String,
-    pub ancestors: Vec<Ancestor>,
-    pub severity: Severity,
-    #[serde(flatten)]
-    pub detail: Detail,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum Detail {
-    Process {
-        kind: &'static str,
-        argv: Vec<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        argv_truncated: Option<bool>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        exit_code: Option<i32>,
-    },
-    File {
-        path: String,
-        access: &'static str,
-        result: String,
-        /// What kind of secret or protected file (the policy's rule kind).
-        category: String,
-        /// The policy pattern that matched.
-        rule: String,
-        /// The kernel resolved the opened file (true) or the open failed and
-        /// the path is the requested one joined to its directory (false).
-        resolved: bool,
-        /// A hardlink: the sensitive file this path shares its inode with.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        same_inode_as: Option<String>,
-        /// `killed`: the opener was sent SIGKILL by the kernel (a tripwire).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        action: Option<&'static str>,
-    },
-    Network {
-        /// `connect`, or `sendmsg` for a UDP datagram sent to an address
-        /// without connect().
-        op: &'static str,
-        protocol: String,
-        family: &'static str,
-        daddr: String,
-        dport: u16,
-        result: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        policy: Option<String>,
-        /// `blocked` (refused with EPERM) or `would_block` (audit mode).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        action: Option<&'static str>,
-        /// The policy entry behind the action.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        rule: Option<String>,
-        /// The name the address was learned under (DNS answer or resolution).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        dns_name: Option<String>,
-    },
-    Memory {
-        kind: &'static str,
-        target_pid: u32,
-        target_comm: String,
-        result: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        request: Option<String>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        target_secret_env: Vec<String>,
-    },
-    /// Something done to bee-trace itself (src/tamper.rs).
-    Tamper {
-        /// The bpf(2) command (`map_update_elem`, `link_detach` ...),
-        /// `signal`, or `integrity` for a self-check finding.
-        op: &'static str,
-        /// `bpf`, `signal` or `self_check`.
-        source: &'static str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        object_type: Option<&'static str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        object_id: Option<u32>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        object_name: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        result: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        signal: Option<&'static str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        target_pid: Option<u32>,
-        /// For a self-check finding: what differs from what bee-trace set up.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        found: Option<String>,
-    },
-}
+pub use crate::event::{Detail, Event};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -320,6 +214,7 @@ pub fn result_text(ret: i64) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::event::{Ancestor, Severity};
 
     pub(crate) fn sample() -> Event {
         Event {

@@ -4,7 +4,7 @@
 //! unbounded depth (`not(not(...` ten thousand times) would overflow the
 //! stack and abort bee-trace instead of refusing the rule.
 
-use super::lang::Pos;
+use super::parse::Pos;
 
 /// Deepest nesting of brackets and `not`s a condition may have.
 pub const MAX_NESTING: usize = 32;

@@ -4,7 +4,7 @@ use crossbeam_channel::Receiver;
 
 use crate::events::Raw;
 use crate::kernel::Sensors;
-use crate::pipeline::{Pipeline, Reorder};
+use crate::pipeline::{Effect, Pipeline, Reorder};
 use crate::sink::Sink;
 use crate::tamper;
 
@@ -35,19 +35,46 @@ impl Flow {
     }
 
     /// Sends every record due by `now` (all of them with `None`, and all
-    /// while the buffer is full) through the pipeline to the sink. While
-    /// probes are attached (`sensors`), the pipeline's effects are applied
-    /// after each event.
+    /// while the buffer is full) through the pipeline to the sink, applying
+    /// the pipeline's effects after each record (`sensors` is `None` once
+    /// the probes are detached).
     pub(super) fn release(&mut self, now: Option<u64>, mut sensors: Option<&mut Sensors>) {
+        let mut effects = Vec::new();
         loop {
             let until = now.filter(|_| self.reorder.len() < REORDER_MAX);
             let Some(raw) = self.reorder.pop_ready(until) else {
                 break;
             };
-            if let Some(ev) = self.pipeline.handle(raw) {
-                apply_effects(&mut self.pipeline, sensors.as_deref_mut());
+            let ev = self.pipeline.handle(raw, &mut effects);
+            self.apply(&mut effects, sensors.as_deref_mut());
+            if let Some(ev) = ev {
                 self.guard.saw(&ev);
                 self.sink.deliver(ev);
+            }
+        }
+    }
+
+    /// Addresses the resolver thread found for the policy's domains, and
+    /// the expiry of those whose TTL ran out, put into the egress maps.
+    pub(super) fn take_resolved(&mut self, sensors: Option<&mut Sensors>) {
+        let mut effects = Vec::new();
+        self.pipeline.take_resolved(&mut effects);
+        self.apply(&mut effects, sensors);
+    }
+
+    /// What the pipeline asked of the kernel while judging: inodes to
+    /// watch (left once detached: there is no kernel to tell) and learned
+    /// egress addresses.
+    fn apply(&mut self, effects: &mut Vec<Effect>, sensors: Option<&mut Sensors>) {
+        for e in effects.drain(..) {
+            match e {
+                Effect::WatchInode(key) => {
+                    if let Some(s) = sensors.as_deref() {
+                        s.watch_inode(key);
+                    }
+                }
+                Effect::LearnAddr { name, ip, ttl } => self.pipeline.egress.learn(&name, ip, ttl),
+                Effect::ExpireLearned => self.pipeline.egress.expire(),
             }
         }
     }
@@ -61,16 +88,5 @@ impl Flow {
                 self.sink.deliver(ev);
             }
         }
-    }
-}
-
-/// What the pipeline asked of the kernel while judging (inodes it learned
-/// to watch). Once detached there is no kernel to tell, and they are left.
-fn apply_effects(pipeline: &mut Pipeline, sensors: Option<&mut Sensors>) {
-    let Some(sensors) = sensors else {
-        return;
-    };
-    for key in pipeline.learned_inodes.drain(..) {
-        sensors.watch_inode(key);
     }
 }

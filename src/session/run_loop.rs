@@ -28,7 +28,7 @@ impl Running {
             }
             // Take whatever else is queued before releasing in order.
             flow.take_queued(Some(REORDER_MAX));
-            flow.pipeline.take_resolved();
+            flow.take_resolved(Some(&mut p.kernel.sensors));
             flow.release(Some(sys::boot_now_ns()), Some(&mut p.kernel.sensors));
             if p.flow.guard.due() {
                 self_check(p);

@@ -4,8 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
+pub use crate::event::Ancestor;
 use crate::programs::ExeId;
 
 /// How long an exited process stays known: events of other families can
@@ -40,12 +39,6 @@ pub struct Proc {
     pub exe: String,
     /// The inode `exe` was when the kernel ran it (see `programs`).
     pub exe_id: Option<ExeId>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Ancestor {
-    pub pid: u32,
-    pub comm: String,
 }
 
 #[derive(Default)]

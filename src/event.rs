@@ -1,0 +1,590 @@
+//! The event: what one kernel record becomes once enriched and judged, its
+//! kinds, and the one table of its fields that output, the rule checker and
+//! docs/events.md are held to.
+//!
+//! Longer than 500 lines on purpose: the test that holds the output, the
+//! rule checker and the docs to the table (a third of the file) is kept
+//! next to the table it guards.
+
+use serde::Serialize;
+
+// Severity is the policy's word before it is an event's; it moves here
+// once the policy split has landed (one type either way).
+pub use crate::policy::Severity;
+
+/// One process in an event's lineage.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Ancestor {
+    pub pid: u32,
+    pub comm: String,
+}
+
+/// The `type` of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Process,
+    File,
+    Network,
+    Memory,
+    Tamper,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Process,
+        Kind::File,
+        Kind::Network,
+        Kind::Memory,
+        Kind::Tamper,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Process => "process",
+            Kind::File => "file",
+            Kind::Network => "network",
+            Kind::Memory => "memory",
+            Kind::Tamper => "tamper",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Stable within a run (and kept by a record): what signals point at.
+    pub id: u64,
+    pub ts: String,
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub comm: String,
+    pub exe: String,
+    pub ancestors: Vec<Ancestor>,
+    pub severity: Severity,
+    #[serde(flatten)]
+    pub detail: Detail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Detail {
+    Process {
+        kind: &'static str,
+        argv: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        argv_truncated: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+    },
+    File {
+        path: String,
+        access: &'static str,
+        result: String,
+        /// What kind of secret or protected file (the policy's rule kind).
+        category: String,
+        /// The policy pattern that matched.
+        rule: String,
+        /// The kernel resolved the opened file (true) or the open failed and
+        /// the path is the requested one joined to its directory (false).
+        resolved: bool,
+        /// A hardlink: the sensitive file this path shares its inode with.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        same_inode_as: Option<String>,
+        /// `killed`: the opener was sent SIGKILL by the kernel (a tripwire).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        action: Option<&'static str>,
+    },
+    Network {
+        /// `connect`, or `sendmsg` for a UDP datagram sent to an address
+        /// without connect().
+        op: &'static str,
+        protocol: String,
+        family: &'static str,
+        daddr: String,
+        dport: u16,
+        result: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        policy: Option<String>,
+        /// `blocked` (refused with EPERM) or `would_block` (audit mode).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        action: Option<&'static str>,
+        /// The policy entry behind the action.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+        /// The name the address was learned under (DNS answer or resolution).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dns_name: Option<String>,
+    },
+    Memory {
+        kind: &'static str,
+        target_pid: u32,
+        target_comm: String,
+        result: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        target_secret_env: Vec<String>,
+    },
+    /// Something done to bee-trace itself (src/tamper.rs).
+    Tamper {
+        /// The bpf(2) command (`map_update_elem`, `link_detach` ...),
+        /// `signal`, or `integrity` for a self-check finding.
+        op: &'static str,
+        /// `bpf`, `signal` or `self_check`.
+        source: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        object_type: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        object_id: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        object_name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signal: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target_pid: Option<u32>,
+        /// For a self-check finding: what differs from what bee-trace set up.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        found: Option<String>,
+    },
+}
+
+impl Detail {
+    /// The kind of event this detail belongs to.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Detail::Process { .. } => Kind::Process,
+            Detail::File { .. } => Kind::File,
+            Detail::Network { .. } => Kind::Network,
+            Detail::Memory { .. } => Kind::Memory,
+            Detail::Tamper { .. } => Kind::Tamper,
+        }
+    }
+}
+
+/// A field's value as a rule condition sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Str,
+    Int,
+    Bool,
+    /// A list of strings; a test holds when it holds for one element.
+    List,
+}
+
+/// One field of the NDJSON form.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub name: &'static str,
+    /// The kinds whose events carry it (always or when it applies).
+    pub kinds: &'static [Kind],
+    /// None: rules cannot compare it (a list of objects).
+    pub ty: Option<FieldType>,
+    pub doc: &'static str,
+}
+
+const ALL: &[Kind] = &Kind::ALL;
+const PROCESS: &[Kind] = &[Kind::Process];
+const FILE: &[Kind] = &[Kind::File];
+const NETWORK: &[Kind] = &[Kind::Network];
+const MEMORY: &[Kind] = &[Kind::Memory];
+const TAMPER: &[Kind] = &[Kind::Tamper];
+
+const fn f(
+    name: &'static str,
+    kinds: &'static [Kind],
+    ty: Option<FieldType>,
+    doc: &'static str,
+) -> Field {
+    Field {
+        name,
+        kinds,
+        ty,
+        doc,
+    }
+}
+
+use FieldType::{Bool, Int, List, Str};
+
+/// Every event field, once. `Event` and `Detail` emit these; the rule
+/// checker knows exactly these; docs/events.md lists exactly these (the
+/// tests below hold all three to it).
+pub const FIELDS: &[Field] = &[
+    f("type", ALL, Some(Str), "the event's kind"),
+    f("id", ALL, Some(Int), "the event's number in its run"),
+    f(
+        "ts",
+        ALL,
+        Some(Str),
+        "RFC 3339 UTC time of the kernel event",
+    ),
+    f(
+        "pid",
+        ALL,
+        Some(Int),
+        "the process (thread group) that acted",
+    ),
+    f("ppid", ALL, Some(Int), "its parent's pid"),
+    f("uid", ALL, Some(Int), "its real uid"),
+    f("comm", ALL, Some(Str), "its command name"),
+    f("exe", ALL, Some(Str), "its executable's absolute path"),
+    f(
+        "ancestors",
+        ALL,
+        None,
+        "its lineage, parent first, as {pid, comm}",
+    ),
+    f(
+        "severity",
+        ALL,
+        Some(Str),
+        "info, warning, high or critical",
+    ),
+    f(
+        "kind",
+        &[Kind::Process, Kind::Memory],
+        Some(Str),
+        "what happened: exec/exit, or how memory was reached",
+    ),
+    f("argv", PROCESS, Some(List), "an exec's arguments"),
+    f(
+        "argv_truncated",
+        PROCESS,
+        Some(Bool),
+        "true when argv was cut",
+    ),
+    f("exit_code", PROCESS, Some(Int), "an exit's status"),
+    f("path", FILE, Some(Str), "the opened file's real path"),
+    f("access", FILE, Some(Str), "read or write"),
+    f(
+        "result",
+        &[Kind::File, Kind::Network, Kind::Memory, Kind::Tamper],
+        Some(Str),
+        "ok, or the errno's name (and the verdicts' words)",
+    ),
+    f(
+        "category",
+        FILE,
+        Some(Str),
+        "what kind of file the policy says",
+    ),
+    f(
+        "rule",
+        &[Kind::File, Kind::Network],
+        Some(Str),
+        "the policy entry that matched",
+    ),
+    f(
+        "resolved",
+        FILE,
+        Some(Bool),
+        "the path is the opened file's",
+    ),
+    f(
+        "same_inode_as",
+        FILE,
+        Some(Str),
+        "a hardlink's sensitive file",
+    ),
+    f(
+        "action",
+        &[Kind::File, Kind::Network],
+        Some(Str),
+        "what the kernel did: killed, blocked, would_block",
+    ),
+    f(
+        "op",
+        &[Kind::Network, Kind::Tamper],
+        Some(Str),
+        "the operation",
+    ),
+    f(
+        "protocol",
+        NETWORK,
+        Some(Str),
+        "tcp, udp or another protocol",
+    ),
+    f("family", NETWORK, Some(Str), "ipv4 or ipv6"),
+    f("daddr", NETWORK, Some(Str), "destination address"),
+    f("dport", NETWORK, Some(Int), "destination port"),
+    f(
+        "policy",
+        NETWORK,
+        Some(Str),
+        "the verdict in the original tool's words",
+    ),
+    f(
+        "dns_name",
+        NETWORK,
+        Some(Str),
+        "the name the address was learned under",
+    ),
+    f(
+        "target_pid",
+        &[Kind::Memory, Kind::Tamper],
+        Some(Int),
+        "the process acted on",
+    ),
+    f("target_comm", MEMORY, Some(Str), "its command name"),
+    f("request", MEMORY, Some(Str), "a ptrace request's name"),
+    f(
+        "target_secret_env",
+        MEMORY,
+        Some(List),
+        "names of the target's secret environment variables",
+    ),
+    f(
+        "source",
+        TAMPER,
+        Some(Str),
+        "bpf, signal, self_check or watchdog",
+    ),
+    f(
+        "object_type",
+        TAMPER,
+        Some(Str),
+        "map, prog, link or process",
+    ),
+    f("object_id", TAMPER, Some(Int), "the object's kernel id"),
+    f("object_name", TAMPER, Some(Str), "the object's name"),
+    f("signal", TAMPER, Some(Str), "SIGKILL or SIGSTOP"),
+    f(
+        "found",
+        TAMPER,
+        Some(Str),
+        "what a self-check found changed",
+    ),
+];
+
+/// The fields events of `kind` carry, in table order.
+pub fn fields_of(kind: Kind) -> impl Iterator<Item = &'static Field> {
+    FIELDS.iter().filter(move |f| f.kinds.contains(&kind))
+}
+
+/// A field of `kind` by name.
+pub fn field(kind: Kind, name: &str) -> Option<&'static Field> {
+    fields_of(kind).find(|f| f.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// One event of each detail, every optional field set: together they
+    /// emit every field an event can have. A field added to `Detail` stops
+    /// this compiling until it is set here too.
+    fn every_detail() -> Vec<Detail> {
+        vec![
+            Detail::Process {
+                kind: "exec",
+                argv: vec!["sh".into()],
+                argv_truncated: Some(true),
+                exit_code: Some(0),
+            },
+            Detail::File {
+                path: "/root/.ssh/id_rsa".into(),
+                access: "read",
+                result: "ok".into(),
+                category: "ssh_key".into(),
+                rule: "**/.ssh/id_*".into(),
+                resolved: true,
+                same_inode_as: Some("/root/.ssh/id_ed25519".into()),
+                action: Some("killed"),
+            },
+            Detail::Network {
+                op: "connect",
+                protocol: "tcp".into(),
+                family: "ipv4",
+                daddr: "198.51.100.3".into(),
+                dport: 443,
+                result: "EPERM".into(),
+                policy: Some("blocked_ip".into()),
+                action: Some("blocked"),
+                rule: Some("network.blocked_ips: 198.51.100.0/24".into()),
+                dns_name: Some("evil.example".into()),
+            },
+            Detail::Memory {
+                kind: "proc_environ",
+                target_pid: 2,
+                target_comm: "runner".into(),
+                result: "ok".into(),
+                request: Some("PTRACE_ATTACH".into()),
+                target_secret_env: vec!["GITHUB_TOKEN".into()],
+            },
+            Detail::Tamper {
+                op: "integrity",
+                source: "self_check",
+                object_type: Some("map"),
+                object_id: Some(5),
+                object_name: Some("file_filter".into()),
+                result: Some("ok".into()),
+                signal: Some("SIGKILL"),
+                target_pid: Some(3),
+                found: Some("no longer block 198.51.100.3/32".into()),
+            },
+        ]
+    }
+
+    fn sample(detail: Detail) -> Event {
+        Event {
+            kind: detail.kind().as_str(),
+            id: 1,
+            ts: "2026-11-21T10:00:00.000000Z".into(),
+            pid: 10,
+            ppid: 9,
+            uid: 0,
+            comm: "cat".into(),
+            exe: "/usr/bin/cat".into(),
+            ancestors: vec![Ancestor {
+                pid: 9,
+                comm: "sh".into(),
+            }],
+            severity: Severity::High,
+            detail,
+        }
+    }
+
+    type Known = BTreeSet<(Kind, String)>;
+
+    /// (kind, field) for every key the samples serialise to.
+    fn emitted() -> Known {
+        let mut out = Known::new();
+        for d in every_detail() {
+            let kind = d.kind();
+            let v = serde_json::to_value(sample(d)).unwrap();
+            for k in v.as_object().unwrap().keys() {
+                out.insert((kind, k.clone()));
+            }
+        }
+        out
+    }
+
+    fn table() -> Known {
+        Kind::ALL
+            .into_iter()
+            .flat_map(|k| fields_of(k).map(move |f| (k, f.name.to_string())))
+            .collect()
+    }
+
+    /// (kind, field) for every field docs/events.md lists: the first cell
+    /// of each table row under `## Common fields` (every kind) and under
+    /// each ``## `kind` `` heading.
+    fn documented(doc: &str) -> Known {
+        let mut out = Known::new();
+        let mut kinds: Vec<Kind> = Vec::new();
+        for line in doc.lines() {
+            if let Some(h) = line.strip_prefix("## ") {
+                kinds = if h == "Common fields" {
+                    Kind::ALL.to_vec()
+                } else {
+                    Kind::from_name(h.trim_matches('`')).into_iter().collect()
+                };
+                continue;
+            }
+            let Some(row) = line.strip_prefix("| `") else {
+                continue;
+            };
+            let cell = row.split(" |").next().unwrap_or("");
+            for name in format!("`{cell}").split(',') {
+                let name = name.trim().trim_matches('`');
+                for k in &kinds {
+                    out.insert((*k, name.to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    fn missing(a: &Known, b: &Known) -> Vec<String> {
+        a.difference(b)
+            .map(|(k, n)| format!("{}.{n}", k.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn every_detail_is_of_its_kind_and_named_by_it() {
+        for d in every_detail() {
+            assert_eq!(Kind::from_name(d.kind().as_str()), Some(d.kind()));
+        }
+        assert_eq!(every_detail().len(), Kind::ALL.len());
+    }
+
+    #[test]
+    fn the_output_emits_exactly_the_table() {
+        let (out, table) = (emitted(), table());
+        assert_eq!(missing(&out, &table), Vec::<String>::new(), "not in FIELDS");
+        assert_eq!(missing(&table, &out), Vec::<String>::new(), "never emitted");
+    }
+
+    #[test]
+    fn docs_events_md_lists_exactly_the_table() {
+        let doc = documented(include_str!("../docs/events.md"));
+        let table = table();
+        assert_eq!(missing(&table, &doc), Vec::<String>::new(), "undocumented");
+        assert_eq!(missing(&doc, &table), Vec::<String>::new(), "not in FIELDS");
+    }
+
+    #[test]
+    fn the_doc_parser_sees_a_dropped_row() {
+        let doc = include_str!("../docs/events.md");
+        let cut = doc.replace("| `argv_truncated` |", "| argv_truncated |");
+        assert!(documented(doc).contains(&(Kind::Process, "argv_truncated".into())));
+        assert!(!documented(&cut).contains(&(Kind::Process, "argv_truncated".into())));
+    }
+
+    /// A condition on `name` of the field's type, for the rule checker.
+    fn condition(kind: Kind, name: &str, ty: FieldType) -> String {
+        let test = match ty {
+            FieldType::Str => "== \\\"x\\\"",
+            FieldType::Int => "== 1",
+            FieldType::Bool => "== true",
+            FieldType::List => "contains \\\"x\\\"",
+        };
+        format!("has({}).where({name} {test})", kind.as_str())
+    }
+
+    fn compiles(cond: &str) -> Result<(), crate::rules::RuleError> {
+        let text = format!(
+            "rules:\n  - name: r\n    severity: high\n    description: d\n    condition: \"{cond}\"\n"
+        );
+        crate::rules::compile(&[crate::rules::Source {
+            name: "t.yml".into(),
+            text,
+        }])
+        .map(|_| ())
+    }
+
+    #[test]
+    fn the_rule_checker_knows_every_field_rules_can_select() {
+        // Rules select process, file, network and memory events; tamper
+        // events are for people, not for rules.
+        let selectable = [Kind::Process, Kind::File, Kind::Network, Kind::Memory];
+        for kind in selectable {
+            for fd in fields_of(kind) {
+                let ty = fd.ty.unwrap_or(FieldType::Str);
+                let r = compiles(&condition(kind, fd.name, ty));
+                match fd.ty {
+                    Some(_) => r.unwrap_or_else(|e| panic!("{}.{}: {e}", kind.as_str(), fd.name)),
+                    None => assert!(r.is_err(), "{} is not comparable", fd.name),
+                }
+            }
+        }
+        let e = compiles(&condition(Kind::Tamper, "op", FieldType::Str)).unwrap_err();
+        assert!(
+            e.message.contains("process, file, network or memory"),
+            "{e}"
+        );
+        // And nothing outside the table.
+        let e = compiles("has(process).where(argv_cut == true)").unwrap_err();
+        assert!(e.message.contains("argv_truncated"), "lists the table: {e}");
+    }
+}

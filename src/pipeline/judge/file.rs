@@ -1,0 +1,124 @@
+//! The file family: opens of sensitive files, judged by path and, for a
+//! hardlink (a name no rule matches), by inode; each sensitive inode seen
+//! is handed to the kernel to watch (an effect).
+
+use std::collections::HashMap;
+
+use crate::event::{Detail, Event, Severity};
+use crate::events::{self, InodeKey};
+use crate::output::result_text;
+use crate::policy::{Access, FileRule, Policy};
+
+use super::{Cx, Effect};
+
+pub(crate) const FMODE_WRITE: u32 = 0x2;
+const O_ACCMODE: u32 = 0o3;
+const O_TRUNC: u32 = 0o1000;
+
+/// Sensitive files by inode, (dev, ino) -> (the rule, the path it was
+/// seen under): a hardlink has a name no rule matches.
+#[derive(Default)]
+pub struct Files {
+    known: HashMap<(u64, u64), (FileRule, String)>,
+}
+
+impl Files {
+    /// Remembers an existing sensitive file by inode (see `Policy::seed_files`).
+    pub fn know(&mut self, policy: &Policy, key: InodeKey, path: &str) {
+        if let Some(rule) = policy.match_file(path, Access::Write) {
+            self.known
+                .insert((key.dev, key.ino), (rule.clone(), path.to_string()));
+        }
+    }
+
+    /// Judges the files known by inode again under a new policy; those no
+    /// rule names any more are forgotten.
+    pub fn rejudge(&mut self, policy: &Policy) {
+        let known = std::mem::take(&mut self.known);
+        for (key, (_, path)) in known {
+            if let Some(rule) = policy.match_file(&path, Access::Write) {
+                self.known.insert(key, (rule.clone(), path));
+            }
+        }
+    }
+
+    /// An open the kernel's filter let through, judged by the policy by path
+    /// and, for a name no rule matches, by inode.
+    pub fn judge(&mut self, cx: &mut Cx, e: &events::FileEvent) -> Option<Event> {
+        // A kill is always reported, whoever it hit.
+        if e.action != events::FILE_KILLED && cx.is_peer_activity(e.hdr.pid) {
+            return None;
+        }
+        let path = events::file_event_path(e);
+        let write = if e.ret >= 0 {
+            e.fmode & FMODE_WRITE != 0
+        } else {
+            e.flags & O_ACCMODE != 0 || e.flags & O_TRUNC != 0
+        };
+        let access = if write { Access::Write } else { Access::Read };
+        let opened = e.ret >= 0 && e.layout == events::PATH_RESOLVED;
+        let killed = e.action == events::FILE_KILLED;
+        let by_inode = self.known.get(&(e.dev, e.ino)).filter(|_| opened);
+        let (rule, same_inode_as) = if killed {
+            // The kernel already acted: report it whatever the path says,
+            // under the tripwire rule that armed this inode.
+            match by_inode {
+                Some((rule, original)) => {
+                    (rule.clone(), Some(original.clone()).filter(|o| *o != path))
+                }
+                None => match cx.policy.match_file(&path, access) {
+                    Some(rule) => (rule.clone(), None),
+                    None => (Policy::unknown_tripwire(), None),
+                },
+            }
+        } else {
+            match cx.policy.match_file(&path, access) {
+                Some(rule) => (rule.clone(), None),
+                None => match by_inode {
+                    Some((rule, original))
+                        if (!rule.write_only || access == Access::Write) && *original != path =>
+                    {
+                        (rule.clone(), Some(original.clone()))
+                    }
+                    _ => {
+                        cx.stats.filtered += 1;
+                        return None;
+                    }
+                },
+            }
+        };
+        if opened && same_inode_as.is_none() && !self.known.contains_key(&(e.dev, e.ino)) {
+            cx.effects.push(Effect::WatchInode(InodeKey {
+                dev: e.dev,
+                ino: e.ino,
+            }));
+            self.known
+                .insert((e.dev, e.ino), (rule.clone(), path.clone()));
+        }
+        let FileRule {
+            kind: category,
+            pattern,
+            severity,
+            expected,
+            ..
+        } = rule;
+        let mut ev = cx.enrich.base(
+            &e.hdr,
+            severity,
+            Detail::File {
+                path,
+                access: access.as_str(),
+                result: result_text(e.ret as i64),
+                category,
+                rule: pattern,
+                resolved: e.layout == events::PATH_RESOLVED,
+                same_inode_as,
+                action: killed.then_some("killed"),
+            },
+        );
+        if !killed && cx.enrich.runs_program(e.hdr.pid, &expected) {
+            ev.severity = Severity::Info;
+        }
+        Some(ev)
+    }
+}

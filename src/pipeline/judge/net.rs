@@ -1,0 +1,179 @@
+//! The network family: connects seen by the tracepoints, verdicts of the
+//! egress hooks (one event per judged connect), and DNS answers, which are
+//! not events but teach the egress maps an address (an effect).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use crate::event::{Detail, Event, Severity};
+use crate::events;
+use crate::output::result_text;
+
+use super::{Cx, Effect};
+
+/// How long an egress verdict absorbs the connect tracepoint's record.
+const VERDICT_WINDOW_NS: u64 = 2_000_000_000;
+
+/// Recent egress verdicts on connects, by (pid, address, port): the
+/// connect tracepoint's record of the same call is folded into them.
+#[derive(Default)]
+pub struct Net {
+    verdicts: HashMap<(u32, IpAddr, u16), u64>,
+}
+
+impl Net {
+    /// A connect the tracepoints saw, unless the egress hooks already
+    /// reported this very call with their verdict.
+    pub fn connect(&mut self, cx: &mut Cx, e: &events::NetEvent) -> Option<Event> {
+        let (family, ip) = net_addr(e.family, &e.daddr)?;
+        // The egress hook already reported this very connect with its verdict.
+        if let Some(ts) = self.verdicts.get(&(e.hdr.pid, ip, e.dport)) {
+            if e.hdr.ts_boot_ns.saturating_sub(*ts) < VERDICT_WINDOW_NS {
+                return None;
+            }
+        }
+        if !cx.policy.monitored_ports.is_empty() && !cx.policy.monitored_ports.contains(&e.dport) {
+            cx.stats.filtered += 1;
+            return None;
+        }
+        let severity = if cx.policy.alert_on_any_connection {
+            Severity::Warning
+        } else {
+            Severity::Info
+        };
+        let detail = Detail::Network {
+            op: "connect",
+            protocol: protocol_name(e.protocol),
+            family,
+            daddr: ip.to_string(),
+            dport: e.dport,
+            result: result_text(e.ret as i64),
+            policy: None,
+            action: None,
+            rule: None,
+            dns_name: cx.egress.dns_name(ip).map(str::to_string),
+        };
+        Some(cx.enrich.base(&e.hdr, severity, detail))
+    }
+
+    /// A verdict of the cgroup egress hooks (or an unconnected UDP send).
+    pub fn verdict(&mut self, cx: &mut Cx, e: &events::EgressEvent) -> Option<Event> {
+        let (family, ip) = net_addr(e.family, &e.daddr)?;
+        let op = if e.hook == events::HOOK_CONNECT {
+            "connect"
+        } else {
+            "sendmsg"
+        };
+        let (action, result) = match e.action {
+            events::ACT_BLOCKED => (Some("blocked"), "EPERM".to_string()),
+            events::ACT_WOULD_BLOCK => (Some("would_block"), "permitted".to_string()),
+            events::ACT_OBSERVED => (None, "sent".to_string()),
+            other => {
+                log::debug!("unknown egress action {other}");
+                (None, "sent".to_string())
+            }
+        };
+        if action.is_some() && op == "connect" {
+            if self.verdicts.len() > 4096 {
+                let now = e.hdr.ts_boot_ns;
+                self.verdicts
+                    .retain(|_, t| now.saturating_sub(*t) < VERDICT_WINDOW_NS);
+            }
+            self.verdicts
+                .insert((e.hdr.pid, ip, e.dport), e.hdr.ts_boot_ns);
+        }
+        if action.is_none()
+            && !cx.policy.monitored_ports.is_empty()
+            && !cx.policy.monitored_ports.contains(&e.dport)
+        {
+            cx.stats.filtered += 1;
+            return None;
+        }
+        let severity = if action.is_some() {
+            Severity::High
+        } else if cx.policy.alert_on_any_connection {
+            Severity::Warning
+        } else {
+            Severity::Info
+        };
+        let (rule, policy) = if action.is_some() {
+            let text = cx.egress.rule_text(e.rule);
+            let legacy = if let Some(d) = cx.egress.domain_rule_for(ip) {
+                (!d.allow).then(|| format!("blocked_domain:{}", d.name))
+            } else if text.starts_with("network.blocked_ips") {
+                Some("blocked_ip".to_string())
+            } else {
+                None
+            };
+            (Some(text), legacy)
+        } else {
+            (None, None)
+        };
+        let detail = Detail::Network {
+            op,
+            protocol: protocol_name(e.protocol),
+            family,
+            daddr: ip.to_string(),
+            dport: e.dport,
+            result,
+            policy,
+            action,
+            rule,
+            dns_name: cx.egress.dns_name(ip).map(str::to_string),
+        };
+        let mut hdr = e.hdr;
+        hdr.ppid = cx.enrich.table.get_or_load(hdr.pid).map_or(0, |p| p.ppid);
+        Some(cx.enrich.base(&hdr, severity, detail))
+    }
+}
+
+/// A DNS answer the kernel took: its addresses are learned under the name
+/// asked for (for `dns_name`, and with their TTL for the egress maps).
+/// The kernel sends only answers to a query it saw leaving a socket of
+/// the host's network namespace for a configured resolver (same socket,
+/// resolver, ports, id and question), so nothing a job answers itself
+/// gets here. Not an event of its own.
+pub fn dns(cx: &mut Cx, e: &events::DnsEvent) -> Option<Event> {
+    let wire = e.name.get(..usize::from(e.name_len)).unwrap_or(&e.name);
+    let Some(name) = events::dns_name_text(wire) else {
+        cx.stats.filtered += 1;
+        return None;
+    };
+    for k in 0..usize::from(e.naddrs).min(events::DNS_ADDRS) {
+        let ip = match e.family[k] {
+            4 => IpAddr::from([e.addr[k][0], e.addr[k][1], e.addr[k][2], e.addr[k][3]]),
+            6 => IpAddr::from(e.addr[k]),
+            _ => continue,
+        };
+        cx.effects.push(Effect::LearnAddr {
+            name: name.clone(),
+            ip,
+            ttl: Duration::from_secs(u64::from(e.ttl[k])),
+        });
+    }
+    None
+}
+
+fn net_addr(family: u16, daddr: &[u8; 16]) -> Option<(&'static str, IpAddr)> {
+    match family {
+        2 => Some((
+            "ipv4",
+            IpAddr::V4(Ipv4Addr::new(daddr[0], daddr[1], daddr[2], daddr[3])),
+        )),
+        10 => Some(("ipv6", IpAddr::V6(Ipv6Addr::from(*daddr)))),
+        _ => None,
+    }
+}
+
+fn protocol_name(p: u16) -> String {
+    match p {
+        6 => "tcp".to_string(),
+        17 => "udp".to_string(),
+        1 => "icmp".to_string(),
+        58 => "icmpv6".to_string(),
+        136 => "udplite".to_string(),
+        262 => "mptcp".to_string(),
+        n => format!("ip-proto-{n}"),
+    }
+}

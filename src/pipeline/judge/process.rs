@@ -1,0 +1,69 @@
+//! The process family: execs and exits keep the process table current
+//! and, with `--probe-type all`, are events themselves.
+
+use crate::event::{Detail, Event, Severity};
+use crate::events;
+use crate::programs::ExeId;
+
+use super::Cx;
+
+/// An exec: the table learns the new program (and the inode it ran);
+/// shown as an event with `show`.
+pub fn exec(cx: &mut Cx, show: bool, e: &events::ExecEvent) -> Option<Event> {
+    let exe_len = (e.exe_len as usize).min(events::PATH_BUF);
+    let exe = if e.exe_depth == 0 {
+        String::new()
+    } else {
+        events::join_components(
+            &e.exe,
+            0,
+            exe_len,
+            e.exe_flags & events::PATH_TRUNCATED != 0,
+        )
+        .0
+    };
+    let argv = events::split_argv(&e.argv, e.argv_len as usize);
+    let comm = events::cstr(&e.hdr.comm);
+    let id = (e.exe_ino != 0).then_some(ExeId {
+        dev: e.exe_dev,
+        ino: e.exe_ino,
+        uid: e.exe_uid,
+        mode: e.exe_mode,
+    });
+    cx.enrich
+        .table
+        .on_exec(e.hdr.pid, e.hdr.ppid, comm, exe, id);
+    if !show {
+        return None;
+    }
+    let truncated = e.argv_full > e.argv_len;
+    let detail = Detail::Process {
+        kind: "exec",
+        argv,
+        argv_truncated: truncated.then_some(true),
+        exit_code: None,
+    };
+    Some(cx.enrich.base(&e.hdr, Severity::Info, detail))
+}
+
+/// An exit: the table forgets the process (after a while); shown as an
+/// event with `show`.
+pub fn exit(cx: &mut Cx, show: bool, e: &events::ExitEvent) -> Option<Event> {
+    let ev = show.then(|| {
+        let code = e.exit_code;
+        let status = if code & 0x7f == 0 {
+            (code >> 8) & 0xff
+        } else {
+            128 + (code & 0x7f)
+        };
+        let detail = Detail::Process {
+            kind: "exit",
+            argv: Vec::new(),
+            argv_truncated: None,
+            exit_code: Some(status),
+        };
+        cx.enrich.base(&e.hdr, Severity::Info, detail)
+    });
+    cx.enrich.table.on_exit(e.hdr.pid);
+    ev
+}

@@ -1,0 +1,271 @@
+//! The pipeline judged through its front door, with records as the rings
+//! give them.
+
+use super::judge::file::FMODE_WRITE;
+use super::*;
+use crate::egress::Egress;
+use crate::event::{Detail, Severity};
+use crate::events::{FileEvent, Header, NetEvent, PATH_BUF};
+use crate::policy::Policy;
+use crate::proctable::ProcTable;
+
+fn header(kind: u32, pid: u32, comm: &str) -> Header {
+    let mut h = Header {
+        kind,
+        pid,
+        tid: pid,
+        ppid: 1,
+        uid: 0,
+        ..Default::default()
+    };
+    h.comm[..comm.len()].copy_from_slice(comm.as_bytes());
+    h
+}
+
+fn file_event(path_leaf_first: &[u8], ret: i32, fmode: u32, comm: &str) -> FileEvent {
+    let mut e = FileEvent {
+        hdr: header(events::EV_FILE, 4_000_000, comm),
+        ret,
+        flags: 0,
+        fmode,
+        path_flags: 0,
+        dev: 1,
+        ino: 2,
+        path_len: path_leaf_first.len() as u16,
+        path_depth: 3,
+        req_len: 0,
+        layout: events::PATH_RESOLVED,
+        syscall: 1,
+        action: 0,
+        _pad: [0; 7],
+        path: [0; PATH_BUF],
+    };
+    e.path[..path_leaf_first.len()].copy_from_slice(path_leaf_first);
+    e
+}
+
+fn with_egress(pol: Policy, show: bool, command: Option<String>) -> Pipeline {
+    let plan = crate::egress::Plan::new(&pol, &[]).unwrap();
+    Pipeline::new(
+        pol,
+        ProcTable::default(),
+        show,
+        command,
+        Egress::new(plan, None),
+    )
+}
+
+fn pipeline() -> Pipeline {
+    with_egress(Policy::default_policy(), true, None)
+}
+
+#[test]
+fn judges_a_key_read_by_path_and_program() {
+    let mut p = pipeline();
+    let mut fx = Vec::new();
+    let ev = p
+        .handle(
+            Raw::File(Box::new(file_event(b"id_rsa\0.ssh\0root\0", 3, 1, "cat"))),
+            &mut fx,
+        )
+        .unwrap();
+    assert_eq!(ev.severity, Severity::Critical);
+    match &ev.detail {
+        Detail::File {
+            path,
+            access,
+            result,
+            category,
+            ..
+        } => {
+            assert_eq!(path, "/root/.ssh/id_rsa");
+            assert_eq!(*access, "read");
+            assert_eq!(result, "ok");
+            assert_eq!(category, "ssh_key");
+        }
+        d => panic!("{d:?}"),
+    }
+    let ev = p
+        .handle(
+            Raw::File(Box::new(file_event(b"id_rsa\0.ssh\0root\0", 3, 1, "ssh"))),
+            &mut fx,
+        )
+        .unwrap();
+    assert_eq!(
+        ev.severity,
+        Severity::Critical,
+        "a process named ssh is not the ssh program"
+    );
+    let mut public = file_event(b"id_rsa.pub\0.ssh\0root\0", 3, 1, "cat");
+    public.ino = 3;
+    assert!(p.handle(Raw::File(Box::new(public)), &mut fx).is_none());
+    assert_eq!(p.stats.filtered, 1);
+    let watched = fx.iter().filter(|e| matches!(e, Effect::WatchInode(_)));
+    assert_eq!(watched.count(), 1, "one inode learned, once");
+
+    // The same inode under a name no rule matches: a hardlink.
+    let ev = p
+        .handle(
+            Raw::File(Box::new(file_event(b"innocent\0tmp\0", 3, 1, "cat"))),
+            &mut fx,
+        )
+        .unwrap();
+    match &ev.detail {
+        Detail::File {
+            path,
+            same_inode_as,
+            category,
+            ..
+        } => {
+            assert_eq!(path, "/tmp/innocent");
+            assert_eq!(same_inode_as.as_deref(), Some("/root/.ssh/id_rsa"));
+            assert_eq!(category, "ssh_key");
+        }
+        d => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn a_kill_is_never_filtered_and_is_never_downgraded() {
+    let mut p = pipeline();
+    let mut fx = Vec::new();
+    // The kernel killed the opener of an armed inode no rule names.
+    let mut e = file_event(b"notes\0tmp\0", 3, 1, "ssh");
+    e.action = events::FILE_KILLED;
+    let ev = p.handle(Raw::File(Box::new(e)), &mut fx).unwrap();
+    assert_eq!(ev.severity, Severity::Critical);
+    assert!(matches!(
+        &ev.detail,
+        Detail::File { action: Some("killed"), category, .. } if category == "tripwire"
+    ));
+    // An expected program killed on a key is still critical.
+    let mut e = file_event(b"id_rsa\0.ssh\0root\0", 3, 1, "ssh");
+    e.ino = 9;
+    e.action = events::FILE_KILLED;
+    let ev = p.handle(Raw::File(Box::new(e)), &mut fx).unwrap();
+    assert_eq!(ev.severity, Severity::Critical);
+}
+
+#[test]
+fn write_opens_of_protected_files_are_writes() {
+    let mut p = pipeline();
+    let mut fx = Vec::new();
+    assert!(p
+        .handle(
+            Raw::File(Box::new(file_event(b"passwd\0etc\0", 3, 1, "cat"))),
+            &mut fx
+        )
+        .is_none());
+    let ev = p
+        .handle(
+            Raw::File(Box::new(file_event(
+                b"passwd\0etc\0",
+                3,
+                FMODE_WRITE | 1,
+                "tee",
+            ))),
+            &mut fx,
+        )
+        .unwrap();
+    assert!(matches!(
+        ev.detail,
+        Detail::File {
+            access: "write",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn network_events_carry_destination_and_policy() {
+    let mut pol = Policy::from_yaml(
+        "network:\n  blocked_ips: [\"10.9.0.0/16\"]\n",
+        std::path::Path::new("t"),
+    )
+    .unwrap();
+    pol.monitored_ports.clear();
+    let mut p = with_egress(pol, false, Some("curl".into()));
+    let mut fx = Vec::new();
+    let mut n = NetEvent {
+        hdr: header(events::EV_NET, 4_000_001, "curl"),
+        ret: -111,
+        family: 2,
+        dport: 443,
+        protocol: 6,
+        sock_type: 1,
+        ..Default::default()
+    };
+    n.daddr[..4].copy_from_slice(&[10, 8, 1, 2]);
+    let ev = p.handle(Raw::Net(n), &mut fx).unwrap();
+    assert_eq!(ev.severity, Severity::Info);
+    let v = serde_json::to_value(&ev).unwrap();
+    assert_eq!(v["daddr"], "10.8.1.2");
+    assert_eq!(v["op"], "connect");
+    assert_eq!(v["protocol"], "tcp");
+    assert_eq!(v["result"], "ECONNREFUSED");
+    assert!(v.get("action").is_none());
+
+    // The egress hook refuses a connect into the blocked CIDR ...
+    let mut g = events::EgressEvent {
+        hdr: header(events::EV_EGRESS, 4_000_001, "curl"),
+        rule: p.egress.plan().block[0].1,
+        family: 2,
+        dport: 443,
+        protocol: 6,
+        action: events::ACT_BLOCKED,
+        hook: events::HOOK_CONNECT,
+        ..Default::default()
+    };
+    g.daddr[..4].copy_from_slice(&[10, 9, 1, 2]);
+    let ev = p.handle(Raw::Egress(g), &mut fx).unwrap();
+    assert_eq!(ev.severity, Severity::High);
+    let v = serde_json::to_value(&ev).unwrap();
+    assert_eq!(v["action"], "blocked");
+    assert_eq!(v["result"], "EPERM");
+    assert_eq!(v["rule"], "network.blocked_ips: 10.9.0.0/16");
+    assert_eq!(v["policy"], "blocked_ip");
+    // ... and the tracepoint's record of the same call is folded into it.
+    n.hdr = header(events::EV_NET, 4_000_001, "curl");
+    n.ret = -1;
+    n.daddr[..4].copy_from_slice(&[10, 9, 1, 2]);
+    assert!(p.handle(Raw::Net(n), &mut fx).is_none());
+
+    n.hdr = header(events::EV_NET, 4_000_001, "wget");
+    n.daddr[..4].copy_from_slice(&[10, 7, 1, 2]);
+    assert!(
+        p.handle(Raw::Net(n), &mut fx).is_none(),
+        "--command filters by comm"
+    );
+}
+
+#[test]
+fn a_dns_answer_is_an_effect_not_a_map_write() {
+    let mut p = pipeline();
+    let mut fx = Vec::new();
+    let mut d = events::DnsEvent {
+        hdr: header(events::EV_DNS, 4_000_002, "curl"),
+        naddrs: 1,
+        ..Default::default()
+    };
+    let wire = b"\x04evil\x07example\x00";
+    d.name[..wire.len()].copy_from_slice(wire);
+    d.name_len = wire.len() as u16;
+    d.family[0] = 4;
+    d.addr[0][..4].copy_from_slice(&[198, 51, 100, 3]);
+    d.ttl[0] = 60;
+    assert!(p.handle(Raw::Dns(Box::new(d)), &mut fx).is_none());
+    let ip: IpAddr = [198, 51, 100, 3].into();
+    assert_eq!(
+        fx,
+        vec![Effect::LearnAddr {
+            name: "evil.example".into(),
+            ip,
+            ttl: Duration::from_secs(60),
+        }]
+    );
+    // Nothing is learned until the caller applies it.
+    assert_eq!(p.egress.dns_name(ip), None);
+    let mut resolved = Vec::new();
+    p.take_resolved(&mut resolved);
+    assert_eq!(resolved, vec![Effect::ExpireLearned]);
+}

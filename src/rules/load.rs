@@ -1,0 +1,474 @@
+//! Rule files: reading them (the built-in pack, then a trusted directory),
+//! their YAML form, global lists and macros, and compiling each rule. Every
+//! error in a file names the file, line and column and what was expected.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::check::check_condition;
+use super::parse::{parse_cond, parse_duration, Ast, CondError, Pos};
+use super::set::{Rule, RuleSet};
+use crate::input::InputError;
+use crate::policy::Severity;
+
+/// A load-time error in a rule file, located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{col}: {message}")]
+pub struct RuleError {
+    pub file: String,
+    pub line: u64,
+    pub col: u64,
+    pub message: String,
+}
+
+/// Why the rules could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the rules directory {} does not exist; name a directory of *.yml rule files (--rules DIR)", path.display())]
+    NoDir { path: PathBuf },
+    /// The directory or one of its files cannot be trusted or read (the
+    /// error names it).
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("cannot read the rules directory {}: {source}", path.display())]
+    List {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the rule file {} is not UTF-8 text", path.display())]
+    NotText { path: PathBuf },
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+}
+
+// ---------------------------------------------------------------------------
+// The files.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    lists: BTreeMap<String, Vec<ListItem>>,
+    #[serde(default)]
+    macros: BTreeMap<String, serde_saphyr::Spanned<String>>,
+    #[serde(default)]
+    rules: Vec<RuleEntry>,
+}
+
+/// An item of a `lists:` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum ListItem {
+    Int(i64),
+    Str(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleEntry {
+    name: serde_saphyr::Spanned<String>,
+    severity: Severity,
+    description: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    condition: serde_saphyr::Spanned<String>,
+    /// How long a trace's events count, e.g. `5m` (default), `30s`, `1h`.
+    window: Option<serde_saphyr::Spanned<String>>,
+}
+
+const DEFAULT_WINDOW_NS: u64 = 300_000_000_000;
+
+// ---------------------------------------------------------------------------
+// Loading.
+
+/// One source: a name for errors and its text.
+pub struct Source {
+    pub name: String,
+    pub text: String,
+}
+
+/// The built-in pack, then every `*.yml`/`*.yaml` file of `dir` in name
+/// order. Names of rules, lists and macros are global; a duplicate is an
+/// error. The directory and its files must be ones only root can change
+/// (see `input`); each file is opened through the directory's fd.
+pub fn load(dir: Option<&Path>) -> Result<RuleSet, LoadError> {
+    let mut sources = vec![Source {
+        name: "built-in rules".into(),
+        text: super::BUILTIN.to_string(),
+    }];
+    if let Some(d) = dir {
+        sources.extend(read_dir_sources(d)?);
+    }
+    Ok(compile(&sources)?)
+}
+
+fn read_dir_sources(d: &Path) -> Result<Vec<Source>, LoadError> {
+    use crate::input::{open_dir, open_in, read_bounded, Trust, RULES_MAX};
+    let dir = open_dir(d, "rules directory").map_err(|e| match e {
+        InputError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            LoadError::NoDir { path: d.into() }
+        }
+        e => e.into(),
+    })?;
+    // Listed through the checked fd, not by name again.
+    let listing = format!(
+        "/proc/self/fd/{}",
+        std::os::unix::io::AsRawFd::as_raw_fd(&dir)
+    );
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(listing)
+        .map_err(|source| LoadError::List {
+            path: d.into(),
+            source,
+        })?
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| {
+            let n = Path::new(n);
+            n.extension().is_some_and(|x| x == "yml" || x == "yaml")
+        })
+        .collect();
+    names.sort();
+    let mut sources = Vec::new();
+    for n in names {
+        let f = d.join(&n);
+        let (file, meta) = open_in(&dir, &n, &f, "rule file", Trust::Owner)?;
+        let bytes = read_bounded(file, &meta, &f, RULES_MAX, "rule file")?;
+        let text = String::from_utf8(bytes).map_err(|_| LoadError::NotText { path: f.clone() })?;
+        sources.push(Source {
+            name: f.display().to_string(),
+            text,
+        });
+    }
+    Ok(sources)
+}
+
+/// Compiles rule sources: each file's YAML, then the lists and macros of
+/// all of them (any file may use any), then every rule.
+pub fn compile(sources: &[Source]) -> Result<RuleSet, RuleError> {
+    let files = sources
+        .iter()
+        .map(|s| Ok((s, parse_file(s)?)))
+        .collect::<Result<Vec<_>, RuleError>>()?;
+    let (lists, macros) = globals(&files)?;
+    let mut set = RuleSet::default();
+    for (s, f) in &files {
+        for r in &f.rules {
+            let name = rule_name(s, r)?;
+            if set.rules.iter().any(|o: &Rule| o.name == name) {
+                return Err(located(
+                    s,
+                    &r.name,
+                    (1, 1),
+                    format!("rule `{name}` is defined twice"),
+                ));
+            }
+            set.rules.push(compile_rule(s, r, name, &lists, &macros)?);
+        }
+    }
+    Ok(set)
+}
+
+fn parse_file(s: &Source) -> Result<RuleFile, RuleError> {
+    if s.text.trim().is_empty() {
+        return Ok(RuleFile::default());
+    }
+    serde_saphyr::from_str(&s.text).map_err(|e| {
+        let msg = e.to_string();
+        let (line, col) = yaml_pos(&msg);
+        RuleError {
+            file: s.name.clone(),
+            line,
+            col,
+            message: msg,
+        }
+    })
+}
+
+type Lists = BTreeMap<String, Vec<ListItem>>;
+type Macros = BTreeMap<String, Ast>;
+
+/// Every file's lists and parsed macros; a name defined twice is an error.
+fn globals(files: &[(&Source, RuleFile)]) -> Result<(Lists, Macros), RuleError> {
+    let mut lists = Lists::new();
+    let mut macro_src: BTreeMap<String, (&Source, serde_saphyr::Spanned<String>)> = BTreeMap::new();
+    for (s, f) in files {
+        for (k, v) in &f.lists {
+            if lists.insert(k.clone(), v.clone()).is_some() {
+                return Err(RuleError {
+                    file: s.name.clone(),
+                    line: 0,
+                    col: 0,
+                    message: format!("list `{k}` is defined twice"),
+                });
+            }
+        }
+        for (k, v) in &f.macros {
+            if macro_src.insert(k.clone(), (s, v.clone())).is_some() {
+                return Err(located(
+                    s,
+                    v,
+                    (1, 1),
+                    format!("macro `{k}` is defined twice"),
+                ));
+            }
+        }
+    }
+    let mut macros = Macros::new();
+    for (k, (s, v)) in &macro_src {
+        let ast = parse_cond(&v.value).map_err(|e| located(s, v, e.at, e.message))?;
+        macros.insert(k.clone(), ast);
+    }
+    Ok((lists, macros))
+}
+
+fn rule_name(s: &Source, r: &RuleEntry) -> Result<String, RuleError> {
+    let name = r.name.value.trim().to_string();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(located(
+            s,
+            &r.name,
+            (1, 1),
+            "a rule name uses letters, digits, `-` and `_`".into(),
+        ));
+    }
+    Ok(name)
+}
+
+fn compile_rule(
+    s: &Source,
+    r: &RuleEntry,
+    name: String,
+    lists: &Lists,
+    macros: &Macros,
+) -> Result<Rule, RuleError> {
+    let window_ns = match &r.window {
+        Some(w) => parse_duration(w.value.trim())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                located(
+                    s,
+                    w,
+                    (1, 1),
+                    "expected a duration such as 30s, 5m or 1h".into(),
+                )
+            })?,
+        None => DEFAULT_WINDOW_NS,
+    };
+    let at_cond = |e: CondError| located(s, &r.condition, e.at, e.message);
+    let ast = parse_cond(&r.condition.value).map_err(at_cond)?;
+    let (patterns, cond) = check_condition(&ast, lists, macros).map_err(at_cond)?;
+    Ok(Rule {
+        name,
+        severity: r.severity,
+        description: r.description.trim().to_string(),
+        tags: r.tags.clone(),
+        window_ns,
+        patterns,
+        cond,
+        source: s.name.clone(),
+    })
+}
+
+/// A position inside a YAML scalar, as a position in the file.
+fn located(s: &Source, v: &serde_saphyr::Spanned<String>, p: Pos, message: String) -> RuleError {
+    let line = v.referenced.line();
+    let col = v.referenced.column();
+    let raw_line = s
+        .text
+        .lines()
+        .nth(line.saturating_sub(1) as usize)
+        .unwrap_or("");
+    let at = raw_line
+        .chars()
+        .skip(col.saturating_sub(1) as usize)
+        .collect::<String>();
+    let (l, c) = (p.0 as u64, p.1 as u64);
+    let (fl, fc) = if at.starts_with('|') || at.starts_with('>') {
+        // A block scalar: its text starts on the next line, indented.
+        let fl = line + l;
+        let indent = s
+            .text
+            .lines()
+            .nth(fl.saturating_sub(1) as usize)
+            .map(|t| t.len() - t.trim_start().len())
+            .unwrap_or(0) as u64;
+        (fl, indent + c)
+    } else {
+        let quote = u64::from(at.starts_with('"') || at.starts_with('\''));
+        if l == 1 {
+            (line, col + quote + c - 1)
+        } else {
+            (line + l - 1, c)
+        }
+    };
+    RuleError {
+        file: s.name.clone(),
+        line: fl,
+        col: fc,
+        message,
+    }
+}
+
+/// "line N column M" out of a YAML error message.
+fn yaml_pos(msg: &str) -> (u64, u64) {
+    let num_after = |key: &str| -> u64 {
+        msg.find(key)
+            .map(|i| {
+                msg[i + key.len()..]
+                    .trim_start()
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+            })
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0)
+    };
+    (num_after("line"), num_after("column"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::set::TracePred;
+    use super::*;
+
+    #[test]
+    fn a_missing_rules_directory_is_named_and_said_not_to_exist() {
+        // It was `norules:0:0: cannot open ...`, a position in no file.
+        for dir in ["norules-bee-trace-test", "/nonexistent/bee-trace-rules"] {
+            let e = load(Some(Path::new(dir))).unwrap_err();
+            assert!(matches!(&e, LoadError::NoDir { path } if path == Path::new(dir)));
+            let text = e.to_string();
+            assert_eq!(
+                text,
+                format!("the rules directory {dir} does not exist; name a directory of *.yml rule files (--rules DIR)")
+            );
+        }
+    }
+
+    fn one(yaml: &str) -> Result<RuleSet, RuleError> {
+        compile(&[Source {
+            name: "t.yml".into(),
+            text: yaml.into(),
+        }])
+    }
+
+    fn rule_with(condition: &str, macros: &str) -> String {
+        format!("macros:\n{macros}rules:\n  - name: r\n    severity: high\n    description: d\n    condition: \"{condition}\"\n")
+    }
+
+    #[test]
+    fn nesting_is_bounded_before_the_parser_recurses() {
+        // 31 brackets and has( are 32 levels: accepted; one more is not.
+        let ok = format!("{}has(file){}", "(".repeat(31), ")".repeat(31));
+        one(&rule_with(&ok, "  {}\n")).unwrap();
+        let deep = format!("{}has(file){}", "(".repeat(32), ")".repeat(32));
+        let e = one(&rule_with(&deep, "  {}\n")).unwrap_err();
+        assert!(e.message.contains("nests deeper than 32"), "{e}");
+        assert_eq!((e.line, e.col), (7, 52), "{e}");
+        // `not` counts, with brackets or without; strings and comments not.
+        for deep in [
+            format!("{}has(file){}", "not(".repeat(5000), ")".repeat(5000)),
+            format!("{}has(file)", "not ".repeat(5000)),
+            format!(
+                "has(file).where(path in {}1{})",
+                "[".repeat(100),
+                "]".repeat(100)
+            ),
+        ] {
+            let e = one(&rule_with(&deep, "  {}\n")).unwrap_err();
+            assert!(e.message.contains("nests deeper than 32"), "{e}");
+        }
+        let quoted = format!("has(file).where(path == \\\"{}\\\")", "(".repeat(100));
+        one(&rule_with(&quoted, "  {}\n")).unwrap();
+    }
+
+    #[test]
+    fn macros_within_macros_are_bounded_and_cycles_through_then_refused() {
+        let mut macros = String::from("  m0: has(file)\n");
+        for i in 1..100 {
+            let body = format!("{}m{}{}", "not(".repeat(15), i - 1, ")".repeat(15));
+            macros.push_str(&format!("  m{i}: \"{body}\"\n"));
+        }
+        let e = one(&rule_with("has(process) and m99", &macros)).unwrap_err();
+        assert!(e.message.contains("with its macros expanded"), "{e}");
+        let e = one(&rule_with("has(file) then a", "  a: b\n  b: a\n")).unwrap_err();
+        assert!(e.message.contains("refers to itself"), "{e}");
+    }
+
+    #[test]
+    fn the_builtin_pack_compiles() {
+        let set = load(None).unwrap();
+        assert!(set.rules.len() >= 6, "{}", set.rules.len());
+    }
+
+    #[test]
+    fn syntax_errors_name_file_line_column_and_what_was_expected() {
+        let e = one("rules:\n  - name: r\n    severity: high\n    description: d\n    condition: |\n      has(file).where(path ==)\n").unwrap_err();
+        assert_eq!((e.file.as_str(), e.line, e.col), ("t.yml", 6, 30), "{e}");
+        assert!(
+            e.message.contains("expected") && e.message.contains("value"),
+            "{e}"
+        );
+        let e = one("rules:\n  - name: r\n    severity: high\n    description: d\n    condition: \"has(filez)\"\n").unwrap_err();
+        assert_eq!((e.line, e.col), (5, 21), "{e}");
+        assert!(
+            e.message.contains("process, file, network or memory"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_type_errors_fail_at_load() {
+        let base = |c: &str| {
+            format!("rules:\n  - name: r\n    severity: high\n    description: d\n    condition: '{c}'\n")
+        };
+        let e = one(&base("has(file).where(daddr == \"x\")")).unwrap_err();
+        assert!(
+            e.message.contains("`daddr` is not a field of file events"),
+            "{e}"
+        );
+        assert_eq!((e.line, e.col), (5, 33));
+        let e = one(&base("has(network).where(dport == \"443\")")).unwrap_err();
+        assert!(e.message.contains("another type"), "{e}");
+        let e = one(&base("has(file).where(path > 3)")).unwrap_err();
+        assert!(e.message.contains("ordered"), "{e}");
+        let e = one(&base("path == \"x\"")).unwrap_err();
+        assert!(e.message.contains("inside has(kind)"), "{e}");
+        let e = one(&base("never(file)")).unwrap_err();
+        assert!(e.message.contains("needs something to happen"), "{e}");
+        let e = one(&base("has(file).where(category in nolist)")).unwrap_err();
+        assert!(e.message.contains("neither a list nor a field"), "{e}");
+        let e = one("rules:\n  - name: r\n    severity: urgent\n    description: d\n    condition: has(file)\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = one("rules:\n  - name: r\n    severity: high\n    description: d\n    condition: has(file)\n    bogus: 1\n").unwrap_err();
+        assert!(e.message.contains("bogus"), "{e}");
+        let e = one("macros:\n  a: b\n  b: a\nrules:\n  - name: r\n    severity: high\n    description: d\n    condition: a\n").unwrap_err();
+        assert!(e.message.contains("refers to itself"), "{e}");
+    }
+
+    #[test]
+    fn lists_and_macros_are_shared_across_files() {
+        let set = compile(&[
+            Source {
+                name: "a.yml".into(),
+                text: "lists:\n  keys: [ssh_key, token]\nmacros:\n  key_read: category in keys and access == \"read\"\n".into(),
+            },
+            Source {
+                name: "b.yml".into(),
+                text: "rules:\n  - name: r\n    severity: high\n    description: d\n    window: 30s\n    condition: has(file).where(key_read) then has(network).where(not daddr startswith \"127.\") within 10s\n".into(),
+            },
+        ])
+        .unwrap();
+        let r = &set.rules[0];
+        assert_eq!(r.window_ns, 30_000_000_000);
+        assert!(
+            matches!(&r.cond, TracePred::Seq(s) if s.len() == 2 && s[1].1 == Some(10_000_000_000))
+        );
+    }
+}
