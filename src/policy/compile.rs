@@ -29,248 +29,6 @@ pub struct KernelFilter {
     pub match_all: Vec<String>,
 }
 
-struct DefaultRule {
-    patterns: &'static [&'static str],
-    kind: &'static str,
-    severity: Severity,
-    expected: &'static [&'static str],
-    write_only: bool,
-}
-
-const SSH_CLIENTS: &[&str] = &[
-    "ssh",
-    "sshd",
-    "ssh-agent",
-    "ssh-add",
-    "ssh-keygen",
-    "scp",
-    "sftp",
-    "sshd-session",
-];
-
-/// The embedded default: useful on a CI runner or a workstation as it is.
-const DEFAULT_RULES: &[DefaultRule] = &[
-    DefaultRule {
-        patterns: &[
-            "**/.ssh/id_*",
-            "**/.ssh/*_rsa",
-            "**/.ssh/*_ed25519",
-            "**/.ssh/*_ecdsa",
-        ],
-        kind: "ssh_key",
-        severity: Severity::Critical,
-        expected: SSH_CLIENTS,
-        write_only: false,
-    },
-    DefaultRule {
-        patterns: &["/etc/ssh/ssh_host_*_key"],
-        kind: "ssh_host_key",
-        severity: Severity::Critical,
-        expected: SSH_CLIENTS,
-        write_only: false,
-    },
-    DefaultRule {
-        patterns: &[
-            "**/.aws/credentials",
-            "**/.aws/config",
-            "**/.aws/sso/cache/*.json",
-        ],
-        kind: "cloud_credential",
-        severity: Severity::Critical,
-        expected: &["aws", "aws_completer"],
-        write_only: false,
-    },
-    DefaultRule {
-        patterns: &[
-            "**/.config/gcloud/credentials.db",
-            "**/.config/gcloud/access_tokens.db",
-            "**/.config/gcloud/application_default_credentials.json",
-            "**/.config/gcloud/legacy_credentials/*/adc.json",
-        ],
-        kind: "cloud_credential",
-        severity: Severity::Critical,
-        expected: &["gcloud"],
-        write_only: false,
-    },
-    DefaultRule {
-        patterns: &[
-            "**/.azure/accessTokens.json",
-            "**/.azure/msal_token_cache.json",
-            "**/.azure/msal_token_cache.bin",
-            "**/.azure/service_principal_entries.json",
-        ],
-        kind: "cloud_credential",
-        severity: Severity::Critical,
-        expected: &["az"],
-        write_only: false,
-    },
-    DefaultRule {
-        patterns: &["**/.kube/config"],
-        kind: "kube_config",
-        severity: Severity::High,
-        expected: &["kubectl", "helm", "k9s", "kubelet"],
-        write_only: false,
-    },
-    DefaultRule {
-        patterns: &["**/.docker/config.json"],
-        kind: "registry_credential",
-        severity: Severity::High,
-        expected: &["docker", "dockerd", "podman", "buildah", "skopeo"],
-        write_only: false,
-    },
-    DefaultRule {
-        patterns: &["**/.npmrc"],
-        kind: "registry_credential",
-        severity: Severity::High,
-        expected: &["npm", "npx", "node", "yarn", "pnpm"],
-        write_only: false,
-    },
-    DefaultRule {
-        patterns: &["**/.pypirc"],
-        kind: "registry_credential",
-        severity: Severity::High,
-        expected: &["twine"],
-        write_only: false,
-    },
-    DefaultRule {
-        patterns: &[
-            "**/.netrc",
-            "**/.git-credentials",
-            "**/.config/gh/hosts.yml",
-        ],
-        kind: "token",
-        severity: Severity::High,
-        expected: &[
-            "git",
-            "git-remote-http",
-            "git-remote-https",
-            "curl",
-            "gh",
-            "git-credential-store",
-        ],
-        write_only: false,
-    },
-    DefaultRule {
-        patterns: &["**/.gnupg/private-keys-v1.d/*", "**/.gnupg/secring.gpg"],
-        kind: "gpg_key",
-        severity: Severity::High,
-        expected: &["gpg", "gpg2", "gpg-agent", "gpgsm"],
-        write_only: false,
-    },
-    DefaultRule {
-        patterns: &["**/.env", "**/.env.*"],
-        kind: "dotenv",
-        severity: Severity::High,
-        expected: &[],
-        write_only: false,
-    },
-    DefaultRule {
-        patterns: &["**/*.key"],
-        kind: "private_key",
-        severity: Severity::High,
-        expected: &[],
-        write_only: false,
-    },
-    // A .pem is as often a public certificate as a key: worth a look, no more.
-    DefaultRule {
-        patterns: &["**/*.pem"],
-        kind: "pem_file",
-        severity: Severity::Warning,
-        expected: &[],
-        write_only: false,
-    },
-    DefaultRule {
-        patterns: &["/etc/shadow", "/etc/gshadow"],
-        kind: "system_credential",
-        severity: Severity::Critical,
-        expected: &[
-            "sudo",
-            "su",
-            "login",
-            "passwd",
-            "unix_chkpwd",
-            "sshd",
-            "chpasswd",
-            "useradd",
-            "usermod",
-            "groupadd",
-            "vipw",
-            "pwck",
-            "sshd-session",
-        ],
-        write_only: false,
-    },
-    DefaultRule {
-        patterns: &["/etc/sudoers", "/etc/sudoers.d/*"],
-        kind: "sudoers",
-        severity: Severity::High,
-        expected: &["sudo", "visudo"],
-        write_only: false,
-    },
-    // CI runner credentials: GitHub Actions runner registration, GitLab runner config.
-    DefaultRule {
-        patterns: &[
-            "**/.credentials",
-            "**/.credentials_rsaparams",
-            "**/.runner",
-            "/etc/gitlab-runner/config.toml",
-        ],
-        kind: "ci_credential",
-        severity: Severity::Critical,
-        expected: &["Runner.Listener", "Runner.Worker", "gitlab-runner"],
-        write_only: false,
-    },
-    // Files that must not change.
-    DefaultRule {
-        patterns: &[
-            "/etc/passwd",
-            "/etc/group",
-            "/etc/ld.so.preload",
-            "/etc/crontab",
-            "/etc/cron.d/*",
-            "/var/spool/cron/crontabs/*",
-            "**/.ssh/authorized_keys",
-        ],
-        kind: "protected_file",
-        severity: Severity::High,
-        expected: &[
-            "passwd", "useradd", "usermod", "userdel", "groupadd", "groupmod", "vipw", "chfn",
-            "chsh", "crontab",
-        ],
-        write_only: true,
-    },
-];
-
-/// Excluded by default: public certificates that happen to be `*.pem`, public keys.
-const DEFAULT_EXCLUDES: &[&str] = &[
-    "**/*.pub",
-    // CA bundles shipped with language runtimes (certifi, node, ...).
-    "**/cacert.pem",
-    "**/ca-bundle.pem",
-    "**/ca-certificates.pem",
-    "**/certifi/*.pem",
-    "/etc/ssl/certs/**",
-    "/usr/share/ca-certificates/**",
-    "/etc/ca-certificates/**",
-    "/usr/lib/ssl/certs/**",
-    "/etc/pki/ca-trust/**",
-    "/usr/share/**",
-    "/usr/lib/**",
-    "/proc/**",
-    "/sys/**",
-];
-
-const DEFAULT_SECRET_ENV: &[&str] = &[
-    "*TOKEN*",
-    "*SECRET*",
-    "*PASSWORD*",
-    "*PASSWD*",
-    "*API_KEY*",
-    "*ACCESS_KEY*",
-    "*PRIVATE_KEY*",
-    "*CREDENTIAL*",
-];
-
 /// A file rule with no action, expected programs or kind of its own.
 fn plain_rule(pattern: &str, kind: &str, write_only: bool) -> Result<FileRule, ValueError> {
     Ok(FileRule {
@@ -284,61 +42,84 @@ fn plain_rule(pattern: &str, kind: &str, write_only: bool) -> Result<FileRule, V
     })
 }
 
+/// Every entry of one list in each of `layers`, with the field it is in,
+/// indexed within its own file.
+fn each<'a, T: 'a>(
+    layers: &[&'a PolicyFile],
+    name: &'a str,
+    list: impl Fn(&'a PolicyFile) -> &'a [T] + 'a,
+) -> impl Iterator<Item = (String, &'a T)> + 'a {
+    let lists: Vec<&'a [T]> = layers.iter().map(|f| list(f)).collect();
+    lists.into_iter().flat_map(move |l| {
+        l.iter()
+            .enumerate()
+            .map(move |(i, v)| (format!("{name}[{i}]"), v))
+    })
+}
+
 impl Policy {
-    pub(super) fn build(f: &PolicyFile) -> Result<Policy, FieldError> {
-        let (mut file_rules, canaries) = canaries(f)?;
-        file_rules.extend(explicit_rules(f)?);
-        file_rules.extend(default_rules()?);
-        file_rules.extend(watch_rules(f)?);
-        let net = &f.network;
-        let blocked_ips = net
-            .blocked_ips
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Cidr::parse(s).in_field(format!("network.blocked_ips[{i}]")))
-            .collect::<Result<_, _>>()?;
-        check_network(f)?;
-        let allowed_endpoints = net
-            .allowed_endpoints
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Endpoint::parse(s).in_field(format!("network.allowed_endpoints[{i}]")))
-            .collect::<Result<_, _>>()?;
-        let dns_resolvers = net
-            .dns_resolvers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| parse_resolver(s).in_field(format!("network.dns_resolvers[{i}]")))
-            .collect::<Result<_, _>>()?;
-        let secret_env = secret_env(f)?;
-        let event_buffer_size = performance(f)?;
-        let redactor =
-            crate::redact::Redactor::new(&f.redaction.patterns).map_err(|(i, m)| FieldError {
-                field: format!("redaction.patterns[{i}]"),
-                error: ValueError::BadRegex(m),
+    /// `user` merged over `default`: lists extend the default's (the user's
+    /// file rules are tried first), scalars replace the default's.
+    pub(super) fn build(default: &PolicyFile, user: &PolicyFile) -> Result<Policy, FieldError> {
+        let both = [default, user];
+        let (mut file_rules, canaries) = canaries(&both)?;
+        file_rules.extend(explicit_rules(user)?);
+        file_rules.extend(explicit_rules(default)?);
+        file_rules.extend(watch_rules(&both)?);
+        check_network(&both)?;
+        let (exclude_patterns, excludes) =
+            glob_set(&both, "files.exclude_paths", |f| &f.files.exclude_paths)?;
+        let (secret_env_patterns, secret_env) =
+            glob_set(&both, "memory.secret_env_patterns", |f| {
+                &f.memory.secret_env_patterns
             })?;
+        let scalar = |get: &dyn Fn(&PolicyFile) -> Option<bool>| get(user).or(get(default));
         Ok(Policy {
-            redactor,
+            redactor: redactor(&both)?,
             file_rules,
             canaries,
-            excludes: excludes(f)?,
-            blocked_ips,
-            blocked_domains: net
-                .blocked_domains
-                .iter()
-                .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+            exclude_patterns,
+            excludes,
+            blocked_ips: each(&both, "network.blocked_ips", |f| &f.network.blocked_ips)
+                .map(|(field, s)| Cidr::parse(s).in_field(field))
+                .collect::<Result<_, _>>()?,
+            blocked_domains: each(&both, "", |f| &f.network.blocked_domains)
+                .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
                 .collect(),
-            monitored_ports: net.monitored_ports.clone(),
-            alert_on_any_connection: net.alert_on_any_connection.unwrap_or(false),
-            egress_mode: net.mode.unwrap_or_default(),
-            blocked_ports: net.blocked_ports.clone(),
-            allowed_endpoints,
-            dns_resolvers,
-            alert_on_memory_access: f.memory.alert_on_memory_access.unwrap_or(true),
+            monitored_ports: each(&both, "", |f| &f.network.monitored_ports)
+                .map(|(_, p)| *p)
+                .collect(),
+            alert_on_any_connection: scalar(&|f| f.network.alert_on_any_connection)
+                .unwrap_or_default(),
+            egress_mode: user
+                .network
+                .mode
+                .or(default.network.mode)
+                .unwrap_or_default(),
+            blocked_ports: each(&both, "", |f| &f.network.blocked_ports)
+                .map(|(_, p)| *p)
+                .collect(),
+            allowed_endpoints: each(&both, "network.allowed_endpoints", |f| {
+                &f.network.allowed_endpoints
+            })
+            .map(|(field, s)| Endpoint::parse(s).in_field(field))
+            .collect::<Result<_, _>>()?,
+            dns_resolvers: each(&both, "network.dns_resolvers", |f| &f.network.dns_resolvers)
+                .map(|(field, s)| parse_resolver(s).in_field(field))
+                .collect::<Result<_, _>>()?,
+            alert_on_memory_access: scalar(&|f| f.memory.alert_on_memory_access)
+                .unwrap_or_default(),
+            secret_env_patterns,
             secret_env,
-            exclude_processes: f.memory.exclude_processes.clone(),
-            event_buffer_size,
-            max_events_per_second: f.performance.max_events_per_second.unwrap_or(0),
+            exclude_processes: each(&both, "", |f| &f.memory.exclude_processes)
+                .map(|(_, p)| p.clone())
+                .collect(),
+            event_buffer_size: performance(default, user)?,
+            max_events_per_second: user
+                .performance
+                .max_events_per_second
+                .or(default.performance.max_events_per_second)
+                .unwrap_or_default(),
         })
     }
 }
@@ -346,11 +127,11 @@ impl Policy {
 /// Canaries and their rules. Canaries and explicit rules come first: the
 /// first matching rule names an event, and a tripwire must not read as a
 /// routine default.
-fn canaries(f: &PolicyFile) -> Result<(Vec<FileRule>, Vec<Canary>), FieldError> {
+fn canaries(layers: &[&PolicyFile]) -> Result<(Vec<FileRule>, Vec<Canary>), FieldError> {
     let mut file_rules = Vec::new();
     let mut canaries: Vec<Canary> = Vec::new();
-    for (i, c) in f.canaries.iter().enumerate() {
-        let field = format!("canaries[{i}].path");
+    for (i, c) in each(layers, "canaries", |f| &f.canaries) {
+        let field = format!("{i}.path");
         let path = validate_canary_path(&c.path).in_field(&field)?;
         if canaries.iter().any(|o| o.path == path) {
             return Err(ValueError::Twice(c.path.clone())).in_field(field);
@@ -375,7 +156,8 @@ fn canaries(f: &PolicyFile) -> Result<(Vec<FileRule>, Vec<Canary>), FieldError> 
     Ok((file_rules, canaries))
 }
 
-/// `files.rules`: rules with an action, severity, access or kind of their own.
+/// `files.rules`: rules with an action, severity, access, kind or expected
+/// programs of their own.
 fn explicit_rules(f: &PolicyFile) -> Result<Vec<FileRule>, FieldError> {
     let mut file_rules = Vec::new();
     for (i, r) in f.files.rules.iter().enumerate() {
@@ -390,7 +172,7 @@ fn explicit_rules(f: &PolicyFile) -> Result<Vec<FileRule>, FieldError> {
                 FileAction::Kill => Severity::Critical,
                 FileAction::Alert => Severity::High,
             }),
-            expected: Vec::new(),
+            expected: r.expected.clone(),
             write_only: r.access == Some(RuleAccess::Write),
             action: r.action,
         });
@@ -398,89 +180,86 @@ fn explicit_rules(f: &PolicyFile) -> Result<Vec<FileRule>, FieldError> {
     Ok(file_rules)
 }
 
-fn default_rules() -> Result<Vec<FileRule>, FieldError> {
-    let mut file_rules = Vec::new();
-    for d in DEFAULT_RULES {
-        for p in d.patterns {
-            file_rules.push(FileRule {
-                pattern: (*p).into(),
-                matcher: glob(p).in_field("default")?,
-                kind: d.kind.into(),
-                severity: d.severity,
-                expected: d.expected.iter().map(|s| s.to_string()).collect(),
-                write_only: d.write_only,
-                action: FileAction::Alert,
-            });
-        }
-    }
-    Ok(file_rules)
-}
-
 /// `files.watch_read` and `files.watch_write`, tried after every other rule.
-fn watch_rules(f: &PolicyFile) -> Result<Vec<FileRule>, FieldError> {
+fn watch_rules(layers: &[&PolicyFile]) -> Result<Vec<FileRule>, FieldError> {
     let mut file_rules = Vec::new();
-    for (i, p) in f.files.watch_read.iter().enumerate() {
-        file_rules
-            .push(plain_rule(p, "watched_file", false).in_field(format!("files.watch_read[{i}]"))?);
+    for (field, p) in each(layers, "files.watch_read", |f| &f.files.watch_read) {
+        file_rules.push(plain_rule(p, "watched_file", false).in_field(field)?);
     }
-    for (i, p) in f.files.watch_write.iter().enumerate() {
-        file_rules.push(
-            plain_rule(p, "protected_file", true).in_field(format!("files.watch_write[{i}]"))?,
-        );
+    for (field, p) in each(layers, "files.watch_write", |f| &f.files.watch_write) {
+        file_rules.push(plain_rule(p, "protected_file", true).in_field(field)?);
     }
     Ok(file_rules)
-}
-
-fn excludes(f: &PolicyFile) -> Result<GlobSet, FieldError> {
-    let mut ex = GlobSetBuilder::new();
-    for p in DEFAULT_EXCLUDES {
-        ex.add(build_glob(p).in_field("default")?);
-    }
-    for (i, p) in f.files.exclude_paths.iter().enumerate() {
-        ex.add(build_glob(p).in_field(format!("files.exclude_paths[{i}]"))?);
-    }
-    ex.build()
-        .map_err(|e| ValueError::Glob(e.to_string()))
-        .in_field("files.exclude_paths")
 }
 
 /// The network values that are checked but kept as written.
-fn check_network(f: &PolicyFile) -> Result<(), FieldError> {
-    let net = &f.network;
-    for (i, d) in net.blocked_domains.iter().enumerate() {
-        validate_domain(d).in_field(format!("network.blocked_domains[{i}]"))?;
+fn check_network(layers: &[&PolicyFile]) -> Result<(), FieldError> {
+    for (field, d) in each(layers, "network.blocked_domains", |f| {
+        &f.network.blocked_domains
+    }) {
+        validate_domain(d).in_field(field)?;
     }
-    for (i, p) in net.monitored_ports.iter().enumerate() {
-        validate_port(*p).in_field(format!("network.monitored_ports[{i}]"))?;
-    }
-    for (i, p) in net.blocked_ports.iter().enumerate() {
-        validate_port(*p).in_field(format!("network.blocked_ports[{i}]"))?;
+    let monitored = each(layers, "network.monitored_ports", |f| {
+        &f.network.monitored_ports
+    });
+    let blocked = each(layers, "network.blocked_ports", |f| {
+        &f.network.blocked_ports
+    });
+    for (field, p) in monitored.chain(blocked) {
+        validate_port(*p).in_field(field)?;
     }
     Ok(())
 }
 
-fn secret_env(f: &PolicyFile) -> Result<GlobSet, FieldError> {
-    let mut se = GlobSetBuilder::new();
-    let patterns = DEFAULT_SECRET_ENV
-        .iter()
-        .map(|s| s.to_string())
-        .chain(f.memory.secret_env_patterns.iter().cloned());
-    for (i, p) in patterns.enumerate() {
-        se.add(env_name_glob(&p).in_field(format!("memory.secret_env_patterns[{i}]"))?);
+/// A list of path globs (`files.exclude_paths`) or variable-name globs
+/// (`memory.secret_env_patterns`), as written and as one matcher.
+fn glob_set(
+    layers: &[&PolicyFile],
+    name: &'static str,
+    list: impl Fn(&PolicyFile) -> &[String] + 'static,
+) -> Result<(Vec<String>, GlobSet), FieldError> {
+    let paths = name == "files.exclude_paths";
+    let mut set = GlobSetBuilder::new();
+    let mut patterns = Vec::new();
+    for (field, p) in each(layers, name, list) {
+        let g = if paths {
+            build_glob(p)
+        } else {
+            env_name_glob(p)
+        };
+        set.add(g.in_field(field)?);
+        patterns.push(p.clone());
     }
-    se.build()
+    let set = set
+        .build()
         .map_err(|e| ValueError::Glob(e.to_string()))
-        .in_field("memory.secret_env_patterns")
+        .in_field(name)?;
+    Ok((patterns, set))
+}
+
+fn redactor(layers: &[&PolicyFile]) -> Result<crate::redact::Redactor, FieldError> {
+    let patterns: Vec<String> = layers
+        .iter()
+        .flat_map(|f| f.redaction.patterns.iter().cloned())
+        .collect();
+    crate::redact::Redactor::new(&patterns).map_err(|(i, m)| FieldError {
+        field: format!("redaction.patterns[{i}]"),
+        error: ValueError::BadRegex(m),
+    })
 }
 
 /// Checks `performance:` and returns the queue's size.
-fn performance(f: &PolicyFile) -> Result<usize, FieldError> {
-    if let Some(rate) = f.performance.sampling_rate {
+fn performance(default: &PolicyFile, user: &PolicyFile) -> Result<usize, FieldError> {
+    if let Some(rate) = user.performance.sampling_rate {
         validate_sampling(rate).in_field("performance.sampling_rate")?;
     }
-    let event_buffer_size = f.performance.event_buffer_size.unwrap_or(65536);
-    validate_buffer_size(event_buffer_size).in_field("performance.event_buffer_size")?;
-    Ok(event_buffer_size)
+    let size = user
+        .performance
+        .event_buffer_size
+        .or(default.performance.event_buffer_size)
+        .unwrap_or_default();
+    validate_buffer_size(size).in_field("performance.event_buffer_size")?;
+    Ok(size)
 }
 
 impl Policy {

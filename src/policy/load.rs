@@ -113,6 +113,10 @@ pub struct FileRuleEntry {
     pub access: Option<RuleAccess>,
     /// The `category` events carry. Default: watched_file.
     pub kind: Option<String>,
+    /// Programs (comm or executable name) for which this access is
+    /// routine: their events are info.
+    #[serde(default)]
+    pub expected: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -186,10 +190,21 @@ pub struct PerformanceSection {
     /// Output rate limit; events over it are counted as rate-limited. 0 = none.
     pub max_events_per_second: Option<u64>,
 }
+/// The embedded default policy, parsed by the same loader as a user's file.
+const DEFAULT_YAML: &str = include_str!("default.yml");
+
+/// Where errors in the embedded default say they are.
+const DEFAULT_NAME: &str = "(embedded default policy)";
+
+fn default_file() -> PolicyFile {
+    parse(DEFAULT_YAML, Path::new(DEFAULT_NAME)).expect("the embedded default policy parses")
+}
+
 impl Policy {
     /// The embedded default policy.
     pub fn default_policy() -> Policy {
-        Policy::build(&PolicyFile::default()).expect("the embedded default policy is valid")
+        Policy::build(&default_file(), &PolicyFile::default())
+            .expect("the embedded default policy is valid")
     }
 
     /// Reads `path` and merges it over the default: lists extend the
@@ -204,7 +219,7 @@ impl Policy {
 
     pub fn from_yaml(text: &str, path: &Path) -> Result<Policy, PolicyError> {
         let file = parse(text, path)?;
-        Policy::build(&file).map_err(|error| PolicyError::Value {
+        Policy::build(&default_file(), &file).map_err(|error| PolicyError::Value {
             path: path.into(),
             error,
         })

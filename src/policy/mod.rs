@@ -159,6 +159,8 @@ impl Cidr {
 pub struct Policy {
     pub file_rules: Vec<FileRule>,
     pub canaries: Vec<Canary>,
+    /// files.exclude_paths as written, the default's first.
+    exclude_patterns: Vec<String>,
     excludes: GlobSet,
     pub blocked_ips: Vec<Cidr>,
     pub blocked_domains: Vec<String>,
@@ -170,6 +172,8 @@ pub struct Policy {
     /// network.dns_resolvers, IPv4-mapped addresses as IPv4.
     pub dns_resolvers: Vec<IpAddr>,
     pub alert_on_memory_access: bool,
+    /// memory.secret_env_patterns as written, the default's first.
+    secret_env_patterns: Vec<String>,
     secret_env: GlobSet,
     pub exclude_processes: Vec<String>,
     pub event_buffer_size: usize,
@@ -228,10 +232,22 @@ impl Policy {
         self.canaries.retain(|c| c.path != path);
     }
 
+    /// files.exclude_paths as written, the default's first.
+    pub fn exclude_patterns(&self) -> &[String] {
+        &self.exclude_patterns
+    }
+
+    /// memory.secret_env_patterns as written, the default's first.
+    pub fn secret_env_patterns(&self) -> &[String] {
+        &self.secret_env_patterns
+    }
+
     pub fn is_secret_env_name(&self, name: &str) -> bool {
         self.secret_env.is_match(name)
     }
 }
 
+#[cfg(test)]
+mod old_default;
 #[cfg(test)]
 mod tests;

@@ -287,3 +287,110 @@ fn a_syntax_error_names_the_file_once_and_says_error_nowhere() {
     assert!(!e.contains("<input>") && !e.contains("error"), "{e}");
     assert!(e.contains("line 2") && e.contains("bogus"), "{e}");
 }
+
+/// blocked_ips, blocked_domains, monitored_ports, blocked_ports, allowed_endpoints.
+type NetworkFacts = (Vec<Cidr>, Vec<String>, Vec<u16>, Vec<u16>, Vec<Endpoint>);
+
+/// What a compiled policy decides with, in a form that compares.
+#[derive(Debug, PartialEq)]
+struct Facts {
+    rules: super::old_default::RuleFacts,
+    canaries: Vec<Canary>,
+    excludes: Vec<String>,
+    secret_env: Vec<String>,
+    network: NetworkFacts,
+    resolvers: Vec<IpAddr>,
+    scalars: (bool, EgressMode, bool, usize, u64),
+    exclude_processes: Vec<String>,
+}
+
+fn facts(p: &Policy) -> Facts {
+    Facts {
+        rules: p
+            .file_rules
+            .iter()
+            .map(|r| {
+                (
+                    r.pattern.clone(),
+                    r.kind.clone(),
+                    r.severity,
+                    r.expected.clone(),
+                    r.write_only,
+                    r.action,
+                )
+            })
+            .collect(),
+        canaries: p.canaries.clone(),
+        excludes: p.exclude_patterns().to_vec(),
+        secret_env: p.secret_env_patterns().to_vec(),
+        network: (
+            p.blocked_ips.clone(),
+            p.blocked_domains.clone(),
+            p.monitored_ports.clone(),
+            p.blocked_ports.clone(),
+            p.allowed_endpoints.clone(),
+        ),
+        resolvers: p.dns_resolvers.clone(),
+        scalars: (
+            p.alert_on_any_connection,
+            p.egress_mode,
+            p.alert_on_memory_access,
+            p.event_buffer_size,
+            p.max_events_per_second,
+        ),
+        exclude_processes: p.exclude_processes.clone(),
+    }
+}
+
+/// The policy the old Rust table compiled to, with nothing merged over it.
+fn old_default_facts() -> Facts {
+    use super::old_default::{rules, strings, DEFAULT_EXCLUDES, DEFAULT_SECRET_ENV};
+    Facts {
+        rules: rules(),
+        canaries: Vec::new(),
+        excludes: strings(DEFAULT_EXCLUDES),
+        secret_env: strings(DEFAULT_SECRET_ENV),
+        network: Default::default(),
+        resolvers: Vec::new(),
+        scalars: (false, EgressMode::Audit, true, 65536, 0),
+        exclude_processes: Vec::new(),
+    }
+}
+
+#[test]
+fn the_default_yaml_compiles_to_the_old_table() {
+    assert_eq!(facts(&Policy::default_policy()), old_default_facts());
+}
+
+#[test]
+fn a_file_merges_over_the_default_yaml_as_over_the_old_table() {
+    let pol = p("files:\n  rules:\n    - path: /srv/a\n  watch_read: [/srv/r]\n  watch_write: [/srv/w]\n  exclude_paths: [/tmp/**]\nmemory:\n  secret_env_patterns: [MY_*]\n  alert_on_memory_access: false\n  exclude_processes: [gdb]\nnetwork:\n  mode: block\n  blocked_ips: [10.0.0.0/8]\nperformance:\n  event_buffer_size: 128\n  max_events_per_second: 9\n").unwrap();
+    let mut want = old_default_facts();
+    let rule = |p: &str, kind: &str, write_only| {
+        (
+            p.to_string(),
+            kind.to_string(),
+            Severity::High,
+            Vec::new(),
+            write_only,
+            FileAction::Alert,
+        )
+    };
+    want.rules.insert(0, rule("/srv/a", "watched_file", false));
+    want.rules.push(rule("/srv/r", "watched_file", false));
+    want.rules.push(rule("/srv/w", "protected_file", true));
+    want.excludes.push("/tmp/**".into());
+    want.secret_env.push("MY_*".into());
+    want.network.0.push(Cidr::parse("10.0.0.0/8").unwrap());
+    want.scalars = (false, EgressMode::Block, false, 128, 9);
+    want.exclude_processes.push("gdb".into());
+    assert_eq!(facts(&pol), want);
+}
+
+#[test]
+fn a_bad_user_value_is_named_by_its_index_in_the_users_file() {
+    let e = p("memory:\n  secret_env_patterns: [OK_*, \"A=B\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("memory.secret_env_patterns[1]"), "{e}");
+}
