@@ -248,6 +248,4 @@ impl Policy {
 }
 
 #[cfg(test)]
-mod old_default;
-#[cfg(test)]
 mod tests;

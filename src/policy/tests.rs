@@ -288,13 +288,16 @@ fn a_syntax_error_names_the_file_once_and_says_error_nowhere() {
     assert!(e.contains("line 2") && e.contains("bogus"), "{e}");
 }
 
+/// pattern, kind, severity, expected, write_only, action of each file rule.
+type RuleFacts = Vec<(String, String, Severity, Vec<String>, bool, FileAction)>;
+
 /// blocked_ips, blocked_domains, monitored_ports, blocked_ports, allowed_endpoints.
 type NetworkFacts = (Vec<Cidr>, Vec<String>, Vec<u16>, Vec<u16>, Vec<Endpoint>);
 
 /// What a compiled policy decides with, in a form that compares.
 #[derive(Debug, PartialEq)]
 struct Facts {
-    rules: super::old_default::RuleFacts,
+    rules: RuleFacts,
     canaries: Vec<Canary>,
     excludes: Vec<String>,
     secret_env: Vec<String>,
@@ -342,30 +345,10 @@ fn facts(p: &Policy) -> Facts {
     }
 }
 
-/// The policy the old Rust table compiled to, with nothing merged over it.
-fn old_default_facts() -> Facts {
-    use super::old_default::{rules, strings, DEFAULT_EXCLUDES, DEFAULT_SECRET_ENV};
-    Facts {
-        rules: rules(),
-        canaries: Vec::new(),
-        excludes: strings(DEFAULT_EXCLUDES),
-        secret_env: strings(DEFAULT_SECRET_ENV),
-        network: Default::default(),
-        resolvers: Vec::new(),
-        scalars: (false, EgressMode::Audit, true, 65536, 0),
-        exclude_processes: Vec::new(),
-    }
-}
-
 #[test]
-fn the_default_yaml_compiles_to_the_old_table() {
-    assert_eq!(facts(&Policy::default_policy()), old_default_facts());
-}
-
-#[test]
-fn a_file_merges_over_the_default_yaml_as_over_the_old_table() {
+fn a_file_merges_over_the_default_lists_after_rules_first_scalars_replaced() {
     let pol = p("files:\n  rules:\n    - path: /srv/a\n  watch_read: [/srv/r]\n  watch_write: [/srv/w]\n  exclude_paths: [/tmp/**]\nmemory:\n  secret_env_patterns: [MY_*]\n  alert_on_memory_access: false\n  exclude_processes: [gdb]\nnetwork:\n  mode: block\n  blocked_ips: [10.0.0.0/8]\nperformance:\n  event_buffer_size: 128\n  max_events_per_second: 9\n").unwrap();
-    let mut want = old_default_facts();
+    let mut want = facts(&Policy::default_policy());
     let rule = |p: &str, kind: &str, write_only| {
         (
             p.to_string(),
