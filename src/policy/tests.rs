@@ -377,3 +377,21 @@ fn a_bad_user_value_is_named_by_its_index_in_the_users_file() {
         .to_string();
     assert!(e.contains("memory.secret_env_patterns[1]"), "{e}");
 }
+
+#[test]
+fn docs_policy_md_shows_the_embedded_default_verbatim() {
+    let doc = include_str!("../../docs/policy.md");
+    let section = doc
+        .split_once("\n## The embedded default\n")
+        .expect("docs/policy.md has a section on the embedded default")
+        .1;
+    let shown = section
+        .split_once("```yaml\n")
+        .and_then(|(_, rest)| rest.split_once("\n```\n"))
+        .map(|(yaml, _)| format!("{yaml}\n"))
+        .expect("the section shows the default in a yaml block");
+    assert!(
+        shown == include_str!("default.yml"),
+        "docs/policy.md's embedded default differs from src/policy/default.yml: copy the file into the block"
+    );
+}
