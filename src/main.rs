@@ -2,9 +2,10 @@
 //! sensors, run the processing loop, and report.
 
 use bee_trace::{
-    canary, cli, egress, escape, events, evidence, fsafe, input, outfile, output, peers, pipeline,
-    policy, privs, proctable, record, report, rules, sensors, sink, sys, tamper, watchdog, workers,
+    canary, cli, egress, escape, events, fsafe, input, outfile, output, peers, pipeline, policy,
+    privs, proctable, report, rules, sensors, sink, sys, tamper, watchdog, workers,
 };
+use sink::{evidence, record};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;

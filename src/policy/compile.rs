@@ -237,12 +237,12 @@ fn glob_set(
     Ok((patterns, set))
 }
 
-fn redactor(layers: &[&PolicyFile]) -> Result<crate::redact::Redactor, FieldError> {
+fn redactor(layers: &[&PolicyFile]) -> Result<crate::sink::redact::Redactor, FieldError> {
     let patterns: Vec<String> = layers
         .iter()
         .flat_map(|f| f.redaction.patterns.iter().cloned())
         .collect();
-    crate::redact::Redactor::new(&patterns).map_err(|(i, m)| FieldError {
+    crate::sink::redact::Redactor::new(&patterns).map_err(|(i, m)| FieldError {
         field: format!("redaction.patterns[{i}]"),
         error: ValueError::BadRegex(m),
     })

@@ -178,7 +178,7 @@ pub struct Policy {
     pub exclude_processes: Vec<String>,
     pub event_buffer_size: usize,
     pub max_events_per_second: u64,
-    pub redactor: crate::redact::Redactor,
+    pub redactor: crate::sink::redact::Redactor,
 }
 
 /// Largest performance.event_buffer_size. The queue is allocated whole at

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufRead, Read};
 use std::path::Path;
 
-use crate::evidence::Signer;
+use super::evidence::Signer;
 
 /// Version of the record format; bumped when a replay could misread an
 /// older record.
@@ -37,7 +37,7 @@ impl Recorder {
 
     /// Writes one record: `obj` is the event's JSON object.
     pub fn line(&mut self, obj: &str) {
-        let line = crate::evidence::line(&mut self.signer, obj);
+        let line = super::evidence::line(&mut self.signer, obj);
         self.out.line(&line);
     }
 
