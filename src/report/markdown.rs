@@ -1,6 +1,7 @@
 //! The Markdown report: every cell escaped for Markdown, as the text in it is
 //! the watched system's.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::{ProbeLine, Report, MAX_REPORTED};
@@ -113,8 +114,31 @@ fn signals_md(s: &mut String, r: &Report) {
         if r.signals_truncated {
             let _ = writeln!(s, "\nOnly the first {MAX_REPORTED} signals are listed.");
         }
+        unlisted_md(s, r);
         let _ = writeln!(s);
     }
+}
+
+/// Says which events the signals cite that the notable events table does
+/// not show (info events, or those past its bound), so a reader looking for
+/// a cited id knows where it is.
+fn unlisted_md(s: &mut String, r: &Report) {
+    let shown: BTreeSet<u64> = r.notable_events.iter().map(|e| e.id).collect();
+    let unlisted: BTreeSet<u64> = r
+        .signals
+        .iter()
+        .flat_map(|g| g.events.iter().copied())
+        .filter(|id| !shown.contains(id))
+        .collect();
+    if unlisted.is_empty() {
+        return;
+    }
+    let ids: Vec<String> = unlisted.iter().map(|i| i.to_string()).collect();
+    let _ = writeln!(
+        s,
+        "\nEvents cited above but not among the notable events below (info events, or past the list's bound): {}; the event stream and the record have them by id.",
+        ids.join(", ")
+    );
 }
 
 /// The notable events table, every cell escaped (`escape::markdown`): no
@@ -125,8 +149,11 @@ fn notable_md(s: &mut String, r: &Report) {
         let _ = writeln!(s, "None.");
         return;
     }
-    let _ = writeln!(s, "| time | severity | type | what | process | lineage |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| id | time | severity | type | what | process | lineage |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for e in &r.notable_events {
         let what = match &e.detail {
             Detail::File {
@@ -161,7 +188,8 @@ fn notable_md(s: &mut String, r: &Report) {
             .collect();
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {}[{}] | {} |",
+            "| {} | {} | {} | {} | {} | {}[{}] | {} |",
+            e.id,
             e.ts,
             e.severity,
             e.kind,
@@ -180,6 +208,7 @@ fn notable_md(s: &mut String, r: &Report) {
 mod tests {
     use super::super::tests::report;
     use super::*;
+    use crate::policy::Severity;
 
     #[test]
     fn markdown_rows_hold_no_markup_or_line_of_the_watched_system() {
@@ -203,6 +232,40 @@ mod tests {
         assert_eq!(
             md.lines().filter(|l| l.starts_with("Lost events")).count(),
             1
+        );
+    }
+
+    #[test]
+    fn every_event_a_signal_cites_is_shown_by_id_or_said_unlisted() {
+        let mut e = crate::output::tests::sample();
+        e.id = 41;
+        let mut r = report(vec![e]);
+        r.signals.push(crate::rules::Signal {
+            kind: "signal",
+            ts: "t".into(),
+            rule: "r".into(),
+            severity: Severity::High,
+            description: "d".into(),
+            tags: Vec::new(),
+            root: crate::rules::Root {
+                pid: 1,
+                comm: "c".into(),
+            },
+            events: vec![3, 41],
+        });
+        let md = markdown(&r);
+        let notable = md.split("## Notable events").nth(1).unwrap();
+        assert!(
+            notable.lines().any(|l| l.starts_with("| 41 |")),
+            "cited event 41 has no row by id: {md}"
+        );
+        let unlisted = md
+            .lines()
+            .find(|l| l.starts_with("Events cited above"))
+            .unwrap_or_else(|| panic!("cited event 3 is not said unlisted: {md}"));
+        assert!(
+            unlisted.contains(": 3;") && !unlisted.contains("41"),
+            "{unlisted}"
         );
     }
 }
