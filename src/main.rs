@@ -247,7 +247,7 @@ fn verify(file: &Path, key: &Path) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(f) => {
-            println!("FAILED: record {} (line {}): {}", f.record, f.record, f.why);
+            println!("FAILED: {f}");
             Ok(ExitCode::from(1))
         }
     }
