@@ -242,9 +242,9 @@ fn redactor(layers: &[&PolicyFile]) -> Result<crate::sink::redact::Redactor, Fie
         .iter()
         .flat_map(|f| f.redaction.patterns.iter().cloned())
         .collect();
-    crate::sink::redact::Redactor::new(&patterns).map_err(|(i, m)| FieldError {
-        field: format!("redaction.patterns[{i}]"),
-        error: ValueError::BadRegex(m),
+    crate::sink::redact::Redactor::new(&patterns).map_err(|e| FieldError {
+        field: format!("redaction.patterns[{}]", e.index),
+        error: ValueError::BadRegex(e.message),
     })
 }
 
