@@ -167,21 +167,9 @@ pub fn verify(text: &str, key: &[u8]) -> Result<u64, Failure> {
             }
             return fail(expected, Some(n), "no MAC: not a signed record".into());
         };
-        let tail = &line[at + MAC_FIELD.len()..];
-        let Some(mac_hex) = tail.strip_suffix("\"}").filter(|h| h.len() == 64) else {
-            return fail(expected, Some(n), "malformed MAC field".into());
-        };
-        let body = format!("{}}}", &line[..at]);
-        let seq = body
-            .strip_prefix("{\"seq\":")
-            .map(|r| {
-                r.chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect::<String>()
-            })
-            .and_then(|d| d.parse::<u64>().ok());
-        let Some(seq) = seq else {
-            return fail(expected, Some(n), "no sequence number".into());
+        let (body, seq, mac_hex) = match signed_parts(line, at) {
+            Ok(parts) => parts,
+            Err(why) => return fail(expected, Some(n), why.into()),
         };
         if seq != expected {
             let what = if seq < expected {
@@ -229,6 +217,27 @@ pub fn verify(text: &str, key: &[u8]) -> Result<u64, Failure> {
         );
     }
     Ok(expected - 2)
+}
+
+/// A signed line's body (without its MAC field), sequence number and MAC,
+/// `at` being where its MAC field starts; or what is malformed.
+fn signed_parts(line: &str, at: usize) -> Result<(String, u64, &str), &'static str> {
+    let tail = &line[at + MAC_FIELD.len()..];
+    let mac_hex = tail
+        .strip_suffix("\"}")
+        .filter(|h| h.len() == 64)
+        .ok_or("malformed MAC field")?;
+    let body = format!("{}}}", &line[..at]);
+    let seq = body
+        .strip_prefix("{\"seq\":")
+        .map(|r| {
+            r.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|d| d.parse::<u64>().ok())
+        .ok_or("no sequence number")?;
+    Ok((body, seq, mac_hex))
 }
 
 /// A tamper record without a MAC: what bee-trace's watchdog writes to the
