@@ -395,3 +395,17 @@ fn docs_policy_md_shows_the_embedded_default_verbatim() {
         "docs/policy.md's embedded default differs from src/policy/default.yml: copy the file into the block"
     );
 }
+
+#[test]
+fn docs_policy_md_example_is_a_valid_policy() {
+    let doc = include_str!("../../docs/policy.md");
+    let example = doc
+        .split_once("```yaml\n")
+        .and_then(|(_, rest)| rest.split_once("\n```\n"))
+        .map(|(yaml, _)| yaml)
+        .expect("docs/policy.md opens with an example in a yaml block");
+    assert!(example.contains("canaries:"), "not the full example");
+    if let Err(e) = Policy::from_yaml(example, Path::new("docs/policy.md")) {
+        panic!("the example in docs/policy.md is refused: {e}");
+    }
+}
