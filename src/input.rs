@@ -45,11 +45,13 @@ pub enum Trust {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("cannot open the {what} {path}: {source}")]
+    // The io error is in the message and deliberately not a `source`: an
+    // anyhow chain would print it a second time.
+    #[error("cannot open the {what} {path}: {error}")]
     Open {
         what: &'static str,
         path: PathBuf,
-        source: io::Error,
+        error: io::Error,
     },
     #[error("the {what} {path} is a symbolic link; name the file itself (`readlink -f {path}`)")]
     Symlink { what: &'static str, path: PathBuf },
@@ -67,11 +69,11 @@ pub enum InputError {
         path: PathBuf,
         max: u64,
     },
-    #[error("cannot read the {what} {path}: {source}")]
+    #[error("cannot read the {what} {path}: {error}")]
     Read {
         what: &'static str,
         path: PathBuf,
-        source: io::Error,
+        error: io::Error,
     },
     #[error("refusing the {what} {path}: {place} is owned by uid {uid}, so that user can change what bee-trace reads; make root own it (`chown root {place}`)")]
     Owner {
@@ -205,7 +207,7 @@ fn open_error(source: io::Error, path: &Path, what: &'static str) -> InputError 
     InputError::Open {
         what,
         path: path.into(),
-        source,
+        error: source,
     }
 }
 
@@ -213,7 +215,7 @@ fn read_error(source: io::Error, path: &Path, what: &'static str) -> InputError 
     InputError::Read {
         what,
         path: path.into(),
-        source,
+        error: source,
     }
 }
 
@@ -481,5 +483,22 @@ mod tests {
         let e = open_dir(&d.join("a.yml"), "rules directory").unwrap_err();
         assert!(matches!(e, InputError::NotDir { .. }), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_missing_file_says_its_error_once_through_anyhow() {
+        let e = read_regular(
+            Path::new("/nonexistent/bee-trace-policy.yml"),
+            100,
+            "policy file",
+            Trust::Owner,
+        )
+        .unwrap_err();
+        let text = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(text.matches("No such file").count(), 1, "{text}");
+        assert!(
+            text.starts_with("cannot open the policy file /nonexistent/"),
+            "{text}"
+        );
     }
 }

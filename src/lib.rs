@@ -11,7 +11,6 @@ pub mod egress;
 pub mod escape;
 pub mod event;
 pub mod events;
-pub mod evidence;
 pub mod fsafe;
 pub mod input;
 pub mod kernel;
@@ -24,8 +23,6 @@ pub mod privs;
 /// The process table lives with enrichment (pipeline/); the old path stays.
 pub use pipeline::proctable;
 pub mod programs;
-pub mod record;
-pub mod redact;
 pub mod report;
 pub mod rules;
 pub mod session;

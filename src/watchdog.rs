@@ -35,7 +35,7 @@ pub struct Outputs {
     /// The event stream: the --output file, or standard output.
     pub stream: RawFd,
     pub format: Format,
-    pub redactor: crate::redact::Redactor,
+    pub redactor: crate::sink::redact::Redactor,
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {

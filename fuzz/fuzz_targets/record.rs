@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(events) = bee_trace::record::read_from(data, "fuzz") {
+    if let Ok(events) = bee_trace::sink::record::read_from(data, "fuzz") {
         if let Ok(set) = bee_trace::rules::load(None) {
             let mut engine = bee_trace::rules::Engine::new(set);
             for ev in events.iter().take(256) {

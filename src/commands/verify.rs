@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::cli::VerifyArgs;
-use crate::{evidence, input};
+use crate::input;
+use crate::sink::evidence;
 
 pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
     let (file, key) = (args.file.as_path(), args.key.as_path());
@@ -23,7 +24,7 @@ pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(f) => {
-            println!("FAILED: record {} (line {}): {}", f.record, f.record, f.why);
+            println!("FAILED: {f}");
             Ok(ExitCode::from(1))
         }
     }

@@ -107,7 +107,7 @@ pub fn load(dir: Option<&Path>) -> Result<RuleSet, LoadError> {
 fn read_dir_sources(d: &Path) -> Result<Vec<Source>, LoadError> {
     use crate::input::{open_dir, open_in, read_bounded, Trust, RULES_MAX};
     let dir = open_dir(d, "rules directory").map_err(|e| match e {
-        InputError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+        InputError::Open { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
             LoadError::NoDir { path: d.into() }
         }
         e => e.into(),

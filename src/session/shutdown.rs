@@ -69,10 +69,9 @@ impl Sealed {
         let Sealed { mut parts, report } = self;
         eprint!("{}", report::summary_text(&report));
         if let Some(r) = parts.meta.report_json.take() {
-            let text =
-                serde_json::to_string_pretty(&report).context("serialising the JSON report")?;
+            let text = report::json(&report).context("serialising the JSON report")?;
             let p = r.path.clone();
-            r.write((text + "\n").as_bytes())
+            r.write(text.as_bytes())
                 .with_context(|| format!("cannot write the JSON report {}", p.display()))?;
         }
         if let Some(r) = parts.meta.report_md.take() {

@@ -16,10 +16,10 @@ use crate::kernel::{self, Selection, Sensors};
 use crate::output::Format;
 use crate::pipeline::{Pipeline, Reorder};
 use crate::policy::{KernelFilter, Policy};
-use crate::sink::{self, Sink};
+use crate::sink::{self, evidence, record, Sink};
 use crate::{
-    canary, egress, escape, events, evidence, input, outfile, peers, privs, proctable, record,
-    rules, sys, tamper, watchdog,
+    canary, egress, escape, events, input, outfile, peers, privs, proctable, rules, sys, tamper,
+    watchdog,
 };
 
 /// The entry to a run. Every user error is checked and every output file

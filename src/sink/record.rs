@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufRead, Read};
 use std::path::Path;
 
-use crate::evidence::Signer;
+use super::evidence::Signer;
 
 /// Version of the record format; bumped when a replay could misread an
 /// older record.
@@ -37,7 +37,7 @@ impl Recorder {
 
     /// Writes one record: `obj` is the event's JSON object.
     pub fn line(&mut self, obj: &str) {
-        let line = crate::evidence::line(&mut self.signer, obj);
+        let line = super::evidence::line(&mut self.signer, obj);
         self.out.line(&line);
     }
 
@@ -64,6 +64,8 @@ pub enum ReadError {
     Io(String, std::io::Error),
     #[error("{0}: line 1 is not a bee-trace record header")]
     NoHeader(String),
+    #[error("{0}: line 1 is an event, not a record header: this is an event stream (--output); replay reads what --record wrote, so run with --record FILE and replay that")]
+    EventStream(String),
     #[error("{0}: record schema {1} is newer than this bee-trace reads ({SCHEMA}); use a newer bee-trace")]
     Schema(String, u64),
     #[error("{0}: line {1}: {2}")]
@@ -100,7 +102,13 @@ pub fn read_from<R: Read>(r: R, name: &str) -> Result<Vec<serde_json::Value>, Re
         .and_then(|l| serde_json::from_slice(&l).ok())
         .ok_or_else(|| ReadError::NoHeader(name.clone()))?;
     if header["type"] != "record" {
-        return Err(ReadError::NoHeader(name));
+        // A signed stream's first line is an event with seq and mac too.
+        let event = header["type"].is_string() && header["id"].is_u64();
+        return Err(if event {
+            ReadError::EventStream(name)
+        } else {
+            ReadError::NoHeader(name)
+        });
     }
     let schema = header["schema"].as_u64().unwrap_or(0);
     if schema > u64::from(SCHEMA) || schema == 0 {
@@ -209,5 +217,15 @@ mod tests {
 
         let e = read(Path::new("/dev/zero")).unwrap_err();
         assert!(e.to_string().contains("a character device"), "{e}");
+    }
+
+    #[test]
+    fn an_event_stream_is_told_apart_from_a_record() {
+        let ev = "{\"type\":\"file\",\"id\":1,\"ts\":\"2026-01-01T00:00:00Z\"}\n";
+        let e = read_from(ev.as_bytes(), "events.ndjson").unwrap_err();
+        assert!(matches!(e, ReadError::EventStream(_)), "{e}");
+        assert!(e.to_string().contains("--record"), "{e}");
+        let e = read_from(&b"hello\n"[..], "x").unwrap_err();
+        assert!(matches!(e, ReadError::NoHeader(_)), "{e}");
     }
 }

@@ -1,15 +1,22 @@
-//! Where judged events go: the event stream (human lines, NDJSON, signed),
-//! the record, the rules engine, and the most severe events and signals
-//! kept for the reports. Nothing is dropped silently: a line that could not
+//! Where judged events go: the event stream (human lines, NDJSON, signed by
+//! `evidence`), the record (`record`), the rules engine, and the most severe
+//! events and signals kept for the reports; `redact` cleans what any of them
+//! sees, `ratelimit` bounds the stream. Nothing is dropped silently: a line that could not
 //! be written is counted (and said at once on stderr), and what the reports
 //! cannot hold is the least severe.
+
+pub mod evidence;
+pub mod ratelimit;
+pub mod record;
+pub mod redact;
 
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use crate::output::{self, Format};
 use crate::policy::Severity;
-use crate::{evidence, record, report, rules};
+use crate::{report, rules};
+use ratelimit::RateLimit;
 
 /// Under constant load the output is still flushed this often, so a reader
 /// of --output never waits longer for an event.
@@ -263,42 +270,6 @@ impl Sink {
     /// Lines of the record that were not written.
     pub fn record_lost(&self) -> u64 {
         self.recorder.as_ref().map_or(0, |r| r.out.lost)
-    }
-}
-
-/// performance.max_events_per_second, counted per wall-clock second.
-pub struct RateLimit {
-    max: u64,
-    window: Instant,
-    used: u64,
-    pub dropped: u64,
-}
-
-impl RateLimit {
-    fn new(max: u64) -> RateLimit {
-        RateLimit {
-            max,
-            window: Instant::now(),
-            used: 0,
-            dropped: 0,
-        }
-    }
-
-    fn admit(&mut self) -> bool {
-        if self.max == 0 {
-            return true;
-        }
-        if self.window.elapsed() >= Duration::from_secs(1) {
-            self.window = Instant::now();
-            self.used = 0;
-        }
-        if self.used < self.max {
-            self.used += 1;
-            true
-        } else {
-            self.dropped += 1;
-            false
-        }
     }
 }
 

@@ -108,11 +108,29 @@ pub fn line<'a>(signer: &mut Option<Signer>, obj: &'a str) -> std::borrow::Cow<'
     }
 }
 
-/// Where and why verification failed. `record` counts lines from 1.
+/// Where and why verification failed.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Failure {
+    /// The record (counted from 1 in the signed chain) that is missing or
+    /// does not fit.
     pub record: u64,
+    /// Where in the file it fails, counted from 1; `None` when the stream
+    /// ends before it.
+    pub line: Option<u64>,
     pub why: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "record {} (line {line}): {}", self.record, self.why),
+            None => write!(
+                f,
+                "record {} (missing: the file ends before it): {}",
+                self.record, self.why
+            ),
+        }
+    }
 }
 
 /// Checks a signed stream; Ok(number of records before the seal).
@@ -120,12 +138,16 @@ pub fn verify(text: &str, key: &[u8]) -> Result<u64, Failure> {
     let mut prev = [0u8; 32];
     let mut expected = 1u64;
     let mut sealed = false;
-    let fail = |record: u64, why: String| Err(Failure { record, why });
+    let fail = |record: u64, line: Option<u64>, why: String| Err(Failure { record, line, why });
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
         let n = i as u64 + 1;
         if sealed {
-            return fail(n, "a record follows the seal: records were appended".into());
+            return fail(
+                expected,
+                Some(n),
+                "a record follows the seal: records were appended".into(),
+            );
         }
         let Some(at) = line.rfind(MAC_FIELD) else {
             // The watchdog of a killed bee-trace cannot sign its note: an
@@ -134,6 +156,7 @@ pub fn verify(text: &str, key: &[u8]) -> Result<u64, Failure> {
             if rest.iter().all(|l| is_unsigned_tamper(l)) {
                 return fail(
                     expected,
+                    Some(n),
                     format!(
                         "no seal record: the stream is truncated (bee-trace was killed); {} \
                          unsigned tamper record(s) follow, written by its watchdog after \
@@ -142,23 +165,11 @@ pub fn verify(text: &str, key: &[u8]) -> Result<u64, Failure> {
                     ),
                 );
             }
-            return fail(n, "no MAC: not a signed record".into());
+            return fail(expected, Some(n), "no MAC: not a signed record".into());
         };
-        let tail = &line[at + MAC_FIELD.len()..];
-        let Some(mac_hex) = tail.strip_suffix("\"}").filter(|h| h.len() == 64) else {
-            return fail(n, "malformed MAC field".into());
-        };
-        let body = format!("{}}}", &line[..at]);
-        let seq = body
-            .strip_prefix("{\"seq\":")
-            .map(|r| {
-                r.chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect::<String>()
-            })
-            .and_then(|d| d.parse::<u64>().ok());
-        let Some(seq) = seq else {
-            return fail(n, "no sequence number".into());
+        let (body, seq, mac_hex) = match signed_parts(line, at) {
+            Ok(parts) => parts,
+            Err(why) => return fail(expected, Some(n), why.into()),
         };
         if seq != expected {
             let what = if seq < expected {
@@ -167,14 +178,16 @@ pub fn verify(text: &str, key: &[u8]) -> Result<u64, Failure> {
                 "a record was deleted or moved forward"
             };
             return fail(
-                n,
+                expected,
+                Some(n),
                 format!("sequence number {seq} where {expected} was expected: {what}"),
             );
         }
         let mac = mac_of(key, &prev, body.as_bytes());
         if hex(&mac) != mac_hex {
             return fail(
-                n,
+                expected,
+                Some(n),
                 "MAC mismatch: the record was edited, inserted, or the key is not the one that signed it"
                     .into(),
             );
@@ -182,12 +195,16 @@ pub fn verify(text: &str, key: &[u8]) -> Result<u64, Failure> {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
             if v["type"] == "seal" {
                 if v["count"].as_u64() != Some(seq - 1) || v["final_mac"] != hex(&prev).as_str() {
-                    return fail(n, "the seal does not match the records before it".into());
+                    return fail(
+                        expected,
+                        Some(n),
+                        "the seal does not match the records before it".into(),
+                    );
                 }
                 sealed = true;
             }
         } else {
-            return fail(n, "the record is not a JSON object".into());
+            return fail(expected, Some(n), "the record is not a JSON object".into());
         }
         prev = mac;
         expected += 1;
@@ -195,10 +212,32 @@ pub fn verify(text: &str, key: &[u8]) -> Result<u64, Failure> {
     if !sealed {
         return fail(
             expected,
+            None,
             "no seal record: the stream is truncated (or bee-trace did not stop cleanly)".into(),
         );
     }
     Ok(expected - 2)
+}
+
+/// A signed line's body (without its MAC field), sequence number and MAC,
+/// `at` being where its MAC field starts; or what is malformed.
+fn signed_parts(line: &str, at: usize) -> Result<(String, u64, &str), &'static str> {
+    let tail = &line[at + MAC_FIELD.len()..];
+    let mac_hex = tail
+        .strip_suffix("\"}")
+        .filter(|h| h.len() == 64)
+        .ok_or("malformed MAC field")?;
+    let body = format!("{}}}", &line[..at]);
+    let seq = body
+        .strip_prefix("{\"seq\":")
+        .map(|r| {
+            r.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|d| d.parse::<u64>().ok())
+        .ok_or("no sequence number")?;
+    Ok((body, seq, mac_hex))
 }
 
 /// A tamper record without a MAC: what bee-trace's watchdog writes to the
@@ -328,5 +367,31 @@ mod tests {
                 .record,
             1
         );
+    }
+
+    #[test]
+    fn a_failure_says_its_record_and_the_line_it_is_on_or_that_it_is_missing() {
+        let mut t = stream(4);
+        t[1] = t[1].replace("/x", "/y");
+        let f = check(&t).unwrap_err();
+        assert_eq!((f.record, f.line), (2, Some(2)));
+        assert!(
+            f.to_string().starts_with("record 2 (line 2): MAC mismatch"),
+            "{f}"
+        );
+        // The seal, record 5, was cut: the file has 4 lines, not a line 5.
+        t = stream(4);
+        t.pop();
+        let f = check(&t).unwrap_err();
+        assert_eq!((f.record, f.line), (5, None));
+        assert!(
+            f.to_string()
+                .starts_with("record 5 (missing: the file ends before it): no seal"),
+            "{f}"
+        );
+        // The watchdog's note sits where the seal should be.
+        t.push(r#"{"type":"tamper","op":"killed"}"#.to_string());
+        let f = check(&t).unwrap_err();
+        assert_eq!((f.record, f.line), (5, Some(5)));
     }
 }
