@@ -17,17 +17,12 @@
  * tries judged here, and the sock_addr hooks mark the sockets whose answers
  * they may learn, so one object shares those maps without pinning them.
  */
-#include "vmlinux.h"
-#include <bpf/bpf_helpers.h>
+#include "task.bpf.h"
+#include "ring.bpf.h"
 #include <bpf/bpf_endian.h>
-#include "events.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
-#define BT_AF_INET 2
-#define BT_AF_INET6 10
-
-const volatile __u32 self_tgid = 0;
 /* Cookie of the network namespace bee-trace runs in (the host's), from
  * SO_NETNS_COOKIE; 0 when user space could not read it, and then no DNS
  * answer is ever learned. */
@@ -35,17 +30,9 @@ const volatile __u64 host_netns = 0;
 
 /* The network family's ring buffer; user space hands this object the map of
  * the connect sensor. */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 2 * 1024 * 1024);
-} net_events SEC(".maps");
+BT_RINGBUF(net_events, BT_RING_NET);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} egress_lost SEC(".maps");
+BT_LOST_COUNTER(egress_lost);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -223,26 +210,13 @@ static __always_inline void emit(struct bpf_sock_addr *ctx, const struct verdict
 				 __u8 hook)
 {
 	struct bt_egress_event *e;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
 	e = bpf_ringbuf_reserve(&net_events, sizeof(*e), 0);
 	if (!e) {
-		__u32 zero = 0;
-		__u64 *n = bpf_map_lookup_elem(&egress_lost, &zero);
-
-		if (n)
-			__sync_fetch_and_add(n, 1);
+		bt_count_lost(&egress_lost);
 		return;
 	}
-	e->hdr.ts_boot_ns = bpf_ktime_get_boot_ns();
-	e->hdr.cgroup_id = bpf_get_current_cgroup_id();
-	e->hdr.type = BT_EV_EGRESS;
-	e->hdr.pid = pid_tgid >> 32;
-	e->hdr.tid = (__u32)pid_tgid;
-	e->hdr.ppid = 0;
-	e->hdr.uid = (__u32)bpf_get_current_uid_gid();
-	e->hdr._pad = 0;
-	bpf_get_current_comm(&e->hdr.comm, sizeof(e->hdr.comm));
+	bt_fill_header_noparent(&e->hdr, BT_EV_EGRESS);
 	e->rule = v->rule;
 	e->family = v->family;
 	e->dport = v->dport;
@@ -255,7 +229,7 @@ static __always_inline void emit(struct bpf_sock_addr *ctx, const struct verdict
 	/* A verdict wakes the reader at once; observed sends wait for a batch
 	 * (or the reader's 50 ms poll), as the tracepoint families do. */
 	if (action == BT_ACT_OBSERVED &&
-	    bpf_ringbuf_query(&net_events, BPF_RB_AVAIL_DATA) < 64 * 1024)
+	    bpf_ringbuf_query(&net_events, BPF_RB_AVAIL_DATA) < BT_WAKE_BYTES)
 		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	else
 		bpf_ringbuf_submit(e, 0);
@@ -324,7 +298,7 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, bool v6, __u8 hook)
 	struct bt_egress_cfg *cfg;
 	__u32 zero = 0;
 
-	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
+	if (bt_is_self())
 		return 1;
 	cfg = bpf_map_lookup_elem(&egress_cfg, &zero);
 	if (!cfg)
@@ -927,11 +901,7 @@ int egress_dns(struct __sk_buff *skb)
 			learn_addr(e, k, &hit);
 		}
 	}
-	if (bpf_ringbuf_output(&net_events, e, sizeof(*e), 0)) {
-		__u64 *lost = bpf_map_lookup_elem(&egress_lost, &zero);
-
-		if (lost)
-			(*lost)++;
-	}
+	if (bpf_ringbuf_output(&net_events, e, sizeof(*e), 0))
+		bt_count_lost(&egress_lost);
 	return 1;
 }

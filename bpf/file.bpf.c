@@ -11,7 +11,10 @@
  * file's name, its parent's name, its inode - and only a candidate pays for the
  * path walk and a ring-buffer record.
  */
-#include "common.bpf.h"
+#include "task.bpf.h"
+#include "path.bpf.h"
+#include "ring.bpf.h"
+#include "compat.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -20,36 +23,21 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define BT_SCAN_MAX 256 /* a component longer than this is not a name we watch */
 #define BT_SIGKILL 9
 #define BT_MAY_EXEC 0x1 /* open_flags.acc_mode of an exec */
+#define BT_PROC_SUPER_MAGIC 0x9fa0
 #define BT_O_PATH 010000000 /* include/uapi/asm-generic/fcntl.h, the same on x86 and arm64 */
 
 const volatile bool watch_files = true;
 const volatile bool watch_proc = true;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 * 1024 * 1024);
-} file_events SEC(".maps");
+BT_RINGBUF(file_events, BT_RING_FILE);
 
 /* Owned by the memory family (mem.bpf.c); user space hands this skeleton the
  * same map when both families run. */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1024 * 1024);
-} mem_events SEC(".maps");
+BT_RINGBUF(mem_events, BT_RING_MEM);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} file_lost SEC(".maps");
+BT_LOST_COUNTER(file_lost);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} mem_lost SEC(".maps");
+BT_LOST_COUNTER(mem_lost);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -123,15 +111,6 @@ struct {
 	__type(value, struct req_scratch);
 } req_buf SEC(".maps");
 
-static __always_inline void count_lost(void *map)
-{
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(map, &zero);
-
-	if (n)
-		(*n)++;
-}
-
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, BT_INODE_HINTS);
@@ -176,21 +155,6 @@ static __always_inline bool load_name(struct bt_name_key *k, const void *kptr, _
 	return bpf_probe_read_kernel(k->name, len, kptr) == 0;
 }
 
-/* Kernels before 6.14 keep a short name in d_iname; later ones in
- * d_shortname. Either way the first 32 bytes hold every name shorter than 32. */
-struct dentry___iname {
-	unsigned char d_iname[32];
-} __attribute__((preserve_access_index));
-
-struct dentry___shortname {
-	union {
-		unsigned char string[40];
-		unsigned long words[5];
-	} d_shortname;
-} __attribute__((preserve_access_index));
-
-#define BT_INLINE_NAME 32
-
 /*
  * Under the fexit hook: copies d's name (len bytes at kptr) into the zeroed
  * key k with four plain loads when the kernel keeps it inside the dentry,
@@ -200,14 +164,10 @@ struct dentry___shortname {
 static __always_inline bool inline_name(struct bt_name_key *k, struct dentry *d,
 					const void *kptr, __u32 len)
 {
-	const __u64 *w;
+	const __u64 *w = bt_dentry_inline_name(d);
 	__u64 *o = (__u64 *)k->name;
 	int i;
 
-	if (bpf_core_field_exists(((struct dentry___shortname *)d)->d_shortname))
-		w = (const __u64 *)&((struct dentry___shortname *)d)->d_shortname;
-	else
-		w = (const __u64 *)&((struct dentry___iname *)d)->d_iname;
 	if (len == 0 || len >= BT_INLINE_NAME || (unsigned long)kptr != (unsigned long)w)
 		return false;
 #pragma unroll
@@ -422,7 +382,7 @@ static __always_inline void on_proc_open(struct file *f, __u32 kind, struct inod
 
 	e = bpf_ringbuf_reserve(&mem_events, sizeof(*e), 0);
 	if (!e) {
-		count_lost(&mem_lost);
+		bt_count_lost(&mem_lost);
 		return;
 	}
 	bt_fill_header(&e->hdr, BT_EV_MEM);
@@ -447,7 +407,7 @@ static __always_inline void send_file(struct bt_file_event *e, const __u8 *buf, 
 		len = 0;
 	e->path_len = len;
 	if (bt_output(&file_events, e, BT_FILE_HEAD + len))
-		count_lost(&file_lost);
+		bt_count_lost(&file_lost);
 }
 
 static __always_inline struct bt_file_event *file_record(void)

@@ -1,4 +1,4 @@
-//! Rust mirrors of `bpf/events.h` and decoding of raw ring-buffer samples.
+//! Rust mirrors of `bpf/include/abi.h` and decoding of raw ring-buffer samples.
 
 use std::mem::size_of;
 
@@ -370,7 +370,7 @@ const _: () = assert!(size_of::<FileEvent>() == 4456);
 const _: () = assert!(size_of::<NetEvent>() == 88);
 const _: () = assert!(size_of::<MemEvent>() == 104);
 const _: () = assert!(size_of::<TamperEvent>() == 96);
-// Every field where bpf/events.h puts it, not only the size.
+// Every field where bpf/include/abi.h puts it, not only the size.
 const _: () = {
     use std::mem::offset_of;
     assert!(offset_of!(TamperEvent, kind) == 56);
