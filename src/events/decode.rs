@@ -55,29 +55,12 @@ fn decode_file(data: &[u8]) -> Result<Box<FileEvent>, DecodeError> {
     if data.len() < FILE_HEAD {
         return Err(size(FILE_HEAD));
     }
-    let mut e = Box::new(FileEvent {
-        hdr: Header::default(),
-        ret: 0,
-        flags: 0,
-        fmode: 0,
-        path_flags: 0,
-        dev: 0,
-        ino: 0,
-        path_len: 0,
-        path_depth: 0,
-        req_len: 0,
-        layout: 0,
-        syscall: 0,
-        action: 0,
-        _pad: [0; 7],
-        path: [0; PATH_BUF],
-    });
+    let mut e: Box<FileEvent> = Box::new(zeroed());
     let n = data.len().min(size_of::<FileEvent>());
-    // SAFETY: e is a FileEvent (Plain: any bytes are valid) with room for
-    // size_of::<FileEvent>() >= n bytes, and data has n bytes.
-    unsafe {
-        std::ptr::copy_nonoverlapping(data.as_ptr(), (&mut *e as *mut FileEvent).cast::<u8>(), n);
-    }
+    // SAFETY: the record's bytes are only written through this view, which
+    // is what plain::as_mut_bytes asks of a Plain type.
+    let bytes = unsafe { plain::as_mut_bytes(&mut *e) };
+    bytes[..n].copy_from_slice(&data[..n]);
     let need = FILE_HEAD + usize::from(e.path_len);
     if need > n {
         return Err(size(need));
@@ -85,24 +68,23 @@ fn decode_file(data: &[u8]) -> Result<Box<FileEvent>, DecodeError> {
     Ok(e)
 }
 
-fn copy_from<T: plain::Plain + Copy>(data: &[u8], kind: u32) -> Result<T, DecodeError> {
-    let need = size_of::<T>();
-    if data.len() < need {
-        return Err(DecodeError::Size {
-            kind,
-            need,
-            got: data.len(),
-        });
-    }
-    // from_bytes needs alignment; ring-buffer samples are 8-aligned but a copy
-    // keeps this correct for any slice (tests, replays).
-    let mut out = std::mem::MaybeUninit::<T>::uninit();
-    // SAFETY: `out` has room for size_of::<T>() bytes and data has at least
-    // that many; T is Plain so any byte pattern is a valid T.
-    unsafe {
-        std::ptr::copy_nonoverlapping(data.as_ptr(), out.as_mut_ptr().cast::<u8>(), need);
-        Ok(out.assume_init())
-    }
+fn copy_from<T: plain::Plain>(data: &[u8], kind: u32) -> Result<T, DecodeError> {
+    // A copy, not plain::from_bytes: ring-buffer samples are 8-aligned, but a
+    // slice from a test or a replay need not be.
+    let mut out: T = zeroed();
+    plain::copy_from_bytes(&mut out, data).map_err(|_| DecodeError::Size {
+        kind,
+        need: size_of::<T>(),
+        got: data.len(),
+    })?;
+    Ok(out)
+}
+
+/// An all-zero record, for a sample to be copied into.
+fn zeroed<T: plain::Plain>() -> T {
+    // SAFETY: a Plain type is integers and arrays of them, for which all-zero
+    // bytes are a valid value.
+    unsafe { std::mem::MaybeUninit::zeroed().assume_init() }
 }
 
 /// Decodes one sample. Never panics: a bad sample is an error to count.
