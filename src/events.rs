@@ -3,9 +3,6 @@
 //! The mirrors are written by hand for their names and derives; `abi` proves
 //! at compile time that each is the C layout, field by field. `decode` turns a
 //! sample into one, `text` reads the strings and paths inside.
-
-use std::mem::size_of;
-
 mod abi;
 mod decode;
 mod text;
@@ -330,8 +327,9 @@ pub struct FileCfg {
     pub suffix_len: [u8; AFFIX_LENS],
 }
 
-// SAFETY: all of these are plain integers and byte arrays with explicit
-// padding fields, so every bit pattern is a valid value.
+// SAFETY: all of these are integers and arrays of them with explicit padding
+// fields (`abi` proves every byte of each belongs to a named field, as in C),
+// so every bit pattern is a valid value and none is uninitialised.
 unsafe impl plain::Plain for Header {}
 unsafe impl plain::Plain for ExecEvent {}
 unsafe impl plain::Plain for ForkEvent {}
@@ -342,12 +340,23 @@ unsafe impl plain::Plain for FileEvent {}
 unsafe impl plain::Plain for NetEvent {}
 unsafe impl plain::Plain for MemEvent {}
 unsafe impl plain::Plain for TamperEvent {}
+unsafe impl plain::Plain for ObjKey {}
+unsafe impl plain::Plain for DnsKey {}
+unsafe impl plain::Plain for DnsRule {}
+unsafe impl plain::Plain for EgressCfg {}
+unsafe impl plain::Plain for Lpm4Key {}
+unsafe impl plain::Plain for Lpm6Key {}
+unsafe impl plain::Plain for EgressVal {}
+unsafe impl plain::Plain for NameKey {}
+unsafe impl plain::Plain for AffixKey {}
+unsafe impl plain::Plain for InodeKey {}
+unsafe impl plain::Plain for FileCfg {}
 
-/// Byte view of a plain map key or value, for map updates.
-pub fn as_bytes<T: Copy>(v: &T) -> &[u8] {
-    // SAFETY: T is one of the repr(C) structs above: no uninitialised padding
-    // (every gap is an explicit field) and any byte pattern is valid to read.
-    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
+/// Byte view of a mirrored map key or value, for map updates.
+pub fn as_bytes<T: plain::Plain>(v: &T) -> &[u8] {
+    // SAFETY: T is one of the mirrors above, which have no implicit padding
+    // (see the Plain impls), so every byte is initialised.
+    unsafe { plain::as_bytes(v) }
 }
 
 /// Bytes of a file record before its path (BT_FILE_HEAD).
