@@ -221,39 +221,26 @@ static __always_inline int last_slash(int end)
 }
 
 /*
- * A failed open: judge the requested string by its last two components, and
- * report it with the directory it was relative to, which user space joins.
+ * Whether the requested string (len bytes in s) names a watched file, by its
+ * last two components; a bare name's parent is the working directory.
  */
-static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct pt_regs *regs,
-					   long ret, __u32 flags, int sys)
+static __always_inline bool requested_matches(const struct bt_file_cfg *cfg,
+					      struct req_scratch *s, int len, int dfd,
+					      struct task_struct *task)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	const char *upath = (const char *)(sys == BT_SYS_OPEN ? BT_ARG1(regs) : BT_ARG2(regs));
-	int dfd = sys == BT_SYS_OPEN ? BT_AT_FDCWD : (int)BT_ARG1(regs);
-	__u32 zero = 0, off;
-	struct req_scratch *s = bpf_map_lookup_elem(&req_buf, &zero);
-	struct bt_path_scratch *ps;
-	struct bt_file_event *e;
 	struct bt_name_key k;
 	bool hit = cfg->match_all;
-	long n;
-	int len, slash, pslash;
+	int slash, pslash;
 
-	if (!s)
-		return;
-	n = bpf_probe_read_user_str(s->b, sizeof(s->b), upath);
-	if (n <= 1)
-		return;
-	len = n - 1;
 	slash = last_slash(len);
 	if (slash == -2)
-		return;
+		return false;
 	if (!hit) {
 		__u32 start = (slash + 1) & (BT_REQ_MAX - 1);
 		__u32 nlen = (__u32)(len - start) & (BT_REQ_MAX - 1);
 
 		if (nlen == 0)
-			return;
+			return false;
 		if (nlen < BT_KEY_LEN) {
 			hit = load_name(&k, s->b + start, nlen) && leaf_in(cfg, &k, s->b + start, nlen);
 		} else {
@@ -275,8 +262,19 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 		hit = parent_in(cfg, &k, BPF_CORE_READ(cwd, d_name.name),
 				BPF_CORE_READ(cwd, d_name.len), NULL, false);
 	}
-	if (!hit)
-		return;
+	return hit;
+}
+
+/* Reports a refused open: the requested string (in s), then, when it is
+ * relative, the components of the directory it was relative to, which user
+ * space joins. */
+static __always_inline void emit_requested(struct req_scratch *s, long ret, __u32 flags, int sys,
+					   int dfd, struct task_struct *task)
+{
+	struct bt_path_scratch *ps;
+	struct bt_file_event *e;
+	__u32 zero = 0, off;
+	long n;
 
 	e = file_record();
 	if (!e)
@@ -318,6 +316,27 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 			e->path_flags = BT_PATH_TRUNCATED;
 	}
 	send_file(e, ps ? ps->buf : NULL, ps ? off : 0);
+}
+
+/* A failed open: judged by the string the caller asked for, since no file
+ * was produced. */
+static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct pt_regs *regs,
+					   long ret, __u32 flags, int sys)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	const char *upath = (const char *)(sys == BT_SYS_OPEN ? BT_ARG1(regs) : BT_ARG2(regs));
+	int dfd = sys == BT_SYS_OPEN ? BT_AT_FDCWD : (int)BT_ARG1(regs);
+	__u32 zero = 0;
+	struct req_scratch *s = bpf_map_lookup_elem(&req_buf, &zero);
+	long n;
+
+	if (!s)
+		return;
+	n = bpf_probe_read_user_str(s->b, sizeof(s->b), upath);
+	if (n <= 1)
+		return;
+	if (requested_matches(cfg, s, n - 1, dfd, task))
+		emit_requested(s, ret, flags, sys, dfd, task);
 }
 
 /*
