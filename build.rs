@@ -1,10 +1,11 @@
-//! Compiles every `bpf/*.bpf.c` into a libbpf skeleton in `OUT_DIR`, against the
-//! committed `vmlinux.h` of the architecture being built for.
+//! Compiles every `bpf/*.bpf.c` into a libbpf skeleton in `OUT_DIR`, with the
+//! shared headers of `bpf/include/` and the committed `vmlinux.h` of the
+//! architecture being built for.
 
 use std::env;
 use std::ffi::OsStr;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use libbpf_cargo::SkeletonBuilder;
 
@@ -23,6 +24,7 @@ fn main() {
         );
     }
     let bpf_dir = manifest.join("bpf");
+    let include = bpf_dir.join("include");
     let clang = env::var_os("CLANG").unwrap_or_else(|| "clang".into());
 
     println!("cargo:rerun-if-env-changed=CLANG");
@@ -31,13 +33,14 @@ fn main() {
         "cargo:rerun-if-changed={}",
         vmlinux.join("vmlinux.h").display()
     );
+    // The directories too, so that a new source or header is seen.
     println!("cargo:rerun-if-changed={}", bpf_dir.display());
+    println!("cargo:rerun-if-changed={}", include.display());
+    for header in files(&include) {
+        println!("cargo:rerun-if-changed={}", header.display());
+    }
 
-    let mut sources: Vec<PathBuf> = fs::read_dir(&bpf_dir)
-        .expect("bpf/ is readable")
-        .map(|e| e.expect("bpf/ entry").path())
-        .collect();
-    sources.sort();
+    let sources = files(&bpf_dir);
     for path in &sources {
         println!("cargo:rerun-if-changed={}", path.display());
     }
@@ -59,11 +62,23 @@ fn main() {
                 OsStr::new("-I"),
                 vmlinux.as_os_str(),
                 OsStr::new("-I"),
-                bpf_dir.as_os_str(),
+                include.as_os_str(),
                 OsStr::new("-Wall"),
                 OsStr::new("-Werror"),
             ])
             .build_and_generate(&skel)
             .unwrap_or_else(|e| panic!("building the BPF skeleton for {}: {e:#}", src.display()));
     }
+}
+
+/// The regular files directly in `dir`, sorted (subdirectories are not
+/// descended into).
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{} is not readable: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    out.sort();
+    out
 }

@@ -9,9 +9,12 @@
  * successful open is judged on the file it produced (symlinks, "..", dirfds and
  * hardlinks already resolved by the kernel). Cheap facts decide first - the
  * file's name, its parent's name, its inode - and only a candidate pays for the
- * path walk and a ring-buffer record.
+ * path walk and a ring-buffer record. Those facts and their maps are
+ * file_filter.bpf.h.
  */
-#include "common.bpf.h"
+#include "task.bpf.h"
+#include "path.bpf.h"
+#include "ring.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -20,89 +23,24 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define BT_SCAN_MAX 256 /* a component longer than this is not a name we watch */
 #define BT_SIGKILL 9
 #define BT_MAY_EXEC 0x1 /* open_flags.acc_mode of an exec */
+#define BT_PROC_SUPER_MAGIC 0x9fa0
 #define BT_O_PATH 010000000 /* include/uapi/asm-generic/fcntl.h, the same on x86 and arm64 */
 
 const volatile bool watch_files = true;
 const volatile bool watch_proc = true;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 * 1024 * 1024);
-} file_events SEC(".maps");
+BT_RINGBUF(file_events, BT_RING_FILE);
 
 /* Owned by the memory family (mem.bpf.c); user space hands this skeleton the
  * same map when both families run. */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1024 * 1024);
-} mem_events SEC(".maps");
+BT_RINGBUF(mem_events, BT_RING_MEM);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} file_lost SEC(".maps");
+BT_LOST_COUNTER(file_lost);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} mem_lost SEC(".maps");
+BT_LOST_COUNTER(mem_lost);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct bt_name_key);
-	__type(value, __u32);
-} name_filter SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct bt_name_key);
-	__type(value, __u32);
-} parent_filter SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, struct bt_affix_key);
-	__type(value, __u32);
-} prefix_filter SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, struct bt_affix_key);
-	__type(value, __u32);
-} suffix_filter SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct bt_inode_key);
-	__type(value, __u32);
-} inode_filter SEC(".maps");
-
-/* Two slots: a policy reload writes the idle one, then flips cfg_slot, so a
- * program never reads a half-written configuration. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, struct bt_file_cfg);
-} file_cfg SEC(".maps");
-
-volatile __u32 cfg_slot;
-
-static __always_inline struct bt_file_cfg *active_cfg(void)
-{
-	__u32 slot = cfg_slot & 1;
-
-	return bpf_map_lookup_elem(&file_cfg, &slot);
-}
+/* The policy's pre-filter: its maps and the cheap verdict. */
+#include "file_filter.bpf.h"
 
 /* File records are built here and sent at their used length. */
 struct {
@@ -122,243 +60,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct req_scratch);
 } req_buf SEC(".maps");
-
-static __always_inline void count_lost(void *map)
-{
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(map, &zero);
-
-	if (n)
-		(*n)++;
-}
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, BT_INODE_HINTS);
-	__type(key, __u32);
-	__type(value, __u8);
-} inode_hint SEC(".maps");
-
-/*
- * One field of the struct at ptr. Under the fexit hook the verifier knows
- * each pointer's BTF type, so this is a plain load (a few instructions);
- * under a tracepoint the pointer came from a probe read and the field needs
- * a bpf_probe_read_kernel call of its own. btf is a constant at every call
- * site, so only one of the two is compiled into each program.
- */
-#define BT_LOAD(btf, ptr, field) ((btf) ? (ptr)->field : BPF_CORE_READ(ptr, field))
-
-/* The name of dentry d (its length and a pointer to its bytes). */
-static __always_inline bool load_qstr(struct qstr *q, struct dentry *d, bool btf)
-{
-	if (btf) {
-		q->len = d->d_name.len;
-		q->name = d->d_name.name;
-		return true;
-	}
-	return !BPF_CORE_READ_INTO(q, d, d_name);
-}
-
-static __always_inline bool byte_in(const __u64 *set, __u8 c)
-{
-	return (set[(c >> 6) & 3] >> (c & 63)) & 1;
-}
-
-/* Copies the name at kptr (len bytes, kernel memory) into a zeroed map key;
- * false when it does not fit one. */
-static __always_inline bool load_name(struct bt_name_key *k, const void *kptr, __u32 len)
-{
-	__builtin_memset(k, 0, sizeof(*k));
-	if (len == 0 || len >= BT_KEY_LEN)
-		return false;
-	barrier_var(len);
-	len &= BT_KEY_LEN - 1;
-	return bpf_probe_read_kernel(k->name, len, kptr) == 0;
-}
-
-/* Kernels before 6.14 keep a short name in d_iname; later ones in
- * d_shortname. Either way the first 32 bytes hold every name shorter than 32. */
-struct dentry___iname {
-	unsigned char d_iname[32];
-} __attribute__((preserve_access_index));
-
-struct dentry___shortname {
-	union {
-		unsigned char string[40];
-		unsigned long words[5];
-	} d_shortname;
-} __attribute__((preserve_access_index));
-
-#define BT_INLINE_NAME 32
-
-/*
- * Under the fexit hook: copies d's name (len bytes at kptr) into the zeroed
- * key k with four plain loads when the kernel keeps it inside the dentry,
- * sparing the probe read. False when the name is stored elsewhere (a long
- * name): the caller reads it the slow way.
- */
-static __always_inline bool inline_name(struct bt_name_key *k, struct dentry *d,
-					const void *kptr, __u32 len)
-{
-	const __u64 *w;
-	__u64 *o = (__u64 *)k->name;
-	int i;
-
-	if (bpf_core_field_exists(((struct dentry___shortname *)d)->d_shortname))
-		w = (const __u64 *)&((struct dentry___shortname *)d)->d_shortname;
-	else
-		w = (const __u64 *)&((struct dentry___iname *)d)->d_iname;
-	if (len == 0 || len >= BT_INLINE_NAME || (unsigned long)kptr != (unsigned long)w)
-		return false;
-#pragma unroll
-	for (i = 0; i < BT_INLINE_NAME / 8; i++) {
-		__u32 lo = i * 8;
-		__u64 v = w[i];
-
-		/* Bytes past the name may hold an older, longer name. */
-		if (len <= lo)
-			v = 0;
-		else if (len < lo + 8)
-			v &= (1ULL << ((len - lo) * 8)) - 1;
-		o[i] = v;
-	}
-	return true;
-}
-
-/* The name at kptr (len bytes) into the zeroed key k. When it is the name of
- * dentry d and the fexit hook runs (btf), plain loads where possible; else
- * one probe read. d may be NULL for a name with no dentry (a requested path). */
-static __always_inline bool name_into(struct bt_name_key *k, const void *kptr, __u32 len,
-				      struct dentry *d, bool btf)
-{
-	if (btf && d) {
-		__builtin_memset(k, 0, sizeof(*k));
-		if (inline_name(k, d, kptr, len))
-			return true;
-	}
-	return load_name(k, kptr, len);
-}
-
-/* Tries each length in lens (ended by 0) of the name at kptr (len bytes):
- * its first bytes, or with from_end its last, as a key of map. */
-static __always_inline bool affix_try(void *map, const __u8 *lens, const void *kptr, __u64 len,
-				      bool from_end)
-{
-	struct bt_affix_key k;
-	int i;
-
-#pragma unroll
-	for (i = 0; i < BT_AFFIX_LENS; i++) {
-		__u64 l = lens[i];
-
-		if (l == 0)
-			break;
-		if (l > len)
-			continue;
-		barrier_var(l);
-		if (l > BT_AFFIX_MAX)
-			continue;
-		__builtin_memset(&k, 0, sizeof(k));
-		k.len = l;
-		if (!bpf_probe_read_kernel(k.s, l, from_end ? kptr + len - l : kptr) &&
-		    bpf_map_lookup_elem(map, &k))
-			return true;
-	}
-	return false;
-}
-
-/* Is some watched prefix or suffix part of the name at kptr (len bytes)?
- * Only the distinct affix lengths the policy has are tried, and only when
- * the name's first (last) byte starts (ends) some prefix (suffix). */
-static __always_inline bool affix_in(const struct bt_file_cfg *cfg, const void *kptr, __u64 len,
-				     __u8 first, __u8 last)
-{
-	if (byte_in(cfg->prefix_first, first) &&
-	    affix_try(&prefix_filter, cfg->prefix_len, kptr, len, false))
-		return true;
-	return byte_in(cfg->suffix_last, last) &&
-	       affix_try(&suffix_filter, cfg->suffix_len, kptr, len, true);
-}
-
-/* Is the name (already in k, len bytes) a watched name, prefix or suffix? */
-static __always_inline bool leaf_in(const struct bt_file_cfg *cfg, const struct bt_name_key *k,
-				    const void *kptr, __u32 len)
-{
-	__u8 first = k->name[0];
-	__u8 last = k->name[(len - 1) & (BT_KEY_LEN - 1)];
-
-	if (len < BT_KEY_LEN && ((cfg->name_lens >> len) & 1) && byte_in(cfg->name_last, last) &&
-	    bpf_map_lookup_elem(&name_filter, k))
-		return true;
-	return affix_in(cfg, kptr, len, first, last);
-}
-
-/* Is the directory name at kptr (len bytes) a watched parent? pd is that
- * directory's dentry when there is one (see name_into). */
-static __always_inline bool parent_in(const struct bt_file_cfg *cfg, struct bt_name_key *k,
-				      const void *kptr, __u32 len, struct dentry *pd, bool btf)
-{
-	if (len >= BT_KEY_LEN || !((cfg->parent_lens >> len) & 1))
-		return false;
-	if (!name_into(k, kptr, len, pd, btf))
-		return false;
-	if (!byte_in(cfg->parent_last, k->name[(len - 1) & (BT_KEY_LEN - 1)]))
-		return false;
-	return bpf_map_lookup_elem(&parent_filter, k) != NULL;
-}
-
-/* Cheap verdict for an opened file whose dentry is d and name q: 0 when its
- * path cannot match the policy, else BT_INODE_WATCH, with BT_INODE_KILL when
- * its inode is a tripwire. */
-static __always_inline __u32 file_verdict(const struct bt_file_cfg *cfg, struct dentry *d,
-					  const struct qstr *q, struct inode *inode, bool btf)
-{
-	struct bt_name_key k;
-	struct dentry *parent;
-	__u32 len = q->len, *v;
-	bool named = cfg->match_all;
-	__u64 ino;
-	__u8 *hint;
-
-	if (named)
-		goto inode;
-	if (len < BT_KEY_LEN) {
-		if (name_into(&k, q->name, len, d, btf) && leaf_in(cfg, &k, q->name, len)) {
-			named = true;
-			goto inode;
-		}
-	} else {
-		/* Too long to be a watched name; still try the affixes. */
-		__u8 fl[2] = {};
-
-		bpf_probe_read_kernel(&fl[0], 1, q->name);
-		bpf_probe_read_kernel(&fl[1], 1, q->name + len - 1);
-		if (affix_in(cfg, q->name, len, fl[0], fl[1])) {
-			named = true;
-			goto inode;
-		}
-	}
-	if (cfg->parent_lens) {
-		struct qstr pq;
-
-		parent = BT_LOAD(btf, d, d_parent);
-		if (parent && parent != d && load_qstr(&pq, parent, btf) &&
-		    parent_in(cfg, &k, pq.name, pq.len, parent, btf))
-			named = true;
-	}
-inode:
-	/* A named candidate only needs the inode for the tripwire check. */
-	ino = BT_LOAD(btf, inode, i_ino);
-	__u32 slot = ino & (BT_INODE_HINTS - 1);
-	hint = bpf_map_lookup_elem(&inode_hint, &slot);
-	if (!hint || !*hint || (named && !(*hint & BT_INODE_KILL)))
-		return named ? BT_INODE_WATCH : 0;
-	struct bt_inode_key ik = { .dev = BPF_CORE_READ(inode, i_sb, s_dev), .ino = ino };
-	v = bpf_map_lookup_elem(&inode_filter, &ik);
-	if (!v)
-		return named ? BT_INODE_WATCH : 0;
-	return *v | BT_INODE_WATCH;
-}
 
 /* Reads the open flags the caller passed. */
 static __always_inline __u32 open_flags(struct pt_regs *regs, int sys)
@@ -422,7 +123,7 @@ static __always_inline void on_proc_open(struct file *f, __u32 kind, struct inod
 
 	e = bpf_ringbuf_reserve(&mem_events, sizeof(*e), 0);
 	if (!e) {
-		count_lost(&mem_lost);
+		bt_count_lost(&mem_lost);
 		return;
 	}
 	bt_fill_header(&e->hdr, BT_EV_MEM);
@@ -447,7 +148,7 @@ static __always_inline void send_file(struct bt_file_event *e, const __u8 *buf, 
 		len = 0;
 	e->path_len = len;
 	if (bt_output(&file_events, e, BT_FILE_HEAD + len))
-		count_lost(&file_lost);
+		bt_count_lost(&file_lost);
 }
 
 static __always_inline struct bt_file_event *file_record(void)
@@ -520,39 +221,26 @@ static __always_inline int last_slash(int end)
 }
 
 /*
- * A failed open: judge the requested string by its last two components, and
- * report it with the directory it was relative to, which user space joins.
+ * Whether the requested string (len bytes in s) names a watched file, by its
+ * last two components; a bare name's parent is the working directory.
  */
-static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct pt_regs *regs,
-					   long ret, __u32 flags, int sys)
+static __always_inline bool requested_matches(const struct bt_file_cfg *cfg,
+					      struct req_scratch *s, int len, int dfd,
+					      struct task_struct *task)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	const char *upath = (const char *)(sys == BT_SYS_OPEN ? BT_ARG1(regs) : BT_ARG2(regs));
-	int dfd = sys == BT_SYS_OPEN ? BT_AT_FDCWD : (int)BT_ARG1(regs);
-	__u32 zero = 0, off;
-	struct req_scratch *s = bpf_map_lookup_elem(&req_buf, &zero);
-	struct bt_path_scratch *ps;
-	struct bt_file_event *e;
 	struct bt_name_key k;
 	bool hit = cfg->match_all;
-	long n;
-	int len, slash, pslash;
+	int slash, pslash;
 
-	if (!s)
-		return;
-	n = bpf_probe_read_user_str(s->b, sizeof(s->b), upath);
-	if (n <= 1)
-		return;
-	len = n - 1;
 	slash = last_slash(len);
 	if (slash == -2)
-		return;
+		return false;
 	if (!hit) {
 		__u32 start = (slash + 1) & (BT_REQ_MAX - 1);
 		__u32 nlen = (__u32)(len - start) & (BT_REQ_MAX - 1);
 
 		if (nlen == 0)
-			return;
+			return false;
 		if (nlen < BT_KEY_LEN) {
 			hit = load_name(&k, s->b + start, nlen) && leaf_in(cfg, &k, s->b + start, nlen);
 		} else {
@@ -574,8 +262,19 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 		hit = parent_in(cfg, &k, BPF_CORE_READ(cwd, d_name.name),
 				BPF_CORE_READ(cwd, d_name.len), NULL, false);
 	}
-	if (!hit)
-		return;
+	return hit;
+}
+
+/* Reports a refused open: the requested string (in s), then, when it is
+ * relative, the components of the directory it was relative to, which user
+ * space joins. */
+static __always_inline void emit_requested(struct req_scratch *s, long ret, __u32 flags, int sys,
+					   int dfd, struct task_struct *task)
+{
+	struct bt_path_scratch *ps;
+	struct bt_file_event *e;
+	__u32 zero = 0, off;
+	long n;
 
 	e = file_record();
 	if (!e)
@@ -617,6 +316,27 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 			e->path_flags = BT_PATH_TRUNCATED;
 	}
 	send_file(e, ps ? ps->buf : NULL, ps ? off : 0);
+}
+
+/* A failed open: judged by the string the caller asked for, since no file
+ * was produced. */
+static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct pt_regs *regs,
+					   long ret, __u32 flags, int sys)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	const char *upath = (const char *)(sys == BT_SYS_OPEN ? BT_ARG1(regs) : BT_ARG2(regs));
+	int dfd = sys == BT_SYS_OPEN ? BT_AT_FDCWD : (int)BT_ARG1(regs);
+	__u32 zero = 0;
+	struct req_scratch *s = bpf_map_lookup_elem(&req_buf, &zero);
+	long n;
+
+	if (!s)
+		return;
+	n = bpf_probe_read_user_str(s->b, sizeof(s->b), upath);
+	if (n <= 1)
+		return;
+	if (requested_matches(cfg, s, n - 1, dfd, task))
+		emit_requested(s, ret, flags, sys, dfd, task);
 }
 
 /*

@@ -4,7 +4,8 @@
  * process_vm_readv/writev. Opens of /proc/<pid>/{mem,environ,maps} are seen by
  * the open programs in file.bpf.c and arrive on this family's ring buffer.
  */
-#include "common.bpf.h"
+#include "task.bpf.h"
+#include "ring.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -21,17 +22,9 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
  * into the first: a debugger or a dump issues thousands of them. */
 #define BT_FOLD_NS 1000000000ULL
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1024 * 1024);
-} mem_events SEC(".maps");
+BT_RINGBUF(mem_events, BT_RING_MEM);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} mem_lost SEC(".maps");
+BT_LOST_COUNTER(mem_lost);
 
 struct fold_key {
 	__u32 tgid;
@@ -71,10 +64,7 @@ static __always_inline void emit(__u32 kind, __u32 target, __s64 request, long r
 	struct bt_mem_event *e = bpf_ringbuf_reserve(&mem_events, sizeof(*e), 0);
 
 	if (!e) {
-		__u32 zero = 0;
-		__u64 *n = bpf_map_lookup_elem(&mem_lost, &zero);
-		if (n)
-			(*n)++;
+		bt_count_lost(&mem_lost);
 		return;
 	}
 	bt_fill_header(&e->hdr, BT_EV_MEM);

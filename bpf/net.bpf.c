@@ -1,21 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /* Network family: outbound connect(2) on IPv4 and IPv6 sockets, TCP or UDP,
  * with the destination, the socket's protocol and the result. */
-#include "common.bpf.h"
+#include "task.bpf.h"
+#include "ring.bpf.h"
+#include <bpf/bpf_endian.h>
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 2 * 1024 * 1024);
-} net_events SEC(".maps");
+BT_RINGBUF(net_events, BT_RING_NET);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} net_lost SEC(".maps");
+BT_LOST_COUNTER(net_lost);
 
 static __always_inline int on_connect_exit(long ret)
 {
@@ -42,10 +36,7 @@ static __always_inline int on_connect_exit(long ret)
 
 	e = bpf_ringbuf_reserve(&net_events, sizeof(*e), 0);
 	if (!e) {
-		__u32 zero = 0;
-		__u64 *n = bpf_map_lookup_elem(&net_lost, &zero);
-		if (n)
-			(*n)++;
+		bt_count_lost(&net_lost);
 		return 0;
 	}
 	bt_fill_header(&e->hdr, BT_EV_NET);

@@ -1,30 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /* Process family: exec (with executable path and argv), fork of new
  * processes, and exit of thread-group leaders. */
-#include "common.bpf.h"
+#include "task.bpf.h"
+#include "path.bpf.h"
+#include "ring.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 * 1024 * 1024);
-} process_events SEC(".maps");
+BT_RINGBUF(process_events, BT_RING_PROCESS);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} process_lost SEC(".maps");
-
-static __always_inline void count_lost(void)
-{
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&process_lost, &zero);
-
-	if (n)
-		(*n)++;
-}
+BT_LOST_COUNTER(process_lost);
 
 SEC("tracepoint/sched/sched_process_exec")
 int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
@@ -37,7 +22,7 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 
 	e = bpf_ringbuf_reserve(&process_events, sizeof(*e), 0);
 	if (!e) {
-		count_lost();
+		bt_count_lost(&process_lost);
 		return 0;
 	}
 	bt_fill_header(&e->hdr, BT_EV_EXEC);
@@ -92,7 +77,7 @@ int handle_fork(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	e = bpf_ringbuf_reserve(&process_events, sizeof(*e), 0);
 	if (!e) {
-		count_lost();
+		bt_count_lost(&process_lost);
 		return 0;
 	}
 	bt_fill_header(&e->hdr, BT_EV_FORK);
@@ -113,7 +98,7 @@ int handle_exit(void *ctx)
 		return 0; /* a thread, not the process */
 	e = bpf_ringbuf_reserve(&process_events, sizeof(*e), 0);
 	if (!e) {
-		count_lost();
+		bt_count_lost(&process_lost);
 		return 0;
 	}
 	bt_fill_header(&e->hdr, BT_EV_EXIT);

@@ -13,31 +13,21 @@
  * map, program and link it holds once everything is loaded, so another
  * bee-trace instance changing its own maps never matches.
  */
-#include "common.bpf.h"
+#include "task.bpf.h"
+#include "ring.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /* The watchdog process (see src/watchdog.rs); 0 when there is none. */
 __u32 watchdog_tgid = 0;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
-} tamper_events SEC(".maps");
+BT_RINGBUF(tamper_events, BT_RING_TAMPER);
 
 /* Signal records for the watchdog only: the process they are about may be
  * dead before it could read its own ring. */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 * 1024);
-} watch_events SEC(".maps");
+BT_RINGBUF(watch_events, BT_RING_WATCH);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} tamper_lost SEC(".maps");
+BT_LOST_COUNTER(tamper_lost);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -60,15 +50,6 @@ struct {
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct pending);
 } pending_cmds SEC(".maps");
-
-static __always_inline void count_lost(void)
-{
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&tamper_lost, &zero);
-
-	if (n)
-		(*n)++;
-}
 
 /*
  * Where the fd or id a command acts on sits in its union bpf_attr, and what
@@ -204,7 +185,7 @@ static __always_inline void bpf_record(const struct pending *p, long ret)
 	struct bt_tamper_event *e = bpf_ringbuf_reserve(&tamper_events, sizeof(*e), 0);
 
 	if (!e) {
-		count_lost();
+		bt_count_lost(&tamper_lost);
 		return;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
@@ -274,7 +255,7 @@ static __always_inline void signal_record(void *rb, int sig, struct task_struct 
 	struct bt_tamper_event *e = bpf_ringbuf_reserve(rb, sizeof(*e), 0);
 
 	if (!e) {
-		count_lost();
+		bt_count_lost(&tamper_lost);
 		return;
 	}
 	__builtin_memset(e, 0, sizeof(*e));

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// The kernel wakes a worker only once a batch of records is waiting (see
-/// bt_submit in bpf/common.bpf.h); this poll bounds the wait of a lone one.
+/// bt_submit in bpf/include/ring.bpf.h); this poll bounds the wait of a lone one.
 const POLL_EVERY: Duration = Duration::from_millis(50);
 
 use crossbeam_channel::{Sender, TrySendError};

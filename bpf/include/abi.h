@@ -1,39 +1,70 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /*
- * Event records shared by the BPF programs and the Rust front end.
+ * The one event ABI: every record, map key and map value that the BPF
+ * programs and user space both read, and the constants they share.
  *
- * Only fixed-width integer types are used so this header reads on its own and
- * every field has one obvious Rust mirror (src/events.rs). Each struct's size
- * is asserted here and in Rust; change both together.
+ * Only __u8..__u64 and __s32/__s64 are used, so this header reads on its own
+ * (bpf/abi.bpf.c builds it with nothing but those typedefs) and every field
+ * has one obvious Rust mirror. src/events.rs checks each mirror's every field
+ * offset, and each constant, against what clang makes of this file; the
+ * asserts at the end guard the C side on its own.
+ *
+ * Constants are enums, not macros, so that they reach the BTF and from there
+ * the Rust build.
  */
-#ifndef BEE_TRACE_EVENTS_H
-#define BEE_TRACE_EVENTS_H
+#ifndef BEE_TRACE_ABI_H
+#define BEE_TRACE_ABI_H
 
-#define BT_COMM_LEN 16
-/* Path components are written leaf first, each NUL-terminated, at offsets
- * masked with BT_PATH_MASK; the extra BT_NAME_MAX bytes keep the last read in
- * bounds, which is what lets the verifier accept a variable offset. */
-#define BT_PATH_MASK 4095
-#define BT_NAME_MAX 256
-#define BT_PATH_BUF (BT_PATH_MASK + 1 + BT_NAME_MAX)
-#define BT_ARGV_BUF 1024
-#define BT_KEY_LEN 64
-/* Distinct prefix (suffix) lengths the kernel filter tries. */
-#define BT_AFFIX_LENS 8
+enum bt_sizes {
+	BT_COMM_LEN = 16,
+	/* Path components are written leaf first, each NUL-terminated, at
+	 * offsets masked with BT_PATH_MASK; the extra BT_NAME_MAX bytes keep the
+	 * last read in bounds, which is what lets the verifier accept a
+	 * variable offset. */
+	BT_PATH_MASK = 4095,
+	BT_NAME_MAX = 256,
+	BT_PATH_BUF = BT_PATH_MASK + 1 + BT_NAME_MAX,
+	BT_ARGV_BUF = 1024,
+	BT_KEY_LEN = 64,
+	/* Distinct prefix (suffix) lengths the kernel filter tries. */
+	BT_AFFIX_LENS = 8,
+	BT_AFFIX_MAX = 27,
+	/* inode_hint has this many one-byte slots, indexed by inode number
+	 * modulo the count: a zero slot proves the inode is not in
+	 * inode_filter, and a slot without BT_INODE_KILL proves no inode of it
+	 * is a tripwire. */
+	BT_INODE_HINTS = 4096,
+	BT_EGRESS_PORTS = 7,
+	BT_DNS_NAME = 128, /* longest wire-format name matched or reported */
+	BT_DNS_ADDRS = 8,
+};
 
-/* The walk stopped before the root: the path lacks its leading components. */
-#define BT_PATH_TRUNCATED 1
+/* bt_header.type */
+enum bt_ev_type {
+	BT_EV_EXEC = 1,
+	BT_EV_FORK = 2,
+	BT_EV_EXIT = 3,
+	BT_EV_FILE = 4,
+	BT_EV_NET = 5,
+	BT_EV_MEM = 6,
+	BT_EV_EGRESS = 7,
+	BT_EV_DNS = 8,
+	BT_EV_TAMPER = 9,
+};
 
-/* header.type */
-#define BT_EV_EXEC 1
-#define BT_EV_FORK 2
-#define BT_EV_EXIT 3
-#define BT_EV_FILE 4
-#define BT_EV_NET 5
-#define BT_EV_MEM 6
-#define BT_EV_EGRESS 7
-#define BT_EV_DNS 8
-#define BT_EV_TAMPER 9
+/* Address families as the kernel numbers them (AF_INET, AF_INET6): the
+ * family fields of network records. */
+enum bt_af {
+	BT_AF_INET = 2,
+	BT_AF_INET6 = 10,
+};
+
+/* exe_flags, path_flags */
+enum bt_path_flags {
+	/* The walk stopped before the root: the path lacks its leading
+	 * components. */
+	BT_PATH_TRUNCATED = 1,
+};
 
 struct bt_header {
 	__u64 ts_boot_ns; /* bpf_ktime_get_boot_ns() */
@@ -79,17 +110,23 @@ struct bt_exit_event {
 };
 
 /* bt_file_event.layout */
-#define BT_PATH_RESOLVED 0 /* path: components of the opened file, leaf first */
-#define BT_PATH_REQUESTED 1 /* path: the requested string, then the base directory's components */
+enum bt_path_layout {
+	BT_PATH_RESOLVED = 0, /* path: components of the opened file, leaf first */
+	BT_PATH_REQUESTED = 1, /* path: the requested string, then the base directory's components */
+};
 
 /* bt_file_event.action */
-#define BT_FILE_OBSERVED 0
-#define BT_FILE_KILLED 1 /* the opener was sent SIGKILL (an action: kill inode) */
+enum bt_file_action {
+	BT_FILE_OBSERVED = 0,
+	BT_FILE_KILLED = 1, /* the opener was sent SIGKILL (an action: kill inode) */
+};
 
 /* bt_file_event.syscall */
-#define BT_SYS_OPENAT 1
-#define BT_SYS_OPENAT2 2
-#define BT_SYS_OPEN 3
+enum bt_open_sys {
+	BT_SYS_OPENAT = 1,
+	BT_SYS_OPENAT2 = 2,
+	BT_SYS_OPEN = 3,
+};
 
 struct bt_file_event {
 	struct bt_header hdr;
@@ -109,7 +146,13 @@ struct bt_file_event {
 	__u8 path[BT_PATH_BUF];
 };
 
-/* bt_net_event.family: AF_INET / AF_INET6 */
+/* File records are sent only up to the path bytes they use: this head, then
+ * path_len bytes. */
+enum bt_file_head {
+	BT_FILE_HEAD = 104,
+};
+
+/* bt_net_event.family: BT_AF_INET / BT_AF_INET6 */
 struct bt_net_event {
 	struct bt_header hdr;
 	__s32 ret;
@@ -122,17 +165,23 @@ struct bt_net_event {
 };
 
 /* bt_egress_event.action */
-#define BT_ACT_OBSERVED 0    /* an unconnected UDP send, seen, no rule matched */
-#define BT_ACT_BLOCKED 1     /* refused with EPERM */
-#define BT_ACT_WOULD_BLOCK 2 /* audit mode: a rule matched, let through */
+enum bt_egress_action {
+	BT_ACT_OBSERVED = 0,    /* an unconnected UDP send, seen, no rule matched */
+	BT_ACT_BLOCKED = 1,     /* refused with EPERM */
+	BT_ACT_WOULD_BLOCK = 2, /* audit mode: a rule matched, let through */
+};
 
 /* bt_egress_event.hook */
-#define BT_HOOK_CONNECT 1
-#define BT_HOOK_SENDMSG 2
+enum bt_egress_hook {
+	BT_HOOK_CONNECT = 1,
+	BT_HOOK_SENDMSG = 2,
+};
 
 /* bt_egress_event.rule for a destination outside the allowlist; other ids
  * are given out by user space when it fills the maps. */
-#define BT_RULE_NOT_ALLOWED 1
+enum bt_egress_rule {
+	BT_RULE_NOT_ALLOWED = 1,
+};
 
 /* What a cgroup sock_addr hook decided about one connect or send. The
  * header's ppid is 0: these programs cannot read the task; user space fills
@@ -150,10 +199,14 @@ struct bt_egress_event {
 	__u8 daddr[16];
 };
 
+/* bt_egress_cfg.mode */
+enum bt_egress_mode {
+	BT_MODE_OFF = 0,
+	BT_MODE_AUDIT = 1,
+	BT_MODE_BLOCK = 2,
+};
+
 /* Egress policy, single entry of the egress_cfg array map. */
-#define BT_MODE_OFF 0
-#define BT_MODE_AUDIT 1
-#define BT_MODE_BLOCK 2
 struct bt_egress_cfg {
 	__u32 mode;
 	__u32 allowlist; /* anything not in allow4/allow6 matches BT_RULE_NOT_ALLOWED */
@@ -170,7 +223,6 @@ struct bt_lpm6_key {
 	__u8 addr[16];
 };
 
-#define BT_EGRESS_PORTS 7
 /* Value of the LPM tries: the rule, and for allow entries the ports allowed
  * (nports 0: any port). */
 struct bt_egress_val {
@@ -182,10 +234,8 @@ struct bt_egress_val {
 /* A DNS answer the kernel took (UDP, from a resolver's port 53, answering a
  * query seen leaving the same socket of the host's network namespace; see
  * egress.bpf.c): the name asked for, in wire format (length-prefixed labels,
- * lower case), and its A/AAAA records. The header's pid and comm are not the receiver's
- * (the program runs where the packet is delivered) and are zero. */
-#define BT_DNS_NAME 128 /* longest wire-format name matched or reported */
-#define BT_DNS_ADDRS 8
+ * lower case), and its A/AAAA records. The header's pid and comm are not the
+ * receiver's (the program runs where the packet is delivered) and are zero. */
 struct bt_dns_event {
 	struct bt_header hdr;
 	__u16 name_len; /* bytes of name, the final zero label included */
@@ -211,14 +261,18 @@ struct bt_dns_rule {
 	__u16 _pad;
 };
 
-/* Something done to bee-trace itself (bpf/tamper.bpf.c). */
-#define BT_TAMPER_BPF 1    /* a bpf(2) command on one of its maps, programs or links */
-#define BT_TAMPER_SIGNAL 2 /* SIGKILL or SIGSTOP sent to it (or to its watchdog) */
+/* Something done to bee-trace itself (bpf/tamper.bpf.c): bt_tamper_event.kind */
+enum bt_tamper_kind {
+	BT_TAMPER_BPF = 1,    /* a bpf(2) command on one of its maps, programs or links */
+	BT_TAMPER_SIGNAL = 2, /* SIGKILL or SIGSTOP sent to it (or to its watchdog) */
+};
 
 /* bt_tamper_event.obj_type and bt_obj_key.type */
-#define BT_OBJ_MAP 1
-#define BT_OBJ_PROG 2
-#define BT_OBJ_LINK 3
+enum bt_obj_type {
+	BT_OBJ_MAP = 1,
+	BT_OBJ_PROG = 2,
+	BT_OBJ_LINK = 3,
+};
 
 /* Key of own_objs: one of this instance's kernel objects, by type and id. */
 struct bt_obj_key {
@@ -241,12 +295,14 @@ struct bt_tamper_event {
 };
 
 /* bt_mem_event.kind */
-#define BT_MEM_PTRACE 1
-#define BT_MEM_VM_READV 2
-#define BT_MEM_VM_WRITEV 3
-#define BT_MEM_PROC_MEM 4
-#define BT_MEM_PROC_ENVIRON 5
-#define BT_MEM_PROC_MAPS 6
+enum bt_mem_kind {
+	BT_MEM_PTRACE = 1,
+	BT_MEM_VM_READV = 2,
+	BT_MEM_VM_WRITEV = 3,
+	BT_MEM_PROC_MEM = 4,
+	BT_MEM_PROC_ENVIRON = 5,
+	BT_MEM_PROC_MAPS = 6,
+};
 
 struct bt_mem_event {
 	struct bt_header hdr;
@@ -275,8 +331,10 @@ struct bt_inode_key {
 };
 
 /* Value of inode_filter, and bits of an inode_hint slot. */
-#define BT_INODE_WATCH 1 /* report opens of this inode under any name */
-#define BT_INODE_KILL 2  /* and SIGKILL the opener (a tripwire) */
+enum bt_inode_bits {
+	BT_INODE_WATCH = 1, /* report opens of this inode under any name */
+	BT_INODE_KILL = 2,  /* and SIGKILL the opener (a tripwire) */
+};
 
 /* Single entry of the file_cfg array map: cheap facts that let the kernel
  * reject an ordinary file before any hash lookup. Bit n of a *_lens mask is
@@ -297,24 +355,11 @@ struct bt_file_cfg {
 	__u8 suffix_len[BT_AFFIX_LENS];
 };
 
-/* inode_hint has this many one-byte slots, indexed by inode number modulo the
- * count: a zero slot proves the inode is not in inode_filter, and a slot
- * without BT_INODE_KILL proves no inode of it is a tripwire. */
-#define BT_INODE_HINTS 4096
-
-#define BT_AFFIX_MAX 27
-
 _Static_assert(sizeof(struct bt_header) == 56, "bt_header layout");
 _Static_assert(sizeof(struct bt_exec_event) == 5472, "bt_exec_event layout");
-_Static_assert(__builtin_offsetof(struct bt_exec_event, exe_dev) == 72, "bt_exec_event exe_dev");
-_Static_assert(__builtin_offsetof(struct bt_exec_event, exe_mode) == 92, "bt_exec_event exe_mode");
-_Static_assert(__builtin_offsetof(struct bt_exec_event, argv) == 96, "bt_exec_event argv");
 _Static_assert(sizeof(struct bt_fork_event) == 64, "bt_fork_event layout");
 _Static_assert(sizeof(struct bt_exit_event) == 64, "bt_exit_event layout");
 _Static_assert(sizeof(struct bt_file_event) == 4456, "bt_file_event layout");
-/* File records are sent only up to the path bytes they use: this header,
- * then path_len bytes. */
-#define BT_FILE_HEAD 104
 _Static_assert(__builtin_offsetof(struct bt_file_event, path) == BT_FILE_HEAD, "bt_file_event head");
 _Static_assert(sizeof(struct bt_net_event) == 88, "bt_net_event layout");
 _Static_assert(sizeof(struct bt_mem_event) == 104, "bt_mem_event layout");
@@ -324,6 +369,7 @@ _Static_assert(sizeof(struct bt_lpm4_key) == 8, "bt_lpm4_key layout");
 _Static_assert(sizeof(struct bt_lpm6_key) == 20, "bt_lpm6_key layout");
 _Static_assert(sizeof(struct bt_egress_val) == 20, "bt_egress_val layout");
 _Static_assert(sizeof(struct bt_affix_key) == 32, "bt_affix_key layout");
+_Static_assert(BT_AFFIX_MAX < sizeof(((struct bt_affix_key *)0)->s), "bt_affix_key room");
 _Static_assert(sizeof(struct bt_file_cfg) == 168, "bt_file_cfg layout");
 _Static_assert(sizeof(struct bt_dns_event) == 360, "bt_dns_event layout");
 _Static_assert(sizeof(struct bt_dns_key) == 128, "bt_dns_key layout");

@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/* DNS learning, the second half of egress.bpf.c and included only there,
+ * after the maps both halves use: net_events and egress_lost, the block and
+ * allow tries it fills, resolvers4/resolvers6 (is_resolver4/6) and dns_socks,
+ * which the sock_addr hooks fill. The wire format is read by dns_wire.bpf.h. */
+#ifndef BEE_TRACE_DNS_BPF_H
+#define BEE_TRACE_DNS_BPF_H
+
+/*
+ * DNS. Only answers to queries seen leaving are learned, and only in the
+ * host's network namespace: a job that answers itself (in a namespace of its
+ * own, or by sending a datagram from port 53 to some socket) must not put
+ * addresses into the host-wide tries.
+ *
+ * A cgroup_skb egress program at the same root records each UDP query that
+ * a socket of the host's namespace (see dns_socks) sends to a resolver's port
+ * 53: (socket, resolver, client port, id) -> the question and when. The
+ * cgroup_skb ingress program reads each UDP datagram from port 53 as it is
+ * delivered to a socket, before the process that asked can read it, and
+ * takes it for an answer only if it answers such a record: the same socket,
+ * from the resolver asked, to the port that asked, with the query's id and
+ * question, within BT_DNS_QUERY_NS. The record is consumed: one answer per
+ * query. When a domain rule covers the name asked for, the answer's A/AAAA
+ * addresses enter the block or allow trie at once, so the connect that
+ * follows the lookup is judged with them. Every answer taken also goes to
+ * user space (TTLs, expiry, `dns_name`); no other does. TCP answers and DNS
+ * over TLS/HTTPS are not parsed.
+ */
+
+#include "dns_wire.bpf.h"
+
+#define BT_DNS_ANSWERS 16
+#define BT_DNS_QUERY_NS (10ULL * 1000000000ULL) /* how long a query waits for its answer */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct bt_dns_key);
+	__type(value, struct bt_dns_rule);
+} dns_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct dns_query_key);
+	__type(value, struct dns_query);
+} dns_queries SEC(".maps");
+
+/* One scratch for answers and one for queries: the ingress program runs in
+ * softirq and can interrupt the egress one on the same CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dns_scratch);
+} dns_buf SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dns_scratch);
+} dnsq_buf SEC(".maps");
+
+/* Tries the suffix of the question name at st.off against dns_rules, then
+ * steps to the next label. A block rule ends the scan; the first allow rule
+ * that applies is remembered. */
+static long rule_step(__u64 i, void *vctx)
+{
+	struct dns_scratch *s = ((struct dns_ctx *)vctx)->s;
+	struct dns_state *r = &s->st;
+	struct bt_dns_rule *v;
+	__u32 n;
+
+	if (r->off >= r->qlen)
+		return 1;
+	n = r->qlen - r->off;
+	if (n <= 1 || n > BT_DNS_NAME - 1)
+		goto next;
+	__builtin_memset(&s->key, 0, sizeof(s->key));
+	barrier_var(n);
+	n &= BT_DNS_NAME - 1;
+	if (n == 0)
+		return 1;
+	if (bpf_probe_read_kernel(s->key.name, n, &s->pkt[(r->start + r->off) & (BT_DNS_PKT - 1)]))
+		return 1;
+	v = bpf_map_lookup_elem(&dns_rules, &s->key);
+	if (v) {
+		if (!v->allow) {
+			r->hit = *v;
+			r->found = 2;
+			return 1;
+		}
+		if ((!v->exact || r->off == 0) && r->found == 0) {
+			r->hit = *v;
+			r->found = 1;
+		}
+	}
+next:
+	r->off += pkt_u8(s, r->start + r->off) + 1;
+	return 0;
+}
+
+static __always_inline void learn_addr(const struct bt_dns_event *e, __u32 k,
+				       const struct bt_dns_rule *r)
+{
+	struct bt_egress_val v = r->val;
+
+	if (r->allow)
+		v.rule = 0;
+	if (e->family[k] == 4) {
+		struct bt_lpm4_key key = { .prefixlen = 32 };
+
+		__builtin_memcpy(key.addr, e->addr[k], 4);
+		/* NOEXIST: an entry the policy names itself keeps its own value. */
+		bpf_map_update_elem(r->allow ? (void *)&allow4 : (void *)&block4, &key, &v,
+				    BPF_NOEXIST);
+	} else {
+		struct bt_lpm6_key key = { .prefixlen = 128 };
+
+		__builtin_memcpy(key.addr, e->addr[k], 16);
+		bpf_map_update_elem(r->allow ? (void *)&allow6 : (void *)&block6, &key, &v,
+				    BPF_NOEXIST);
+	}
+}
+
+/* The cookie of the packet's socket when it is a UDP socket that talked to a
+ * resolver (dns_socks), else 0. The bulk of the traffic (TCP) is let go
+ * before any map lookup or copy. */
+static __always_inline __u64 dns_socket(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	__u64 sock;
+
+	if (!sk)
+		return 0;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->protocol != 17)
+		return 0;
+	sock = bpf_get_socket_cookie(skb);
+	return bpf_map_lookup_elem(&dns_socks, &sock) ? sock : 0;
+}
+
+SEC("cgroup_skb/egress")
+int egress_dnsq(struct __sk_buff *skb)
+{
+	struct dns_scratch *s;
+	struct dns_ctx c;
+	__u32 zero = 0, len, l4, dns, flags;
+	__u64 sock = dns_socket(skb);
+	bool known;
+
+	if (!sock)
+		return 1;
+	s = bpf_map_lookup_elem(&dnsq_buf, &zero);
+	if (!s)
+		return 1;
+	c.s = s;
+	len = load_pkt(skb, s);
+	if (!len)
+		return 1;
+	l4 = udp_at(s, len, true);
+	if (!l4 || pkt_u16(s, l4 + 2) != 53)
+		return 1;
+	/* The socket may have been connected to a resolver and then sent
+	 * somewhere else. */
+	if (s->qk.family == BT_AF_INET)
+		known = is_resolver4(s->qk.server);
+	else
+		known = is_resolver6(s->qk.server);
+	if (!known)
+		return 1;
+	dns = l4 + 8;
+	flags = pkt_u16(s, dns + 2);
+	/* A query (no QR), standard opcode, one question. */
+	if ((flags & 0x8000) || (flags & 0x7800) || pkt_u16(s, dns + 4) != 1)
+		return 1;
+	if (!question(&c, dns, len))
+		return 1;
+	s->qk.sock = sock;
+	s->qk.cport = pkt_u16(s, l4);
+	s->qk.id = pkt_u16(s, dns);
+	s->qk.qtype = pkt_u16(s, s->st.pos);
+	s->q.ts = bpf_ktime_get_boot_ns();
+	s->q.qlen = s->st.qlen;
+	s->q.qclass = pkt_u16(s, s->st.pos + 2);
+	s->q._pad = 0;
+	if (!copy_name(s, s->q.name))
+		return 1;
+	bpf_map_update_elem(&dns_queries, &s->qk, &s->q, BPF_ANY);
+	return 1;
+}
+
+/* Whether the answer in the scratch (its question name already in ev.name)
+ * answers a query recorded for the socket it is delivered to; the record is
+ * consumed. */
+static __always_inline bool answers_query(__u64 sock, struct dns_scratch *s, __u32 l4, __u32 dns)
+{
+	struct dns_query *q;
+	const __u64 *a, *b;
+	__u64 diff = 0;
+	int i;
+
+	s->qk.sock = sock;
+	s->qk.cport = pkt_u16(s, l4 + 2);
+	s->qk.id = pkt_u16(s, dns);
+	s->qk.qtype = pkt_u16(s, s->st.pos);
+	q = bpf_map_lookup_elem(&dns_queries, &s->qk);
+	if (!q)
+		return false;
+	if (bpf_ktime_get_boot_ns() - q->ts > BT_DNS_QUERY_NS) {
+		bpf_map_delete_elem(&dns_queries, &s->qk);
+		return false;
+	}
+	if (q->qlen != s->st.qlen || q->qclass != pkt_u16(s, s->st.pos + 2))
+		return false;
+	/* Still a resolver: a reload may have dropped it since the query. */
+	if (!(s->qk.family == BT_AF_INET ? is_resolver4(s->qk.server) : is_resolver6(s->qk.server)))
+		return false;
+	a = (const __u64 *)q->name;
+	b = (const __u64 *)s->ev.name;
+#pragma unroll
+	for (i = 0; i < BT_DNS_NAME / 8; i++)
+		diff |= a[i] ^ b[i];
+	if (diff)
+		return false;
+	/* The same answer twice, on two CPUs: only the copy that removes the
+	 * record goes on. */
+	return bpf_map_delete_elem(&dns_queries, &s->qk) == 0;
+}
+
+SEC("cgroup_skb/ingress")
+int egress_dns(struct __sk_buff *skb)
+{
+	struct dns_scratch *s;
+	struct dns_ctx c;
+	__u32 zero = 0, len, l4, dns, flags, qd, an, k;
+	__u64 sock = dns_socket(skb);
+
+	if (!sock)
+		return 1;
+	s = bpf_map_lookup_elem(&dns_buf, &zero);
+	if (!s)
+		return 1;
+	c.s = s;
+	len = load_pkt(skb, s);
+	if (!len)
+		return 1;
+	l4 = udp_at(s, len, false);
+	if (!l4 || pkt_u16(s, l4) != 53)
+		return 1;
+	dns = l4 + 8;
+	flags = pkt_u16(s, dns + 2);
+	qd = pkt_u16(s, dns + 4);
+	an = pkt_u16(s, dns + 6);
+	/* A response (QR), standard query, no error, one question, answers. */
+	if (!(flags & 0x8000) || (flags & 0x7800) || (flags & 0xf) || qd != 1 || an == 0)
+		return 1;
+	if (!question(&c, dns, len))
+		return 1;
+
+	struct bt_dns_event *e = &s->ev;
+	e->hdr.ts_boot_ns = bpf_ktime_get_boot_ns();
+	e->hdr.cgroup_id = 0;
+	e->hdr.type = BT_EV_DNS;
+	e->hdr.pid = 0;
+	e->hdr.tid = 0;
+	e->hdr.ppid = 0;
+	e->hdr.uid = 0;
+	e->hdr._pad = 0;
+	__builtin_memset(e->hdr.comm, 0, sizeof(e->hdr.comm));
+	e->name_len = s->st.qlen;
+	e->naddrs = 0;
+	e->rule_hit = 0;
+	e->_pad = 0;
+	if (!copy_name(s, e->name))
+		return 1;
+	if (!answers_query(sock, s, l4, dns))
+		return 1;
+
+	s->st.pos += 4; /* qtype, qclass */
+	s->st.left = an;
+	bpf_loop(BT_DNS_ANSWERS, answer_step, &c, 0);
+	if (e->naddrs == 0)
+		return 1;
+
+	s->st.off = 0;
+	s->st.found = 0;
+	bpf_loop(BT_DNS_NAME / 2, rule_step, &c, 0);
+	if (s->st.found) {
+		struct bt_dns_rule hit = s->st.hit;
+
+		e->rule_hit = 1;
+		for (k = 0; k < BT_DNS_ADDRS; k++) {
+			if (k >= e->naddrs)
+				break;
+			learn_addr(e, k, &hit);
+		}
+	}
+	if (bpf_ringbuf_output(&net_events, e, sizeof(*e), 0))
+		bt_count_lost(&egress_lost);
+	return 1;
+}
+
+#endif
