@@ -35,8 +35,8 @@ ROUNDS=${ROUNDS:-7}
 N=${N:-200000}
 
 start_mon() {
-  rm -f "$work/ready"
-  "$BIN" --probe-type "${2:-all}" --format json --output /dev/null --ready-file "$work/ready" \
+  rm -f "$work/ready" "$work/events.ndjson"
+  "$BIN" --probe-type "${2:-all}" --format json --output "$work/events.ndjson" --ready-file "$work/ready" \
     --report-json "$1" ${3:+--config "$3"} 2>"$work/mon.err" &
   mon=$!
   for _ in $(seq 600); do [ -e "$work/ready" ] && return 0; sleep 0.05; done
@@ -77,11 +77,13 @@ for burst in 10000 50000 200000; do
   "$work/openloop" "$work/home/.ssh/id_bench" "$burst" >/dev/null
   t1=$(date +%s%N)
   stop_mon
+  # Other processes on the host may add events of their own: all of this
+  # burst arrived when at least burst events came and none was lost.
   got=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sum(r['counts'].get('file',{}).values()), r['lost']['kernel'].get('file',0)+r['lost']['channel']+r['lost']['undecodable'])" "$work/burst.json")
   read -r count lost <<< "$got"
   rate=$(( burst * 1000000000 / (t1 - t0) ))
   echo "  burst $burst: $count received, $lost lost, at $rate events/s"
-  if [ "$lost" -eq 0 ] && [ "$count" -eq "$burst" ] && [ "$rate" -gt "$best" ]; then best=$rate; fi
+  if [ "$lost" -eq 0 ] && [ "$count" -ge "$burst" ] && [ "$rate" -gt "$best" ]; then best=$rate; fi
 done
 echo "  highest rate with zero loss: $best events/s"
 

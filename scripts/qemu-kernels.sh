@@ -155,8 +155,8 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mkdir -p /tmp; mount -t tmpfs tmp /tmp; echo plain > /tmp/plain.txt
 echo "GUEST kernel \$(uname -r) \$(uname -m)"
 mon() {
-  rm -f /tmp/ready
-  /bee-trace --probe-type all --format json --output /dev/null --ready-file /tmp/ready "\$@" 2>/tmp/err &
+  rm -f /tmp/ready /tmp/bench-out.json
+  /bee-trace --probe-type all --format json --output /tmp/bench-out.json --ready-file /tmp/ready "\$@" 2>/tmp/err &
   pid=\$!
   i=0; while [ ! -e /tmp/ready ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i+1)); done
   [ -e /tmp/ready ] || { cat /tmp/err; echo "GUEST-RESULT FAIL: monitor not ready"; poweroff -f; }
