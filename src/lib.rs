@@ -15,7 +15,6 @@ pub mod fsafe;
 pub mod input;
 pub mod kernel;
 pub mod outfile;
-pub mod output;
 pub mod peers;
 pub mod pipeline;
 pub mod policy;

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::event::{Detail, Event};
 use crate::events::{self, Header, TamperEvent, OBJ_LINK, OBJ_MAP, OBJ_PROG};
-use crate::output::{result_text, Detail, Event};
+use crate::pipeline::judge::result_text;
 use crate::pipeline::Pipeline;
 use crate::policy::Severity;
 
@@ -366,7 +367,7 @@ impl Guard {
             if *source != "self_check" {
                 eprintln!(
                     "bee-trace: TAMPER: {} by {}[{}] uid={}",
-                    crate::escape::terminal(&crate::output::tamper_text(&ev.detail)),
+                    crate::escape::terminal(&crate::sink::human::tamper_text(&ev.detail)),
                     crate::escape::terminal(&ev.comm),
                     ev.pid,
                     ev.uid
@@ -504,7 +505,7 @@ mod tests {
             .judge(&rec(events::TAMPER_BPF, 34, OBJ_LINK, 5, 41))
             .unwrap();
         let ev = event(d);
-        let line = crate::output::human(&ev);
+        let line = crate::sink::human::human(&ev);
         assert!(
             line.contains("tamper  link_detach link 5 network cgroup/connect4 (ok) by"),
             "{line}"

@@ -16,9 +16,10 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use libbpf_rs::{MapHandle, RingBufferBuilder};
 
+use crate::event::{Detail, Event};
 use crate::events::{decode, Raw, TamperEvent};
-use crate::output::{Detail, Event, Format};
 use crate::policy::Severity;
+use crate::sink::Format;
 
 /// The byte a clean stop writes before closing the pipe.
 const CLEAN: u8 = b'c';
@@ -331,9 +332,9 @@ fn report_end(parent: u32, kills: &[TamperEvent], out: &Outputs) {
     let mut stream = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(out.stream) });
     for mut ev in events {
         out.redactor.event(&mut ev);
-        eprintln!("bee-trace watchdog: {}", crate::output::human(&ev));
+        eprintln!("bee-trace watchdog: {}", crate::sink::human::human(&ev));
         let line = match out.format {
-            Format::Human => crate::output::human(&ev),
+            Format::Human => crate::sink::human::human(&ev),
             Format::Json => serde_json::to_string(&ev).unwrap_or_default(),
         };
         let _ = writeln!(stream, "{line}");

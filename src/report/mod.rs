@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::output::Event;
+use crate::event::Event;
 use crate::pipeline::Stats;
 use crate::policy::Severity;
 

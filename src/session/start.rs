@@ -13,9 +13,9 @@ use super::{canaries, signals, unix_now_ns, Decoys, Flow, Kernel, Meta, Parts, R
 use crate::cli::RunArgs;
 use crate::kernel::workers::{Counters, Workers};
 use crate::kernel::{self, Selection, Sensors};
-use crate::output::Format;
 use crate::pipeline::{Pipeline, Reorder};
 use crate::policy::{KernelFilter, Policy};
+use crate::sink::Format;
 use crate::sink::{self, evidence, record, Sink};
 use crate::{
     canary, egress, escape, events, input, outfile, peers, privs, proctable, rules, sys, tamper,

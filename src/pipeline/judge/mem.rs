@@ -1,9 +1,9 @@
 //! The memory family: ptrace, process_vm_readv/writev and opens of another
 //! process's /proc mem, environ and maps.
 
+use super::result_text;
 use crate::event::{Detail, Event, Severity};
 use crate::events;
-use crate::output::result_text;
 use crate::policy::Policy;
 
 use super::Cx;

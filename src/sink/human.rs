@@ -1,13 +1,7 @@
-//! Events as people and machines read them: the NDJSON schema
-//! (docs/events.md) and the one-line human form.
+//! Events and signals as one human line each, escaped for the terminal
+//! (the NDJSON form is the event types' own serialisation, docs/events.md).
 
-pub use crate::event::{Detail, Event};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Human,
-    Json,
-}
+use crate::event::{Detail, Event};
 
 /// A signal as one human line (escaped by `signal_line`).
 pub fn signal_human(g: &crate::rules::Signal) -> String {
@@ -162,55 +156,6 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Symbolic name of an errno value, for results.
-pub fn errno_name(errno: i64) -> String {
-    let name = match errno {
-        1 => "EPERM",
-        2 => "ENOENT",
-        3 => "ESRCH",
-        4 => "EINTR",
-        5 => "EIO",
-        9 => "EBADF",
-        11 => "EAGAIN",
-        12 => "ENOMEM",
-        13 => "EACCES",
-        14 => "EFAULT",
-        16 => "EBUSY",
-        17 => "EEXIST",
-        20 => "ENOTDIR",
-        21 => "EISDIR",
-        22 => "EINVAL",
-        24 => "EMFILE",
-        30 => "EROFS",
-        36 => "ENAMETOOLONG",
-        95 => "EOPNOTSUPP",
-        40 => "ELOOP",
-        97 => "EAFNOSUPPORT",
-        98 => "EADDRINUSE",
-        99 => "EADDRNOTAVAIL",
-        101 => "ENETUNREACH",
-        104 => "ECONNRESET",
-        110 => "ETIMEDOUT",
-        111 => "ECONNREFUSED",
-        113 => "EHOSTUNREACH",
-        114 => "EALREADY",
-        115 => "EINPROGRESS",
-        _ => return format!("errno {errno}"),
-    };
-    name.into()
-}
-
-/// "ok" for a non-negative return, the errno's name otherwise.
-pub fn result_text(ret: i64) -> String {
-    if ret >= 0 {
-        "ok".into()
-    } else if ret == -115 {
-        "in_progress".into()
-    } else {
-        errno_name(-ret)
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -304,13 +249,5 @@ pub(crate) mod tests {
         };
         let line = human(&e);
         assert!(line.contains("sh 'a\\x0ab' '\\u{85}'"), "{line}");
-    }
-
-    #[test]
-    fn results_name_errnos() {
-        assert_eq!(result_text(3), "ok");
-        assert_eq!(result_text(-13), "EACCES");
-        assert_eq!(result_text(-115), "in_progress");
-        assert_eq!(result_text(-4000), "errno 4000");
     }
 }
