@@ -19,8 +19,6 @@ pub mod peers;
 pub mod pipeline;
 pub mod policy;
 pub mod privs;
-/// The process table lives with enrichment (pipeline/); the old path stays.
-pub use pipeline::proctable;
 pub mod programs;
 pub mod report;
 pub mod rules;

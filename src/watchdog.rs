@@ -274,7 +274,7 @@ fn wait_pipe_only(pipe: RawFd) -> i32 {
 /// stream, naming who sent the SIGKILL when the kernel saw one.
 fn report_end(parent: u32, kills: &[TamperEvent], out: &Outputs) {
     let offset = crate::sys::boot_to_unix_offset_ns();
-    let mut table = crate::proctable::ProcTable::default();
+    let mut table = crate::pipeline::proctable::ProcTable::default();
     let mut events = Vec::new();
     for k in kills {
         let Some((severity, detail)) = crate::tamper::Judge::default().judge(k) else {

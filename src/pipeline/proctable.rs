@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-pub use crate::event::Ancestor;
+use crate::event::Ancestor;
 use crate::programs::ExeId;
 
 /// How long an exited process stays known: events of other families can

@@ -6,8 +6,8 @@ use super::*;
 use crate::egress::Egress;
 use crate::event::{Detail, Severity};
 use crate::events::{FileEvent, Header, NetEvent, PATH_BUF};
+use crate::pipeline::proctable::ProcTable;
 use crate::policy::Policy;
-use crate::proctable::ProcTable;
 
 fn header(kind: u32, pid: u32, comm: &str) -> Header {
     let mut h = Header {

@@ -13,13 +13,11 @@ use super::{canaries, signals, unix_now_ns, Decoys, Flow, Kernel, Meta, Parts, R
 use crate::cli::RunArgs;
 use crate::kernel::workers::{Counters, Workers};
 use crate::kernel::{self, Selection, Sensors};
-use crate::pipeline::{Pipeline, Reorder};
+use crate::pipeline::{proctable, Pipeline, Reorder};
 use crate::policy::{KernelFilter, Policy};
-use crate::sink::Format;
-use crate::sink::{self, evidence, record, Sink};
+use crate::sink::{self, evidence, record, Format, Sink};
 use crate::{
-    canary, egress, escape, events, input, outfile, peers, privs, proctable, rules, sys, tamper,
-    watchdog,
+    canary, egress, escape, events, input, outfile, peers, privs, rules, sys, tamper, watchdog,
 };
 
 /// The entry to a run. Every user error is checked and every output file
