@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::event::Severity;
 use crate::event::{Detail, Event};
 use crate::events::{self, Header, TamperEvent, OBJ_LINK, OBJ_MAP, OBJ_PROG};
 use crate::pipeline::judge::result_text;
 use crate::pipeline::Pipeline;
-use crate::policy::Severity;
 
 /// One of this instance's kernel objects.
 #[derive(Debug, Clone, PartialEq, Eq)]

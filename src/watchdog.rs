@@ -16,9 +16,9 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use libbpf_rs::{MapHandle, RingBufferBuilder};
 
+use crate::event::Severity;
 use crate::event::{Detail, Event};
 use crate::events::{decode, Raw, TamperEvent};
-use crate::policy::Severity;
 use crate::sink::Format;
 
 /// The byte a clean stop writes before closing the pipe.

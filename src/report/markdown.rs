@@ -208,7 +208,7 @@ fn notable_md(s: &mut String, r: &Report) {
 mod tests {
     use super::super::tests::report;
     use super::*;
-    use crate::policy::Severity;
+    use crate::event::Severity;
 
     #[test]
     fn markdown_rows_hold_no_markup_or_line_of_the_watched_system() {

@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::event::Event;
+use crate::event::Severity;
 use crate::pipeline::Stats;
-use crate::policy::Severity;
 
 /// Notable events kept for the reports (severity warning and above).
 pub const MAX_REPORTED: usize = 1000;
