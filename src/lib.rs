@@ -19,7 +19,6 @@ pub mod peers;
 pub mod pipeline;
 pub mod policy;
 pub mod privs;
-pub mod programs;
 pub mod report;
 pub mod rules;
 pub mod session;

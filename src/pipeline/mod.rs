@@ -1,6 +1,7 @@
 //! The processing thread's work, in the order a record goes through it:
 //! `reorder` puts the rings' records in kernel-time order, `enrich` says
-//! who acted (the process table), `judge` turns the record into at most one
+//! who acted (the process table, and whether its executable is an expected
+//! program: `programs`), `judge` turns the record into at most one
 //! event by the policy, and `finish` numbers, redacts and counts it. What
 //! judging wants done in the kernel comes back as `Effect`s for the caller
 //! to apply; the DNS resolver thread feeds `take_resolved`.
@@ -8,6 +9,7 @@
 mod enrich;
 pub mod judge;
 pub mod proctable;
+pub mod programs;
 mod reorder;
 mod resolve;
 #[cfg(test)]
