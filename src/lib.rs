@@ -24,5 +24,4 @@ pub mod rules;
 pub mod session;
 pub mod sink;
 pub mod sys;
-pub mod tamper;
 pub mod watchdog;

@@ -277,7 +277,8 @@ fn report_end(parent: u32, kills: &[TamperEvent], out: &Outputs) {
     let mut table = crate::pipeline::proctable::ProcTable::default();
     let mut events = Vec::new();
     for k in kills {
-        let Some((severity, detail)) = crate::tamper::Judge::default().judge(k) else {
+        let Some((severity, detail)) = crate::pipeline::judge::tamper::Judge::default().judge(k)
+        else {
             continue;
         };
         let exe = table

@@ -91,7 +91,7 @@ pub struct Pipeline {
     /// The id of the last event handed out.
     next_id: u64,
     /// Names this instance's kernel objects in tamper events.
-    pub tamper: crate::tamper::Judge,
+    pub tamper: judge::tamper::Judge,
     /// Other bee-trace monitors, whose own file and memory activity is
     /// theirs, not a finding (None: not looked for).
     pub peers: Option<crate::peers::Peers>,
@@ -116,7 +116,7 @@ impl Pipeline {
             egress,
             resolver: resolve::Resolver::default(),
             next_id: 0,
-            tamper: crate::tamper::Judge::default(),
+            tamper: judge::tamper::Judge::default(),
             peers: None,
         }
     }

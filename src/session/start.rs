@@ -9,16 +9,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::self_check::Guard;
 use super::{canaries, signals, unix_now_ns, Decoys, Flow, Kernel, Meta, Parts, Running};
 use crate::cli::RunArgs;
 use crate::kernel::workers::{Counters, Workers};
-use crate::kernel::{self, Selection, Sensors};
+use crate::kernel::{self, OwnObject, Selection, Sensors};
+use crate::pipeline::judge::tamper::Judge;
 use crate::pipeline::{proctable, Pipeline, Reorder};
 use crate::policy::{KernelFilter, Policy};
 use crate::sink::{self, evidence, record, Format, Sink};
-use crate::{
-    canary, egress, escape, events, input, outfile, peers, privs, rules, sys, tamper, watchdog,
-};
+use crate::{canary, egress, escape, events, input, outfile, peers, privs, rules, sys, watchdog};
 
 /// The entry to a run. Every user error is checked and every output file
 /// opened before anything loads (so a typo costs nothing and the job cannot
@@ -155,7 +155,7 @@ fn new_pipeline(
     policy: Policy,
     table: proctable::ProcTable,
     egress: egress::Egress,
-    own: &[tamper::OwnObject],
+    own: &[OwnObject],
     dog: Option<&watchdog::Watchdog>,
 ) -> Pipeline {
     let mut pipeline = Pipeline::new(
@@ -165,7 +165,7 @@ fn new_pipeline(
         args.command.clone(),
         egress,
     );
-    pipeline.tamper = tamper::Judge::new(own);
+    pipeline.tamper = Judge::new(own);
     if let Some(d) = dog {
         pipeline.tamper.set_watchdog(d.pid);
     }
@@ -358,7 +358,7 @@ fn attach(
 /// Everything is loaded, attached and written: from here on a change made
 /// by anyone else is tampering. Returns bee-trace's own kernel objects and
 /// the self-check that watches them.
-fn guard_own(sensors: &mut Sensors) -> Result<(Vec<tamper::OwnObject>, tamper::Guard)> {
+fn guard_own(sensors: &mut Sensors) -> Result<(Vec<OwnObject>, Guard)> {
     let own = sensors.own_objects();
     sensors
         .register_own(&own)
@@ -371,7 +371,7 @@ fn guard_own(sensors: &mut Sensors) -> Result<(Vec<tamper::OwnObject>, tamper::G
         baseline.len(),
         sensors.status.iter().filter(|s| s.outcome.is_ok()).count()
     );
-    let guard = tamper::Guard::new(baseline, own.clone());
+    let guard = Guard::new(baseline, own.clone());
     Ok((own, guard))
 }
 

@@ -6,6 +6,7 @@ pub mod file;
 pub mod mem;
 pub mod net;
 pub mod process;
+pub mod tamper;
 
 use crate::egress::Egress;
 use crate::policy::Policy;
