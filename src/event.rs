@@ -163,7 +163,7 @@ pub enum Detail {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         target_secret_env: Vec<String>,
     },
-    /// Something done to bee-trace itself (src/tamper.rs).
+    /// Something done to bee-trace itself (pipeline/judge/tamper.rs).
     Tamper {
         /// The bpf(2) command (`map_update_elem`, `link_detach` ...),
         /// `signal`, or `integrity` for a self-check finding.

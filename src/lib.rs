@@ -7,7 +7,6 @@ pub mod canary;
 pub mod cli;
 pub mod commands;
 pub mod decoy;
-pub mod egress;
 pub mod escape;
 pub mod event;
 pub mod events;

@@ -11,8 +11,8 @@ use super::egress_maps::lpm_key;
 use super::guard::{map_drift, Drift};
 use super::net::NetSkel;
 use super::{explain, storage, Family, Probe, ProbeError, ProbeStatus, Sensors};
-use crate::egress::CidrKey;
 use crate::events::as_bytes;
+use crate::policy::network::{CidrKey, Plan};
 
 mod egress_skel {
     include!(concat!(env!("OUT_DIR"), "/egress.skel.rs"));
@@ -126,7 +126,7 @@ impl Sensors {
     /// switch as written, every blocked network still blocked (found in the
     /// trie with a rule), every blocked port still there. Addresses learned
     /// for domain names come and go with their TTL and are not checked.
-    pub fn egress_drift(&self, plan: &crate::egress::Plan) -> Vec<Drift> {
+    pub fn egress_drift(&self, plan: &Plan) -> Vec<Drift> {
         let Some(skel) = &self.egress else {
             return Vec::new();
         };

@@ -12,6 +12,7 @@ use crate::events::InodeKey;
 use crate::policy::KernelFilter;
 
 mod egress;
+pub mod egress_learned;
 pub mod egress_maps;
 mod file;
 mod file_filter;
@@ -23,6 +24,7 @@ mod process;
 pub mod workers;
 
 use egress::EgressSkel;
+pub use egress_learned::Egress;
 pub use egress_maps::EgressMaps;
 use file::FileSkel;
 pub use file::{kernel_dev, seed_inodes};

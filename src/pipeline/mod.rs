@@ -21,9 +21,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::egress::Egress;
 use crate::event::{Detail, Event, Severity};
 use crate::events::{self, InodeKey, Raw};
+use crate::kernel::Egress;
 use crate::policy::Policy;
 
 pub use judge::mem::ptrace_request_name;
@@ -151,7 +151,7 @@ impl Pipeline {
     pub fn set_policy(
         &mut self,
         policy: Policy,
-        plan: crate::egress::Plan,
+        plan: crate::policy::network::Plan,
         shutdown: Arc<AtomicBool>,
     ) -> libbpf_rs::Result<()> {
         self.policy = policy;

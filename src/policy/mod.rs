@@ -5,6 +5,7 @@
 
 mod compile;
 mod load;
+pub mod network;
 mod validate;
 
 use std::net::IpAddr;

@@ -64,7 +64,7 @@ impl Guard {
     pub fn check(
         &mut self,
         sensors: &mut Sensors,
-        plan: &crate::egress::Plan,
+        plan: &crate::policy::network::Plan,
         filter: &crate::policy::KernelFilter,
         dog: Option<&mut crate::watchdog::Watchdog>,
     ) -> Vec<Drift> {

@@ -13,12 +13,13 @@ use super::self_check::Guard;
 use super::{canaries, signals, unix_now_ns, Decoys, Flow, Kernel, Meta, Parts, Running};
 use crate::cli::RunArgs;
 use crate::kernel::workers::{Counters, Workers};
-use crate::kernel::{self, OwnObject, Selection, Sensors};
+use crate::kernel::{self, Egress, OwnObject, Selection, Sensors};
 use crate::pipeline::judge::tamper::Judge;
 use crate::pipeline::{proctable, Pipeline, Reorder};
+use crate::policy::network::{self, Plan};
 use crate::policy::{KernelFilter, Policy};
 use crate::sink::{self, evidence, record, Format, Sink};
-use crate::{canary, egress, escape, events, input, outfile, peers, privs, rules, sys, watchdog};
+use crate::{canary, escape, events, input, outfile, peers, privs, rules, sys, watchdog};
 
 /// The entry to a run. Every user error is checked and every output file
 /// opened before anything loads (so a typo costs nothing and the job cannot
@@ -58,8 +59,8 @@ struct Planted {
 impl Session {
     pub fn start(args: &RunArgs) -> Result<Running> {
         let mut p = prepare(args)?;
-        let nameservers = egress::nameservers(&resolv_conf());
-        let plan = egress::Plan::new(&p.policy, &nameservers)
+        let nameservers = network::nameservers(&resolv_conf());
+        let plan = Plan::new(&p.policy, &nameservers)
             .map_err(|m| anyhow::anyhow!("{m}"))
             .context("the network policy cannot be put into the kernel")?;
         let tracefs = crate::commands::preflight()?;
@@ -154,7 +155,7 @@ fn new_pipeline(
     args: &RunArgs,
     policy: Policy,
     table: proctable::ProcTable,
-    egress: egress::Egress,
+    egress: Egress,
     own: &[OwnObject],
     dog: Option<&watchdog::Watchdog>,
 ) -> Pipeline {
@@ -334,14 +335,14 @@ fn attach(
     tracefs: &Path,
     filter: &KernelFilter,
     inodes: &[(events::InodeKey, u8)],
-    plan: egress::Plan,
-) -> Result<(Sensors, egress::Egress)> {
+    plan: Plan,
+) -> Result<(Sensors, Egress)> {
     let sensors = Sensors::start(args.probe_type, args.hooks, tracefs, filter, inodes);
     kernel::require_all(&sensors)?;
     for h in &sensors.hooks {
         log::info!("{} family hooked with {}", h.family.as_str(), h.hook());
     }
-    let mut egress = egress::Egress::new(plan, sensors.egress_maps());
+    let mut egress = Egress::new(plan, sensors.egress_maps());
     egress
         .install()
         .map_err(|e| anyhow::anyhow!("{}", kernel::explain(&e)))

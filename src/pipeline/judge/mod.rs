@@ -8,7 +8,7 @@ pub mod net;
 pub mod process;
 pub mod tamper;
 
-use crate::egress::Egress;
+use crate::kernel::Egress;
 use crate::policy::Policy;
 
 use super::enrich::Enrich;
