@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::{Cidr, EgressMode, EndpointHost, Policy};
+use super::{Cidr, EgressMode, Endpoint, EndpointHost, Policy};
 use crate::events::{EgressCfg, EGRESS_PORTS, MODE_AUDIT, MODE_BLOCK, MODE_OFF, RULE_NOT_ALLOWED};
 
 /// A network policy the kernel's maps cannot hold.
@@ -111,67 +111,14 @@ impl Plan {
             ..Default::default()
         };
         debug_assert_eq!(p.rules.len(), RULE_NOT_ALLOWED as usize + 1);
-        let next = |rules: &mut Vec<String>, text: String| -> u32 {
-            rules.push(text);
-            (rules.len() - 1) as u32
-        };
-        for c in &policy.blocked_ips {
-            let id = next(
-                &mut p.rules,
-                format!("network.blocked_ips: {}", cidr_text(c)),
-            );
-            p.block.push((*c, id));
-        }
-        for &port in &policy.blocked_ports {
-            let id = next(&mut p.rules, format!("network.blocked_ports: {port}"));
-            p.ports.push((port, id));
-        }
-        for d in &policy.blocked_domains {
-            let id = next(&mut p.rules, format!("network.blocked_domains: {d}"));
-            p.domains.push(DomainRule {
-                name: d.clone(),
-                subdomains: true,
-                allow: false,
-                ports: Vec::new(),
-                rule: id,
-            });
-        }
+        p.add_blocked(policy);
         let allowlist = !policy.allowed_endpoints.is_empty();
         for e in &policy.allowed_endpoints {
-            match &e.host {
-                EndpointHost::Net(c) => add_allow(&mut p.allow, (*c).into(), e.port)?,
-                EndpointHost::Domain { name, wildcard } => {
-                    match p
-                        .domains
-                        .iter_mut()
-                        .find(|d| d.allow && d.name == *name && d.subdomains == *wildcard)
-                    {
-                        Some(d) => merge_port(&mut d.ports, e.port, name)?,
-                        None => p.domains.push(DomainRule {
-                            name: name.clone(),
-                            subdomains: *wildcard,
-                            allow: true,
-                            ports: e.port.into_iter().collect(),
-                            rule: 0,
-                        }),
-                    }
-                }
-            }
+            p.add_allowed(e)?;
         }
-        for ip in nameservers.iter().chain(&policy.dns_resolvers) {
-            let ip = ip.to_canonical();
-            if !p.resolvers.contains(&ip) {
-                p.resolvers.push(ip);
-            }
-        }
-        for v4 in [true, false] {
-            if p.resolvers.iter().filter(|a| a.is_ipv4() == v4).count() > RESOLVERS_MAX {
-                return Err(PlanError::TooManyResolvers {
-                    ip_version: if v4 { 4 } else { 6 },
-                });
-            }
-        }
+        p.add_resolvers(nameservers.iter().chain(&policy.dns_resolvers))?;
         if allowlist {
+            // The resolvers stay reachable, or no name could be resolved.
             for ns in &p.resolvers {
                 add_allow(&mut p.allow, CidrKey::host(*ns), Some(53))?;
             }
@@ -186,6 +133,79 @@ impl Plan {
             allowlist: u32::from(allowlist),
         };
         Ok(p)
+    }
+
+    /// Gives a rule text the next id.
+    fn number(&mut self, text: String) -> u32 {
+        self.rules.push(text);
+        (self.rules.len() - 1) as u32
+    }
+
+    /// The blocked networks, ports and domains, numbered in that order.
+    fn add_blocked(&mut self, policy: &Policy) {
+        for c in &policy.blocked_ips {
+            let id = self.number(format!("network.blocked_ips: {}", cidr_text(c)));
+            self.block.push((*c, id));
+        }
+        for &port in &policy.blocked_ports {
+            let id = self.number(format!("network.blocked_ports: {port}"));
+            self.ports.push((port, id));
+        }
+        for d in &policy.blocked_domains {
+            let id = self.number(format!("network.blocked_domains: {d}"));
+            self.domains.push(DomainRule {
+                name: d.clone(),
+                subdomains: true,
+                allow: false,
+                ports: Vec::new(),
+                rule: id,
+            });
+        }
+    }
+
+    /// One allowed endpoint: its ports merge with those of an earlier entry
+    /// for the same network or domain.
+    fn add_allowed(&mut self, e: &Endpoint) -> Result<(), PlanError> {
+        let (name, wildcard) = match &e.host {
+            EndpointHost::Net(c) => return add_allow(&mut self.allow, (*c).into(), e.port),
+            EndpointHost::Domain { name, wildcard } => (name, *wildcard),
+        };
+        let same = |d: &&mut DomainRule| d.allow && d.name == *name && d.subdomains == wildcard;
+        match self.domains.iter_mut().find(same) {
+            Some(d) => merge_port(&mut d.ports, e.port, name),
+            None => {
+                self.domains.push(DomainRule {
+                    name: name.clone(),
+                    subdomains: wildcard,
+                    allow: true,
+                    ports: e.port.into_iter().collect(),
+                    rule: 0,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Each resolver once, IPv4-mapped as IPv4, no more per family than the
+    /// kernel's maps hold.
+    fn add_resolvers<'a>(
+        &mut self,
+        all: impl Iterator<Item = &'a IpAddr>,
+    ) -> Result<(), PlanError> {
+        for ip in all {
+            let ip = ip.to_canonical();
+            if !self.resolvers.contains(&ip) {
+                self.resolvers.push(ip);
+            }
+        }
+        for v4 in [true, false] {
+            if self.resolvers.iter().filter(|a| a.is_ipv4() == v4).count() > RESOLVERS_MAX {
+                return Err(PlanError::TooManyResolvers {
+                    ip_version: if v4 { 4 } else { 6 },
+                });
+            }
+        }
+        Ok(())
     }
 
     #[cfg(test)]
