@@ -339,4 +339,29 @@ mod tests {
         assert_eq!(m.left_out, 2);
         assert_eq!(m.take(), vec![1, 3, 5]);
     }
+
+    /// The NDJSON form is the event's own serialisation.
+    #[test]
+    fn json_has_the_documented_fields() {
+        let v: serde_json::Value = serde_json::to_value(human::tests::sample()).unwrap();
+        for k in [
+            "type",
+            "ts",
+            "pid",
+            "ppid",
+            "uid",
+            "comm",
+            "exe",
+            "ancestors",
+            "severity",
+            "path",
+            "access",
+            "result",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k} in {v}");
+        }
+        assert_eq!(v["type"], "file");
+        assert_eq!(v["severity"], "critical");
+        assert_eq!(v["ancestors"][0]["comm"], "sh");
+    }
 }
