@@ -53,34 +53,7 @@ pub fn human(e: &Event) -> String {
             ),
             None => format!("{access} {path} ({category}, {result})"),
         },
-        Detail::Network {
-            op,
-            protocol,
-            daddr,
-            dport,
-            result,
-            family,
-            action,
-            rule,
-            dns_name,
-            ..
-        } => {
-            let dest = if *family == "ipv6" {
-                format!("[{daddr}]:{dport}")
-            } else {
-                format!("{daddr}:{dport}")
-            };
-            let name = dns_name
-                .as_deref()
-                .map(|n| format!(" {n}"))
-                .unwrap_or_default();
-            match (action, rule) {
-                (Some(a), Some(r)) => {
-                    format!("{op} {protocol} {dest}{name} {} ({r})", a.to_uppercase())
-                }
-                _ => format!("{op} {protocol} {dest}{name} ({result})"),
-            }
-        }
+        Detail::Network { .. } => network_text(&e.detail),
         Detail::Memory {
             kind,
             target_pid,
@@ -104,6 +77,39 @@ pub fn human(e: &Event) -> String {
         lineage(e)
     );
     crate::escape::terminal(&line).into_owned()
+}
+
+/// What a network event says: the destination (with the name it was
+/// learned under), and the rule when one decided.
+fn network_text(d: &Detail) -> String {
+    let Detail::Network {
+        op,
+        protocol,
+        daddr,
+        dport,
+        result,
+        family,
+        action,
+        rule,
+        dns_name,
+        ..
+    } = d
+    else {
+        return String::new();
+    };
+    let dest = if *family == "ipv6" {
+        format!("[{daddr}]:{dport}")
+    } else {
+        format!("{daddr}:{dport}")
+    };
+    let name = dns_name
+        .as_deref()
+        .map(|n| format!(" {n}"))
+        .unwrap_or_default();
+    match (action, rule) {
+        (Some(a), Some(r)) => format!("{op} {protocol} {dest}{name} {} ({r})", a.to_uppercase()),
+        _ => format!("{op} {protocol} {dest}{name} ({result})"),
+    }
 }
 
 /// What a tamper event says, in one phrase (also used by the reports).
@@ -225,5 +231,45 @@ pub(crate) mod tests {
         };
         let line = human(&e);
         assert!(line.contains("sh 'a\\x0ab' '\\u{85}'"), "{line}");
+    }
+
+    #[test]
+    fn a_network_line_names_the_destination_and_the_rule_that_decided() {
+        let mut e = sample();
+        e.kind = "network";
+        e.detail = Detail::Network {
+            op: "connect",
+            protocol: "tcp".into(),
+            family: "ipv6",
+            daddr: "2001:db8::7".into(),
+            dport: 443,
+            result: "EPERM".into(),
+            policy: None,
+            action: Some("blocked"),
+            rule: Some("network.blocked_domains: evil.test".into()),
+            dns_name: Some("x.evil.test".into()),
+        };
+        let line = human(&e);
+        assert!(
+            line.contains(
+                "connect tcp [2001:db8::7]:443 x.evil.test BLOCKED (network.blocked_domains: evil.test) by"
+            ),
+            "{line}"
+        );
+        if let Detail::Network {
+            family,
+            daddr,
+            action,
+            dns_name,
+            ..
+        } = &mut e.detail
+        {
+            (*family, *daddr, *action, *dns_name) = ("ipv4", "192.0.2.1".into(), None, None);
+        }
+        assert!(
+            human(&e).contains("connect tcp 192.0.2.1:443 (EPERM) by"),
+            "{}",
+            human(&e)
+        );
     }
 }
