@@ -1,7 +1,8 @@
 //! The kernel side: loading and attaching the BPF programs, one skeleton per
 //! probe family (a file each), the hook each syscall family uses, the ring
-//! workers, and what each attach gave. Links live here: dropping `Sensors`
-//! detaches all.
+//! workers, and what each attach gave; the maps user space keeps filled
+//! (`file_filter`, `egress_maps`, and `egress_learned`, the network plan in
+//! force over a run). Links live here: dropping `Sensors` detaches all.
 
 use std::mem::MaybeUninit;
 use std::path::Path;
