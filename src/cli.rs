@@ -7,7 +7,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::kernel::{HookMode, Selection};
-use crate::output::Format;
+use crate::sink::Format;
 
 /// bee-trace: an eBPF runtime security monitor for CI runners and small hosts.
 ///

@@ -6,11 +6,43 @@
 //! rule checker and the docs to the table (a third of the file) is kept
 //! next to the table it guards.
 
-use serde::Serialize;
+use std::fmt;
 
-// Severity is the policy's word before it is an event's; it moves here
-// once the policy split has landed (one type either way).
-pub use crate::policy::Severity;
+use serde::{Deserialize, Serialize};
+
+/// How much an event matters; policies and rules say it in these words
+/// (lowercase in YAML and in the stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [
+        Severity::Info,
+        Severity::Warning,
+        Severity::High,
+        Severity::Critical,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One process in an event's lineage.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -131,7 +163,7 @@ pub enum Detail {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         target_secret_env: Vec<String>,
     },
-    /// Something done to bee-trace itself (src/tamper.rs).
+    /// Something done to bee-trace itself (pipeline/judge/tamper.rs).
     Tamper {
         /// The bpf(2) command (`map_update_elem`, `link_detach` ...),
         /// `signal`, or `integrity` for a self-check finding.

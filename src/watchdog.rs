@@ -16,9 +16,10 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use libbpf_rs::{MapHandle, RingBufferBuilder};
 
+use crate::event::Severity;
+use crate::event::{Detail, Event};
 use crate::events::{decode, Raw, TamperEvent};
-use crate::output::{Detail, Event, Format};
-use crate::policy::Severity;
+use crate::sink::Format;
 
 /// The byte a clean stop writes before closing the pipe.
 const CLEAN: u8 = b'c';
@@ -273,10 +274,11 @@ fn wait_pipe_only(pipe: RawFd) -> i32 {
 /// stream, naming who sent the SIGKILL when the kernel saw one.
 fn report_end(parent: u32, kills: &[TamperEvent], out: &Outputs) {
     let offset = crate::sys::boot_to_unix_offset_ns();
-    let mut table = crate::proctable::ProcTable::default();
+    let mut table = crate::pipeline::proctable::ProcTable::default();
     let mut events = Vec::new();
     for k in kills {
-        let Some((severity, detail)) = crate::tamper::Judge::default().judge(k) else {
+        let Some((severity, detail)) = crate::pipeline::judge::tamper::Judge::default().judge(k)
+        else {
             continue;
         };
         let exe = table
@@ -331,9 +333,9 @@ fn report_end(parent: u32, kills: &[TamperEvent], out: &Outputs) {
     let mut stream = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(out.stream) });
     for mut ev in events {
         out.redactor.event(&mut ev);
-        eprintln!("bee-trace watchdog: {}", crate::output::human(&ev));
+        eprintln!("bee-trace watchdog: {}", crate::sink::human::human(&ev));
         let line = match out.format {
-            Format::Human => crate::output::human(&ev),
+            Format::Human => crate::sink::human::human(&ev),
             Format::Json => serde_json::to_string(&ev).unwrap_or_default(),
         };
         let _ = writeln!(stream, "{line}");

@@ -8,12 +8,11 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use super::egress_maps::lpm_key;
-use super::guard::map_drift;
+use super::guard::{map_drift, Drift};
 use super::net::NetSkel;
 use super::{explain, storage, Family, Probe, ProbeError, ProbeStatus, Sensors};
-use crate::egress::CidrKey;
 use crate::events::as_bytes;
-use crate::tamper::Drift;
+use crate::policy::network::{CidrKey, Plan};
 
 mod egress_skel {
     include!(concat!(env!("OUT_DIR"), "/egress.skel.rs"));
@@ -127,7 +126,7 @@ impl Sensors {
     /// switch as written, every blocked network still blocked (found in the
     /// trie with a rule), every blocked port still there. Addresses learned
     /// for domain names come and go with their TTL and are not checked.
-    pub fn egress_drift(&self, plan: &crate::egress::Plan) -> Vec<Drift> {
+    pub fn egress_drift(&self, plan: &Plan) -> Vec<Drift> {
         let Some(skel) = &self.egress else {
             return Vec::new();
         };
@@ -146,8 +145,8 @@ impl Sensors {
             let what = match now {
                 Some((mode, allow)) => format!(
                     "holds mode {} and allowlist {allow}; bee-trace wrote mode {} and allowlist {}",
-                    crate::tamper::mode_name(mode),
-                    crate::tamper::mode_name(plan.cfg.mode),
+                    mode_name(mode),
+                    mode_name(plan.cfg.mode),
                     plan.cfg.allowlist
                 ),
                 None => "its entry cannot be read".to_string(),
@@ -197,5 +196,25 @@ impl Sensors {
             ));
         }
         out
+    }
+}
+
+/// The egress modes by the name the policy gives them.
+fn mode_name(mode: u32) -> &'static str {
+    match mode {
+        crate::events::MODE_OFF => "off",
+        crate::events::MODE_AUDIT => "audit",
+        crate::events::MODE_BLOCK => "block",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn modes_have_their_policy_names() {
+        assert_eq!(super::mode_name(crate::events::MODE_OFF), "off");
+        assert_eq!(super::mode_name(crate::events::MODE_AUDIT), "audit");
+        assert_eq!(super::mode_name(crate::events::MODE_BLOCK), "block");
     }
 }

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
-use crate::egress::{CidrKey, DomainRule, Plan};
 use crate::events::{as_bytes, EgressCfg, EgressVal, Lpm4Key, Lpm6Key};
+use crate::policy::network::{CidrKey, DomainRule, Plan};
 
 /// The egress maps, owned by the processing thread.
 pub struct EgressMaps {

@@ -6,12 +6,12 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use super::file::FileSkel;
 use super::guard::map_drift;
+use super::guard::Drift;
 use super::Sensors;
 use crate::events::{
     as_bytes, AffixKey, FileCfg, InodeKey, NameKey, AFFIX_LENS, INODE_HINTS, INODE_WATCH, KEY_LEN,
 };
 use crate::policy::KernelFilter;
-use crate::tamper::Drift;
 
 fn name_key(s: &str) -> NameKey {
     let mut k = NameKey { name: [0; KEY_LEN] };

@@ -8,11 +8,11 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use libbpf_rs::query::LinkTypeInfo;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
+use serde::Serialize;
 
 use super::hooks::{sys_fexit, HookMode};
 use super::{storage, Family, Probe, ProbeError, Sensors};
 use crate::events::{as_bytes, ObjKey, OBJ_LINK, OBJ_MAP, OBJ_PROG};
-use crate::tamper::{Drift, OwnObject};
 
 mod tamper_skel {
     include!(concat!(env!("OUT_DIR"), "/tamper.skel.rs"));
@@ -42,6 +42,24 @@ const TRACEPOINTS: &[Probe<TamperSkel>] = &[
     },
     SIGNAL,
 ];
+
+/// One of this instance's kernel objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnObject {
+    pub kind: u32,
+    pub id: u32,
+    pub name: String,
+}
+
+/// Something the self-check found different from what bee-trace set up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Drift {
+    pub object_type: &'static str,
+    pub object_id: u32,
+    pub object_name: String,
+    /// What differs, in words.
+    pub what: String,
+}
 
 /// What a link looked like once attached: a later look that differs means
 /// someone detached or replaced it.

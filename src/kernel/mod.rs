@@ -1,7 +1,8 @@
 //! The kernel side: loading and attaching the BPF programs, one skeleton per
 //! probe family (a file each), the hook each syscall family uses, the ring
-//! workers, and what each attach gave. Links live here: dropping `Sensors`
-//! detaches all.
+//! workers, and what each attach gave; the maps user space keeps filled
+//! (`file_filter`, `egress_maps`, and `egress_learned`, the network plan in
+//! force over a run). Links live here: dropping `Sensors` detaches all.
 
 use std::mem::MaybeUninit;
 use std::path::Path;
@@ -12,6 +13,7 @@ use crate::events::InodeKey;
 use crate::policy::KernelFilter;
 
 mod egress;
+pub mod egress_learned;
 pub mod egress_maps;
 mod file;
 mod file_filter;
@@ -23,11 +25,12 @@ mod process;
 pub mod workers;
 
 use egress::EgressSkel;
+pub use egress_learned::Egress;
 pub use egress_maps::EgressMaps;
 use file::FileSkel;
 pub use file::{kernel_dev, seed_inodes};
-pub use guard::LinkBaseline;
 use guard::TamperSkel;
+pub use guard::{Drift, LinkBaseline, OwnObject};
 pub use hooks::{HookChoice, HookMode, PROBING};
 use mem::MemSkel;
 use net::NetSkel;

@@ -1,11 +1,10 @@
 //! Enrichment: what the kernel's record does not say about who acted (its
 //! executable, its lineage, wall-clock time), from the process table.
 
+use super::proctable::ProcTable;
+use super::programs::Programs;
 use crate::event::{Detail, Event, Severity};
 use crate::events;
-use crate::programs::Programs;
-
-use super::proctable::ProcTable;
 
 pub struct Enrich {
     pub table: ProcTable,

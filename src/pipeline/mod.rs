@@ -1,6 +1,7 @@
 //! The processing thread's work, in the order a record goes through it:
 //! `reorder` puts the rings' records in kernel-time order, `enrich` says
-//! who acted (the process table), `judge` turns the record into at most one
+//! who acted (the process table, and whether its executable is an expected
+//! program: `programs`), `judge` turns the record into at most one
 //! event by the policy, and `finish` numbers, redacts and counts it. What
 //! judging wants done in the kernel comes back as `Effect`s for the caller
 //! to apply; the DNS resolver thread feeds `take_resolved`.
@@ -8,6 +9,7 @@
 mod enrich;
 pub mod judge;
 pub mod proctable;
+pub mod programs;
 mod reorder;
 mod resolve;
 #[cfg(test)]
@@ -19,9 +21,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::egress::Egress;
 use crate::event::{Detail, Event, Severity};
 use crate::events::{self, InodeKey, Raw};
+use crate::kernel::Egress;
 use crate::policy::Policy;
 
 pub use judge::mem::ptrace_request_name;
@@ -89,7 +91,7 @@ pub struct Pipeline {
     /// The id of the last event handed out.
     next_id: u64,
     /// Names this instance's kernel objects in tamper events.
-    pub tamper: crate::tamper::Judge,
+    pub tamper: judge::tamper::Judge,
     /// Other bee-trace monitors, whose own file and memory activity is
     /// theirs, not a finding (None: not looked for).
     pub peers: Option<crate::peers::Peers>,
@@ -114,7 +116,7 @@ impl Pipeline {
             egress,
             resolver: resolve::Resolver::default(),
             next_id: 0,
-            tamper: crate::tamper::Judge::default(),
+            tamper: judge::tamper::Judge::default(),
             peers: None,
         }
     }
@@ -149,7 +151,7 @@ impl Pipeline {
     pub fn set_policy(
         &mut self,
         policy: Policy,
-        plan: crate::egress::Plan,
+        plan: crate::policy::network::Plan,
         shutdown: Arc<AtomicBool>,
     ) -> libbpf_rs::Result<()> {
         self.policy = policy;

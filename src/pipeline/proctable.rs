@@ -4,8 +4,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-pub use crate::event::Ancestor;
-use crate::programs::ExeId;
+use super::programs::ExeId;
+use crate::event::Ancestor;
 
 /// How long an exited process stays known: events of other families can
 /// arrive after its exit event.

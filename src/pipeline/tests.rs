@@ -3,11 +3,11 @@
 
 use super::judge::file::FMODE_WRITE;
 use super::*;
-use crate::egress::Egress;
 use crate::event::{Detail, Severity};
 use crate::events::{FileEvent, Header, NetEvent, PATH_BUF};
+use crate::kernel::Egress;
+use crate::pipeline::proctable::ProcTable;
 use crate::policy::Policy;
-use crate::proctable::ProcTable;
 
 fn header(kind: u32, pid: u32, comm: &str) -> Header {
     let mut h = Header {
@@ -45,7 +45,7 @@ fn file_event(path_leaf_first: &[u8], ret: i32, fmode: u32, comm: &str) -> FileE
 }
 
 fn with_egress(pol: Policy, show: bool, command: Option<String>) -> Pipeline {
-    let plan = crate::egress::Plan::new(&pol, &[]).unwrap();
+    let plan = crate::policy::network::Plan::new(&pol, &[]).unwrap();
     Pipeline::new(
         pol,
         ProcTable::default(),

@@ -14,8 +14,8 @@ use super::validate::{
 };
 use super::{
     Canary, CanaryKind, Cidr, Endpoint, FileAction, FileRule, Policy, PolicyFile, RuleAccess,
-    Severity,
 };
+use crate::event::Severity;
 use crate::events::{AFFIX_LENS, AFFIX_MAX, KEY_LEN};
 
 /// The cheap facts the kernel pre-filter decides on.

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Policy, PolicyError, Severity};
+use super::{Policy, PolicyError};
+use crate::event::Severity;
 use crate::input::{read_regular, Trust, POLICY_MAX};
 
 /// A policy file, in the original tool's `.github/security.yml` shape.

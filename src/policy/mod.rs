@@ -5,14 +5,13 @@
 
 mod compile;
 mod load;
+pub mod network;
 mod validate;
 
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobMatcher, GlobSet};
-use serde::{Deserialize, Serialize};
 
 pub use compile::KernelFilter;
 pub use load::{
@@ -21,37 +20,7 @@ pub use load::{
 };
 pub use validate::{FieldError, ValueError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub const ALL: [Severity; 4] = [
-        Severity::Info,
-        Severity::Warning,
-        Severity::High,
-        Severity::Critical,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::event::Severity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::{ProbeLine, Report, MAX_REPORTED};
 use crate::escape;
-use crate::output::Detail;
+use crate::event::Detail;
 
 pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
@@ -178,7 +178,7 @@ fn notable_md(s: &mut String, r: &Report) {
                 ..
             } => format!("{kind} {target_comm}[{target_pid}] ({result})"),
             Detail::Process { kind, argv, .. } => format!("{kind} {}", argv.join(" ")),
-            Detail::Tamper { .. } => crate::output::tamper_text(&e.detail),
+            Detail::Tamper { .. } => crate::sink::human::tamper_text(&e.detail),
         };
         let lineage: Vec<String> = e
             .ancestors
@@ -208,11 +208,11 @@ fn notable_md(s: &mut String, r: &Report) {
 mod tests {
     use super::super::tests::report;
     use super::*;
-    use crate::policy::Severity;
+    use crate::event::Severity;
 
     #[test]
     fn markdown_rows_hold_no_markup_or_line_of_the_watched_system() {
-        let mut e = crate::output::tests::sample();
+        let mut e = crate::sink::human::tests::sample();
         e.comm = "x|y".into();
         if let Detail::File { path, .. } = &mut e.detail {
             *path = "/k</details><img src=x onerror=alert(1)>\r## Lost events: 0\u{2028}`".into();
@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn every_event_a_signal_cites_is_shown_by_id_or_said_unlisted() {
-        let mut e = crate::output::tests::sample();
+        let mut e = crate::sink::human::tests::sample();
         e.id = 41;
         let mut r = report(vec![e]);
         r.signals.push(crate::rules::Signal {

@@ -12,9 +12,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::output::Event;
+use crate::event::Event;
+use crate::event::Severity;
 use crate::pipeline::Stats;
-use crate::policy::Severity;
 
 /// Notable events kept for the reports (severity warning and above).
 pub const MAX_REPORTED: usize = 1000;
@@ -66,8 +66,32 @@ pub struct Report {
     pub lost: Lost,
     pub notable_events: Vec<Event>,
     pub notable_truncated: bool,
-    /// Whether bee-trace itself was tampered with (src/tamper.rs).
-    pub integrity: crate::tamper::Integrity,
+    /// Whether bee-trace itself was tampered with (session::self_check).
+    pub integrity: Integrity,
+}
+
+/// One finding of the self-check, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub ts: String,
+    #[serde(flatten)]
+    pub drift: crate::kernel::Drift,
+}
+
+/// The report's `integrity` section.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Integrity {
+    /// Something was found changed, or a bpf(2) change to bee-trace's
+    /// objects or a SIGKILL/SIGSTOP to it was seen.
+    pub tampered: bool,
+    /// Self-check rounds run.
+    pub checks: u64,
+    /// What the self-check found changed, first time each.
+    pub findings: Vec<Finding>,
+    /// Critical tamper events seen (bpf(2) changes, signals, findings).
+    pub tamper_events: u64,
+    /// Objects of this instance the kernel watches for bpf(2) changes.
+    pub objects_watched: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,7 +184,7 @@ pub fn summary_text(r: &Report) -> String {
 }
 
 /// The summary's integrity lines: TAMPERED with each finding, or intact.
-fn integrity_text(s: &mut String, i: &crate::tamper::Integrity) {
+fn integrity_text(s: &mut String, i: &Integrity) {
     if !i.tampered {
         let _ = writeln!(
             s,

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::set::{EvPred, Op, Rhs, RuleSet, TracePred, Ty};
-use crate::policy::Severity;
+use crate::event::Severity;
 
 const PATTERN_CAP: usize = 256;
 const TRACES_MAX: usize = 16384;

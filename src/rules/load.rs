@@ -10,8 +10,8 @@ use serde::Deserialize;
 use super::check::check_condition;
 use super::parse::{parse_cond, parse_duration, Ast, CondError, Pos};
 use super::set::{Rule, RuleSet};
+use crate::event::Severity;
 use crate::input::InputError;
-use crate::policy::Severity;
 
 /// A load-time error in a rule file, located.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

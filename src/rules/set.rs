@@ -3,7 +3,7 @@
 
 use globset::GlobMatcher;
 
-use crate::policy::Severity;
+use crate::event::Severity;
 
 /// How a rule sees a field (the event module's one field table).
 pub use crate::event::FieldType as Ty;

@@ -2,11 +2,11 @@
 
 use crossbeam_channel::Receiver;
 
+use super::self_check::Guard;
 use crate::events::Raw;
 use crate::kernel::Sensors;
 use crate::pipeline::{Effect, Pipeline, Reorder};
 use crate::sink::Sink;
-use crate::tamper;
 
 /// How long records wait to be put in kernel-time order (see `Reorder`).
 pub(super) const REORDER_DELAY_NS: u64 = 50_000_000;
@@ -18,7 +18,7 @@ pub(super) struct Flow {
     pub(super) sink: Sink,
     pub(super) reorder: Reorder,
     pub(super) pipeline: Pipeline,
-    pub(super) guard: tamper::Guard,
+    pub(super) guard: Guard,
     pub(super) rx: Receiver<Raw>,
 }
 

@@ -4,6 +4,7 @@ mod canaries;
 mod flow;
 mod reload;
 mod run_loop;
+mod self_check;
 mod shutdown;
 mod signals;
 mod start;

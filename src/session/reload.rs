@@ -5,8 +5,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::{canaries, Running};
+use crate::policy::network::Plan;
 use crate::policy::{self, Policy};
-use crate::{egress, escape, kernel};
+use crate::{escape, kernel};
 
 impl Running {
     /// Says on stderr what a SIGHUP did: nothing without --config, the new
@@ -31,8 +32,7 @@ impl Running {
     pub fn reload(&mut self, path: &Path) -> Result<()> {
         let p = &mut self.parts;
         let mut policy = Policy::load(path)?;
-        let plan =
-            egress::Plan::new(&policy, &p.meta.nameservers).map_err(|m| anyhow::anyhow!("{m}"))?;
+        let plan = Plan::new(&policy, &p.meta.nameservers).map_err(|m| anyhow::anyhow!("{m}"))?;
         let old = &p.flow.pipeline.policy;
         if (policy.event_buffer_size, policy.max_events_per_second)
             != (old.event_buffer_size, old.max_events_per_second)

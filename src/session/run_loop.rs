@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 
 use super::flow::REORDER_MAX;
+use super::self_check::drift_line;
 use super::{signals, Parts, Running};
-use crate::{sys, tamper};
+use crate::sys;
 
 impl Running {
     /// Runs until stopped; `shutdown` comes next.
@@ -48,6 +49,6 @@ pub(super) fn self_check(p: &mut Parts) {
         p.dog.as_mut(),
     );
     for d in drift {
-        eprintln!("{}", tamper::drift_line(&d));
+        eprintln!("{}", drift_line(&d));
     }
 }

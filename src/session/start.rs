@@ -9,18 +9,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::self_check::Guard;
 use super::{canaries, signals, unix_now_ns, Decoys, Flow, Kernel, Meta, Parts, Running};
 use crate::cli::RunArgs;
 use crate::kernel::workers::{Counters, Workers};
-use crate::kernel::{self, Selection, Sensors};
-use crate::output::Format;
-use crate::pipeline::{Pipeline, Reorder};
+use crate::kernel::{self, Egress, OwnObject, Selection, Sensors};
+use crate::pipeline::judge::tamper::Judge;
+use crate::pipeline::{proctable, Pipeline, Reorder};
+use crate::policy::network::{self, Plan};
 use crate::policy::{KernelFilter, Policy};
-use crate::sink::{self, evidence, record, Sink};
-use crate::{
-    canary, egress, escape, events, input, outfile, peers, privs, proctable, rules, sys, tamper,
-    watchdog,
-};
+use crate::sink::{self, evidence, record, Format, Sink};
+use crate::{canary, escape, events, input, outfile, peers, privs, rules, sys, watchdog};
 
 /// The entry to a run. Every user error is checked and every output file
 /// opened before anything loads (so a typo costs nothing and the job cannot
@@ -60,8 +59,8 @@ struct Planted {
 impl Session {
     pub fn start(args: &RunArgs) -> Result<Running> {
         let mut p = prepare(args)?;
-        let nameservers = egress::nameservers(&resolv_conf());
-        let plan = egress::Plan::new(&p.policy, &nameservers)
+        let nameservers = network::nameservers(&resolv_conf());
+        let plan = Plan::new(&p.policy, &nameservers)
             .map_err(|m| anyhow::anyhow!("{m}"))
             .context("the network policy cannot be put into the kernel")?;
         let tracefs = crate::commands::preflight()?;
@@ -156,8 +155,8 @@ fn new_pipeline(
     args: &RunArgs,
     policy: Policy,
     table: proctable::ProcTable,
-    egress: egress::Egress,
-    own: &[tamper::OwnObject],
+    egress: Egress,
+    own: &[OwnObject],
     dog: Option<&watchdog::Watchdog>,
 ) -> Pipeline {
     let mut pipeline = Pipeline::new(
@@ -167,7 +166,7 @@ fn new_pipeline(
         args.command.clone(),
         egress,
     );
-    pipeline.tamper = tamper::Judge::new(own);
+    pipeline.tamper = Judge::new(own);
     if let Some(d) = dog {
         pipeline.tamper.set_watchdog(d.pid);
     }
@@ -336,14 +335,14 @@ fn attach(
     tracefs: &Path,
     filter: &KernelFilter,
     inodes: &[(events::InodeKey, u8)],
-    plan: egress::Plan,
-) -> Result<(Sensors, egress::Egress)> {
+    plan: Plan,
+) -> Result<(Sensors, Egress)> {
     let sensors = Sensors::start(args.probe_type, args.hooks, tracefs, filter, inodes);
     kernel::require_all(&sensors)?;
     for h in &sensors.hooks {
         log::info!("{} family hooked with {}", h.family.as_str(), h.hook());
     }
-    let mut egress = egress::Egress::new(plan, sensors.egress_maps());
+    let mut egress = Egress::new(plan, sensors.egress_maps());
     egress
         .install()
         .map_err(|e| anyhow::anyhow!("{}", kernel::explain(&e)))
@@ -360,7 +359,7 @@ fn attach(
 /// Everything is loaded, attached and written: from here on a change made
 /// by anyone else is tampering. Returns bee-trace's own kernel objects and
 /// the self-check that watches them.
-fn guard_own(sensors: &mut Sensors) -> Result<(Vec<tamper::OwnObject>, tamper::Guard)> {
+fn guard_own(sensors: &mut Sensors) -> Result<(Vec<OwnObject>, Guard)> {
     let own = sensors.own_objects();
     sensors
         .register_own(&own)
@@ -373,7 +372,7 @@ fn guard_own(sensors: &mut Sensors) -> Result<(Vec<tamper::OwnObject>, tamper::G
         baseline.len(),
         sensors.status.iter().filter(|s| s.outcome.is_ok()).count()
     );
-    let guard = tamper::Guard::new(baseline, own.clone());
+    let guard = Guard::new(baseline, own.clone());
     Ok((own, guard))
 }
 

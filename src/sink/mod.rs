@@ -6,6 +6,7 @@
 //! cannot hold is the least severe.
 
 pub mod evidence;
+pub mod human;
 pub mod ratelimit;
 pub mod record;
 pub mod redact;
@@ -13,10 +14,17 @@ pub mod redact;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use crate::output::{self, Format};
-use crate::policy::Severity;
+use crate::event::{Event, Severity};
 use crate::{report, rules};
 use ratelimit::RateLimit;
+
+/// The form of the event stream: human lines, or NDJSON (the event types'
+/// own serialisation; a signed stream is always NDJSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
 
 /// Under constant load the output is still flushed this often, so a reader
 /// of --output never waits longer for an event.
@@ -149,7 +157,7 @@ pub struct Sink {
     pub out: Lines,
     pub format: Format,
     pub flush_each: bool,
-    pub notable: MostSevere<output::Event>,
+    pub notable: MostSevere<Event>,
     pub rate: RateLimit,
     /// A serialisation failure (never expected), reported at the end.
     pub encode_error: Option<serde_json::Error>,
@@ -185,7 +193,7 @@ impl Sink {
         }
     }
 
-    pub fn deliver(&mut self, ev: output::Event) {
+    pub fn deliver(&mut self, ev: Event) {
         // One serialisation serves the record, the NDJSON stream and its
         // signature.
         let obj = match serde_json::to_string(&ev) {
@@ -206,7 +214,7 @@ impl Sink {
             Err(_) => Vec::new(),
         };
         if self.rate.admit() {
-            self.write(&obj, || output::human(&ev));
+            self.write(&obj, || human::human(&ev));
             if self.flush_each
                 || ev.severity >= Severity::High
                 || self.last_flush.elapsed() >= FLUSH_EVERY
@@ -226,7 +234,7 @@ impl Sink {
     /// summary and reports.
     pub fn signal(&mut self, g: rules::Signal) {
         match serde_json::to_string(&g) {
-            Ok(obj) => self.write(&obj, || output::signal_human(&g)),
+            Ok(obj) => self.write(&obj, || human::signal_human(&g)),
             Err(e) => {
                 self.out.lost += 1;
                 self.encode_error.get_or_insert(e);
@@ -330,5 +338,30 @@ mod tests {
         assert!(m.truncated());
         assert_eq!(m.left_out, 2);
         assert_eq!(m.take(), vec![1, 3, 5]);
+    }
+
+    /// The NDJSON form is the event's own serialisation.
+    #[test]
+    fn json_has_the_documented_fields() {
+        let v: serde_json::Value = serde_json::to_value(human::tests::sample()).unwrap();
+        for k in [
+            "type",
+            "ts",
+            "pid",
+            "ppid",
+            "uid",
+            "comm",
+            "exe",
+            "ancestors",
+            "severity",
+            "path",
+            "access",
+            "result",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k} in {v}");
+        }
+        assert_eq!(v["type"], "file");
+        assert_eq!(v["severity"], "critical");
+        assert_eq!(v["ancestors"][0]["comm"], "sh");
     }
 }

@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
+use super::result_text;
 use crate::event::{Detail, Event, Severity};
 use crate::events::{self, InodeKey};
-use crate::output::result_text;
 use crate::policy::{Access, FileRule, Policy};
 
 use super::{Cx, Effect};

@@ -1,9 +1,9 @@
 //! The memory family: ptrace, process_vm_readv/writev and opens of another
 //! process's /proc mem, environ and maps.
 
+use super::result_text;
 use crate::event::{Detail, Event, Severity};
 use crate::events;
-use crate::output::result_text;
 use crate::policy::Policy;
 
 use super::Cx;
@@ -20,7 +20,7 @@ fn target_comm(cx: &mut Cx, e: &events::MemEvent, target_tgid: u32) -> String {
             .unwrap_or_default();
     }
     if comm.is_empty() {
-        comm = crate::proctable::read_proc_file(e.target_pid, "comm", 64)
+        comm = crate::pipeline::proctable::read_proc_file(e.target_pid, "comm", 64)
             .map(|b| crate::escape::decode(b.strip_suffix(b"\n").unwrap_or(&b)))
             .unwrap_or_default();
     }
@@ -102,7 +102,11 @@ pub fn judge(cx: &mut Cx, e: &events::MemEvent) -> Option<Event> {
 /// Names (never values) of the target's environment variables that the
 /// policy calls secret: what a reader of its environ could have taken.
 fn secret_env_names(policy: &Policy, pid: u32) -> Vec<String> {
-    let read = crate::proctable::read_proc_file(pid, "environ", crate::proctable::ENVIRON_MAX);
+    let read = crate::pipeline::proctable::read_proc_file(
+        pid,
+        "environ",
+        crate::pipeline::proctable::ENVIRON_MAX,
+    );
     let Ok(env) = read else {
         return Vec::new();
     };

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use super::result_text;
 use crate::event::{Detail, Event, Severity};
 use crate::events;
-use crate::output::result_text;
 
 use super::{Cx, Effect};
 

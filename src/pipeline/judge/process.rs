@@ -3,7 +3,7 @@
 
 use crate::event::{Detail, Event, Severity};
 use crate::events;
-use crate::programs::ExeId;
+use crate::pipeline::programs::ExeId;
 
 use super::Cx;
 

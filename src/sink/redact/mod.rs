@@ -254,8 +254,8 @@ fn masked(s: &str, hide: &[Range<usize>]) -> String {
 
 impl Redactor {
     /// Redacts every free-text field of an event in place.
-    pub fn event(&self, ev: &mut crate::output::Event) {
-        use crate::output::Detail;
+    pub fn event(&self, ev: &mut crate::event::Event) {
+        use crate::event::Detail;
         ev.comm = self.comm(&ev.comm);
         ev.exe = self.text(&ev.exe);
         for a in &mut ev.ancestors {

@@ -1,35 +1,15 @@
-//! Tampering with bee-trace itself: turning the tamper family's records
-//! (bpf(2) commands on our objects, SIGKILL/SIGSTOP sent to us) into events,
-//! the periodic self-check that what bee-trace attached and wrote is still in
-//! place, and the `integrity` section of the report.
+//! Judging tampering with bee-trace itself: the tamper family's records
+//! (bpf(2) commands on our objects, SIGKILL/SIGSTOP sent to us) and the
+//! self-check's findings (`session::self_check`), as events.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
+use super::result_text;
+use crate::event::{Detail, Event, Severity};
 use crate::events::{self, Header, TamperEvent, OBJ_LINK, OBJ_MAP, OBJ_PROG};
-use crate::output::{result_text, Detail, Event};
+use crate::kernel::{Drift, OwnObject};
 use crate::pipeline::Pipeline;
-use crate::policy::Severity;
-
-/// One of this instance's kernel objects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnObject {
-    pub kind: u32,
-    pub id: u32,
-    pub name: String,
-}
-
-/// Something the self-check found different from what bee-trace set up.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct Drift {
-    pub object_type: &'static str,
-    pub object_id: u32,
-    pub object_name: String,
-    /// What differs, in words.
-    pub what: String,
-}
 
 /// The bpf(2) commands the tamper programs report, by the kernel's names.
 pub fn cmd_name(cmd: u32) -> &'static str {
@@ -64,15 +44,6 @@ pub fn object_type_name(kind: u32) -> &'static str {
         OBJ_PROG => "prog",
         OBJ_LINK => "link",
         _ => "object",
-    }
-}
-
-pub fn mode_name(mode: u32) -> &'static str {
-    match mode {
-        events::MODE_OFF => "off",
-        events::MODE_AUDIT => "audit",
-        events::MODE_BLOCK => "block",
-        _ => "unknown",
     }
 }
 
@@ -228,177 +199,11 @@ impl Pipeline {
     }
 }
 
-/// How often the self-check runs.
-pub const CHECK_EVERY: Duration = Duration::from_secs(1);
-
-/// One finding of the self-check, for the report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    pub ts: String,
-    #[serde(flatten)]
-    pub drift: Drift,
-}
-
-/// The report's `integrity` section.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Integrity {
-    /// Something was found changed, or a bpf(2) change to bee-trace's
-    /// objects or a SIGKILL/SIGSTOP to it was seen.
-    pub tampered: bool,
-    /// Self-check rounds run.
-    pub checks: u64,
-    /// What the self-check found changed, first time each.
-    pub findings: Vec<Finding>,
-    /// Critical tamper events seen (bpf(2) changes, signals, findings).
-    pub tamper_events: u64,
-    /// Objects of this instance the kernel watches for bpf(2) changes.
-    pub objects_watched: usize,
-}
-
-/// The periodic self-check and what it found.
-pub struct Guard {
-    links: Vec<crate::kernel::LinkBaseline>,
-    objects: Vec<OwnObject>,
-    last: Instant,
-    seen: HashSet<Drift>,
-    /// Findings said on stderr, whose events wait for the bpf(2) record of
-    /// the same change to come through the reorder delay (so they can name
-    /// who made it).
-    pending: Vec<(Drift, Instant)>,
-    pub integrity: Integrity,
-}
-
-/// How long a finding's event waits for the record of its cause.
-const SUSPECT_WAIT: Duration = Duration::from_millis(300);
-
-impl Guard {
-    pub fn new(links: Vec<crate::kernel::LinkBaseline>, objects: Vec<OwnObject>) -> Guard {
-        let objects_watched = objects.len();
-        Guard {
-            links,
-            objects,
-            last: Instant::now(),
-            seen: HashSet::new(),
-            pending: Vec::new(),
-            integrity: Integrity {
-                objects_watched,
-                ..Default::default()
-            },
-        }
-    }
-
-    pub fn due(&self) -> bool {
-        self.last.elapsed() >= CHECK_EVERY
-    }
-
-    /// Findings whose event is due (all of them with `all`, at the end).
-    pub fn ready(&mut self, all: bool) -> Vec<Drift> {
-        let (due, wait) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|(_, t)| all || t.elapsed() >= SUSPECT_WAIT);
-        self.pending = wait;
-        due.into_iter().map(|(d, _)| d).collect()
-    }
-
-    /// Runs one round; returns what is newly found (each difference once).
-    pub fn check(
-        &mut self,
-        sensors: &mut crate::kernel::Sensors,
-        plan: &crate::egress::Plan,
-        filter: &crate::policy::KernelFilter,
-        dog: Option<&mut crate::watchdog::Watchdog>,
-    ) -> Vec<Drift> {
-        self.last = Instant::now();
-        self.integrity.checks += 1;
-        let mut found = sensors.check_links(&mut self.links);
-        found.extend(sensors.own_objs_drift(&self.objects));
-        if let Some(d) = dog {
-            let pid = d.pid;
-            if let Some(why) = d.gone() {
-                // Its pid may be reused: a signal to that is nobody's
-                // tampering with bee-trace.
-                sensors.set_watchdog(0);
-                found.push(Drift {
-                    object_type: "process",
-                    object_id: pid,
-                    object_name: "bee-trace's watchdog".into(),
-                    what: why,
-                });
-            } else if d.running() && sensors.watchdog_in_kernel().is_some_and(|k| k != pid) {
-                found.push(Drift {
-                    object_type: "map",
-                    object_id: 0,
-                    object_name: "tamper .bss".into(),
-                    what: format!("the signal program no longer watches the watchdog (pid {pid})"),
-                });
-            }
-        }
-        found.extend(sensors.egress_drift(plan));
-        found.extend(sensors.file_filter_drift(filter));
-        let found = fresh(&mut self.seen, found);
-        let ts = crate::sys::rfc3339(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as i128),
-        );
-        for d in &found {
-            self.pending.push((d.clone(), Instant::now()));
-            self.integrity.tampered = true;
-            if self.integrity.findings.len() < crate::report::MAX_REPORTED {
-                self.integrity.findings.push(Finding {
-                    ts: ts.clone(),
-                    drift: d.clone(),
-                });
-            }
-        }
-        found
-    }
-
-    /// Counts a delivered event toward the section; a bpf(2) change or a
-    /// signal is also said on stderr at once (a finding already was).
-    pub fn saw(&mut self, ev: &Event) {
-        if ev.kind != "tamper" || ev.severity != Severity::Critical {
-            return;
-        }
-        self.integrity.tampered = true;
-        self.integrity.tamper_events += 1;
-        if let Detail::Tamper { source, .. } = &ev.detail {
-            if *source != "self_check" {
-                eprintln!(
-                    "bee-trace: TAMPER: {} by {}[{}] uid={}",
-                    crate::escape::terminal(&crate::output::tamper_text(&ev.detail)),
-                    crate::escape::terminal(&ev.comm),
-                    ev.pid,
-                    ev.uid
-                );
-            }
-        }
-    }
-}
-
-/// What this round found that the last one did not: a difference still
-/// there is reported once, one that was put right and comes back again.
-fn fresh(seen: &mut HashSet<Drift>, found: Vec<Drift>) -> Vec<Drift> {
-    let now: HashSet<Drift> = found.iter().cloned().collect();
-    let new = found.into_iter().filter(|d| !seen.contains(d)).collect();
-    *seen = now;
-    new
-}
-
-/// The one stderr line a finding gets at once.
-pub fn drift_line(d: &Drift) -> String {
-    crate::escape::terminal(&format!(
-        "bee-trace: TAMPERED: {} {} ({}): {}",
-        d.object_type, d.object_id, d.object_name, d.what
-    ))
-    .into_owned()
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn rec(kind: u32, cmd: u32, obj_type: u32, obj_id: u32, pid: u32) -> TamperEvent {
+    pub(crate) fn rec(kind: u32, cmd: u32, obj_type: u32, obj_id: u32, pid: u32) -> TamperEvent {
         let mut e = TamperEvent {
             kind,
             cmd,
@@ -477,7 +282,7 @@ mod tests {
         assert!(j.judge(&rec(99, 0, 0, 0, 5)).is_none());
     }
 
-    fn event(detail: Detail) -> Event {
+    pub(crate) fn event(detail: Detail) -> Event {
         Event {
             kind: "tamper",
             id: 3,
@@ -494,7 +299,7 @@ mod tests {
     }
 
     #[test]
-    fn tamper_events_read_as_one_line_and_count_toward_integrity() {
+    fn a_detach_reads_as_one_line() {
         let mut j = Judge::new(&[OwnObject {
             kind: OBJ_LINK,
             id: 5,
@@ -503,55 +308,11 @@ mod tests {
         let (_, d) = j
             .judge(&rec(events::TAMPER_BPF, 34, OBJ_LINK, 5, 41))
             .unwrap();
-        let ev = event(d);
-        let line = crate::output::human(&ev);
+        let line = crate::sink::human::human(&event(d));
         assert!(
             line.contains("tamper  link_detach link 5 network cgroup/connect4 (ok) by"),
             "{line}"
         );
-        let mut g = Guard::new(Vec::new(), Vec::new());
-        g.saw(&ev);
-        assert!(g.integrity.tampered);
-        assert_eq!(g.integrity.tamper_events, 1);
-        // A folded-in warning (an open by id) does not make a run tampered.
-        let (_, open) = j
-            .judge(&rec(events::TAMPER_BPF, 30, OBJ_LINK, 5, 42))
-            .unwrap();
-        let mut warn = event(open);
-        warn.severity = Severity::Warning;
-        let mut g = Guard::new(Vec::new(), Vec::new());
-        g.saw(&warn);
-        assert!(!g.integrity.tampered);
-    }
-
-    #[test]
-    fn a_lasting_difference_is_reported_once_and_again_when_it_returns() {
-        let d = Drift {
-            object_type: "map",
-            object_id: 1,
-            object_name: "egress_cfg".into(),
-            what: "holds mode off".into(),
-        };
-        let mut seen = HashSet::new();
-        assert_eq!(fresh(&mut seen, vec![d.clone()]), vec![d.clone()]);
-        assert!(fresh(&mut seen, vec![d.clone()]).is_empty());
-        // Put right (a reload rewrote it), then changed again.
-        assert!(fresh(&mut seen, Vec::new()).is_empty());
-        assert_eq!(fresh(&mut seen, vec![d.clone()]), vec![d]);
-    }
-
-    #[test]
-    fn findings_escape_control_bytes_for_the_terminal() {
-        let d = Drift {
-            object_type: "map",
-            object_id: 9,
-            object_name: "evil\x1b]0;x\x07".into(),
-            what: "changed".into(),
-        };
-        let line = drift_line(&d);
-        assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
-        assert!(line.contains("map 9"), "{line}");
-        assert_eq!(crate::escape::terminal("a\nb"), "a\\x0ab");
     }
 
     #[test]
@@ -575,7 +336,5 @@ mod tests {
         for cmd in [2, 3, 6, 9, 13, 14, 21, 22, 25, 26, 27, 29, 30, 34] {
             assert_ne!(cmd_name(cmd), "bpf", "{cmd}");
         }
-        assert_eq!(mode_name(0), "off");
-        assert_eq!(mode_name(2), "block");
     }
 }

@@ -1,13 +1,7 @@
-//! Events as people and machines read them: the NDJSON schema
-//! (docs/events.md) and the one-line human form.
+//! Events and signals as one human line each, escaped for the terminal
+//! (the NDJSON form is the event types' own serialisation, docs/events.md).
 
-pub use crate::event::{Detail, Event};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Human,
-    Json,
-}
+use crate::event::{Detail, Event};
 
 /// A signal as one human line (escaped by `signal_line`).
 pub fn signal_human(g: &crate::rules::Signal) -> String {
@@ -59,34 +53,7 @@ pub fn human(e: &Event) -> String {
             ),
             None => format!("{access} {path} ({category}, {result})"),
         },
-        Detail::Network {
-            op,
-            protocol,
-            daddr,
-            dport,
-            result,
-            family,
-            action,
-            rule,
-            dns_name,
-            ..
-        } => {
-            let dest = if *family == "ipv6" {
-                format!("[{daddr}]:{dport}")
-            } else {
-                format!("{daddr}:{dport}")
-            };
-            let name = dns_name
-                .as_deref()
-                .map(|n| format!(" {n}"))
-                .unwrap_or_default();
-            match (action, rule) {
-                (Some(a), Some(r)) => {
-                    format!("{op} {protocol} {dest}{name} {} ({r})", a.to_uppercase())
-                }
-                _ => format!("{op} {protocol} {dest}{name} ({result})"),
-            }
-        }
+        Detail::Network { .. } => network_text(&e.detail),
         Detail::Memory {
             kind,
             target_pid,
@@ -110,6 +77,39 @@ pub fn human(e: &Event) -> String {
         lineage(e)
     );
     crate::escape::terminal(&line).into_owned()
+}
+
+/// What a network event says: the destination (with the name it was
+/// learned under), and the rule when one decided.
+fn network_text(d: &Detail) -> String {
+    let Detail::Network {
+        op,
+        protocol,
+        daddr,
+        dport,
+        result,
+        family,
+        action,
+        rule,
+        dns_name,
+        ..
+    } = d
+    else {
+        return String::new();
+    };
+    let dest = if *family == "ipv6" {
+        format!("[{daddr}]:{dport}")
+    } else {
+        format!("{daddr}:{dport}")
+    };
+    let name = dns_name
+        .as_deref()
+        .map(|n| format!(" {n}"))
+        .unwrap_or_default();
+    match (action, rule) {
+        (Some(a), Some(r)) => format!("{op} {protocol} {dest}{name} {} ({r})", a.to_uppercase()),
+        _ => format!("{op} {protocol} {dest}{name} ({result})"),
+    }
 }
 
 /// What a tamper event says, in one phrase (also used by the reports).
@@ -162,55 +162,6 @@ fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Symbolic name of an errno value, for results.
-pub fn errno_name(errno: i64) -> String {
-    let name = match errno {
-        1 => "EPERM",
-        2 => "ENOENT",
-        3 => "ESRCH",
-        4 => "EINTR",
-        5 => "EIO",
-        9 => "EBADF",
-        11 => "EAGAIN",
-        12 => "ENOMEM",
-        13 => "EACCES",
-        14 => "EFAULT",
-        16 => "EBUSY",
-        17 => "EEXIST",
-        20 => "ENOTDIR",
-        21 => "EISDIR",
-        22 => "EINVAL",
-        24 => "EMFILE",
-        30 => "EROFS",
-        36 => "ENAMETOOLONG",
-        95 => "EOPNOTSUPP",
-        40 => "ELOOP",
-        97 => "EAFNOSUPPORT",
-        98 => "EADDRINUSE",
-        99 => "EADDRNOTAVAIL",
-        101 => "ENETUNREACH",
-        104 => "ECONNRESET",
-        110 => "ETIMEDOUT",
-        111 => "ECONNREFUSED",
-        113 => "EHOSTUNREACH",
-        114 => "EALREADY",
-        115 => "EINPROGRESS",
-        _ => return format!("errno {errno}"),
-    };
-    name.into()
-}
-
-/// "ok" for a non-negative return, the errno's name otherwise.
-pub fn result_text(ret: i64) -> String {
-    if ret >= 0 {
-        "ok".into()
-    } else if ret == -115 {
-        "in_progress".into()
-    } else {
-        errno_name(-ret)
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -242,30 +193,6 @@ pub(crate) mod tests {
                 action: None,
             },
         }
-    }
-
-    #[test]
-    fn json_has_the_documented_fields() {
-        let v: serde_json::Value = serde_json::to_value(sample()).unwrap();
-        for k in [
-            "type",
-            "ts",
-            "pid",
-            "ppid",
-            "uid",
-            "comm",
-            "exe",
-            "ancestors",
-            "severity",
-            "path",
-            "access",
-            "result",
-        ] {
-            assert!(v.get(k).is_some(), "missing {k} in {v}");
-        }
-        assert_eq!(v["type"], "file");
-        assert_eq!(v["severity"], "critical");
-        assert_eq!(v["ancestors"][0]["comm"], "sh");
     }
 
     #[test]
@@ -307,10 +234,42 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn results_name_errnos() {
-        assert_eq!(result_text(3), "ok");
-        assert_eq!(result_text(-13), "EACCES");
-        assert_eq!(result_text(-115), "in_progress");
-        assert_eq!(result_text(-4000), "errno 4000");
+    fn a_network_line_names_the_destination_and_the_rule_that_decided() {
+        let mut e = sample();
+        e.kind = "network";
+        e.detail = Detail::Network {
+            op: "connect",
+            protocol: "tcp".into(),
+            family: "ipv6",
+            daddr: "2001:db8::7".into(),
+            dport: 443,
+            result: "EPERM".into(),
+            policy: None,
+            action: Some("blocked"),
+            rule: Some("network.blocked_domains: evil.test".into()),
+            dns_name: Some("x.evil.test".into()),
+        };
+        let line = human(&e);
+        assert!(
+            line.contains(
+                "connect tcp [2001:db8::7]:443 x.evil.test BLOCKED (network.blocked_domains: evil.test) by"
+            ),
+            "{line}"
+        );
+        if let Detail::Network {
+            family,
+            daddr,
+            action,
+            dns_name,
+            ..
+        } = &mut e.detail
+        {
+            (*family, *daddr, *action, *dns_name) = ("ipv4", "192.0.2.1".into(), None, None);
+        }
+        assert!(
+            human(&e).contains("connect tcp 192.0.2.1:443 (EPERM) by"),
+            "{}",
+            human(&e)
+        );
     }
 }
