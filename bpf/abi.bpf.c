@@ -2,7 +2,7 @@
 /*
  * Not a probe family and never loaded: one global of every struct and enum
  * of abi.h, so that the skeleton generator writes their layout, as clang
- * laid them out, into `types::` of abi.skel.rs. src/events.rs checks each
+ * laid them out, into `types::` of abi.skel.rs. src/abi/check.rs checks each
  * Rust mirror, field by field, and each shared constant against it.
  *
  * Built without vmlinux.h: these typedefs are all that abi.h may need.

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::{InodeKey, INODE_KILL, INODE_WATCH};
+use crate::abi::{InodeKey, INODE_KILL, INODE_WATCH};
 use crate::fsafe::{walk, Dir, Stat, Walk};
 use crate::policy::{Canary, Policy};
 

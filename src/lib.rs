@@ -3,13 +3,13 @@
 //! verify, reports) are tested and fuzzed without root. `main.rs` parses the
 //! command line and runs one command.
 
+pub mod abi;
 pub mod canary;
 pub mod cli;
 pub mod commands;
 pub mod decoy;
 pub mod escape;
 pub mod event;
-pub mod events;
 pub mod fsafe;
 pub mod input;
 pub mod kernel;

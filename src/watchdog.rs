@@ -16,9 +16,9 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use libbpf_rs::{MapHandle, RingBufferBuilder};
 
+use crate::abi::{decode, Raw, TamperEvent};
 use crate::event::Severity;
 use crate::event::{Detail, Event};
-use crate::events::{decode, Raw, TamperEvent};
 use crate::sink::Format;
 
 /// The byte a clean stop writes before closing the pipe.
@@ -193,7 +193,7 @@ fn watch(parent: u32, ring: &MapHandle, pipe: RawFd, out: &Outputs) -> i32 {
                 if e.sig == libc::SIGSTOP {
                     eprintln!(
                         "bee-trace watchdog: bee-trace (pid {parent}) was sent SIGSTOP by {}[{}] uid={}: it sees nothing while stopped",
-                        crate::escape::terminal(&crate::events::cstr(&e.hdr.comm)),
+                        crate::escape::terminal(&crate::abi::cstr(&e.hdr.comm)),
                         e.hdr.pid,
                         e.hdr.uid
                     );
@@ -292,7 +292,7 @@ fn report_end(parent: u32, kills: &[TamperEvent], out: &Outputs) {
             pid: k.hdr.pid,
             ppid: k.hdr.ppid,
             uid: k.hdr.uid,
-            comm: crate::events::cstr(&k.hdr.comm),
+            comm: crate::abi::cstr(&k.hdr.comm),
             exe,
             ancestors: table.ancestors(k.hdr.ppid),
             severity,

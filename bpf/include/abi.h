@@ -5,7 +5,7 @@
  *
  * Only __u8..__u64 and __s32/__s64 are used, so this header reads on its own
  * (bpf/abi.bpf.c builds it with nothing but those typedefs) and every field
- * has one obvious Rust mirror. src/events.rs checks each mirror's every field
+ * has one obvious Rust mirror. src/abi/check.rs checks each mirror's every field
  * offset, and each constant, against what clang makes of this file; the
  * asserts at the end guard the C side on its own.
  *

@@ -4,9 +4,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(raw) = bee_trace::events::decode(data) {
-        if let bee_trace::events::Raw::File(f) = &raw {
-            let _ = bee_trace::events::file_event_path(f);
+    if let Ok(raw) = bee_trace::abi::decode(data) {
+        if let bee_trace::abi::Raw::File(f) = &raw {
+            let _ = bee_trace::abi::file_event_path(f);
         }
     }
 });

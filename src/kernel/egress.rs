@@ -11,7 +11,7 @@ use super::egress_maps::lpm_key;
 use super::guard::{map_drift, Drift};
 use super::net::NetSkel;
 use super::{explain, storage, Family, Probe, ProbeError, ProbeStatus, Sensors};
-use crate::events::as_bytes;
+use crate::abi::as_bytes;
 use crate::policy::network::{CidrKey, Plan};
 
 mod egress_skel {
@@ -202,9 +202,9 @@ impl Sensors {
 /// The egress modes by the name the policy gives them.
 fn mode_name(mode: u32) -> &'static str {
     match mode {
-        crate::events::MODE_OFF => "off",
-        crate::events::MODE_AUDIT => "audit",
-        crate::events::MODE_BLOCK => "block",
+        crate::abi::MODE_OFF => "off",
+        crate::abi::MODE_AUDIT => "audit",
+        crate::abi::MODE_BLOCK => "block",
         _ => "unknown",
     }
 }
@@ -213,8 +213,8 @@ fn mode_name(mode: u32) -> &'static str {
 mod tests {
     #[test]
     fn modes_have_their_policy_names() {
-        assert_eq!(super::mode_name(crate::events::MODE_OFF), "off");
-        assert_eq!(super::mode_name(crate::events::MODE_AUDIT), "audit");
-        assert_eq!(super::mode_name(crate::events::MODE_BLOCK), "block");
+        assert_eq!(super::mode_name(crate::abi::MODE_OFF), "off");
+        assert_eq!(super::mode_name(crate::abi::MODE_AUDIT), "audit");
+        assert_eq!(super::mode_name(crate::abi::MODE_BLOCK), "block");
     }
 }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
-use crate::events::{as_bytes, EgressCfg, EgressVal, Lpm4Key, Lpm6Key};
+use crate::abi::{as_bytes, EgressCfg, EgressVal, Lpm4Key, Lpm6Key};
 use crate::policy::network::{CidrKey, DomainRule, Plan};
 
 /// The egress maps, owned by the processing thread.
@@ -89,11 +89,11 @@ fn dns_entries(plan: &Plan) -> Entries {
     }
     let mut out = Entries::new();
     for (name, d) in best {
-        let Some(key) = crate::events::dns_key(name) else {
+        let Some(key) = crate::abi::dns_key(name) else {
             log::warn!("{name} is too long to be matched in DNS answers by the kernel");
             continue;
         };
-        let rule = crate::events::DnsRule {
+        let rule = crate::abi::DnsRule {
             val: entry(d),
             allow: u8::from(d.allow),
             exact: u8::from(!d.subdomains),

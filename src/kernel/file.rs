@@ -10,7 +10,7 @@ use super::file_filter::{add_inode, apply_file_filter};
 use super::hooks::HookMode;
 use super::mem::MemSkel;
 use super::{storage, Family, Probe, Selection, Sensors};
-use crate::events::{InodeKey, INODE_WATCH};
+use crate::abi::{InodeKey, INODE_WATCH};
 use crate::policy::KernelFilter;
 
 mod file_skel {

@@ -8,7 +8,7 @@ use super::file::FileSkel;
 use super::guard::map_drift;
 use super::guard::Drift;
 use super::Sensors;
-use crate::events::{
+use crate::abi::{
     as_bytes, AffixKey, FileCfg, InodeKey, NameKey, AFFIX_LENS, INODE_HINTS, INODE_WATCH, KEY_LEN,
 };
 use crate::policy::KernelFilter;

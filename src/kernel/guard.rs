@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::hooks::{sys_fexit, HookMode};
 use super::{storage, Family, Probe, ProbeError, Sensors};
-use crate::events::{as_bytes, ObjKey, OBJ_LINK, OBJ_MAP, OBJ_PROG};
+use crate::abi::{as_bytes, ObjKey, OBJ_LINK, OBJ_MAP, OBJ_PROG};
 
 mod tamper_skel {
     include!(concat!(env!("OUT_DIR"), "/tamper.skel.rs"));

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
 
-use crate::events::InodeKey;
+use crate::abi::InodeKey;
 use crate::policy::KernelFilter;
 
 mod egress;

@@ -15,7 +15,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use libbpf_rs::RingBufferBuilder;
 
 use super::{Family, RingSource};
-use crate::events::{decode, Raw};
+use crate::abi::{decode, Raw};
 
 #[derive(Default)]
 pub struct Counters {

@@ -3,8 +3,8 @@
 
 use super::proctable::ProcTable;
 use super::programs::Programs;
+use crate::abi;
 use crate::event::{Detail, Event, Severity};
-use crate::events;
 
 pub struct Enrich {
     pub table: ProcTable,
@@ -24,8 +24,8 @@ impl Enrich {
 
     /// The event of a record's header: who acted, when, and their
     /// lineage; its `type` is its detail's.
-    pub fn base(&mut self, h: &events::Header, severity: Severity, detail: Detail) -> Event {
-        let comm = events::cstr(&h.comm);
+    pub fn base(&mut self, h: &abi::Header, severity: Severity, detail: Detail) -> Event {
+        let comm = abi::cstr(&h.comm);
         let exe = self
             .table
             .get_or_load(h.pid)

@@ -21,8 +21,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::abi::{self, InodeKey, Raw};
 use crate::event::{Detail, Event, Severity};
-use crate::events::{self, InodeKey, Raw};
 use crate::kernel::Egress;
 use crate::policy::Policy;
 
@@ -168,7 +168,7 @@ impl Pipeline {
 
     pub(crate) fn base(
         &mut self,
-        h: &events::Header,
+        h: &abi::Header,
         kind: &'static str,
         severity: Severity,
         detail: Detail,

@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::events::Raw;
+use crate::abi::Raw;
 
 /// Records from the four ring buffers arrive out of order (an exec can be
 /// queued behind the file read its process made). Holding each record for a
@@ -82,7 +82,7 @@ impl Reorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{ForkEvent, Header};
+    use crate::abi::{ForkEvent, Header};
 
     fn fork(ts: u64, child: u32) -> Raw {
         Raw::Fork(ForkEvent {

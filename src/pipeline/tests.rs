@@ -3,8 +3,8 @@
 
 use super::judge::file::FMODE_WRITE;
 use super::*;
+use crate::abi::{FileEvent, Header, NetEvent, PATH_BUF};
 use crate::event::{Detail, Severity};
-use crate::events::{FileEvent, Header, NetEvent, PATH_BUF};
 use crate::kernel::Egress;
 use crate::pipeline::proctable::ProcTable;
 use crate::policy::Policy;
@@ -24,7 +24,7 @@ fn header(kind: u32, pid: u32, comm: &str) -> Header {
 
 fn file_event(path_leaf_first: &[u8], ret: i32, fmode: u32, comm: &str) -> FileEvent {
     let mut e = FileEvent {
-        hdr: header(events::EV_FILE, 4_000_000, comm),
+        hdr: header(abi::EV_FILE, 4_000_000, comm),
         ret,
         flags: 0,
         fmode,
@@ -34,7 +34,7 @@ fn file_event(path_leaf_first: &[u8], ret: i32, fmode: u32, comm: &str) -> FileE
         path_len: path_leaf_first.len() as u16,
         path_depth: 3,
         req_len: 0,
-        layout: events::PATH_RESOLVED,
+        layout: abi::PATH_RESOLVED,
         syscall: 1,
         action: 0,
         _pad: [0; 7],
@@ -131,7 +131,7 @@ fn a_kill_is_never_filtered_and_is_never_downgraded() {
     let mut fx = Vec::new();
     // The kernel killed the opener of an armed inode no rule names.
     let mut e = file_event(b"notes\0tmp\0", 3, 1, "ssh");
-    e.action = events::FILE_KILLED;
+    e.action = abi::FILE_KILLED;
     let ev = p.handle(Raw::File(Box::new(e)), &mut fx).unwrap();
     assert_eq!(ev.severity, Severity::Critical);
     assert!(matches!(
@@ -141,7 +141,7 @@ fn a_kill_is_never_filtered_and_is_never_downgraded() {
     // An expected program killed on a key is still critical.
     let mut e = file_event(b"id_rsa\0.ssh\0root\0", 3, 1, "ssh");
     e.ino = 9;
-    e.action = events::FILE_KILLED;
+    e.action = abi::FILE_KILLED;
     let ev = p.handle(Raw::File(Box::new(e)), &mut fx).unwrap();
     assert_eq!(ev.severity, Severity::Critical);
 }
@@ -187,7 +187,7 @@ fn network_events_carry_destination_and_policy() {
     let mut p = with_egress(pol, false, Some("curl".into()));
     let mut fx = Vec::new();
     let mut n = NetEvent {
-        hdr: header(events::EV_NET, 4_000_001, "curl"),
+        hdr: header(abi::EV_NET, 4_000_001, "curl"),
         ret: -111,
         family: 2,
         dport: 443,
@@ -206,14 +206,14 @@ fn network_events_carry_destination_and_policy() {
     assert!(v.get("action").is_none());
 
     // The egress hook refuses a connect into the blocked CIDR ...
-    let mut g = events::EgressEvent {
-        hdr: header(events::EV_EGRESS, 4_000_001, "curl"),
+    let mut g = abi::EgressEvent {
+        hdr: header(abi::EV_EGRESS, 4_000_001, "curl"),
         rule: p.egress.plan().block[0].1,
         family: 2,
         dport: 443,
         protocol: 6,
-        action: events::ACT_BLOCKED,
-        hook: events::HOOK_CONNECT,
+        action: abi::ACT_BLOCKED,
+        hook: abi::HOOK_CONNECT,
         ..Default::default()
     };
     g.daddr[..4].copy_from_slice(&[10, 9, 1, 2]);
@@ -225,12 +225,12 @@ fn network_events_carry_destination_and_policy() {
     assert_eq!(v["rule"], "network.blocked_ips: 10.9.0.0/16");
     assert_eq!(v["policy"], "blocked_ip");
     // ... and the tracepoint's record of the same call is folded into it.
-    n.hdr = header(events::EV_NET, 4_000_001, "curl");
+    n.hdr = header(abi::EV_NET, 4_000_001, "curl");
     n.ret = -1;
     n.daddr[..4].copy_from_slice(&[10, 9, 1, 2]);
     assert!(p.handle(Raw::Net(n), &mut fx).is_none());
 
-    n.hdr = header(events::EV_NET, 4_000_001, "wget");
+    n.hdr = header(abi::EV_NET, 4_000_001, "wget");
     n.daddr[..4].copy_from_slice(&[10, 7, 1, 2]);
     assert!(
         p.handle(Raw::Net(n), &mut fx).is_none(),
@@ -242,8 +242,8 @@ fn network_events_carry_destination_and_policy() {
 fn a_dns_answer_is_an_effect_not_a_map_write() {
     let mut p = pipeline();
     let mut fx = Vec::new();
-    let mut d = events::DnsEvent {
-        hdr: header(events::EV_DNS, 4_000_002, "curl"),
+    let mut d = abi::DnsEvent {
+        hdr: header(abi::EV_DNS, 4_000_002, "curl"),
         naddrs: 1,
         ..Default::default()
     };

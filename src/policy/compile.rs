@@ -15,8 +15,8 @@ use super::validate::{
 use super::{
     Canary, CanaryKind, Cidr, Endpoint, FileAction, FileRule, Policy, PolicyFile, RuleAccess,
 };
+use crate::abi::{AFFIX_LENS, AFFIX_MAX, KEY_LEN};
 use crate::event::Severity;
-use crate::events::{AFFIX_LENS, AFFIX_MAX, KEY_LEN};
 
 /// The cheap facts the kernel pre-filter decides on.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

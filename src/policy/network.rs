@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::{Cidr, EgressMode, Endpoint, EndpointHost, Policy};
-use crate::events::{EgressCfg, EGRESS_PORTS, MODE_AUDIT, MODE_BLOCK, MODE_OFF, RULE_NOT_ALLOWED};
+use crate::abi::{EgressCfg, EGRESS_PORTS, MODE_AUDIT, MODE_BLOCK, MODE_OFF, RULE_NOT_ALLOWED};
 
 /// A network policy the kernel's maps cannot hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::events::AFFIX_LENS;
+use crate::abi::AFFIX_LENS;
 
 fn p(yaml: &str) -> Result<Policy, PolicyError> {
     Policy::from_yaml(yaml, Path::new("test.yml"))
@@ -232,7 +232,7 @@ fn the_event_queue_is_bounded_to_what_its_slots_make_sane() {
         );
     }
     // A slot of the bounded channel holds one Raw and a stamp.
-    let slot = std::mem::size_of::<crate::events::Raw>() + 8;
+    let slot = std::mem::size_of::<crate::abi::Raw>() + 8;
     assert!(EVENT_BUFFER_MAX * slot <= 256 << 20, "{slot}-byte slots");
 }
 

@@ -3,7 +3,7 @@
 use crossbeam_channel::Receiver;
 
 use super::self_check::Guard;
-use crate::events::Raw;
+use crate::abi::Raw;
 use crate::kernel::Sensors;
 use crate::pipeline::{Effect, Pipeline, Reorder};
 use crate::sink::Sink;

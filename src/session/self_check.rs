@@ -157,7 +157,7 @@ pub fn drift_line(d: &Drift) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{self, OBJ_LINK};
+    use crate::abi::{self, OBJ_LINK};
     use crate::pipeline::judge::tamper::tests::{event, rec};
     use crate::pipeline::judge::tamper::Judge;
 
@@ -168,17 +168,13 @@ mod tests {
             id: 5,
             name: "network cgroup/connect4".into(),
         }]);
-        let (_, d) = j
-            .judge(&rec(events::TAMPER_BPF, 34, OBJ_LINK, 5, 41))
-            .unwrap();
+        let (_, d) = j.judge(&rec(abi::TAMPER_BPF, 34, OBJ_LINK, 5, 41)).unwrap();
         let mut g = Guard::new(Vec::new(), Vec::new());
         g.saw(&event(d));
         assert!(g.integrity.tampered);
         assert_eq!(g.integrity.tamper_events, 1);
         // A folded-in warning (an open by id) does not make a run tampered.
-        let (_, open) = j
-            .judge(&rec(events::TAMPER_BPF, 30, OBJ_LINK, 5, 42))
-            .unwrap();
+        let (_, open) = j.judge(&rec(abi::TAMPER_BPF, 30, OBJ_LINK, 5, 42)).unwrap();
         let mut warn = event(open);
         warn.severity = Severity::Warning;
         let mut g = Guard::new(Vec::new(), Vec::new());

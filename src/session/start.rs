@@ -19,7 +19,7 @@ use crate::pipeline::{proctable, Pipeline, Reorder};
 use crate::policy::network::{self, Plan};
 use crate::policy::{KernelFilter, Policy};
 use crate::sink::{self, evidence, record, Format, Sink};
-use crate::{canary, escape, events, input, outfile, peers, privs, rules, sys, watchdog};
+use crate::{abi, canary, escape, input, outfile, peers, privs, rules, sys, watchdog};
 
 /// The entry to a run. Every user error is checked and every output file
 /// opened before anything loads (so a typo costs nothing and the job cannot
@@ -50,8 +50,8 @@ struct Prepared {
 /// this monitor is still registered.
 struct Planted {
     decoys: Decoys,
-    seeds: Vec<(events::InodeKey, std::path::PathBuf)>,
-    inodes: Vec<(events::InodeKey, u8)>,
+    seeds: Vec<(abi::InodeKey, std::path::PathBuf)>,
+    inodes: Vec<(abi::InodeKey, u8)>,
     peers: peers::Peers,
     registration: peers::Registration,
 }
@@ -176,7 +176,7 @@ fn new_pipeline(
 /// The queue from the ring workers, their counters and stop flag, and the
 /// workers themselves.
 type Spawned = (
-    crossbeam_channel::Receiver<events::Raw>,
+    crossbeam_channel::Receiver<abi::Raw>,
     Arc<Counters>,
     Arc<AtomicBool>,
     Workers,
@@ -316,7 +316,7 @@ fn plant(policy: &mut Policy) -> Result<Planted> {
         inodes.len(),
         inodes
             .iter()
-            .filter(|(_, f)| f & events::INODE_KILL != 0)
+            .filter(|(_, f)| f & abi::INODE_KILL != 0)
             .count()
     );
     Ok(Planted {
@@ -334,7 +334,7 @@ fn attach(
     args: &RunArgs,
     tracefs: &Path,
     filter: &KernelFilter,
-    inodes: &[(events::InodeKey, u8)],
+    inodes: &[(abi::InodeKey, u8)],
     plan: Plan,
 ) -> Result<(Sensors, Egress)> {
     let sensors = Sensors::start(args.probe_type, args.hooks, tracefs, filter, inodes);

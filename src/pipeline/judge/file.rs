@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use super::result_text;
+use crate::abi::{self, InodeKey};
 use crate::event::{Detail, Event, Severity};
-use crate::events::{self, InodeKey};
 use crate::policy::{Access, FileRule, Policy};
 
 use super::{Cx, Effect};
@@ -44,20 +44,20 @@ impl Files {
 
     /// An open the kernel's filter let through, judged by the policy by path
     /// and, for a name no rule matches, by inode.
-    pub fn judge(&mut self, cx: &mut Cx, e: &events::FileEvent) -> Option<Event> {
+    pub fn judge(&mut self, cx: &mut Cx, e: &abi::FileEvent) -> Option<Event> {
         // A kill is always reported, whoever it hit.
-        if e.action != events::FILE_KILLED && cx.is_peer_activity(e.hdr.pid) {
+        if e.action != abi::FILE_KILLED && cx.is_peer_activity(e.hdr.pid) {
             return None;
         }
-        let path = events::file_event_path(e);
+        let path = abi::file_event_path(e);
         let write = if e.ret >= 0 {
             e.fmode & FMODE_WRITE != 0
         } else {
             e.flags & O_ACCMODE != 0 || e.flags & O_TRUNC != 0
         };
         let access = if write { Access::Write } else { Access::Read };
-        let opened = e.ret >= 0 && e.layout == events::PATH_RESOLVED;
-        let killed = e.action == events::FILE_KILLED;
+        let opened = e.ret >= 0 && e.layout == abi::PATH_RESOLVED;
+        let killed = e.action == abi::FILE_KILLED;
         let by_inode = self.known.get(&(e.dev, e.ino)).filter(|_| opened);
         let (rule, same_inode_as) = if killed {
             // The kernel already acted: report it whatever the path says,
@@ -111,7 +111,7 @@ impl Files {
                 result: result_text(e.ret as i64),
                 category,
                 rule: pattern,
-                resolved: e.layout == events::PATH_RESOLVED,
+                resolved: e.layout == abi::PATH_RESOLVED,
                 same_inode_as,
                 action: killed.then_some("killed"),
             },

@@ -2,15 +2,15 @@
 //! process's /proc mem, environ and maps.
 
 use super::result_text;
+use crate::abi;
 use crate::event::{Detail, Event, Severity};
-use crate::events;
 use crate::policy::Policy;
 
 use super::Cx;
 
 /// The target's name: the kernel's, else the table's, else /proc's.
-fn target_comm(cx: &mut Cx, e: &events::MemEvent, target_tgid: u32) -> String {
-    let mut comm = events::cstr(&e.target_comm);
+fn target_comm(cx: &mut Cx, e: &abi::MemEvent, target_tgid: u32) -> String {
+    let mut comm = abi::cstr(&e.target_comm);
     if comm.is_empty() {
         comm = cx
             .enrich
@@ -29,7 +29,7 @@ fn target_comm(cx: &mut Cx, e: &events::MemEvent, target_tgid: u32) -> String {
 
 /// A memory access, judged: a stranger's memory is critical, a debugger's
 /// own descendant less so; environ reads name the secrets they exposed.
-pub fn judge(cx: &mut Cx, e: &events::MemEvent) -> Option<Event> {
+pub fn judge(cx: &mut Cx, e: &abi::MemEvent) -> Option<Event> {
     if cx.is_peer_activity(e.hdr.pid) {
         return None;
     }
@@ -48,7 +48,7 @@ pub fn judge(cx: &mut Cx, e: &events::MemEvent) -> Option<Event> {
     // and test runners work; a stranger's memory is the attack.
     let own_descendant = cx.enrich.table.is_ancestor(e.hdr.pid, target_tgid);
     let (kind, mut severity) = match e.kind {
-        events::MEM_PTRACE => (
+        abi::MEM_PTRACE => (
             "ptrace",
             if own_descendant {
                 Severity::Warning
@@ -56,7 +56,7 @@ pub fn judge(cx: &mut Cx, e: &events::MemEvent) -> Option<Event> {
                 Severity::Critical
             },
         ),
-        events::MEM_VM_READV => (
+        abi::MEM_VM_READV => (
             "process_vm_readv",
             if own_descendant {
                 Severity::High
@@ -64,8 +64,8 @@ pub fn judge(cx: &mut Cx, e: &events::MemEvent) -> Option<Event> {
                 Severity::Critical
             },
         ),
-        events::MEM_VM_WRITEV => ("process_vm_writev", Severity::Critical),
-        events::MEM_PROC_MEM => (
+        abi::MEM_VM_WRITEV => ("process_vm_writev", Severity::Critical),
+        abi::MEM_PROC_MEM => (
             "proc_mem",
             if own_descendant {
                 Severity::High
@@ -73,12 +73,12 @@ pub fn judge(cx: &mut Cx, e: &events::MemEvent) -> Option<Event> {
                 Severity::Critical
             },
         ),
-        events::MEM_PROC_ENVIRON => ("proc_environ", Severity::High),
-        events::MEM_PROC_MAPS => ("proc_maps", Severity::Warning),
+        abi::MEM_PROC_ENVIRON => ("proc_environ", Severity::High),
+        abi::MEM_PROC_MAPS => ("proc_maps", Severity::Warning),
         _ => return None,
     };
     let mut target_secret_env = Vec::new();
-    if e.kind == events::MEM_PROC_ENVIRON {
+    if e.kind == abi::MEM_PROC_ENVIRON {
         target_secret_env = secret_env_names(cx.policy, target_tgid);
         if !target_secret_env.is_empty() {
             severity = Severity::Critical;
@@ -87,7 +87,7 @@ pub fn judge(cx: &mut Cx, e: &events::MemEvent) -> Option<Event> {
     if !cx.policy.alert_on_memory_access {
         severity = Severity::Info;
     }
-    let request = (e.kind == events::MEM_PTRACE).then(|| ptrace_request_name(e.request));
+    let request = (e.kind == abi::MEM_PTRACE).then(|| ptrace_request_name(e.request));
     let detail = Detail::Memory {
         kind,
         target_pid: e.target_pid,

@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use super::result_text;
+use crate::abi;
 use crate::event::{Detail, Event, Severity};
-use crate::events;
 
 use super::{Cx, Effect};
 
@@ -25,7 +25,7 @@ pub struct Net {
 impl Net {
     /// A connect the tracepoints saw, unless the egress hooks already
     /// reported this very call with their verdict.
-    pub fn connect(&mut self, cx: &mut Cx, e: &events::NetEvent) -> Option<Event> {
+    pub fn connect(&mut self, cx: &mut Cx, e: &abi::NetEvent) -> Option<Event> {
         let (family, ip) = net_addr(e.family, &e.daddr)?;
         // The egress hook already reported this very connect with its verdict.
         if let Some(ts) = self.verdicts.get(&(e.hdr.pid, ip, e.dport)) {
@@ -58,17 +58,17 @@ impl Net {
     }
 
     /// A verdict of the cgroup egress hooks (or an unconnected UDP send).
-    pub fn verdict(&mut self, cx: &mut Cx, e: &events::EgressEvent) -> Option<Event> {
+    pub fn verdict(&mut self, cx: &mut Cx, e: &abi::EgressEvent) -> Option<Event> {
         let (family, ip) = net_addr(e.family, &e.daddr)?;
-        let op = if e.hook == events::HOOK_CONNECT {
+        let op = if e.hook == abi::HOOK_CONNECT {
             "connect"
         } else {
             "sendmsg"
         };
         let (action, result) = match e.action {
-            events::ACT_BLOCKED => (Some("blocked"), "EPERM".to_string()),
-            events::ACT_WOULD_BLOCK => (Some("would_block"), "permitted".to_string()),
-            events::ACT_OBSERVED => (None, "sent".to_string()),
+            abi::ACT_BLOCKED => (Some("blocked"), "EPERM".to_string()),
+            abi::ACT_WOULD_BLOCK => (Some("would_block"), "permitted".to_string()),
+            abi::ACT_OBSERVED => (None, "sent".to_string()),
             other => {
                 log::debug!("unknown egress action {other}");
                 (None, "sent".to_string())
@@ -134,13 +134,13 @@ impl Net {
 /// the host's network namespace for a configured resolver (same socket,
 /// resolver, ports, id and question), so nothing a job answers itself
 /// gets here. Not an event of its own.
-pub fn dns(cx: &mut Cx, e: &events::DnsEvent) -> Option<Event> {
+pub fn dns(cx: &mut Cx, e: &abi::DnsEvent) -> Option<Event> {
     let wire = e.name.get(..usize::from(e.name_len)).unwrap_or(&e.name);
-    let Some(name) = events::dns_name_text(wire) else {
+    let Some(name) = abi::dns_name_text(wire) else {
         cx.stats.filtered += 1;
         return None;
     };
-    for k in 0..usize::from(e.naddrs).min(events::DNS_ADDRS) {
+    for k in 0..usize::from(e.naddrs).min(abi::DNS_ADDRS) {
         let ip = match e.family[k] {
             4 => IpAddr::from([e.addr[k][0], e.addr[k][1], e.addr[k][2], e.addr[k][3]]),
             6 => IpAddr::from(e.addr[k]),

@@ -1,29 +1,23 @@
 //! The process family: execs and exits keep the process table current
 //! and, with `--probe-type all`, are events themselves.
 
+use crate::abi;
 use crate::event::{Detail, Event, Severity};
-use crate::events;
 use crate::pipeline::programs::ExeId;
 
 use super::Cx;
 
 /// An exec: the table learns the new program (and the inode it ran);
 /// shown as an event with `show`.
-pub fn exec(cx: &mut Cx, show: bool, e: &events::ExecEvent) -> Option<Event> {
-    let exe_len = (e.exe_len as usize).min(events::PATH_BUF);
+pub fn exec(cx: &mut Cx, show: bool, e: &abi::ExecEvent) -> Option<Event> {
+    let exe_len = (e.exe_len as usize).min(abi::PATH_BUF);
     let exe = if e.exe_depth == 0 {
         String::new()
     } else {
-        events::join_components(
-            &e.exe,
-            0,
-            exe_len,
-            e.exe_flags & events::PATH_TRUNCATED != 0,
-        )
-        .0
+        abi::join_components(&e.exe, 0, exe_len, e.exe_flags & abi::PATH_TRUNCATED != 0).0
     };
-    let argv = events::split_argv(&e.argv, e.argv_len as usize);
-    let comm = events::cstr(&e.hdr.comm);
+    let argv = abi::split_argv(&e.argv, e.argv_len as usize);
+    let comm = abi::cstr(&e.hdr.comm);
     let id = (e.exe_ino != 0).then_some(ExeId {
         dev: e.exe_dev,
         ino: e.exe_ino,
@@ -48,7 +42,7 @@ pub fn exec(cx: &mut Cx, show: bool, e: &events::ExecEvent) -> Option<Event> {
 
 /// An exit: the table forgets the process (after a while); shown as an
 /// event with `show`.
-pub fn exit(cx: &mut Cx, show: bool, e: &events::ExitEvent) -> Option<Event> {
+pub fn exit(cx: &mut Cx, show: bool, e: &abi::ExitEvent) -> Option<Event> {
     let ev = show.then(|| {
         let code = e.exit_code;
         let status = if code & 0x7f == 0 {

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::result_text;
+use crate::abi::{self, Header, TamperEvent, OBJ_LINK, OBJ_MAP, OBJ_PROG};
 use crate::event::{Detail, Event, Severity};
-use crate::events::{self, Header, TamperEvent, OBJ_LINK, OBJ_MAP, OBJ_PROG};
 use crate::kernel::{Drift, OwnObject};
 use crate::pipeline::Pipeline;
 
@@ -90,8 +90,8 @@ impl Judge {
     /// The event's severity and fields, or None for a folded repeat.
     pub fn judge(&mut self, e: &TamperEvent) -> Option<(Severity, Detail)> {
         match e.kind {
-            events::TAMPER_BPF => self.judge_bpf(e),
-            events::TAMPER_SIGNAL => {
+            abi::TAMPER_BPF => self.judge_bpf(e),
+            abi::TAMPER_SIGNAL => {
                 let who = if self.watchdog != 0 && e.target_tgid == self.watchdog {
                     "bee-trace's watchdog"
                 } else {
@@ -222,9 +222,7 @@ pub(crate) mod tests {
             id: 42,
             name: "egress_cfg".into(),
         }]);
-        let (sev, d) = j
-            .judge(&rec(events::TAMPER_BPF, 2, OBJ_MAP, 42, 7))
-            .unwrap();
+        let (sev, d) = j.judge(&rec(abi::TAMPER_BPF, 2, OBJ_MAP, 42, 7)).unwrap();
         assert_eq!(sev, Severity::Critical);
         let v = serde_json::to_value(&d).unwrap();
         assert_eq!(v["op"], "map_update_elem");
@@ -247,29 +245,21 @@ pub(crate) mod tests {
     #[test]
     fn repeated_opens_by_one_process_fold() {
         let mut j = Judge::default();
-        let open = rec(events::TAMPER_BPF, 14, OBJ_MAP, 1, 9);
+        let open = rec(abi::TAMPER_BPF, 14, OBJ_MAP, 1, 9);
         let (sev, _) = j.judge(&open).unwrap();
         assert_eq!(sev, Severity::Warning);
-        assert!(j
-            .judge(&rec(events::TAMPER_BPF, 30, OBJ_LINK, 2, 9))
-            .is_none());
-        assert!(j
-            .judge(&rec(events::TAMPER_BPF, 14, OBJ_MAP, 1, 10))
-            .is_some());
+        assert!(j.judge(&rec(abi::TAMPER_BPF, 30, OBJ_LINK, 2, 9)).is_none());
+        assert!(j.judge(&rec(abi::TAMPER_BPF, 14, OBJ_MAP, 1, 10)).is_some());
         // A change is never folded.
-        assert!(j
-            .judge(&rec(events::TAMPER_BPF, 34, OBJ_LINK, 2, 9))
-            .is_some());
-        assert!(j
-            .judge(&rec(events::TAMPER_BPF, 34, OBJ_LINK, 2, 9))
-            .is_some());
+        assert!(j.judge(&rec(abi::TAMPER_BPF, 34, OBJ_LINK, 2, 9)).is_some());
+        assert!(j.judge(&rec(abi::TAMPER_BPF, 34, OBJ_LINK, 2, 9)).is_some());
     }
 
     #[test]
     fn signals_name_their_target() {
         let mut j = Judge::default();
         j.set_watchdog(77);
-        let mut e = rec(events::TAMPER_SIGNAL, 0, 0, 0, 5);
+        let mut e = rec(abi::TAMPER_SIGNAL, 0, 0, 0, 5);
         e.sig = 9;
         e.target_tgid = 77;
         let (sev, d) = j.judge(&e).unwrap();
@@ -305,9 +295,7 @@ pub(crate) mod tests {
             id: 5,
             name: "network cgroup/connect4".into(),
         }]);
-        let (_, d) = j
-            .judge(&rec(events::TAMPER_BPF, 34, OBJ_LINK, 5, 41))
-            .unwrap();
+        let (_, d) = j.judge(&rec(abi::TAMPER_BPF, 34, OBJ_LINK, 5, 41)).unwrap();
         let line = crate::sink::human::human(&event(d));
         assert!(
             line.contains("tamper  link_detach link 5 network cgroup/connect4 (ok) by"),
@@ -317,18 +305,18 @@ pub(crate) mod tests {
 
     #[test]
     fn tamper_records_decode_and_short_ones_are_refused() {
-        let mut e = rec(events::TAMPER_BPF, 2, OBJ_MAP, 42, 7);
-        e.hdr.kind = events::EV_TAMPER;
+        let mut e = rec(abi::TAMPER_BPF, 2, OBJ_MAP, 42, 7);
+        e.hdr.kind = abi::EV_TAMPER;
         e.ret = -1;
-        let bytes = events::as_bytes(&e).to_vec();
-        match events::decode(&bytes).unwrap() {
-            events::Raw::Tamper(t) => {
+        let bytes = abi::as_bytes(&e).to_vec();
+        match abi::decode(&bytes).unwrap() {
+            abi::Raw::Tamper(t) => {
                 assert_eq!((t.cmd, t.obj_type, t.obj_id, t.ret), (2, OBJ_MAP, 42, -1));
                 assert_eq!(t.hdr.pid, 7);
             }
             other => panic!("decoded as {other:?}"),
         }
-        assert!(events::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(abi::decode(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Rust mirrors of `bpf/include/abi.h` and decoding of raw ring-buffer samples.
 //!
-//! The mirrors are written by hand for their names and derives; `abi` proves
+//! The mirrors are written by hand for their names and derives; `check` proves
 //! at compile time that each is the C layout, field by field. `decode` turns a
 //! sample into one, `text` reads the strings and paths inside.
-mod abi;
+mod check;
 mod decode;
 mod text;
 pub use decode::{decode, DecodeError, Raw};

@@ -1,4 +1,4 @@
-//! Compile-time proof that the mirrors in `events` are `bpf/include/abi.h` as clang lays it out.
+//! Compile-time proof that the mirrors in `abi` are `bpf/include/abi.h` as clang lays it out.
 //!
 //! `bpf/abi.bpf.c` holds one global of every shared struct and enum, so the
 //! skeleton generator writes their layout into `types::`. Each mirror is
