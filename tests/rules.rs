@@ -200,3 +200,20 @@ fn bad_rule_files_are_refused_with_their_place() {
         "{list}"
     );
 }
+
+#[test]
+fn a_list_whose_reader_has_gone_ends_quietly() {
+    // `bee-trace rules --list | head -1`, with the reader gone before the
+    // first write, so every write meets EPIPE (SIGPIPE is ignored by Rust
+    // programs): before, println! panicked with exit code 101.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["rules", "--list"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert_eq!(err, "", "a closed pipe is said nothing about");
+}
