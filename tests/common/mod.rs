@@ -222,6 +222,24 @@ pub fn from_pid<'a>(events: &'a [Value], kind: &str, pid: u32) -> Vec<&'a Value>
         .collect()
 }
 
+/// Did `pid` or one of its descendants act in `e` (the acting process or
+/// one of its listed ancestors)? Other processes on the host, other test
+/// runs' among them, are never taken for the test's own.
+pub fn in_tree(e: &Value, pid: u32) -> bool {
+    e["pid"] == pid
+        || e["ancestors"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["pid"] == pid))
+}
+
+/// The events of one type from `pid`'s process tree.
+pub fn from_tree<'a>(events: &'a [Value], kind: &str, pid: u32) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == kind && in_tree(e, pid))
+        .collect()
+}
+
 /// A network namespace joined to the host by a veth pair: the host side has
 /// 198.51.100.1/24 and 2001:db8:b7::1/64; the namespace side .2, .3 and .10
 /// (and ::2, ::3, ::10). Documentation ranges: nothing leaves the machine.
