@@ -52,6 +52,9 @@ pub struct Monitor {
     pub dir: PathBuf,
     pub events_path: PathBuf,
     pub stderr_path: PathBuf,
+    /// Held while this monitor may refuse connections: its egress programs
+    /// judge every process on the host, other test runs' too (`NetLock`).
+    _net: Option<NetLock>,
 }
 
 impl Monitor {
@@ -68,6 +71,7 @@ impl Monitor {
         let ready = dir.join(format!("{tag}ready"));
         let stderr_path = dir.join(format!("{tag}stderr.txt"));
         let _ = std::fs::remove_file(&ready);
+        let net = enforces(extra).then(NetLock::take);
         let child = Command::new(BIN)
             .args(["--format", format, "--output"])
             .arg(&events_path)
@@ -84,6 +88,7 @@ impl Monitor {
             dir: dir.into(),
             events_path,
             stderr_path,
+            _net: net,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !ready.exists() {
@@ -160,6 +165,78 @@ impl Drop for Monitor {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Does the `--config` among `extra` put egress control in block mode?
+fn enforces(extra: &[&str]) -> bool {
+    extra
+        .iter()
+        .position(|a| *a == "--config")
+        .and_then(|i| extra.get(i + 1))
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .is_some_and(|text| text.contains("mode: block"))
+}
+
+/// The host's one test network. Every test run uses the same addresses
+/// (198.51.100.0/24 on its veth, the same listeners), and a monitor in block
+/// mode refuses connections of every process on the host: two test runs on
+/// one host (developers run several bee-trace trees side by side) would
+/// route into each other's namespace or be refused by each other's policy.
+/// A `Netns` and an enforcing `Monitor` each hold this lock, an flock on a
+/// root-only file, so those parts of two runs take turns. Taken again in
+/// the same process it only counts (a test holds both), so it cannot
+/// deadlock on itself.
+pub struct NetLock(());
+
+const NET_LOCK: &str = "/run/bee-trace-tests-net.lock";
+
+/// This process's hold on the lock: how many `NetLock`s, and the file
+/// whose flock is the hold.
+static NET_HOLD: std::sync::Mutex<(usize, Option<std::fs::File>)> =
+    std::sync::Mutex::new((0, None));
+
+impl NetLock {
+    pub fn take() -> NetLock {
+        use std::os::fd::AsRawFd;
+        let mut hold = NET_HOLD.lock().unwrap_or_else(|e| e.into_inner());
+        if hold.0 == 0 {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(NET_LOCK)
+                .unwrap_or_else(|e| panic!("cannot open {NET_LOCK}: {e}"));
+            let lock = |how| {
+                // SAFETY: flock on an fd this function owns.
+                unsafe { libc::flock(f.as_raw_fd(), how) == 0 }
+            };
+            if !lock(libc::LOCK_EX | libc::LOCK_NB) {
+                eprintln!("waiting for the test network, held by another test run ({NET_LOCK})");
+                let deadline = Instant::now() + Duration::from_secs(600);
+                while !lock(libc::LOCK_EX | libc::LOCK_NB) {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the test network ({NET_LOCK}) stayed held for 10 minutes"
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            hold.1 = Some(f);
+        }
+        hold.0 += 1;
+        NetLock(())
+    }
+}
+
+impl Drop for NetLock {
+    fn drop(&mut self) {
+        let mut hold = NET_HOLD.lock().unwrap_or_else(|e| e.into_inner());
+        hold.0 -= 1;
+        if hold.0 == 0 {
+            // Closing the file releases the flock.
+            hold.1 = None;
+        }
     }
 }
 
@@ -246,6 +323,8 @@ pub fn from_tree<'a>(events: &'a [Value], kind: &str, pid: u32) -> Vec<&'a Value
 pub struct Netns {
     pub name: String,
     pub veth: String,
+    /// Dropped last, once the veth and the namespace are gone.
+    _net: NetLock,
 }
 
 pub fn ip(args: &[&str]) {
@@ -258,10 +337,12 @@ pub fn ip(args: &[&str]) {
 
 impl Netns {
     pub fn new() -> Netns {
+        let net = NetLock::take();
         let id = std::process::id() % 100_000;
         let n = Netns {
             name: format!("bt-test-{id}"),
             veth: format!("btv{id}"),
+            _net: net,
         };
         let peer = format!("btp{id}");
         let _ = Command::new("ip")
