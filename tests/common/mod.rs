@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod net;
+pub use net::*;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_bee-trace");
 
 /// True when the test may run. Without root it skips, unless
@@ -52,6 +55,9 @@ pub struct Monitor {
     pub dir: PathBuf,
     pub events_path: PathBuf,
     pub stderr_path: PathBuf,
+    /// Held while this monitor may refuse connections: its egress programs
+    /// judge every process on the host, other test runs' too (`NetLock`).
+    _net: Option<NetLock>,
 }
 
 impl Monitor {
@@ -68,6 +74,7 @@ impl Monitor {
         let ready = dir.join(format!("{tag}ready"));
         let stderr_path = dir.join(format!("{tag}stderr.txt"));
         let _ = std::fs::remove_file(&ready);
+        let net = enforces(extra).then(NetLock::take);
         let child = Command::new(BIN)
             .args(["--format", format, "--output"])
             .arg(&events_path)
@@ -84,6 +91,7 @@ impl Monitor {
             dir: dir.into(),
             events_path,
             stderr_path,
+            _net: net,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !ready.exists() {
@@ -222,123 +230,22 @@ pub fn from_pid<'a>(events: &'a [Value], kind: &str, pid: u32) -> Vec<&'a Value>
         .collect()
 }
 
-/// A network namespace joined to the host by a veth pair: the host side has
-/// 198.51.100.1/24 and 2001:db8:b7::1/64; the namespace side .2, .3 and .10
-/// (and ::2, ::3, ::10). Documentation ranges: nothing leaves the machine.
-pub struct Netns {
-    pub name: String,
-    pub veth: String,
+/// Did `pid` or one of its descendants act in `e` (the acting process or
+/// one of its listed ancestors)? Other processes on the host, other test
+/// runs' among them, are never taken for the test's own.
+pub fn in_tree(e: &Value, pid: u32) -> bool {
+    e["pid"] == pid
+        || e["ancestors"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["pid"] == pid))
 }
 
-pub fn ip(args: &[&str]) {
-    let st = Command::new("ip")
-        .args(args)
-        .status()
-        .expect("iproute2 is installed by make");
-    assert!(st.success(), "ip {args:?} failed");
-}
-
-impl Netns {
-    pub fn new() -> Netns {
-        let id = std::process::id() % 100_000;
-        let n = Netns {
-            name: format!("bt-test-{id}"),
-            veth: format!("btv{id}"),
-        };
-        let peer = format!("btp{id}");
-        let _ = Command::new("ip")
-            .args(["netns", "del", &n.name])
-            .stderr(std::process::Stdio::null())
-            .status();
-        ip(&["netns", "add", &n.name]);
-        ip(&[
-            "link", "add", &n.veth, "type", "veth", "peer", "name", &peer,
-        ]);
-        ip(&["link", "set", &peer, "netns", &n.name]);
-        ip(&["addr", "add", "198.51.100.1/24", "dev", &n.veth]);
-        ip(&[
-            "-6",
-            "addr",
-            "add",
-            "2001:db8:b7::1/64",
-            "dev",
-            &n.veth,
-            "nodad",
-        ]);
-        ip(&["link", "set", &n.veth, "up"]);
-        ip(&[
-            "-n",
-            &n.name,
-            "addr",
-            "add",
-            "198.51.100.2/24",
-            "dev",
-            &peer,
-        ]);
-        ip(&[
-            "-n",
-            &n.name,
-            "-6",
-            "addr",
-            "add",
-            "2001:db8:b7::2/64",
-            "dev",
-            &peer,
-            "nodad",
-        ]);
-        for extra in ["198.51.100.3/24", "198.51.100.10/24"] {
-            ip(&["-n", &n.name, "addr", "add", extra, "dev", &peer]);
-        }
-        for extra in ["2001:db8:b7::3/64", "2001:db8:b7::10/64"] {
-            ip(&[
-                "-n", &n.name, "-6", "addr", "add", extra, "dev", &peer, "nodad",
-            ]);
-        }
-        ip(&["-n", &n.name, "link", "set", &peer, "up"]);
-        ip(&["-n", &n.name, "link", "set", "lo", "up"]);
-        n
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.veth])
-            .status();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-/// A Python script run inside a namespace, started once it printed "ready";
-/// stopped (stdin closed, then killed) at drop.
-pub struct NsServer(Child);
-
-impl NsServer {
-    pub fn start(ns: &Netns, script: &str) -> NsServer {
-        use std::io::BufRead;
-        let mut c = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "python3", "-c", script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(c.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready");
-        NsServer(c)
-    }
-}
-
-impl Drop for NsServer {
-    fn drop(&mut self) {
-        drop(self.0.stdin.take());
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The events of one type from `pid`'s process tree.
+pub fn from_tree<'a>(events: &'a [Value], kind: &str, pid: u32) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == kind && in_tree(e, pid))
+        .collect()
 }
 
 /// bee-trace's program names: tracepoint handlers, fexit handlers and the
