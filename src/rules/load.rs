@@ -175,7 +175,11 @@ fn parse_file(s: &Source) -> Result<RuleFile, RuleError> {
         return Ok(RuleFile::default());
     }
     serde_saphyr::from_str(&s.text).map_err(|e| {
-        let msg = e.to_string();
+        // Without its `error:` title and its snippet, which names the text
+        // `<input>`: the file is named in front of the message.
+        let msg = e.render_with_options(serde_saphyr::render_options! {
+            snippets: serde_saphyr::SnippetMode::Off,
+        });
         let (line, col) = yaml_pos(&msg);
         RuleError {
             file: s.name.clone(),

@@ -141,3 +141,178 @@ fn lists_and_macros_are_shared_across_files() {
     assert_eq!(r.window_ns, 30_000_000_000);
     assert!(matches!(&r.cond, TracePred::Seq(s) if s.len() == 2 && s[1].1 == Some(10_000_000_000)));
 }
+
+/// A one-rule file whose condition is `c`, with a list mixing types.
+fn with_condition(c: &str) -> String {
+    format!("lists:\n  mixed: [a, 1]\nrules:\n  - name: r\n    severity: high\n    description: d\n    condition: '{c}'\n")
+}
+
+#[test]
+fn each_condition_error_says_where_and_why() {
+    // The condition starts at line 7, column 17.
+    for (c, want) in [
+        ("", "7:17: syntax error: expected a condition"),
+        ("has(file) and", "7:30: syntax error: expected a condition"),
+        ("has(file) then", "7:31: syntax error: expected a condition"),
+        (
+            "has(file) then has(network) within 5x",
+            "7:52: syntax error: expected a duration such as 30s or 5m",
+        ),
+        ("count(file) > x", "7:31: syntax error: expected a number"),
+        ("count(file) == 99999999999999999999", "7:32: number out of range"),
+        (
+            "has()",
+            "7:21: syntax error: expected process, file, network or memory",
+        ),
+        (
+            "has(file).where(path in [\"a\"",
+            "7:45: syntax error: expected `]`",
+        ),
+        (
+            "(has(file)",
+            "7:27: syntax error: expected `)`, `.where(...)`, `and`, `or`, `then`",
+        ),
+        (
+            "has(file) has(network)",
+            "7:27: syntax error: expected `.where(...)`, `and`, `or`, `then`, the end of the condition",
+        ),
+        ("has(file).where(path)", "7:33: unknown macro `path`"),
+        (
+            "has(network).where(dport in [1, \"a\"])",
+            "7:17: a list mixes strings and numbers",
+        ),
+        (
+            "has(network).where(dport in mixed)",
+            "7:45: list `mixed` mixes strings and numbers",
+        ),
+        (
+            "has(network).where(dport in [daddr])",
+            "7:17: a list holds strings or numbers",
+        ),
+        (
+            "has(network).where(dport in [\"22\"])",
+            "7:36: `dport` (Int) `in` needs a list of the field's type",
+        ),
+        (
+            "has(network).where(dport contains \"1\")",
+            "7:36: `dport` (Int) needs a string field and a \"string\"",
+        ),
+        (
+            "has(file).where(path matches \"[\")",
+            "7:33: bad glob \"[\": error parsing glob '[': unclosed character class; missing ']'",
+        ),
+        (
+            "has(process).where(argv_truncated == 1)",
+            "7:36: `argv_truncated` (Bool) compared with a value of another type",
+        ),
+        (
+            "has(process).where(argv_truncated == maybe)",
+            "7:54: `maybe` is neither a list nor a field of process events",
+        ),
+        (
+            "has(file) then never(network)",
+            "7:17: each step of `then` must be has(kind) or has(kind).where(...)",
+        ),
+        (
+            "has(file) then (has(network) or has(process))",
+            "7:17: each step of `then` must be has(kind) or has(kind).where(...)",
+        ),
+        (
+            "has(file).where(has(network))",
+            "7:17: has/never/count/then are about a trace; inside .where(...) only field comparisons",
+        ),
+        (
+            "has(file) or never(network)",
+            "7:17: a rule needs something to happen: has(...), count(...) or a `then` sequence",
+        ),
+        (
+            "not has(file)",
+            "7:17: a rule needs something to happen: has(...), count(...) or a `then` sequence",
+        ),
+    ] {
+        let e = one(&with_condition(c)).unwrap_err();
+        assert_eq!(e.to_string(), format!("t.yml:{want}"), "{c}");
+    }
+}
+
+#[test]
+fn what_a_condition_may_say() {
+    for c in [
+        "has(file) or has(network)",
+        "has(file) and never(network)",
+        "has(file) then has(network) then has(process) within 1m",
+        "count(network).where(dport in [22, 2222]) >= 3",
+        "has(file).where(path == \"a\\\"b\")",
+        "has(network).where(dport <= ppid and daddr != dns_name)",
+    ] {
+        one(&with_condition(c)).unwrap_or_else(|e| panic!("{c}: {e}"));
+    }
+}
+
+#[test]
+fn each_rule_entry_error_says_where_and_why() {
+    let rule = |name: &str, extra: &str| {
+        format!("rules:\n  - name: {name}\n    severity: high\n    description: d\n    condition: has(file)\n{extra}")
+    };
+    for (yaml, want) in [
+        (
+            rule("r", "    window: 0s\n"),
+            "t.yml:6:13: expected a duration such as 30s, 5m or 1h",
+        ),
+        (
+            rule("r", "    window: soon\n"),
+            "t.yml:6:13: expected a duration such as 30s, 5m or 1h",
+        ),
+        (
+            rule("'a b'", ""),
+            "t.yml:2:12: a rule name uses letters, digits, `-` and `_`",
+        ),
+        (
+            rule("''", ""),
+            "t.yml:2:12: a rule name uses letters, digits, `-` and `_`",
+        ),
+        (
+            rule(
+                "r",
+                "  - name: r\n    severity: high\n    description: d\n    condition: has(file)\n",
+            ),
+            "t.yml:6:11: rule `r` is defined twice",
+        ),
+        (
+            "rules: [\n".into(),
+            "t.yml:1:8: unclosed bracket '[' at line 1, column 8",
+        ),
+    ] {
+        assert_eq!(one(&yaml).unwrap_err().to_string(), want, "{yaml}");
+    }
+    // An empty file is no rules, not an error.
+    assert!(one("  \n").unwrap().rules.is_empty());
+}
+
+#[test]
+fn a_name_defined_in_two_files_is_refused_in_the_second() {
+    let rule =
+        "rules:\n  - name: r\n    severity: high\n    description: d\n    condition: has(file)\n";
+    for (text, want) in [
+        (
+            "macros:\n  m: has(file)\n",
+            "b.yml:2:6: macro `m` is defined twice",
+        ),
+        (rule, "b.yml:2:11: rule `r` is defined twice"),
+        // A list's position is not kept by the YAML reader.
+        ("lists:\n  k: [a]\n", "b.yml:0:0: list `k` is defined twice"),
+    ] {
+        let e = compile(&[
+            Source {
+                name: "a.yml".into(),
+                text: text.into(),
+            },
+            Source {
+                name: "b.yml".into(),
+                text: text.into(),
+            },
+        ])
+        .unwrap_err();
+        assert_eq!(e.to_string(), want);
+    }
+}
