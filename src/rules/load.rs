@@ -296,19 +296,16 @@ fn located(s: &Source, v: &serde_saphyr::Spanned<String>, p: Pos, message: Strin
     let (fl, fc) = if at.starts_with('|') || at.starts_with('>') {
         // A block scalar: its text starts on the next line, indented.
         let fl = line + l;
-        let indent = s
-            .text
-            .lines()
-            .nth(fl.saturating_sub(1) as usize)
-            .map(|t| t.len() - t.trim_start().len())
-            .unwrap_or(0) as u64;
-        (fl, indent + c)
+        (fl, indent_of(s, fl) + c)
     } else {
         let quote = u64::from(at.starts_with('"') || at.starts_with('\''));
         if l == 1 {
             (line, col + quote + c - 1)
         } else {
-            (line + l - 1, c)
+            // A later line of a block scalar: the YAML reader points at its
+            // first line, whose indentation is the block's, taken off every
+            // line of the text the condition parser saw.
+            (line + l - 1, indent_of(s, line) + c)
         }
     };
     RuleError {
@@ -317,6 +314,14 @@ fn located(s: &Source, v: &serde_saphyr::Spanned<String>, p: Pos, message: Strin
         col: fc,
         message,
     }
+}
+
+/// The indentation of line `n` (from 1) of the source.
+fn indent_of(s: &Source, n: u64) -> u64 {
+    s.text
+        .lines()
+        .nth(n.saturating_sub(1) as usize)
+        .map_or(0, |t| t.len() - t.trim_start().len()) as u64
 }
 
 /// "line N column M" out of a YAML error message.

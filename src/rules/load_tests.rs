@@ -316,3 +316,15 @@ fn a_name_defined_in_two_files_is_refused_in_the_second() {
         assert_eq!(e.to_string(), want);
     }
 }
+
+#[test]
+fn a_condition_in_a_block_scalar_is_located_on_its_own_line() {
+    let e = one("rules:\n  - name: r\n    severity: high\n    description: d\n    condition: |\n      has(file) and\n      has(filez)\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "t.yml:7:11: syntax error: expected process, file, network or memory"
+    );
+    // A line indented deeper than the block keeps its extra indentation.
+    let e = one("rules:\n  - name: r\n    severity: high\n    description: d\n    condition: |\n      has(file) and\n        has(filez)\n").unwrap_err();
+    assert_eq!((e.line, e.col), (7, 13), "{e}");
+}
