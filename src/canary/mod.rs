@@ -68,7 +68,12 @@ pub fn open_state_dir(path: &Path) -> Result<Dir, CanaryError> {
     };
     let dir = match up.subdir(&name) {
         Ok(d) => d,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+        // O_NOFOLLOW with O_DIRECTORY refuses a link to a directory with
+        // ENOTDIR, not ELOOP: what is there says which it was.
+        Err(e)
+            if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR))
+                && matches!(up.stat_at(&name), Ok(Some(st)) if st.is_symlink()) =>
+        {
             return Err(unsafe_dir("a symbolic link".into()))
         }
         Err(e) => return Err(io(e)),
