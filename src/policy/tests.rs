@@ -464,3 +464,51 @@ fn an_ipv4_range_holds_its_ipv6_mapped_addresses_and_not_the_reverse() {
     assert!(bare.contains("2001:db8::1".parse().unwrap()));
     assert!(!bare.contains("2001:db8::2".parse().unwrap()));
 }
+
+#[test]
+fn a_pattern_no_cheap_fact_covers_makes_every_open_resolved() {
+    let pol = p("files:\n  watch_read: [\"/x*y\", \"**/a*b\", \"/srv/*.log\"]\n").unwrap();
+    let k = pol.kernel_filter();
+    // Neither a literal name, an affix nor a literal parent to go by.
+    assert!(
+        k.match_all.contains(&"/x*y".to_string()),
+        "{:?}",
+        k.match_all
+    );
+    assert!(
+        k.match_all.contains(&"**/a*b".to_string()),
+        "{:?}",
+        k.match_all
+    );
+    assert!(k.suffixes.contains(".log"));
+    assert!(!k.match_all.contains(&"/srv/*.log".to_string()));
+}
+
+#[test]
+fn seed_files_are_the_existing_files_a_rule_names_one_level_deep() {
+    let d = std::env::temp_dir().join(format!("bt-seed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("sub")).unwrap();
+    for f in ["a.key", "b.txt", "skip.txt", "sub/c.txt", "other.md"] {
+        std::fs::write(d.join(f), "x").unwrap();
+    }
+    let dir = d.display();
+    let yaml = format!(
+        "files:\n  watch_read: [\"{dir}/a.key\", \"{dir}/missing.key\", \"{dir}/*.txt\", \"{dir}/*/c.txt\"]\n  \
+         exclude_paths: [\"{dir}/skip.txt\"]\n  rules:\n    - {{path: \"{dir}/skip.txt\", action: kill}}\n"
+    );
+    let pol = p(&yaml).unwrap();
+    let mine: Vec<PathBuf> = pol
+        .seed_files()
+        .into_iter()
+        .filter(|f| f.starts_with(&d))
+        .collect();
+    // Literal files that exist, one glob level under a literal directory,
+    // and an excluded file only when a kill rule names it; never a glob in
+    // a parent (that would be a crawl).
+    assert_eq!(
+        mine,
+        vec![d.join("a.key"), d.join("b.txt"), d.join("skip.txt")]
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
