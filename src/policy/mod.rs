@@ -248,4 +248,6 @@ impl Policy {
 }
 
 #[cfg(test)]
+mod filter_tests;
+#[cfg(test)]
 mod tests;
