@@ -475,3 +475,10 @@ fn idle_traces_are_swept_every_4096_events() {
     }
     assert_eq!(e.states(), 1, "the idle trace is gone, the busy one stays");
 }
+
+#[test]
+fn string_escapes_in_a_condition_are_the_bytes_they_name() {
+    let p = json!({"path": "/tmp/a\tb\nc\"d\\e"});
+    assert!(fires("file", r#"path == "/tmp/a\tb\nc\"d\\e""#, p.clone()));
+    assert!(!fires("file", r#"path == "/tmp/atb\nc\"d\\e""#, p));
+}
