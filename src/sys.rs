@@ -370,4 +370,21 @@ mod tests {
             .as_nanos() as i128;
         assert!((unix - wall).abs() < 5_000_000_000, "{unix} vs {wall}");
     }
+
+    #[test]
+    fn a_mounted_tracefs_is_used_where_it_is() {
+        let mounted = [TRACEFS, DEBUGFS_TRACING]
+            .into_iter()
+            .find(|d| Path::new(d).join("events").is_dir());
+        let Some(dir) = mounted else {
+            eprintln!("SKIPPED a_mounted_tracefs_is_used_where_it_is: tracefs is not mounted or not readable");
+            return;
+        };
+        assert_eq!(ensure_tracefs().unwrap(), PathBuf::from(dir));
+        assert!(has_tracepoint(
+            Path::new(dir),
+            "sched",
+            "sched_process_exec"
+        ));
+    }
 }
