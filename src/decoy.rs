@@ -70,3 +70,61 @@ pub fn make(kind: CanaryKind) -> String {
         CanaryKind::Generic => format!("token={}\n", random_from(ALNUM, 40)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_from(s: &str, alphabet: &[u8]) -> bool {
+        s.bytes().all(|b| alphabet.contains(&b))
+    }
+
+    #[test]
+    fn each_kind_looks_like_the_real_file_with_a_random_secret_of_its_size() {
+        let docker = make(CanaryKind::Docker);
+        let v: serde_json::Value = serde_json::from_str(&docker).unwrap();
+        let auth = v["auths"]["https://index.docker.io/v1/"]["auth"]
+            .as_str()
+            .unwrap();
+        assert!(
+            auth.len() == 32 && auth.ends_with('=') && all_from(&auth[..31], B64),
+            "{auth}"
+        );
+
+        let generic = make(CanaryKind::Generic);
+        let token = generic
+            .strip_prefix("token=")
+            .unwrap()
+            .strip_suffix('\n')
+            .unwrap();
+        assert!(token.len() == 40 && all_from(token, ALNUM), "{generic}");
+
+        let env = make(CanaryKind::Env);
+        assert!(env.starts_with("DATABASE_URL=postgres://app:"), "{env}");
+        assert!(env.contains("\nSTRIPE_SECRET_KEY=sk_live_"), "{env}");
+
+        let netrc = make(CanaryKind::Netrc);
+        let pass = netrc.rsplit("password ghp_").next().unwrap().trim_end();
+        assert!(pass.len() == 36 && all_from(pass, ALNUM), "{netrc}");
+
+        let ssh = make(CanaryKind::Ssh);
+        let body: Vec<&str> = ssh.lines().collect();
+        assert_eq!(body.len(), 8, "{ssh}");
+        assert!(body[1..7].iter().all(|l| l.len() == 64 && all_from(l, B64)));
+
+        let aws = make(CanaryKind::Aws);
+        let id = aws.split("aws_access_key_id = AKIA").nth(1).unwrap();
+        assert!(
+            all_from(&id[..16], UPPER_DIGITS) && id.as_bytes()[16] == b'\n',
+            "{aws}"
+        );
+    }
+
+    #[test]
+    fn random_text_uses_only_its_alphabet_and_differs() {
+        let a = random_from(b"ab", 64);
+        assert!(a.len() == 64 && all_from(&a, b"ab"));
+        assert_ne!(random_from(ALNUM, 32), random_from(ALNUM, 32));
+        assert_eq!(random_from(ALNUM, 0), "");
+    }
+}

@@ -294,4 +294,144 @@ mod tests {
             .is_file());
         std::fs::remove_dir_all(&d).unwrap();
     }
+
+    #[test]
+    fn each_refusal_says_what_is_there_and_what_to_do() {
+        let d = scratch("why");
+        let c = std::ffi::CString::new(d.join("fifo").as_os_str().as_bytes()).unwrap();
+        // SAFETY: c is NUL-terminated.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let _sock = std::os::unix::net::UnixListener::bind(d.join("sock")).unwrap();
+        let err = |p: &Path| open(p, true, Access::default()).unwrap_err().to_string();
+        assert_eq!(
+            err(&d.join("fifo")),
+            format!(
+                "{} is not a regular file (a FIFO); bee-trace writes events and reports to \
+                 regular files only",
+                d.join("fifo").display()
+            )
+        );
+        assert!(err(&d.join("sock")).contains(" (a socket);"));
+        assert!(err(Path::new("/dev/null")).contains(" (a character device);"));
+        assert!(err(&d).contains(" (a directory);"));
+        std::os::unix::fs::symlink("/etc/shadow", d.join("l")).unwrap();
+        assert_eq!(
+            err(&d.join("l")),
+            format!(
+                "{} is a symbolic link: bee-trace writes only to files it opens without \
+                 following links (whoever owns the directory could point one at a system \
+                 file); name the file itself",
+                d.join("l").display()
+            )
+        );
+        std::fs::write(d.join("a"), "x").unwrap();
+        std::fs::hard_link(d.join("a"), d.join("b")).unwrap();
+        assert_eq!(
+            err(&d.join("a")),
+            format!(
+                "{} has 2 hard links: it may be another file under a second name; remove it \
+                 and let bee-trace create it",
+                d.join("a").display()
+            )
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("a")).unwrap(),
+            "x",
+            "left as it was"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_file_in_a_missing_directory_or_behind_a_job_owned_link_is_refused() {
+        let d = scratch("parent");
+        let p = d.join("nope/out.json");
+        assert_eq!(
+            open(&p, true, Access::default()).unwrap_err().to_string(),
+            format!(
+                "{}: the directory {} does not exist",
+                p.display(),
+                d.join("nope").display()
+            )
+        );
+        assert!(!d.join("nope").exists(), "nothing is created on the way");
+        // The scratch directory is world-writable: a link in it could be anyone's.
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        std::fs::create_dir(d.join("real")).unwrap();
+        std::os::unix::fs::symlink(d.join("real"), d.join("via")).unwrap();
+        let e = open(&d.join("via/out"), true, Access::default()).unwrap_err();
+        assert!(matches!(e, OutError::Path(..)), "{e}");
+        assert!(e.to_string().contains("via is a symbolic link"), "{e}");
+        assert!(!d.join("real/out").exists());
+        assert!(matches!(
+            Ready::prepare(&d.join("via/ready"), Access::default()),
+            Err(OutError::Path(..))
+        ));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_relative_path_is_taken_from_the_working_directory() {
+        let rel = PathBuf::from("target").join(format!("bt-outfile-rel-{}", std::process::id()));
+        let _ = std::fs::remove_file(&rel);
+        std::fs::create_dir_all("target").unwrap();
+        let mut f = open(&rel, true, Access::default()).unwrap();
+        f.write_all(b"here").unwrap();
+        assert_eq!(std::fs::read_to_string(&rel).unwrap(), "here");
+        std::fs::remove_file(&rel).unwrap();
+    }
+
+    #[test]
+    fn streams_are_emptied_at_open_and_reports_only_when_written() {
+        let d = scratch("trunc");
+        let p = d.join("events.ndjson");
+        std::fs::write(&p, "old").unwrap();
+        drop(open(&p, false, Access::default()).unwrap());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "old");
+        drop(open(&p, true, Access::default()).unwrap());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_group_may_read_what_is_written_for_it_and_no_one_else() {
+        // SAFETY: getegid has no preconditions.
+        let gid = unsafe { libc::getegid() };
+        let group = Access { group: Some(gid) };
+        assert_eq!(group.mode(), 0o640);
+        assert_eq!(Access::default().mode(), 0o600);
+        let d = scratch("group");
+        let f = open(&d.join("new"), true, group).unwrap();
+        let m = f.metadata().unwrap();
+        assert_eq!((m.mode() & 0o777, m.gid()), (0o640, gid));
+        // An existing file is only narrowed: a bit it lacks is not added.
+        std::fs::write(d.join("old"), "x").unwrap();
+        std::fs::set_permissions(d.join("old"), std::fs::Permissions::from_mode(0o666)).unwrap();
+        drop(open(&d.join("old"), true, group).unwrap());
+        assert_eq!(
+            std::fs::metadata(d.join("old")).unwrap().mode() & 0o777,
+            0o640
+        );
+        std::fs::set_permissions(d.join("old"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        drop(open(&d.join("old"), true, group).unwrap());
+        assert_eq!(
+            std::fs::metadata(d.join("old")).unwrap().mode() & 0o777,
+            0o600
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_ready_file_appears_only_when_signalled_and_not_over_a_directory() {
+        let d = scratch("ready2");
+        let r = Ready::prepare(&d.join("up"), Access::default()).unwrap();
+        assert!(!d.join("up").exists());
+        r.signal().unwrap();
+        let m = std::fs::metadata(d.join("up")).unwrap();
+        assert_eq!((m.len(), m.mode() & 0o777), (0, 0o600));
+        std::fs::create_dir(d.join("dir")).unwrap();
+        let e = Ready::prepare(&d.join("dir"), Access::default()).unwrap_err();
+        assert!(matches!(e, OutError::NotRegular(_, "a directory")), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

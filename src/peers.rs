@@ -171,4 +171,72 @@ mod tests {
         assert!(!peers.is_peer(pid), "a gone process is no peer");
         std::fs::remove_dir_all(&d).unwrap();
     }
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("bt-peers-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_registration_holds_this_start_time_until_dropped_and_is_not_its_own_peer() {
+        let d = scratch("reg");
+        let me = std::process::id();
+        let file = d.join(format!("instance-{me}"));
+        let reg = Registration::new(Dir::open(&d).unwrap()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format!("{}\n", start_time(me).unwrap())
+        );
+        let mut peers = Peers::new(Dir::open(&d).unwrap());
+        assert!(!peers.is_peer(me));
+        assert!(peers.known.is_empty(), "its own registration is skipped");
+        drop(reg);
+        assert!(!file.exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn only_root_owned_registrations_of_the_right_name_count_and_new_ones_are_seen() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED only_root_owned_registrations: needs root to own the files");
+            return;
+        }
+        let d = scratch("owner");
+        let mut a = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let mut b = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let reg = |pid: u32| d.join(format!("instance-{pid}"));
+        let start = |pid: u32| format!("{}\n", start_time(pid).unwrap());
+        std::fs::write(reg(a.id()), start(a.id())).unwrap();
+        std::os::unix::fs::chown(reg(a.id()), Some(65534), None).unwrap();
+        std::fs::write(d.join(format!("peer-{}", b.id())), start(b.id())).unwrap();
+        std::fs::write(d.join("instance-x"), "1\n").unwrap();
+        let mut peers = Peers::new(Dir::open(&d).unwrap());
+        assert!(
+            !peers.is_peer(a.id()),
+            "not root's: anyone could have written it"
+        );
+        assert!(!peers.is_peer(b.id()), "not an instance- name");
+        // A registration made since the last look is read: the directory's
+        // mtime changed (set apart here, as two writes can share a clock tick).
+        std::fs::write(reg(b.id()), start(b.id())).unwrap();
+        std::fs::File::open(&d)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+            .unwrap();
+        assert!(peers.is_peer(b.id()));
+        for c in [&mut a, &mut b] {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

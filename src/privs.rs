@@ -172,4 +172,53 @@ mod tests {
             "cap_chown only with a reloadable policy"
         );
     }
+
+    /// A capability set line of /proc/self/status (`CapEff:`), as a mask.
+    fn status_mask(status: &str, key: &str) -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap()
+    }
+
+    const CHILD: &str = "BEE_TRACE_TEST_PRIVS_CHILD";
+
+    /// Dropping is for good, so it is done in a child: this test binary run
+    /// again for this one test, with CHILD set.
+    #[test]
+    fn dropping_keeps_exactly_the_mask_in_every_set_and_sets_no_new_privs() {
+        if std::env::var_os(CHILD).is_some() {
+            assert_eq!(drop_to(WATCHDOG_MASK).unwrap(), WATCHDOG_MASK);
+            // Capabilities are per thread: this test's thread is the one dropped.
+            let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+            for key in ["CapEff:", "CapPrm:", "CapBnd:"] {
+                assert_eq!(status_mask(&status, key), WATCHDOG_MASK, "{key}");
+            }
+            assert_eq!(status_mask(&status, "CapAmb:"), 0);
+            assert!(status.lines().any(|l| l == "NoNewPrivs:\t1"), "{status}");
+            return;
+        }
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED dropping_keeps_exactly_the_mask: needs root's capabilities");
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "privs::tests::dropping_keeps_exactly_the_mask_in_every_set_and_sets_no_new_privs",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("1 passed"), "{text}");
+    }
 }

@@ -47,13 +47,18 @@ const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
 pub fn check_privileges() -> Result<(), SysError> {
-    let caps = effective_caps();
-    let has = |c: u32| caps & (1u64 << c) != 0;
-    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+    if privileged(effective_caps()) {
         Ok(())
     } else {
         Err(SysError::NotPrivileged)
     }
+}
+
+/// Whether an effective capability set can load and attach the programs:
+/// CAP_SYS_ADMIN alone, or CAP_BPF with CAP_PERFMON (kernels since 5.8).
+fn privileged(caps: u64) -> bool {
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
 }
 
 pub fn check_btf() -> Result<(), SysError> {
@@ -143,24 +148,6 @@ pub fn rfc3339(unix_ns: i128) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(
-            rfc3339(951_782_400_000_000_000 + 1_500),
-            "2000-02-29T00:00:00.000001Z"
-        );
-        assert_eq!(
-            rfc3339(1_795_219_200_123_456_789),
-            "2026-11-21T00:00:00.123456Z"
-        );
-    }
-}
-
 /// cgroup v2 mount points listed in mountinfo text, in the order given.
 pub fn cgroup2_mounts(mountinfo: &str) -> Vec<PathBuf> {
     mountinfo
@@ -195,6 +182,17 @@ fn unescape_mount(s: &str) -> PathBuf {
     PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
+/// The cgroup2 mount to attach at: /sys/fs/cgroup, then the hybrid
+/// layout's /sys/fs/cgroup/unified, then the first other one listed.
+fn preferred_cgroup2(mut mounts: Vec<PathBuf>) -> Option<PathBuf> {
+    mounts.sort_by_key(|p| match p.to_str() {
+        Some("/sys/fs/cgroup") => 0,
+        Some("/sys/fs/cgroup/unified") => 1,
+        _ => 2,
+    });
+    mounts.into_iter().next()
+}
+
 /// An open directory of the cgroup v2 root, for attaching cgroup programs.
 /// Prefers /sys/fs/cgroup, then /sys/fs/cgroup/unified (hybrid layout), then
 /// any other cgroup2 mount; with none, mounts one privately, opens it and
@@ -202,18 +200,12 @@ fn unescape_mount(s: &str) -> PathBuf {
 /// is killed.
 pub fn open_cgroup2_root() -> Result<(std::fs::File, PathBuf), SysError> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(SysError::Mountinfo)?;
-    let mut mounts = cgroup2_mounts(&info);
-    mounts.sort_by_key(|p| match p.to_str() {
-        Some("/sys/fs/cgroup") => 0,
-        Some("/sys/fs/cgroup/unified") => 1,
-        _ => 2,
-    });
-    if let Some(p) = mounts.first() {
-        let f = std::fs::File::open(p).map_err(|err| SysError::CgroupOpen {
+    if let Some(p) = preferred_cgroup2(cgroup2_mounts(&info)) {
+        let f = std::fs::File::open(&p).map_err(|err| SysError::CgroupOpen {
             path: p.clone(),
             err,
         })?;
-        return Ok((f, p.clone()));
+        return Ok((f, p));
     }
     let dir = std::env::temp_dir().join(format!("bee-trace-cgroup2.{}", std::process::id()));
     std::fs::create_dir(&dir).map_err(|err| SysError::CgroupDir {
@@ -246,8 +238,21 @@ pub fn open_cgroup2_root() -> Result<(std::fs::File, PathBuf), SysError> {
 }
 
 #[cfg(test)]
-mod cgroup_tests {
+mod tests {
     use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339(951_782_400_000_000_000 + 1_500),
+            "2000-02-29T00:00:00.000001Z"
+        );
+        assert_eq!(
+            rfc3339(1_795_219_200_123_456_789),
+            "2026-11-21T00:00:00.123456Z"
+        );
+    }
 
     #[test]
     fn finds_cgroup2_in_hybrid_and_unified_layouts() {
@@ -267,5 +272,119 @@ mod cgroup_tests {
         let odd = "31 24 0:27 / /mnt/my\\040cg rw - cgroup2 none rw\n";
         assert_eq!(cgroup2_mounts(odd), vec![PathBuf::from("/mnt/my cg")]);
         assert!(cgroup2_mounts("").is_empty());
+    }
+
+    #[test]
+    fn rfc3339_counts_back_before_the_epoch() {
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(rfc3339(-86_400_000_000_000), "1969-12-31T00:00:00.000000Z");
+        // The end of a leap year's last day, and the century rule (2100 is not one).
+        assert_eq!(
+            rfc3339(4_107_542_399_000_000_000),
+            "2100-02-28T23:59:59.000000Z"
+        );
+        assert_eq!(
+            rfc3339(4_107_542_400_000_000_000),
+            "2100-03-01T00:00:00.000000Z"
+        );
+    }
+
+    #[test]
+    fn either_sys_admin_or_bpf_with_perfmon_is_enough() {
+        let cap = |c: u32| 1u64 << c;
+        assert!(privileged(cap(CAP_SYS_ADMIN)));
+        assert!(privileged(cap(CAP_BPF) | cap(CAP_PERFMON)));
+        assert!(!privileged(cap(CAP_BPF)));
+        assert!(!privileged(cap(CAP_PERFMON)));
+        assert!(!privileged(0));
+        assert!(!privileged(!(cap(CAP_SYS_ADMIN) | cap(CAP_BPF))));
+    }
+
+    #[test]
+    fn the_not_privileged_error_says_how_to_run() {
+        assert_eq!(
+            SysError::NotPrivileged.to_string(),
+            "bee-trace needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE): run it with sudo"
+        );
+    }
+
+    #[test]
+    fn the_usual_cgroup2_root_is_preferred_wherever_it_is_listed() {
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            preferred_cgroup2(vec![
+                p("/mnt/a"),
+                p("/sys/fs/cgroup/unified"),
+                p("/sys/fs/cgroup")
+            ]),
+            Some(p("/sys/fs/cgroup"))
+        );
+        assert_eq!(
+            preferred_cgroup2(vec![p("/mnt/a"), p("/sys/fs/cgroup/unified")]),
+            Some(p("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(
+            preferred_cgroup2(vec![p("/mnt/b"), p("/mnt/a")]),
+            Some(p("/mnt/b"))
+        );
+        assert_eq!(preferred_cgroup2(Vec::new()), None);
+    }
+
+    #[test]
+    fn mount_points_unescape_only_whole_octal_escapes() {
+        assert_eq!(
+            unescape_mount(r"/a\011b\012c\134d"),
+            PathBuf::from("/a\tb\nc\\d")
+        );
+        // A backslash not followed by three octal digits is kept as it is.
+        assert_eq!(unescape_mount(r"/a\09x"), PathBuf::from(r"/a\09x"));
+        assert_eq!(unescape_mount(r"/a\04"), PathBuf::from(r"/a\04"));
+        assert_eq!(unescape_mount(r"/a\"), PathBuf::from(r"/a\"));
+        // Lines without the separator or a fifth field are skipped, not misread.
+        let info = "garbage\n1 2 3 - cgroup2 x rw\n5 6 0:1 / /ok rw - cgroup2 none rw\n";
+        assert_eq!(cgroup2_mounts(info), vec![PathBuf::from("/ok")]);
+    }
+
+    #[test]
+    fn a_tracepoint_is_a_directory_under_events() {
+        let d = std::env::temp_dir().join(format!("bt-sys-tp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("events/sched/sched_process_exec")).unwrap();
+        std::fs::write(d.join("events/sched/enable"), "0").unwrap();
+        assert!(has_tracepoint(&d, "sched", "sched_process_exec"));
+        assert!(!has_tracepoint(&d, "sched", "enable"));
+        assert!(!has_tracepoint(&d, "sched", "sched_process_fork"));
+        assert!(!has_tracepoint(&d, "kmem", "rss_stat"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_clocks_move_forward_and_agree_with_unix_time() {
+        let a = boot_now_ns();
+        let b = boot_now_ns();
+        assert!(a > 0 && b >= a);
+        let unix = boot_to_unix_offset_ns() + i128::from(boot_now_ns());
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i128;
+        assert!((unix - wall).abs() < 5_000_000_000, "{unix} vs {wall}");
+    }
+
+    #[test]
+    fn a_mounted_tracefs_is_used_where_it_is() {
+        let mounted = [TRACEFS, DEBUGFS_TRACING]
+            .into_iter()
+            .find(|d| Path::new(d).join("events").is_dir());
+        let Some(dir) = mounted else {
+            eprintln!("SKIPPED a_mounted_tracefs_is_used_where_it_is: tracefs is not mounted or not readable");
+            return;
+        };
+        assert_eq!(ensure_tracefs().unwrap(), PathBuf::from(dir));
+        assert!(has_tracepoint(
+            Path::new(dir),
+            "sched",
+            "sched_process_exec"
+        ));
     }
 }

@@ -217,4 +217,6 @@ impl Policy {
 }
 
 #[cfg(test)]
+mod filter_tests;
+#[cfg(test)]
 mod tests;

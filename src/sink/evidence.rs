@@ -394,4 +394,77 @@ mod tests {
         let f = check(&t).unwrap_err();
         assert_eq!((f.record, f.line), (5, Some(5)));
     }
+
+    fn why(lines: &[String]) -> (u64, Option<u64>, String) {
+        let f = check(lines).unwrap_err();
+        (f.record, f.line, f.why)
+    }
+
+    #[test]
+    fn a_line_that_only_looks_signed_is_named_for_what_it_lacks() {
+        let mac = "0".repeat(64);
+        assert_eq!(
+            why(&[format!(
+                "{{\"seq\":1,\"type\":\"x\",\"mac\":\"{}\"}}",
+                &mac[..10]
+            )]),
+            (1, Some(1), "malformed MAC field".into())
+        );
+        assert_eq!(
+            why(&[format!("{{\"type\":\"x\",\"mac\":\"{mac}\"}}")]),
+            (1, Some(1), "no sequence number".into())
+        );
+        // Signed bytes that are not JSON: the MAC fits, the record does not.
+        let body = "{\"seq\":1,oops}";
+        let m = hex(&mac_of(KEY, &[0; 32], body.as_bytes()));
+        assert_eq!(
+            why(&[format!("{{\"seq\":1,oops,\"mac\":\"{m}\"}}")]),
+            (1, Some(1), "the record is not a JSON object".into())
+        );
+    }
+
+    #[test]
+    fn a_seal_that_miscounts_is_refused() {
+        let mut s = Signer::new(KEY.to_vec());
+        let mut lines = vec![s.sign("{\"type\":\"file\",\"id\":1}")];
+        lines.push(s.sign("{\"type\":\"seal\",\"count\":5,\"final_mac\":\"00\"}"));
+        assert_eq!(
+            why(&lines),
+            (
+                2,
+                Some(2),
+                "the seal does not match the records before it".into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_key_file_is_secret_long_enough_and_read_without_its_newline() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("bee-trace-key-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let k = d.join("key");
+        let write = |bytes: &[u8], mode| {
+            std::fs::write(&k, bytes).unwrap();
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        write(b"0123456789abcdef\r\n", 0o600);
+        assert_eq!(read_key(&k).unwrap(), b"0123456789abcdef");
+        write(b"short\n", 0o600);
+        assert_eq!(
+            read_key(&k).unwrap_err().to_string(),
+            format!(
+                "the key file {} holds fewer than 16 bytes; use e.g. `head -c 32 /dev/urandom > FILE`",
+                k.display()
+            )
+        );
+        write(b"0123456789abcdef", 0o644);
+        assert!(matches!(
+            read_key(&k),
+            Err(KeyError::Read(crate::input::InputError::Readable { .. }))
+        ));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

@@ -364,4 +364,76 @@ mod tests {
         assert_eq!(v["severity"], "critical");
         assert_eq!(v["ancestors"][0]["comm"], "sh");
     }
+
+    /// A writer that returns `script` in turn, then takes everything.
+    struct Scripted {
+        script: Vec<io::Result<usize>>,
+        got: Vec<u8>,
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if self.script.is_empty() {
+                self.got.extend_from_slice(b);
+                return Ok(b.len());
+            }
+            let r = self.script.remove(0);
+            if let Ok(n) = r {
+                self.got.extend_from_slice(&b[..n]);
+            }
+            r
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_interrupted_write_is_retried_and_loses_nothing() {
+        let w = Scripted {
+            script: vec![Err(io::ErrorKind::Interrupted.into()), Ok(3)],
+            got: Vec::new(),
+        };
+        let mut l = Lines::new(Box::new(w), "test");
+        l.line("abcdef");
+        l.flush();
+        assert_eq!((l.lost, l.error.is_none()), (0, true));
+    }
+
+    #[test]
+    fn a_writer_that_takes_nothing_loses_the_lines_as_a_write_error() {
+        let w = Scripted {
+            script: vec![Ok(4), Ok(0)],
+            got: Vec::new(),
+        };
+        let mut l = Lines::new(Box::new(w), "test");
+        l.line("one");
+        l.line("two");
+        l.line("three");
+        l.flush();
+        // "one\n" went; the other two did not.
+        assert_eq!(l.lost, 2);
+        assert_eq!(
+            l.error.as_ref().map(io::Error::kind),
+            Some(io::ErrorKind::WriteZero)
+        );
+    }
+
+    #[test]
+    fn a_long_burst_is_written_before_the_flush_tick() {
+        let mut l = Lines::new(
+            Box::new(Full {
+                room: usize::MAX,
+                got: vec![],
+            }),
+            "test",
+        );
+        let line = "x".repeat(1023);
+        for _ in 0..64 {
+            l.line(&line);
+        }
+        assert!(l.buf.is_empty(), "64 KiB queued is written at once");
+        l.line("y");
+        assert_eq!(l.buf, b"y\n");
+    }
 }

@@ -22,11 +22,16 @@ impl RateLimit {
     }
 
     pub fn admit(&mut self) -> bool {
+        self.admit_at(Instant::now())
+    }
+
+    /// `admit` at the time `now`, so the window's turn can be tested.
+    fn admit_at(&mut self, now: Instant) -> bool {
         if self.max == 0 {
             return true;
         }
-        if self.window.elapsed() >= Duration::from_secs(1) {
-            self.window = Instant::now();
+        if now.saturating_duration_since(self.window) >= Duration::from_secs(1) {
+            self.window = now;
             self.used = 0;
         }
         if self.used < self.max {
@@ -52,5 +57,19 @@ mod tests {
         let mut none = RateLimit::new(0);
         assert!((0..1000).all(|_| none.admit()));
         assert_eq!(none.dropped, 0);
+    }
+
+    #[test]
+    fn each_second_admits_the_limit_afresh_and_drops_keep_counting() {
+        let mut r = RateLimit::new(2);
+        let t0 = r.window;
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert!(r.admit_at(at(0)) && r.admit_at(at(10)));
+        assert!(!r.admit_at(at(999)), "still the first second");
+        assert!(r.admit_at(at(1000)) && r.admit_at(at(1500)));
+        assert!(!r.admit_at(at(1999)));
+        // The next window starts at its first event, not on a fixed tick.
+        assert!(r.admit_at(at(2100)));
+        assert_eq!(r.dropped, 2);
     }
 }

@@ -228,4 +228,83 @@ mod tests {
         let e = read_from(&b"hello\n"[..], "x").unwrap_err();
         assert!(matches!(e, ReadError::NoHeader(_)), "{e}");
     }
+
+    const HEAD: &str = "{\"type\":\"record\",\"schema\":1}\n";
+
+    fn err(text: &str) -> String {
+        read_from(text.as_bytes(), "r.ndjson")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_record_from_another_version_or_nothing_at_all_is_refused() {
+        assert_eq!(
+            err("{\"type\":\"record\",\"schema\":2}\n"),
+            "r.ndjson: record schema 2 is newer than this bee-trace reads (1); use a newer bee-trace"
+        );
+        assert_eq!(
+            err("{\"type\":\"record\"}\n"),
+            "r.ndjson: record schema 0 is newer than this bee-trace reads (1); use a newer bee-trace"
+        );
+        assert_eq!(err(""), "r.ndjson: line 1 is not a bee-trace record header");
+        assert_eq!(
+            err("[1]\n"),
+            "r.ndjson: line 1 is not a bee-trace record header"
+        );
+    }
+
+    #[test]
+    fn a_bad_line_is_named_by_its_number() {
+        let ev = "{\"type\":\"file\",\"id\":1,\"ts\":\"2026-01-01T00:00:00Z\"}";
+        assert_eq!(
+            err(&format!(
+                "{HEAD}{ev}\n\n{{\"type\":\"file\",\"ts\":\"t\"}}\n"
+            )),
+            "r.ndjson: line 4: not an event (type, id and ts are required)"
+        );
+        let e = err(&format!("{HEAD}{ev}\n{{oops\n"));
+        assert!(
+            e.starts_with("r.ndjson: line 3: key must be a string"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_seal_and_blank_lines_are_skipped_and_mac_fields_kept() {
+        let signed = "{\"type\":\"file\",\"id\":1,\"ts\":\"t\",\"seq\":1,\"mac\":\"ab\"}";
+        let text = format!("{HEAD}\n{signed}\n   \n{{\"type\":\"seal\",\"seq\":2}}\n");
+        let events = read_from(text.as_bytes(), "r").unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["id"], 1);
+        assert_eq!(events[0]["mac"], "ab");
+    }
+
+    #[test]
+    fn a_recorder_writes_its_header_then_each_line_then_a_seal_when_signed() {
+        let dir = std::env::temp_dir().join(format!("bee-trace-recorder-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (key, lines) in [(None, 2), (Some(b"k".repeat(32)), 3)] {
+            let path = dir.join(format!("rec-{lines}"));
+            let f = File::create(&path).unwrap();
+            let mut r = Recorder::create(f, key.clone(), "2026-01-01T00:00:00Z", &path);
+            r.line("{\"type\":\"file\",\"id\":1,\"ts\":\"t\"}");
+            r.flush();
+            r.finish();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(text.lines().count(), lines, "{text}");
+            let head: serde_json::Value =
+                serde_json::from_str(text.lines().next().unwrap()).unwrap();
+            assert_eq!(head["type"], "record");
+            assert_eq!(head["schema"], SCHEMA);
+            assert_eq!(head["started"], "2026-01-01T00:00:00Z");
+            assert_eq!(read(&path).unwrap().len(), 1);
+            if key.is_some() {
+                assert!(text.lines().nth(1).unwrap().contains("\"mac\""), "{text}");
+                assert!(text.lines().nth(2).unwrap().contains("\"seal\""), "{text}");
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -280,4 +280,40 @@ mod tests {
         assert_eq!(words(" a  bc\td"), vec![(1, "a"), (4, "bc"), (7, "d")]);
         assert!(words("").is_empty());
     }
+
+    #[test]
+    fn long_flags_take_their_value_after_an_equals_sign_only() {
+        let cases: &[(&str, &[&str])] = &[
+            ("curl --user=me:S3cr https://x", &["S3cr"]),
+            ("curl --proxy-user=p:S3cr https://x", &["S3cr"]),
+            ("smbclient --user=me%S3cr //h/s", &["S3cr"]),
+            // A longer flag that starts with a known one is another flag.
+            ("curl --username me:S3cr https://x", &[]),
+            // openssl's flags take their value as the next word only.
+            ("openssl enc -passinS3cr", &[]),
+            // Nothing after the separator, or no separator: no secret.
+            ("curl -u me: https://x", &[]),
+            ("curl --user=me https://x", &[]),
+        ];
+        for (line, want) in cases {
+            assert_eq!(&secrets(line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn every_family_of_clients_is_known() {
+        for line in [
+            "sqlcmd -S h -P S3cr",
+            "bcp t out f -PS3cr",
+            "mongosh -u me -p S3cr",
+            "mongodump -pS3cr",
+            "ldapsearch -x -w S3cr",
+            "ldappasswd -wS3cr",
+            "valkey-cli -aS3cr",
+            "nerdctl login -p S3cr",
+            "mysqldump -pS3cr db",
+        ] {
+            assert_eq!(secrets(line), vec!["S3cr"], "{line}");
+        }
+    }
 }
