@@ -343,3 +343,20 @@ fn tripwires_are_armed_pinned_and_released_after_the_kernel_disarms() {
     assert_eq!(armed.count(), 0);
     fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_decoy_that_cannot_be_made_fails_and_leaves_no_record_of_itself() {
+    // /proc takes neither files nor directories, root or not.
+    let file = PathBuf::from("/proc/self/bt-canary-test");
+    let dir = PathBuf::from("/proc/self/bt-canary-dir/.env");
+    let (c, out) = Canaries::plant(&[canary(file.clone()), canary(dir)], None);
+    assert!(
+        matches!(&out[0], Outcome::Failed(why) if why.starts_with("cannot create /proc/self/bt-canary-test: ")),
+        "{out:?}"
+    );
+    assert!(
+        matches!(&out[1], Outcome::Failed(why) if why.starts_with("cannot create /proc/self/bt-canary-dir: ")),
+        "{out:?}"
+    );
+    assert!(c.planted.is_empty() && !c.is_planted(&file));
+}

@@ -283,3 +283,39 @@ fn the_json_report_holds_every_section() {
     assert_eq!(v["notable_events"][0]["daddr"], "198.51.100.7");
     assert_eq!(v["notable_truncated"], true);
 }
+
+#[test]
+fn counts_are_keyed_by_type_then_severity_name() {
+    let mut stats = crate::pipeline::Stats::default();
+    stats.count(&event(
+        1,
+        Severity::High,
+        crate::event::Detail::Process {
+            kind: "exec",
+            argv: Vec::new(),
+            argv_truncated: None,
+            exit_code: None,
+        },
+    ));
+    let mut e = event(
+        2,
+        Severity::High,
+        crate::event::Detail::Process {
+            kind: "exit",
+            argv: Vec::new(),
+            argv_truncated: None,
+            exit_code: Some(0),
+        },
+    );
+    stats.count(&e);
+    e.severity = Severity::Info;
+    stats.count(&e);
+    let c = counts(&stats);
+    assert_eq!(
+        c,
+        BTreeMap::from([(
+            "process".to_string(),
+            BTreeMap::from([("high".to_string(), 2), ("info".to_string(), 1)])
+        )])
+    );
+}

@@ -178,6 +178,14 @@ fn each_condition_error_says_where_and_why() {
         ),
         ("has(file).where(path)", "7:33: unknown macro `path`"),
         (
+            "has(file).wher(path == \"x\")",
+            "7:27: syntax error: expected `where`",
+        ),
+        (
+            "has(file).where(path ! in [\"a\"])",
+            "7:38: syntax error: expected ==, !=, <, >, <=, >=, `)`, `and`, `in`, `not`, `or`, `then`, matches, startswith, endswith, contains",
+        ),
+        (
             "has(network).where(dport in [1, \"a\"])",
             "7:17: a list mixes strings and numbers",
         ),

@@ -102,6 +102,8 @@ fn describe_rule(r: &Rule_) -> String {
         Rule_::cmp_op => "==, !=, <, >, <=, >=".into(),
         Rule_::str_op => "matches, startswith, endswith, contains".into(),
         Rule_::in_kw => "`in`".into(),
+        Rule_::not_kw => "`not`".into(),
+        Rule_::where_kw => "`where`".into(),
         Rule_::value => "a value (\"string\", number, [list] or a name)".into(),
         Rule_::kind => "process, file, network or memory".into(),
         Rule_::duration => "a duration such as 30s or 5m".into(),
