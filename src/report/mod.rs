@@ -171,13 +171,13 @@ pub fn summary_text(r: &Report) -> String {
     if !failed.is_empty() {
         let _ = writeln!(s, "  NOT SEEN: {} probe(s) did not attach:", failed.len());
         for p in failed {
-            let _ = writeln!(
-                s,
-                "    {} {}: {}",
+            let line = format!(
+                "{} {}: {}",
                 p.family,
                 p.probe,
                 p.error.as_deref().unwrap_or("")
             );
+            let _ = writeln!(s, "    {}", crate::escape::terminal(&line));
         }
     }
     s
@@ -201,11 +201,13 @@ fn integrity_text(s: &mut String, i: &Integrity) {
     );
     for f in &i.findings {
         let d = &f.drift;
-        let _ = writeln!(
-            s,
-            "    {} {} {} ({}): {}",
+        // A drift can name what another process put in our objects' place
+        // (a program's name): the watched system's text, escaped.
+        let line = format!(
+            "{} {} {} ({}): {}",
             f.ts, d.object_type, d.object_id, d.object_name, d.what
         );
+        let _ = writeln!(s, "    {}", crate::escape::terminal(&line));
     }
 }
 

@@ -319,3 +319,17 @@ fn counts_are_keyed_by_type_then_severity_name() {
         )])
     );
 }
+
+#[test]
+fn the_summary_escapes_what_the_watched_system_named_in_findings_and_probe_errors() {
+    let mut r = full();
+    r.integrity.findings[0].drift.what = "link runs program evil\x1b[2J\u{202e}".into();
+    r.probes[1].error = Some("attach failed: \x1b]0;title\x07".into());
+    let s = summary_text(&r);
+    assert!(
+        !s.contains('\x1b') && !s.contains('\u{202e}') && !s.contains('\x07'),
+        "{s:?}"
+    );
+    assert!(s.contains("link runs program evil\\x1b[2J"), "{s}");
+    assert!(s.contains("attach failed: \\x1b]0;title\\x07"), "{s}");
+}
