@@ -13,14 +13,23 @@ use super::set::{Rule, RuleSet};
 use crate::event::Severity;
 use crate::input::InputError;
 
-/// A load-time error in a rule file, located.
+/// A load-time error in a rule file, located (line 0: the file as a whole,
+/// where no position in it is known).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{col}: {message}")]
+#[error("{}", located_text(self))]
 pub struct RuleError {
     pub file: String,
     pub line: u64,
     pub col: u64,
     pub message: String,
+}
+
+fn located_text(e: &RuleError) -> String {
+    if e.line == 0 {
+        format!("{}: {}", e.file, e.message)
+    } else {
+        format!("{}:{}:{}: {}", e.file, e.line, e.col, e.message)
+    }
 }
 
 /// Why the rules could not be loaded.
@@ -196,17 +205,19 @@ type Macros = BTreeMap<String, Ast>;
 /// Every file's lists and parsed macros; a name defined twice is an error.
 fn globals(files: &[(&Source, RuleFile)]) -> Result<(Lists, Macros), RuleError> {
     let mut lists = Lists::new();
+    let mut list_src: BTreeMap<String, String> = BTreeMap::new();
     let mut macro_src: BTreeMap<String, (&Source, serde_saphyr::Spanned<String>)> = BTreeMap::new();
     for (s, f) in files {
         for (k, v) in &f.lists {
-            if lists.insert(k.clone(), v.clone()).is_some() {
+            if let Some(first) = list_src.insert(k.clone(), s.name.clone()) {
                 return Err(RuleError {
                     file: s.name.clone(),
                     line: 0,
                     col: 0,
-                    message: format!("list `{k}` is defined twice"),
+                    message: format!("list `{k}` is defined twice (first in {first})"),
                 });
             }
+            lists.insert(k.clone(), v.clone());
         }
         for (k, v) in &f.macros {
             if macro_src.insert(k.clone(), (s, v.clone())).is_some() {
