@@ -239,6 +239,83 @@ fn network_events_carry_destination_and_policy() {
 }
 
 #[test]
+fn monitored_ports_filter_what_is_seen_but_never_a_verdict() {
+    let pol = Policy::from_yaml(
+        "network:\n  blocked_ips: [\"10.9.0.0/16\"]\n  monitored_ports: [443]\n  alert_on_any_connection: true\n",
+        std::path::Path::new("t"),
+    )
+    .unwrap();
+    assert_eq!(pol.monitored_ports, vec![443]);
+    let mut p = with_egress(pol, true, None);
+    let mut fx = Vec::new();
+    let connect = |dport: u16, last: u8| {
+        let mut n = NetEvent {
+            hdr: header(abi::EV_NET, 4_000_003, "curl"),
+            family: 2,
+            dport,
+            protocol: 6,
+            sock_type: 1,
+            ..Default::default()
+        };
+        n.daddr[..4].copy_from_slice(&[10, 8, 1, last]);
+        Raw::Net(n)
+    };
+    // A connect to a monitored port is an alert, as every connection is asked to be ...
+    let ev = p.handle(connect(443, 1), &mut fx).unwrap();
+    assert_eq!(ev.severity, Severity::Warning);
+    // ... and one to another port is filtered, counted, not shown.
+    assert!(p.handle(connect(80, 2), &mut fx).is_none());
+    assert_eq!(p.stats.filtered, 1);
+
+    let egress = |dport: u16, action: u8, hook: u8, rule: u32| {
+        let mut g = abi::EgressEvent {
+            hdr: header(abi::EV_EGRESS, 4_000_003, "curl"),
+            rule,
+            family: 2,
+            dport,
+            protocol: 17,
+            action,
+            hook,
+            ..Default::default()
+        };
+        g.daddr[..4].copy_from_slice(&[10, 9, 1, 2]);
+        Raw::Egress(g)
+    };
+    // An observed send to an unmonitored port is filtered too ...
+    assert!(p
+        .handle(egress(53, abi::ACT_OBSERVED, abi::HOOK_SENDMSG, 0), &mut fx)
+        .is_none());
+    assert_eq!(p.stats.filtered, 2);
+    // ... one to a monitored port is a warning, a send, not a connect ...
+    let ev = p
+        .handle(
+            egress(443, abi::ACT_OBSERVED, abi::HOOK_SENDMSG, 0),
+            &mut fx,
+        )
+        .unwrap();
+    assert_eq!(ev.severity, Severity::Warning);
+    let v = serde_json::to_value(&ev).unwrap();
+    assert_eq!(v["op"], "sendmsg");
+    assert_eq!(v["result"], "sent");
+    assert_eq!(v["protocol"], "udp");
+    // ... but a refusal is never filtered, whatever its port.
+    let rule = p.egress.plan().block[0].1;
+    let ev = p
+        .handle(
+            egress(53, abi::ACT_BLOCKED, abi::HOOK_SENDMSG, rule),
+            &mut fx,
+        )
+        .unwrap();
+    assert_eq!(ev.severity, Severity::High);
+    let v = serde_json::to_value(&ev).unwrap();
+    assert_eq!(
+        (v["op"].as_str(), v["action"].as_str()),
+        (Some("sendmsg"), Some("blocked"))
+    );
+    assert_eq!(p.stats.filtered, 2);
+}
+
+#[test]
 fn a_dns_answer_is_an_effect_not_a_map_write() {
     let mut p = pipeline();
     let mut fx = Vec::new();
