@@ -346,3 +346,123 @@ fn a_dns_answer_is_an_effect_not_a_map_write() {
     p.take_resolved(&mut resolved);
     assert_eq!(resolved, vec![Effect::ExpireLearned]);
 }
+
+fn mem_event(pid: u32, kind: u32, target: u32) -> abi::MemEvent {
+    abi::MemEvent {
+        hdr: header(abi::EV_MEM, pid, "gdb"),
+        kind,
+        target_pid: target,
+        request: 16,
+        ret: 0,
+        target_tgid: target,
+        fmode: 0,
+        target_comm: [0; abi::COMM_LEN],
+    }
+}
+
+#[test]
+fn a_debugger_of_its_own_descendant_is_judged_milder_than_of_a_stranger() {
+    let mut p = pipeline();
+    let mut fx = Vec::new();
+    let me = std::process::id();
+    // pid 1 is an ancestor of this test; the test is not an ancestor of pid 1.
+    for (kind, name, own, stranger) in [
+        (
+            abi::MEM_PTRACE,
+            "ptrace",
+            Severity::Warning,
+            Severity::Critical,
+        ),
+        (
+            abi::MEM_VM_READV,
+            "process_vm_readv",
+            Severity::High,
+            Severity::Critical,
+        ),
+        (
+            abi::MEM_VM_WRITEV,
+            "process_vm_writev",
+            Severity::Critical,
+            Severity::Critical,
+        ),
+        (
+            abi::MEM_PROC_MEM,
+            "proc_mem",
+            Severity::High,
+            Severity::Critical,
+        ),
+        (
+            abi::MEM_PROC_MAPS,
+            "proc_maps",
+            Severity::Warning,
+            Severity::Warning,
+        ),
+    ] {
+        let ev = p.handle(Raw::Mem(mem_event(1, kind, me)), &mut fx).unwrap();
+        assert_eq!(ev.severity, own, "{name} of a descendant");
+        let Detail::Memory {
+            kind: k,
+            target_pid,
+            target_comm,
+            request,
+            ..
+        } = &ev.detail
+        else {
+            panic!("{:?}", ev.detail)
+        };
+        assert_eq!((*k, *target_pid), (name, me));
+        // The kernel sent no name: the table's (from /proc) is used.
+        assert_eq!(
+            *target_comm,
+            std::fs::read_to_string("/proc/self/comm")
+                .unwrap()
+                .trim_end()
+        );
+        assert_eq!(
+            request.as_deref(),
+            (kind == abi::MEM_PTRACE).then_some("PTRACE_ATTACH")
+        );
+        let ev = p.handle(Raw::Mem(mem_event(me, kind, 1)), &mut fx).unwrap();
+        assert_eq!(ev.severity, stranger, "{name} of a stranger");
+    }
+    assert!(
+        p.handle(Raw::Mem(mem_event(me, 99, 1)), &mut fx).is_none(),
+        "an unknown kind is no event"
+    );
+}
+
+#[test]
+fn memory_access_is_information_only_when_the_policy_says_so() {
+    let pol = Policy::from_yaml(
+        "memory:\n  alert_on_memory_access: false\n",
+        std::path::Path::new("t"),
+    )
+    .unwrap();
+    let mut p = with_egress(pol, true, None);
+    let mut fx = Vec::new();
+    let me = std::process::id();
+    let ev = p
+        .handle(Raw::Mem(mem_event(me, abi::MEM_VM_WRITEV, 1)), &mut fx)
+        .unwrap();
+    assert_eq!(ev.severity, Severity::Info);
+}
+
+#[test]
+fn a_thread_unknown_by_its_group_is_named_from_its_own_proc_entry() {
+    let mut p = pipeline();
+    let mut fx = Vec::new();
+    let me = std::process::id();
+    let mut e = mem_event(1, abi::MEM_PROC_MAPS, me);
+    // A thread group id the table cannot find (above pid_max).
+    e.target_tgid = 4_000_000_000;
+    let ev = p.handle(Raw::Mem(e), &mut fx).unwrap();
+    let Detail::Memory { target_comm, .. } = &ev.detail else {
+        panic!("{:?}", ev.detail)
+    };
+    assert_eq!(
+        *target_comm,
+        std::fs::read_to_string("/proc/self/comm")
+            .unwrap()
+            .trim_end()
+    );
+}
