@@ -474,3 +474,44 @@ fn a_record_of_this_run_or_not_roots_or_too_large_is_not_acted_on() {
     assert!(path.exists() && dead.exists());
     fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_directory_made_for_a_decoy_stays_when_someone_used_or_replaced_it() {
+    let d = scratch("dirs");
+    // Someone put a file of theirs beside the decoy: the decoy goes, the
+    // directory (no longer empty) and their file stay, and so does the
+    // directory above it.
+    let path = d.join("a/b/.env");
+    let (c, out) = Canaries::plant(&[canary(path.clone())], None);
+    assert!(matches!(out[0], Outcome::Planted), "{out:?}");
+    fs::write(d.join("a/b/theirs"), "x").unwrap();
+    drop(c);
+    assert!(!path.exists());
+    assert!(d.join("a/b/theirs").exists());
+    assert!(
+        d.join("a").is_dir(),
+        "removal stops at the first directory kept"
+    );
+
+    // The made directory was swapped for another: the decoy is still
+    // removed where it was made, and the new directory is left alone.
+    let path = d.join("c/.env");
+    let (c, out) = Canaries::plant(&[canary(path.clone())], None);
+    assert!(matches!(out[0], Outcome::Planted), "{out:?}");
+    fs::rename(d.join("c"), d.join("moved")).unwrap();
+    fs::create_dir(d.join("c")).unwrap();
+    drop(c);
+    assert!(
+        !d.join("moved/.env").exists(),
+        "the decoy is removed by its fd"
+    );
+    assert!(d.join("c").exists() && d.join("moved").exists());
+
+    // Someone removed the decoy already: nothing to do but the directory.
+    let path = d.join("e/.env");
+    let (c, _) = Canaries::plant(&[canary(path.clone())], None);
+    fs::remove_file(&path).unwrap();
+    drop(c);
+    assert!(!d.join("e").exists());
+    fs::remove_dir_all(&d).unwrap();
+}
