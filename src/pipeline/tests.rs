@@ -466,3 +466,31 @@ fn a_thread_unknown_by_its_group_is_named_from_its_own_proc_entry() {
             .trim_end()
     );
 }
+
+#[test]
+fn a_refused_open_is_a_write_when_it_asked_to_write_or_truncate() {
+    let mut p = pipeline();
+    let mut fx = Vec::new();
+    let refused = |flags: i32| {
+        let mut e = file_event(b"passwd\0etc\0", -13, 0, "sh");
+        e.flags = flags as _;
+        Raw::File(Box::new(e))
+    };
+    // The kernel says nothing of what a refused open would have been
+    // allowed: its flags say what was asked.
+    for flags in [libc::O_WRONLY, libc::O_RDWR, libc::O_RDONLY | libc::O_TRUNC] {
+        let ev = p.handle(refused(flags), &mut fx).unwrap();
+        let Detail::File { access, result, .. } = &ev.detail else {
+            panic!("{:?}", ev.detail)
+        };
+        assert_eq!(
+            (*access, result.as_str()),
+            ("write", "EACCES"),
+            "{flags:#o}"
+        );
+    }
+    assert!(
+        p.handle(refused(libc::O_RDONLY), &mut fx).is_none(),
+        "a refused read of /etc/passwd is no finding"
+    );
+}
