@@ -360,3 +360,163 @@ fn a_decoy_that_cannot_be_made_fails_and_leaves_no_record_of_itself() {
     );
     assert!(c.planted.is_empty() && !c.is_planted(&file));
 }
+
+/// What a run records for the decoy at `path`, as planting records it.
+fn record_of(path: &Path, dirs: Vec<MadeDir>) -> Planted {
+    let m = fs::metadata(path).unwrap();
+    Planted {
+        path: path.to_path_buf(),
+        dev: Some(m.dev()),
+        ino: Some(m.ino()),
+        ctime_ns: Some(i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec())),
+        fingerprint: record::fnv1a(&fs::read(path).unwrap()),
+        dirs,
+    }
+}
+
+#[test]
+fn a_leftover_is_removed_only_while_it_is_the_very_file_and_directory_recorded() {
+    let d = scratch("very");
+    let Some(state) = state_or_skip(&d, "a_leftover_is_removed_only_while_it_is_the_very_file")
+    else {
+        return;
+    };
+    let dir = d.join("made");
+    let path = dir.join(".env");
+    let clean = |planted: &Planted| {
+        fs::write(
+            d.join("state/canaries-0.json"),
+            serde_json::to_vec(&vec![planted.clone()]).unwrap(),
+        )
+        .unwrap();
+        clean_leftovers(&state)
+    };
+    let fresh = || {
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(&path, "TOKEN=0123456789\n").unwrap();
+        let m = fs::metadata(&dir).unwrap();
+        record_of(
+            &path,
+            vec![MadeDir {
+                path: dir.clone(),
+                dev: Some(m.dev()),
+                ino: Some(m.ino()),
+            }],
+        )
+    };
+    // Another device, inode or change time: another file, left in place.
+    for change in [
+        |p: &mut Planted| p.dev = p.dev.map(|v| v + 1),
+        |p: &mut Planted| p.ino = p.ino.map(|v| v + 1),
+        |p: &mut Planted| p.ctime_ns = p.ctime_ns.map(|v| v + 1),
+        |p: &mut Planted| p.fingerprint ^= 1,
+    ] {
+        let mut p = fresh();
+        change(&mut p);
+        assert_eq!(clean(&p), 0, "{p:?}");
+        assert!(path.exists(), "{p:?}");
+    }
+    // A second name for the decoy: someone linked it, so it is kept.
+    let p = fresh();
+    fs::hard_link(&path, d.join("link")).unwrap();
+    // (Linking changed its ctime: recorded as it is now, only the link differs.)
+    let p = Planted {
+        dirs: p.dirs,
+        ..record_of(&path, Vec::new())
+    };
+    assert_eq!(clean(&p), 0);
+    assert!(path.exists());
+    fs::remove_file(d.join("link")).unwrap();
+    // The very file goes; a directory that is not the one made stays.
+    let mut p = fresh();
+    p.dirs[0].ino = p.dirs[0].ino.map(|v| v + 1);
+    assert_eq!(clean(&p), 1);
+    assert!(!path.exists() && dir.exists());
+    // A directory recorded before it was made is taken only if it is
+    // root's and 0700, as planting makes it.
+    let mut p = fresh();
+    (p.dirs[0].dev, p.dirs[0].ino) = (None, None);
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(clean(&p), 1);
+    assert!(dir.exists(), "a 0755 directory is not one planting made");
+    // The very file in the very directory: both go.
+    let p = fresh();
+    assert_eq!(clean(&p), 1);
+    assert!(!dir.exists());
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_record_of_this_run_or_not_roots_or_too_large_is_not_acted_on() {
+    let d = scratch("bad-record");
+    let Some(state) = state_or_skip(&d, "a_record_of_this_run_or_not_roots") else {
+        return;
+    };
+    let path = d.join(".env");
+    fs::write(&path, "TOKEN=x\n").unwrap();
+    let rec = serde_json::to_vec(&vec![record_of(&path, Vec::new())]).unwrap();
+    let s = d.join("state");
+    // This very run's record: its canaries are its own to remove.
+    let ours = s.join(format!("canaries-{}.json", std::process::id()));
+    fs::write(&ours, &rec).unwrap();
+    assert_eq!(clean_leftovers(&state), 0);
+    assert!(path.exists() && ours.exists());
+    fs::remove_file(&ours).unwrap();
+    // A record another user owns could name any file: ignored, kept.
+    let dead = s.join("canaries-0.json");
+    fs::write(&dead, &rec).unwrap();
+    std::os::unix::fs::chown(&dead, Some(1), None).unwrap();
+    assert_eq!(clean_leftovers(&state), 0);
+    assert!(path.exists() && dead.exists());
+    fs::remove_file(&dead).unwrap();
+    // A record larger than any run writes is not read.
+    let mut big = rec.clone();
+    big.resize(MAX_RECORD as usize + 1, b' ');
+    fs::write(&dead, &big).unwrap();
+    assert_eq!(clean_leftovers(&state), 0);
+    assert!(path.exists() && dead.exists());
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_directory_made_for_a_decoy_stays_when_someone_used_or_replaced_it() {
+    let d = scratch("dirs");
+    // Someone put a file of theirs beside the decoy: the decoy goes, the
+    // directory (no longer empty) and their file stay, and so does the
+    // directory above it.
+    let path = d.join("a/b/.env");
+    let (c, out) = Canaries::plant(&[canary(path.clone())], None);
+    assert!(matches!(out[0], Outcome::Planted), "{out:?}");
+    fs::write(d.join("a/b/theirs"), "x").unwrap();
+    drop(c);
+    assert!(!path.exists());
+    assert!(d.join("a/b/theirs").exists());
+    assert!(
+        d.join("a").is_dir(),
+        "removal stops at the first directory kept"
+    );
+
+    // The made directory was swapped for another: the decoy is still
+    // removed where it was made, and the new directory is left alone.
+    let path = d.join("c/.env");
+    let (c, out) = Canaries::plant(&[canary(path.clone())], None);
+    assert!(matches!(out[0], Outcome::Planted), "{out:?}");
+    fs::rename(d.join("c"), d.join("moved")).unwrap();
+    fs::create_dir(d.join("c")).unwrap();
+    drop(c);
+    assert!(
+        !d.join("moved/.env").exists(),
+        "the decoy is removed by its fd"
+    );
+    assert!(d.join("c").exists() && d.join("moved").exists());
+
+    // Someone removed the decoy already: nothing to do but the directory.
+    let path = d.join("e/.env");
+    let (c, _) = Canaries::plant(&[canary(path.clone())], None);
+    fs::remove_file(&path).unwrap();
+    drop(c);
+    assert!(!d.join("e").exists());
+    fs::remove_dir_all(&d).unwrap();
+}

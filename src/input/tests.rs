@@ -338,3 +338,40 @@ fn an_entry_of_a_trusted_directory_must_be_a_regular_file_and_bounded() {
     assert!(matches!(e, InputError::TooLarge { max: 9, .. }), "{e}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_socket_handed_over_as_an_open_file_is_named_a_socket() {
+    // A socket cannot be opened by path (see above), but an fd can be one.
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let f = File::from(std::os::fd::OwnedFd::from(a));
+    let e = checked_file(&f, Path::new("/x/sock"), "policy file", Trust::Data).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            InputError::NotRegular {
+                kind: "a socket",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "the policy file /x/sock is a socket, not a regular file; name a regular file"
+    );
+}
+
+#[test]
+fn a_directory_above_a_file_that_is_not_one_is_refused() {
+    // The kernel named an open file's path, then a directory above it was
+    // swapped for something else: refused, naming that component.
+    let d = scratch("swapped");
+    let file = d.join("plain");
+    std::fs::write(&file, b"x").unwrap();
+    let e = check_ancestors(&file.join("policy.yml"), &file, "policy file").unwrap_err();
+    assert!(
+        matches!(&e, InputError::NotDir { what: "policy file", path } if *path == file),
+        "{e:?}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -272,4 +272,67 @@ mod tests {
         assert_eq!(e.dns_name(other), Some("ok.test"));
         assert!(e.domain_rule_for(other).is_none());
     }
+
+    #[test]
+    fn learned_addresses_of_allow_and_block_rules_are_forgotten_when_their_ttl_runs_out() {
+        let plan = Plan::new(
+            &pol(
+                "network:\n  blocked_domains: [evil.test]\n  allowed_endpoints: [api.good.test]\n",
+            ),
+            &[],
+        )
+        .unwrap();
+        let mut e = Egress::new(plan, None);
+        let (bad, good, kept): (IpAddr, IpAddr, IpAddr) = (
+            "198.51.100.1".parse().unwrap(),
+            "198.51.100.2".parse().unwrap(),
+            "198.51.100.3".parse().unwrap(),
+        );
+        e.learn("x.evil.test", bad, Duration::ZERO);
+        e.learn("api.good.test", good, Duration::ZERO);
+        e.learn("y.evil.test", kept, Duration::from_secs(3600));
+        // The allowed name is found past the block rule listed before it.
+        let d = e.domain_rule_for(good).unwrap();
+        assert!(d.allow);
+        assert_eq!(d.name, "api.good.test");
+        assert!(!e.domain_rule_for(bad).unwrap().allow);
+        // A TTL of 0 still keeps the address MIN_TTL ...
+        e.expire();
+        assert!(e.domain_rule_for(bad).is_some() && e.domain_rule_for(good).is_some());
+        // ... and once that has run out, both are forgotten, names too.
+        let past = Instant::now();
+        for ip in [bad, good] {
+            e.learned.get_mut(&ip).unwrap().until = past;
+            e.names.get_mut(&ip).unwrap().1 = past;
+        }
+        e.expire();
+        for ip in [bad, good] {
+            assert!(e.domain_rule_for(ip).is_none(), "{ip}");
+            assert_eq!(e.dns_name(ip), None, "{ip}");
+        }
+        assert_eq!(e.domain_rule_for(kept).unwrap().name, "evil.test");
+        assert_eq!(e.dns_name(kept), Some("y.evil.test"));
+    }
+
+    #[test]
+    fn a_full_name_table_forgets_the_name_closest_to_expiry() {
+        let plan = Plan::new(&pol("network:\n  blocked_domains: [evil.test]\n"), &[]).unwrap();
+        let mut e = Egress::new(plan, None);
+        let ip = |n: usize| IpAddr::from([10, (n >> 16) as u8, (n >> 8) as u8, n as u8]);
+        for n in 0..NAMES_MAX {
+            // The first one expires soonest.
+            e.learn("a.test", ip(n), MIN_TTL + Duration::from_secs(n as u64));
+        }
+        // Learning a known address again forgets nothing ...
+        e.learn("b.test", ip(1), Duration::from_secs(1 << 20));
+        assert_eq!(e.names.len(), NAMES_MAX);
+        assert_eq!(e.dns_name(ip(0)), Some("a.test"));
+        assert_eq!(e.dns_name(ip(1)), Some("b.test"));
+        // ... a new one forgets the one closest to expiry.
+        e.learn("c.test", ip(NAMES_MAX), MIN_TTL);
+        assert_eq!(e.names.len(), NAMES_MAX);
+        assert_eq!(e.dns_name(ip(0)), None);
+        assert_eq!(e.dns_name(ip(2)), Some("a.test"));
+        assert_eq!(e.dns_name(ip(NAMES_MAX)), Some("c.test"));
+    }
 }

@@ -233,4 +233,78 @@ mod tests {
         assert!(t.is_ancestor(100_000_001, 100_000_003));
         assert!(!t.is_ancestor(100_000_003, 100_000_001));
     }
+
+    #[test]
+    fn ancestry_ends_at_an_unknown_a_self_parented_or_a_looping_process() {
+        let mut t = ProcTable::default();
+        // Above the kernel's pid_max: never in /proc.
+        let unknown = 4_000_000_000;
+        assert_eq!(
+            t.ancestors(unknown),
+            vec![Ancestor {
+                pid: unknown,
+                comm: String::new()
+            }]
+        );
+        assert!(!t.is_ancestor(1, unknown));
+        // Its own parent: named once, an ancestor of nothing.
+        t.on_exec(100_000_011, 100_000_011, "self".into(), "/x".into(), None);
+        assert_eq!(t.ancestors(100_000_011).len(), 1);
+        assert!(!t.is_ancestor(1, 100_000_011));
+        // No parent (ppid 0): the chain ends there.
+        t.on_exec(100_000_012, 0, "orphan".into(), "/x".into(), None);
+        assert!(!t.is_ancestor(1, 100_000_012));
+        // Two processes that name each other as parent: bounded, not a hang.
+        t.on_exec(100_000_013, 100_000_014, "a".into(), "/x".into(), None);
+        t.on_exec(100_000_014, 100_000_013, "b".into(), "/x".into(), None);
+        let a = t.ancestors(100_000_013);
+        assert_eq!(a.len(), MAX_ANCESTORS);
+        assert_eq!(
+            (a[0].pid, a[1].pid, a[2].pid),
+            (100_000_013, 100_000_014, 100_000_013)
+        );
+        assert!(!t.is_ancestor(1, 100_000_013));
+        assert!(t.is_ancestor(100_000_014, 100_000_013));
+    }
+
+    #[test]
+    fn an_exited_process_lingers_then_is_forgotten() {
+        let mut t = ProcTable::default();
+        t.on_exec(100_000_021, 1, "gone".into(), "/x".into(), None);
+        t.on_exit(100_000_021);
+        // Events of other families still find it for a while ...
+        assert_eq!(t.len(), 1);
+        // ... and after LINGER it is gone, and the queue with it.
+        t.expire(Instant::now() + LINGER);
+        assert!(t.is_empty());
+        assert!(t.exited.is_empty());
+        t.expire(Instant::now() + LINGER);
+        // A stamp later than now (the clock was read in another order) does
+        // not keep an entry forever.
+        t.on_exec(100_000_022, 1, "later".into(), "/x".into(), None);
+        t.exited
+            .push_back((Instant::now() + Duration::from_secs(1), 100_000_022));
+        t.expire(Instant::now());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_full_table_makes_room_by_forgetting_the_exited_first() {
+        let mut t = ProcTable::default();
+        let base = 100_000_000;
+        for pid in base..base + MAX_PROCS as u32 {
+            t.insert(pid, Proc::default());
+        }
+        t.on_exit(base);
+        t.on_exit(base + 1);
+        assert_eq!(t.len(), MAX_PROCS, "an exit alone forgets nothing yet");
+        // Updating a known process of a full table drops nothing ...
+        t.on_exec(base + 2, 1, "known".into(), "/x".into(), None);
+        assert_eq!(t.len(), MAX_PROCS);
+        // ... a new one drops every exited process, at once.
+        t.on_fork(base + 2, base + MAX_PROCS as u32);
+        assert_eq!(t.len(), MAX_PROCS - 1);
+        assert!(!t.procs.contains_key(&base) && !t.procs.contains_key(&(base + 1)));
+        assert_eq!(t.procs[&(base + MAX_PROCS as u32)].comm, "known");
+    }
 }

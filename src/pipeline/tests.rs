@@ -239,6 +239,83 @@ fn network_events_carry_destination_and_policy() {
 }
 
 #[test]
+fn monitored_ports_filter_what_is_seen_but_never_a_verdict() {
+    let pol = Policy::from_yaml(
+        "network:\n  blocked_ips: [\"10.9.0.0/16\"]\n  monitored_ports: [443]\n  alert_on_any_connection: true\n",
+        std::path::Path::new("t"),
+    )
+    .unwrap();
+    assert_eq!(pol.monitored_ports, vec![443]);
+    let mut p = with_egress(pol, true, None);
+    let mut fx = Vec::new();
+    let connect = |dport: u16, last: u8| {
+        let mut n = NetEvent {
+            hdr: header(abi::EV_NET, 4_000_003, "curl"),
+            family: 2,
+            dport,
+            protocol: 6,
+            sock_type: 1,
+            ..Default::default()
+        };
+        n.daddr[..4].copy_from_slice(&[10, 8, 1, last]);
+        Raw::Net(n)
+    };
+    // A connect to a monitored port is an alert, as every connection is asked to be ...
+    let ev = p.handle(connect(443, 1), &mut fx).unwrap();
+    assert_eq!(ev.severity, Severity::Warning);
+    // ... and one to another port is filtered, counted, not shown.
+    assert!(p.handle(connect(80, 2), &mut fx).is_none());
+    assert_eq!(p.stats.filtered, 1);
+
+    let egress = |dport: u16, action: u8, hook: u8, rule: u32| {
+        let mut g = abi::EgressEvent {
+            hdr: header(abi::EV_EGRESS, 4_000_003, "curl"),
+            rule,
+            family: 2,
+            dport,
+            protocol: 17,
+            action,
+            hook,
+            ..Default::default()
+        };
+        g.daddr[..4].copy_from_slice(&[10, 9, 1, 2]);
+        Raw::Egress(g)
+    };
+    // An observed send to an unmonitored port is filtered too ...
+    assert!(p
+        .handle(egress(53, abi::ACT_OBSERVED, abi::HOOK_SENDMSG, 0), &mut fx)
+        .is_none());
+    assert_eq!(p.stats.filtered, 2);
+    // ... one to a monitored port is a warning, a send, not a connect ...
+    let ev = p
+        .handle(
+            egress(443, abi::ACT_OBSERVED, abi::HOOK_SENDMSG, 0),
+            &mut fx,
+        )
+        .unwrap();
+    assert_eq!(ev.severity, Severity::Warning);
+    let v = serde_json::to_value(&ev).unwrap();
+    assert_eq!(v["op"], "sendmsg");
+    assert_eq!(v["result"], "sent");
+    assert_eq!(v["protocol"], "udp");
+    // ... but a refusal is never filtered, whatever its port.
+    let rule = p.egress.plan().block[0].1;
+    let ev = p
+        .handle(
+            egress(53, abi::ACT_BLOCKED, abi::HOOK_SENDMSG, rule),
+            &mut fx,
+        )
+        .unwrap();
+    assert_eq!(ev.severity, Severity::High);
+    let v = serde_json::to_value(&ev).unwrap();
+    assert_eq!(
+        (v["op"].as_str(), v["action"].as_str()),
+        (Some("sendmsg"), Some("blocked"))
+    );
+    assert_eq!(p.stats.filtered, 2);
+}
+
+#[test]
 fn a_dns_answer_is_an_effect_not_a_map_write() {
     let mut p = pipeline();
     let mut fx = Vec::new();
@@ -268,4 +345,152 @@ fn a_dns_answer_is_an_effect_not_a_map_write() {
     let mut resolved = Vec::new();
     p.take_resolved(&mut resolved);
     assert_eq!(resolved, vec![Effect::ExpireLearned]);
+}
+
+fn mem_event(pid: u32, kind: u32, target: u32) -> abi::MemEvent {
+    abi::MemEvent {
+        hdr: header(abi::EV_MEM, pid, "gdb"),
+        kind,
+        target_pid: target,
+        request: 16,
+        ret: 0,
+        target_tgid: target,
+        fmode: 0,
+        target_comm: [0; abi::COMM_LEN],
+    }
+}
+
+#[test]
+fn a_debugger_of_its_own_descendant_is_judged_milder_than_of_a_stranger() {
+    let mut p = pipeline();
+    let mut fx = Vec::new();
+    let me = std::process::id();
+    // pid 1 is an ancestor of this test; the test is not an ancestor of pid 1.
+    for (kind, name, own, stranger) in [
+        (
+            abi::MEM_PTRACE,
+            "ptrace",
+            Severity::Warning,
+            Severity::Critical,
+        ),
+        (
+            abi::MEM_VM_READV,
+            "process_vm_readv",
+            Severity::High,
+            Severity::Critical,
+        ),
+        (
+            abi::MEM_VM_WRITEV,
+            "process_vm_writev",
+            Severity::Critical,
+            Severity::Critical,
+        ),
+        (
+            abi::MEM_PROC_MEM,
+            "proc_mem",
+            Severity::High,
+            Severity::Critical,
+        ),
+        (
+            abi::MEM_PROC_MAPS,
+            "proc_maps",
+            Severity::Warning,
+            Severity::Warning,
+        ),
+    ] {
+        let ev = p.handle(Raw::Mem(mem_event(1, kind, me)), &mut fx).unwrap();
+        assert_eq!(ev.severity, own, "{name} of a descendant");
+        let Detail::Memory {
+            kind: k,
+            target_pid,
+            target_comm,
+            request,
+            ..
+        } = &ev.detail
+        else {
+            panic!("{:?}", ev.detail)
+        };
+        assert_eq!((*k, *target_pid), (name, me));
+        // The kernel sent no name: the table's (from /proc) is used.
+        assert_eq!(
+            *target_comm,
+            std::fs::read_to_string("/proc/self/comm")
+                .unwrap()
+                .trim_end()
+        );
+        assert_eq!(
+            request.as_deref(),
+            (kind == abi::MEM_PTRACE).then_some("PTRACE_ATTACH")
+        );
+        let ev = p.handle(Raw::Mem(mem_event(me, kind, 1)), &mut fx).unwrap();
+        assert_eq!(ev.severity, stranger, "{name} of a stranger");
+    }
+    assert!(
+        p.handle(Raw::Mem(mem_event(me, 99, 1)), &mut fx).is_none(),
+        "an unknown kind is no event"
+    );
+}
+
+#[test]
+fn memory_access_is_information_only_when_the_policy_says_so() {
+    let pol = Policy::from_yaml(
+        "memory:\n  alert_on_memory_access: false\n",
+        std::path::Path::new("t"),
+    )
+    .unwrap();
+    let mut p = with_egress(pol, true, None);
+    let mut fx = Vec::new();
+    let me = std::process::id();
+    let ev = p
+        .handle(Raw::Mem(mem_event(me, abi::MEM_VM_WRITEV, 1)), &mut fx)
+        .unwrap();
+    assert_eq!(ev.severity, Severity::Info);
+}
+
+#[test]
+fn a_thread_unknown_by_its_group_is_named_from_its_own_proc_entry() {
+    let mut p = pipeline();
+    let mut fx = Vec::new();
+    let me = std::process::id();
+    let mut e = mem_event(1, abi::MEM_PROC_MAPS, me);
+    // A thread group id the table cannot find (above pid_max).
+    e.target_tgid = 4_000_000_000;
+    let ev = p.handle(Raw::Mem(e), &mut fx).unwrap();
+    let Detail::Memory { target_comm, .. } = &ev.detail else {
+        panic!("{:?}", ev.detail)
+    };
+    assert_eq!(
+        *target_comm,
+        std::fs::read_to_string("/proc/self/comm")
+            .unwrap()
+            .trim_end()
+    );
+}
+
+#[test]
+fn a_refused_open_is_a_write_when_it_asked_to_write_or_truncate() {
+    let mut p = pipeline();
+    let mut fx = Vec::new();
+    let refused = |flags: i32| {
+        let mut e = file_event(b"passwd\0etc\0", -13, 0, "sh");
+        e.flags = flags as _;
+        Raw::File(Box::new(e))
+    };
+    // The kernel says nothing of what a refused open would have been
+    // allowed: its flags say what was asked.
+    for flags in [libc::O_WRONLY, libc::O_RDWR, libc::O_RDONLY | libc::O_TRUNC] {
+        let ev = p.handle(refused(flags), &mut fx).unwrap();
+        let Detail::File { access, result, .. } = &ev.detail else {
+            panic!("{:?}", ev.detail)
+        };
+        assert_eq!(
+            (*access, result.as_str()),
+            ("write", "EACCES"),
+            "{flags:#o}"
+        );
+    }
+    assert!(
+        p.handle(refused(libc::O_RDONLY), &mut fx).is_none(),
+        "a refused read of /etc/passwd is no finding"
+    );
 }

@@ -397,3 +397,24 @@ fn an_ipv4_range_holds_its_ipv6_mapped_addresses_and_not_the_reverse() {
     assert!(bare.contains("2001:db8::1".parse().unwrap()));
     assert!(!bare.contains("2001:db8::2".parse().unwrap()));
 }
+
+#[test]
+fn a_canary_kind_is_guessed_from_its_file_name_and_directory() {
+    for (path, kind) in [
+        ("/root/.aws/config", CanaryKind::Aws),
+        ("/root/.ssh/id_ed25519", CanaryKind::Ssh),
+        ("/srv/tls/server.key", CanaryKind::Ssh),
+        ("/root/.ssh/deploy", CanaryKind::Ssh),
+        ("/home/u/.npmrc", CanaryKind::Npm),
+        ("/home/u/.netrc", CanaryKind::Netrc),
+        ("/home/u/.git-credentials", CanaryKind::Netrc),
+        ("/home/u/.docker/config.json", CanaryKind::Docker),
+        ("/srv/app/config.json", CanaryKind::Generic),
+        ("/srv/app/.env", CanaryKind::Env),
+        ("/srv/app/.env.production", CanaryKind::Env),
+        ("/srv/app/.envrc", CanaryKind::Generic),
+        ("/", CanaryKind::Generic),
+    ] {
+        assert_eq!(CanaryKind::guess(Path::new(path)), kind, "{path}");
+    }
+}

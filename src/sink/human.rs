@@ -234,6 +234,32 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_long_lineage_shows_four_ancestors_then_an_ellipsis() {
+        let mut e = sample();
+        e.ancestors = (1..=6)
+            .map(|pid| Ancestor {
+                pid,
+                comm: format!("p{pid}"),
+            })
+            .collect();
+        let line = human(&e);
+        assert!(
+            line.ends_with("by cat[10] uid=0 <- p1[1] <- p2[2] <- p3[3] <- p4[4] <- ..."),
+            "{line}"
+        );
+        e.ancestors.truncate(4);
+        assert!(human(&e).ends_with("<- p4[4]"), "{}", human(&e));
+    }
+
+    #[test]
+    fn an_empty_or_quoted_argument_is_shown_as_a_shell_would_need_it() {
+        assert_eq!(
+            shell_words(&["echo".into(), String::new(), "it's".into(), "a=b".into()]),
+            r"echo '' 'it'\''s' a=b"
+        );
+    }
+
+    #[test]
     fn a_network_line_names_the_destination_and_the_rule_that_decided() {
         let mut e = sample();
         e.kind = "network";

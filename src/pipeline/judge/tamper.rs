@@ -272,6 +272,58 @@ pub(crate) mod tests {
         assert!(j.judge(&rec(99, 0, 0, 0, 5)).is_none());
     }
 
+    #[test]
+    fn a_signal_to_bee_trace_itself_that_failed_says_so() {
+        let mut j = Judge::default();
+        j.set_watchdog(77);
+        let mut e = rec(abi::TAMPER_SIGNAL, 0, 0, 0, 5);
+        e.sig = 19;
+        e.target_tgid = 78;
+        e.sig_result = -1;
+        let (sev, d) = j.judge(&e).unwrap();
+        assert_eq!(sev, Severity::Critical);
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(v["signal"], "SIGSTOP");
+        assert_eq!(v["object_name"], "bee-trace");
+        assert_eq!(v["result"], "not_delivered");
+    }
+
+    #[test]
+    fn the_writers_remembered_are_bounded_but_a_known_object_keeps_its_latest() {
+        let drift = |id: u32| Drift {
+            object_type: "map",
+            object_id: id,
+            object_name: String::new(),
+            what: "x".into(),
+        };
+        let mut j = Judge::default();
+        for id in 0..4096 {
+            j.judge(&rec(abi::TAMPER_BPF, 2, OBJ_MAP, id, 1)).unwrap();
+        }
+        // Full: a new object's writer is not remembered ...
+        let (sev, _) = j.judge(&rec(abi::TAMPER_BPF, 2, OBJ_MAP, 5000, 2)).unwrap();
+        assert_eq!(sev, Severity::Critical, "the change is still reported");
+        assert!(j.suspect(&drift(5000)).is_none());
+        // ... a known object's latest writer is.
+        j.judge(&rec(abi::TAMPER_BPF, 2, OBJ_MAP, 7, 3)).unwrap();
+        assert_eq!(j.suspect(&drift(7)).map(|h| h.pid), Some(3));
+    }
+
+    #[test]
+    fn many_openers_do_not_unfold_a_repeated_open() {
+        let mut j = Judge::default();
+        for pid in 0..1100 {
+            assert!(j
+                .judge(&rec(abi::TAMPER_BPF, 14, OBJ_MAP, 1, pid))
+                .is_some());
+        }
+        // Past 1024 openers the old are swept, but only once OPEN_FOLD passed.
+        assert!(j.judge(&rec(abi::TAMPER_BPF, 14, OBJ_MAP, 1, 0)).is_none());
+        assert!(j
+            .judge(&rec(abi::TAMPER_BPF, 14, OBJ_MAP, 1, 1099))
+            .is_none());
+    }
+
     pub(crate) fn event(detail: Detail) -> Event {
         Event {
             kind: "tamper",
