@@ -63,6 +63,12 @@ pub enum InputError {
     },
     #[error("the {what} {path} is not a directory")]
     NotDir { what: &'static str, path: PathBuf },
+    #[error("{dir}, on the way to the {what} {path}, is not a directory")]
+    AncestorNotDir {
+        what: &'static str,
+        dir: PathBuf,
+        path: PathBuf,
+    },
     #[error("the {what} {path} is larger than {max} bytes, the most bee-trace reads from it")]
     TooLarge {
         what: &'static str,
@@ -312,9 +318,10 @@ fn check_ancestors(real: &Path, path: &Path, what: &'static str) -> Result<(), I
         let meta =
             std::fs::symlink_metadata(dir).map_err(|source| read_error(source, path, what))?;
         if !meta.is_dir() {
-            return Err(InputError::NotDir {
+            return Err(InputError::AncestorNotDir {
                 what,
-                path: dir.into(),
+                dir: dir.into(),
+                path: path.into(),
             });
         }
         check_owner(&meta, dir, path, what)?;

@@ -368,10 +368,20 @@ fn a_directory_above_a_file_that_is_not_one_is_refused() {
     let d = scratch("swapped");
     let file = d.join("plain");
     std::fs::write(&file, b"x").unwrap();
-    let e = check_ancestors(&file.join("policy.yml"), &file, "policy file").unwrap_err();
+    let asked = file.join("policy.yml");
+    let e = check_ancestors(&asked, &asked, "policy file").unwrap_err();
     assert!(
-        matches!(&e, InputError::NotDir { what: "policy file", path } if *path == file),
+        matches!(&e, InputError::AncestorNotDir { what: "policy file", dir, .. } if *dir == file),
         "{e:?}"
+    );
+    // The message names the component and the file asked for, apart.
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}, on the way to the policy file {}, is not a directory",
+            file.display(),
+            asked.display()
+        )
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
