@@ -54,14 +54,28 @@ impl Cli {
         let matches = cmd.try_get_matches_from_mut(argv)?;
         if let Some((sub, _)) = matches.subcommand() {
             let run = <RunArgs as clap::Args>::augment_args(clap::Command::new("run"));
+            // The subcommand's own flags, for a flag both have (`--rules`).
+            let own: Vec<String> = cmd
+                .find_subcommand(sub)
+                .map(|c| {
+                    c.get_arguments()
+                        .filter_map(|a| a.get_long().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
             for arg in run.get_arguments() {
                 if matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine) {
                     let flag = arg.get_long().unwrap_or(arg.get_id().as_str());
+                    let hint = if own.iter().any(|f| f == flag) {
+                        format!("; `bee-trace {sub}` has its own --{flag}: give it after `{sub}`")
+                    } else {
+                        format!("; `bee-trace {sub}` does not use it")
+                    };
                     return Err(cmd.error(
                         ErrorKind::ArgumentConflict,
                         format!(
                             "--{flag} is a flag of the monitoring run (bee-trace without a \
-                             subcommand); `bee-trace {sub}` does not use it"
+                             subcommand){hint}"
                         ),
                     ));
                 }
@@ -270,6 +284,13 @@ mod tests {
         }
         // After the subcommand they are not its flags at all.
         assert!(Cli::try_parse_checked(["bee-trace", "check", "--duration", "5"]).is_err());
+        // A flag the subcommand also has is pointed after the subcommand.
+        let e = Cli::try_parse_checked(["bee-trace", "--rules", "/r", "rules"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`bee-trace rules` has its own --rules: give it after `rules`"),
+            "{e}"
+        );
         // The rules subcommand's own --rules is its own.
         let c = Cli::try_parse_checked(["bee-trace", "rules", "--rules", "/r"]).unwrap();
         assert!(matches!(c.command, Some(Command::Rules(ref a)) if a.rules.is_some()));
