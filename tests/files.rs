@@ -283,3 +283,49 @@ fn a_watched_name_the_job_links_to_a_host_file_does_not_watch_that_file() {
         describe(&events)
     );
 }
+
+#[test]
+fn a_key_under_a_running_processs_home_is_known_by_inode_from_start() {
+    use std::os::unix::process::CommandExt;
+    if !root_or_skip("a_key_under_a_running_processs_home_is_known_by_inode_from_start") {
+        return;
+    }
+    // A container job's home is not under /home or /root (GitHub's is
+    // /github/home): its key is found through the HOME of a process running
+    // when bee-trace starts, with the embedded default policy.
+    let s = Scratch::new("homes");
+    let home = s.path("ghome");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let key = home.join(".ssh/id_ed25519");
+    std::fs::write(&key, "-----BEGIN OPENSSH PRIVATE KEY----- planted\n").unwrap();
+    let key_s = key.to_str().unwrap().to_string();
+    let mut holder = Command::new("sleep")
+        .arg("300")
+        .env("HOME", &home)
+        .spawn()
+        .unwrap();
+
+    let mon = Monitor::start(&s.0, &[]);
+    // After start, the job reads the key through a new name: only its inode
+    // says what it is.
+    std::fs::create_dir_all(s.path("pub")).unwrap();
+    let link = s.path("pub/notes");
+    std::fs::hard_link(&key, &link).unwrap();
+    let pid = run(Command::new("cat").arg(&link).uid(65534).gid(65534));
+    let events = mon.stop();
+    let _ = holder.kill();
+    let _ = holder.wait();
+
+    let evs = from_pid(&events, "file", pid);
+    assert_eq!(
+        evs.len(),
+        1,
+        "expected one file event:\n{}",
+        describe(&events)
+    );
+    let e = evs[0];
+    assert_eq!(e["path"], link.to_str().unwrap(), "{e}");
+    assert_eq!(e["same_inode_as"], key_s.as_str(), "{e}");
+    assert_eq!(e["category"], "ssh_key", "{e}");
+    assert_eq!(e["severity"], "critical", "{e}");
+}

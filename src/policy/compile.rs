@@ -307,13 +307,9 @@ impl Policy {
 
     /// Existing files the rules name, found without a filesystem crawl: literal
     /// paths, one glob level under a literal directory, and `**/` patterns
-    /// tried under every home directory. Their inodes let the kernel catch a
-    /// hardlink under any name.
-    pub fn seed_files(&self) -> Vec<PathBuf> {
-        let mut homes = vec![PathBuf::from("/root")];
-        if let Ok(rd) = std::fs::read_dir("/home") {
-            homes.extend(rd.flatten().map(|e| e.path()));
-        }
+    /// tried under each of `homes` (the session finds the host's). Their
+    /// inodes let the kernel catch a hardlink under any name.
+    pub fn seed_files(&self, homes: &[PathBuf]) -> Vec<PathBuf> {
         let mut out = BTreeSet::new();
         for r in &self.file_rules {
             let candidates: Vec<PathBuf> = match r.pattern.strip_prefix("**/") {

@@ -107,7 +107,7 @@ fn seed_files_are_the_existing_files_a_rule_names_one_level_deep() {
     );
     let pol = p(&yaml).unwrap();
     let mine: Vec<PathBuf> = pol
-        .seed_files()
+        .seed_files(&[])
         .into_iter()
         .filter(|f| f.starts_with(&d))
         .collect();

@@ -2,6 +2,7 @@
 
 mod canaries;
 mod flow;
+mod homes;
 mod reload;
 mod run_loop;
 mod self_check;

@@ -57,7 +57,7 @@ impl Running {
         }
 
         let filter = policy.kernel_filter();
-        let seeds = kernel::seed_inodes(&policy.seed_files());
+        let seeds = kernel::seed_inodes(&policy.seed_files(&super::homes::on_host()));
         let (inodes, disarm) = p.decoys.armed.arm(&policy, &seeds);
         p.kernel.sensors
             .update_file_filter(&p.kernel.filter, &filter, &inodes, &disarm)

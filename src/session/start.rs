@@ -308,7 +308,7 @@ fn plant(policy: &mut Policy) -> Result<Planted> {
         log::warn!("removed {removed} canaries left behind by a bee-trace that was killed");
     }
     let canaries = canaries::plant(policy, state_dir)?;
-    let seeds = kernel::seed_inodes(&policy.seed_files());
+    let seeds = kernel::seed_inodes(&policy.seed_files(&super::homes::on_host()));
     let mut armed = canary::Armed::default();
     let (inodes, _) = armed.arm(policy, &seeds);
     log::info!(
