@@ -45,25 +45,14 @@ print(json.dumps(out))
 /// reload still counts). Other bee-trace instances on the host have their
 /// own and are not counted.
 fn egress_programs(pid: u32) -> usize {
-    let bpftool = |what: &str| -> Vec<serde_json::Value> {
-        let out = Command::new("bpftool")
-            .args(["-j", what, "show"])
-            .output()
-            .expect("bpftool is installed by make");
-        serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .expect("bpftool -j")
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    };
     let mut ours = held_ids(pid, "prog_id");
     let links = held_ids(pid, "link_id");
-    for l in bpftool("link") {
+    for l in bpftool_json(&["link", "show"]) {
         if l["id"].as_u64().is_some_and(|id| links.contains(&id)) {
             ours.extend(l["prog_id"].as_u64());
         }
     }
-    bpftool("prog")
+    bpftool_json(&["prog", "show"])
         .iter()
         .filter(|p| p["name"] == "egress_connect4")
         .filter_map(|p| p["id"].as_u64())

@@ -40,20 +40,6 @@ fn connect(addr: &str) -> String {
     python_json::<String>(CLIENT, &[addr]).1
 }
 
-fn bpftool_json(args: &[&str]) -> Vec<Value> {
-    let out = Command::new("bpftool")
-        .arg("-j")
-        .args(args)
-        .output()
-        .expect("bpftool is installed by make");
-    assert!(out.status.success(), "bpftool {args:?} failed");
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 /// The id of the map called `name` that `pid` holds (found by name AND by
 /// holder, so another instance's map of the same name is never taken).
 fn our_map(pid: u32, name: &str) -> u64 {

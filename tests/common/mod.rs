@@ -310,3 +310,18 @@ pub fn held_ids(pid: u32, field: &str) -> std::collections::BTreeSet<u64> {
     }
     out
 }
+
+/// `bpftool -j ARGS` as a list of objects (bpftool must succeed).
+pub fn bpftool_json(args: &[&str]) -> Vec<Value> {
+    let out = Command::new("bpftool")
+        .arg("-j")
+        .args(args)
+        .output()
+        .expect("bpftool is installed by make");
+    assert!(out.status.success(), "bpftool {args:?} failed");
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
