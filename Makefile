@@ -17,6 +17,7 @@ build: deps
 # against the release binary (they need root; tests/common/mod.rs says how
 # a root-only test skips, and BEE_TRACE_REQUIRE_ROOT=1 makes a skip a failure).
 test: build
+	@scripts/install-deps.sh --test
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
 	$(CARGO) test --release --locked -- --test-threads=1

@@ -376,7 +376,7 @@ static __always_inline void on_opened(struct file *f, long ret, const struct ope
 	cfg = active_cfg();
 	if (!cfg)
 		return;
-	verdict = file_verdict(cfg, d, &q, inode, btf);
+	verdict = file_verdict(cfg, d, BT_LOAD(btf, f, f_path.mnt), &q, inode, btf);
 	/* Never bee-trace itself: it holds armed tripwires open (O_PATH). */
 	if (!verdict || bt_is_self())
 		return;

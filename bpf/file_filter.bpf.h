@@ -11,6 +11,7 @@
 #include <bpf/bpf_core_read.h>
 #include "abi.h"
 #include "compat.bpf.h"
+#include "path.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -221,11 +222,36 @@ static __always_inline bool parent_in(const struct bt_file_cfg *cfg, struct bt_n
 	return bpf_map_lookup_elem(&parent_filter, k) != NULL;
 }
 
+/* The directory a path shows d in. When d's parent is the root of its mount
+ * (a file at the top of a tmpfs or a volume mounted on /etc/cron.d or
+ * ~/.ssh), that root's own name is the mount's source ("/" for a tmpfs, a
+ * volume's "_data"); the path names the mount point instead, so that is
+ * what a parent rule must see. Stacked mounts are climbed a few levels. */
+static __always_inline struct dentry *shown_parent(struct dentry *d, struct vfsmount *vfsmnt)
+{
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	struct mount *m;
+
+	if (!vfsmnt || parent == d)
+		return parent;
+	m = bt_real_mount(vfsmnt);
+	for (int i = 0; i < 4; i++) {
+		struct mount *up = BPF_CORE_READ(m, mnt_parent);
+
+		if (parent != BPF_CORE_READ(m, mnt.mnt_root) || up == m)
+			break;
+		parent = BPF_CORE_READ(m, mnt_mountpoint);
+		m = up;
+	}
+	return parent;
+}
+
 /* Cheap verdict for an opened file whose dentry is d and name q: 0 when its
  * path cannot match the policy, else BT_INODE_WATCH, with BT_INODE_KILL when
  * its inode is a tripwire. */
 static __always_inline __u32 file_verdict(const struct bt_file_cfg *cfg, struct dentry *d,
-					  const struct qstr *q, struct inode *inode, bool btf)
+					  struct vfsmount *mnt, const struct qstr *q,
+					  struct inode *inode, bool btf)
 {
 	struct bt_name_key k;
 	struct dentry *parent;
@@ -255,9 +281,9 @@ static __always_inline __u32 file_verdict(const struct bt_file_cfg *cfg, struct 
 	if (cfg->parent_lens) {
 		struct qstr pq;
 
-		parent = BT_LOAD(btf, d, d_parent);
-		if (parent && parent != d && load_qstr(&pq, parent, btf) &&
-		    parent_in(cfg, &k, pq.name, pq.len, parent, btf))
+		parent = shown_parent(d, mnt);
+		if (parent && parent != d && load_qstr(&pq, parent, false) &&
+		    parent_in(cfg, &k, pq.name, pq.len, parent, false))
 			named = true;
 	}
 inode:

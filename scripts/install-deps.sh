@@ -7,6 +7,11 @@ pkgs=(clang llvm libelf-dev zlib1g-dev pkg-config make iproute2 bpftool)
 if [ "${1:-}" = "--aarch64" ]; then
   pkgs+=(gcc-aarch64-linux-gnu libelf-dev:arm64 zlib1g-dev:arm64 qemu-user-static)
 fi
+# What the integration tests run for real as a job would: sudo (whose
+# expected reads of /etc/shadow must not add up to a signal) and crontab.
+if [ "${1:-}" = "--test" ]; then
+  pkgs+=(sudo cron)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

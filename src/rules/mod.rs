@@ -22,3 +22,6 @@ pub use set::RuleSet;
 
 /// The built-in rule pack.
 pub const BUILTIN: &str = include_str!("builtin.yml");
+
+#[cfg(test)]
+mod builtin_tests;
