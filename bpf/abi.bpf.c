@@ -37,6 +37,9 @@ struct bt_name_key abi_name_key;
 struct bt_affix_key abi_affix_key;
 struct bt_inode_key abi_inode_key;
 struct bt_file_cfg abi_file_cfg;
+struct bt_fold_key abi_fold_key;
+struct bt_fold_val abi_fold_val;
+struct bt_share_val abi_share_val;
 
 enum bt_sizes abi_sizes;
 enum bt_ev_type abi_ev_type;
@@ -54,3 +57,4 @@ enum bt_tamper_kind abi_tamper_kind;
 enum bt_obj_type abi_obj_type;
 enum bt_mem_kind abi_mem_kind;
 enum bt_inode_bits abi_inode_bits;
+enum bt_fold abi_fold;

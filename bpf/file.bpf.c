@@ -24,6 +24,8 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define BT_SIGKILL 9
 #define BT_MAY_EXEC 0x1 /* open_flags.acc_mode of an exec */
 #define BT_PROC_SUPER_MAGIC 0x9fa0
+#define BT_FMODE_READ 0x1 /* include/linux/fs.h */
+#define BT_FMODE_WRITE 0x2
 #define BT_O_PATH 010000000 /* include/uapi/asm-generic/fcntl.h, the same on x86 and arm64 */
 
 const volatile bool watch_files = true;
@@ -41,6 +43,7 @@ BT_LOST_COUNTER(mem_lost);
 
 /* The policy's pre-filter: its maps and the cheap verdict. */
 #include "file_filter.bpf.h"
+#include "fold.bpf.h"
 
 /* File records are built here and sent at their used length. */
 struct {
@@ -335,7 +338,7 @@ static __always_inline void on_failed_open(const struct bt_file_cfg *cfg, struct
 	n = bpf_probe_read_user_str(s->b, sizeof(s->b), upath);
 	if (n <= 1)
 		return;
-	if (requested_matches(cfg, s, n - 1, dfd, task))
+	if (requested_matches(cfg, s, n - 1, dfd, task) && !held_back(0, 0, 0))
 		emit_requested(s, ret, flags, sys, dfd, task);
 }
 
@@ -384,6 +387,11 @@ static __always_inline void on_opened(struct file *f, long ret, const struct ope
 	 * second open, which is seen): neither a finding nor a kill target.
 	 * Another bee-trace's tripwire pins are such opens. */
 	if (BT_LOAD(btf, f, f_flags) & BT_O_PATH)
+		return;
+	/* A flood is counted, not sent (fold.bpf.h); a kill always is. */
+	if (!(verdict & BT_INODE_KILL) &&
+	    held_back(BPF_CORE_READ(inode, i_sb, s_dev), BT_LOAD(btf, inode, i_ino),
+		      BT_LOAD(btf, f, f_mode) & (BT_FMODE_READ | BT_FMODE_WRITE)))
 		return;
 	/* The signal is delivered on the way back to user space, so the
 	 * opener never runs another instruction with the descriptor. */

@@ -131,6 +131,11 @@ pub enum Detail {
         /// `killed`: the opener was sent SIGKILL by the kernel (a tripwire).
         #[serde(skip_serializing_if = "Option::is_none")]
         action: Option<&'static str>,
+        /// A report of repeats: this many more identical opens (same
+        /// process, file and access) that the kernel counted instead of
+        /// sending, since the last report of this open.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        repeats: Option<u64>,
     },
     Network {
         /// `connect`, or `sendmsg` for a UDP datagram sent to an address
@@ -185,6 +190,10 @@ pub enum Detail {
         /// For a self-check finding: what differs from what bee-trace set up.
         #[serde(skip_serializing_if = "Option::is_none")]
         found: Option<String>,
+        /// For a flood: the process's records over its share that the
+        /// kernel counted instead of sending, since the last report.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        suppressed: Option<u64>,
     },
 }
 
@@ -376,7 +385,7 @@ pub const FIELDS: &[Field] = &[
         "source",
         TAMPER,
         Some(Str),
-        "bpf, signal, self_check or watchdog",
+        "bpf, signal, self_check, share or watchdog",
     ),
     f(
         "object_type",
@@ -392,6 +401,18 @@ pub const FIELDS: &[Field] = &[
         TAMPER,
         Some(Str),
         "what a self-check found changed",
+    ),
+    f(
+        "repeats",
+        FILE,
+        Some(Int),
+        "identical opens the kernel counted since the last report of this one",
+    ),
+    f(
+        "suppressed",
+        TAMPER,
+        Some(Int),
+        "a flood's records over the process's share, counted not sent",
     ),
 ];
 
@@ -431,6 +452,7 @@ mod tests {
                 resolved: true,
                 same_inode_as: Some("/root/.ssh/id_ed25519".into()),
                 action: Some("killed"),
+                repeats: Some(41),
             },
             Detail::Network {
                 op: "connect",
@@ -462,6 +484,7 @@ mod tests {
                 signal: Some("SIGKILL"),
                 target_pid: Some(3),
                 found: Some("no longer block 198.51.100.3/32".into()),
+                suppressed: Some(7),
             },
         ]
     }

@@ -325,6 +325,7 @@ fn report_end(parent: u32, kills: &[TamperEvent], out: &Outputs) {
                 signal: None,
                 target_pid: Some(parent),
                 found: Some("bee-trace ended without a clean stop, and no SIGKILL was seen".into()),
+                suppressed: None,
             },
         });
     }

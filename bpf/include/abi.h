@@ -377,4 +377,39 @@ _Static_assert(sizeof(struct bt_dns_rule) == 24, "bt_dns_rule layout");
 _Static_assert(sizeof(struct bt_obj_key) == 8, "bt_obj_key layout");
 _Static_assert(sizeof(struct bt_tamper_event) == 96, "bt_tamper_event layout");
 
+/* Flood control of the file family (bpf/fold.bpf.h). A repeat of the same
+ * open (process, file, access) within BT_FOLD_WINDOW_NS of the window's
+ * first is counted, not sent; a process past BT_SHARE_PER_WINDOW file
+ * records in a window is counted, not sent. Both counts only grow: user
+ * space reads them and reports what grew. */
+enum bt_fold {
+	BT_FOLD_WINDOW_MS = 1000,
+	BT_SHARE_PER_WINDOW = 512,
+	BT_FOLD_ENTRIES = 16384,
+	BT_SHARE_ENTRIES = 8192,
+};
+
+struct bt_fold_key {
+	__u64 dev;
+	__u64 ino;
+	__u32 tgid;
+	__u32 access; /* f_mode & (FMODE_READ | FMODE_WRITE) */
+};
+
+struct bt_fold_val {
+	__u64 window_start; /* bpf_ktime_get_boot_ns() */
+	__u64 folded;       /* repeats counted, not sent, since the entry was made */
+};
+
+struct bt_share_val {
+	__u64 window_start;
+	__u64 suppressed;   /* records over the share, since the entry was made */
+	__u32 in_window;
+	__u32 _pad;
+};
+
+_Static_assert(sizeof(struct bt_fold_key) == 24, "bt_fold_key layout");
+_Static_assert(sizeof(struct bt_fold_val) == 16, "bt_fold_val layout");
+_Static_assert(sizeof(struct bt_share_val) == 24, "bt_share_val layout");
+
 #endif

@@ -209,6 +209,28 @@ same_layout!(NameKey = bt_name_key { name });
 same_layout!(AffixKey = bt_affix_key { len, s });
 same_layout!(InodeKey = bt_inode_key { dev, ino });
 same_layout!(
+    FoldKey = bt_fold_key {
+        dev,
+        ino,
+        tgid,
+        access
+    }
+);
+same_layout!(
+    FoldVal = bt_fold_val {
+        window_start,
+        folded
+    }
+);
+same_layout!(
+    ShareVal = bt_share_val {
+        window_start,
+        suppressed,
+        in_window,
+        _pad
+    }
+);
+same_layout!(
     FileCfg = bt_file_cfg {
         match_all,
         _pad,
@@ -290,4 +312,8 @@ same_values!(
     MODE_OFF = bt_egress_mode::BT_MODE_OFF,
     MODE_AUDIT = bt_egress_mode::BT_MODE_AUDIT,
     MODE_BLOCK = bt_egress_mode::BT_MODE_BLOCK,
+    FOLD_WINDOW_MS = bt_fold::BT_FOLD_WINDOW_MS,
+    SHARE_PER_WINDOW = bt_fold::BT_SHARE_PER_WINDOW,
+    FOLD_ENTRIES = bt_fold::BT_FOLD_ENTRIES,
+    SHARE_ENTRIES = bt_fold::BT_SHARE_ENTRIES,
 );

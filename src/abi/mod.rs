@@ -327,6 +327,42 @@ pub struct FileCfg {
     pub suffix_len: [u8; AFFIX_LENS],
 }
 
+/// Flood control of the file family (bpf/fold.bpf.h): the window, a
+/// process's share of file records per window, the maps' sizes.
+pub const FOLD_WINDOW_MS: u64 = 1000;
+pub const SHARE_PER_WINDOW: u64 = 512;
+pub const FOLD_ENTRIES: u64 = 16384;
+pub const SHARE_ENTRIES: u64 = 8192;
+
+/// Key and value of file_fold: one open (process, file, access) and the
+/// repeats of it counted, not sent.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FoldKey {
+    pub dev: u64,
+    pub ino: u64,
+    pub tgid: u32,
+    pub access: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FoldVal {
+    pub window_start: u64,
+    pub folded: u64,
+}
+
+/// Value of file_share (keyed by tgid): the records of a process over its
+/// share, counted, not sent.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShareVal {
+    pub window_start: u64,
+    pub suppressed: u64,
+    pub in_window: u32,
+    pub _pad: u32,
+}
+
 // SAFETY: all of these are integers and arrays of them with explicit padding
 // fields (`abi` proves every byte of each belongs to a named field, as in C),
 // so every bit pattern is a valid value and none is uninitialised.
@@ -351,6 +387,9 @@ unsafe impl plain::Plain for NameKey {}
 unsafe impl plain::Plain for AffixKey {}
 unsafe impl plain::Plain for InodeKey {}
 unsafe impl plain::Plain for FileCfg {}
+unsafe impl plain::Plain for FoldKey {}
+unsafe impl plain::Plain for FoldVal {}
+unsafe impl plain::Plain for ShareVal {}
 
 /// Byte view of a mirrored map key or value, for map updates.
 pub fn as_bytes<T: plain::Plain>(v: &T) -> &[u8] {

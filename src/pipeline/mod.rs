@@ -7,6 +7,7 @@
 //! to apply; the DNS resolver thread feeds `take_resolved`.
 
 mod enrich;
+mod flood;
 pub mod judge;
 pub mod proctable;
 pub mod programs;
@@ -84,6 +85,8 @@ pub struct Pipeline {
     command: Option<String>,
     pub stats: Stats,
     files: judge::file::Files,
+    /// What the kernel's flood control counted, as told so far.
+    pub told: flood::Told,
     net: judge::net::Net,
     /// Egress verdicts, learned names and the rules behind them.
     pub egress: Egress,
@@ -112,6 +115,7 @@ impl Pipeline {
             command,
             stats: Stats::default(),
             files: judge::file::Files::default(),
+            told: flood::Told::default(),
             net: judge::net::Net::default(),
             egress,
             resolver: resolve::Resolver::default(),

@@ -20,7 +20,12 @@ pub(super) struct Flow {
     pub(super) pipeline: Pipeline,
     pub(super) guard: Guard,
     pub(super) rx: Receiver<Raw>,
+    /// When the flood-control maps were last read.
+    pub(super) floods_read: std::time::Instant,
 }
+
+/// How often the flood-control maps are read while running.
+const FLOODS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Flow {
     /// Moves what the workers queued into the reorder buffer; with `cap`,
@@ -76,6 +81,28 @@ impl Flow {
                 Effect::LearnAddr { name, ip, ttl } => self.pipeline.egress.learn(&name, ip, ttl),
                 Effect::ExpireLearned => self.pipeline.egress.expire(),
             }
+        }
+    }
+
+    /// What the kernel's flood control counted since the last reading,
+    /// as events (pipeline/flood.rs); at most once a second unless `last`.
+    pub(super) fn tell_floods(&mut self, sensors: &Sensors, last: bool) {
+        if !last && self.floods_read.elapsed() < FLOODS_EVERY {
+            return;
+        }
+        self.floods_read = std::time::Instant::now();
+        let counts = sensors.fold_counts();
+        for ev in self.pipeline.flood_events(&counts, last) {
+            self.guard.saw(&ev);
+            self.sink.deliver(ev);
+        }
+        if last && self.pipeline.told.unmatched_repeats > 0 {
+            // Repeats of opens the policy ruled out in user space, or whose
+            // own record was lost (a loss the summary counts already).
+            log::debug!(
+                "{} folded repeats of opens that were not reported",
+                self.pipeline.told.unmatched_repeats
+            );
         }
     }
 

@@ -121,6 +121,7 @@ impl Session {
                 pipeline,
                 guard,
                 rx,
+                floods_read: std::time::Instant::now(),
             },
             dog,
             kernel: Kernel {

@@ -45,13 +45,15 @@ pub fn human(e: &Event) -> String {
             result,
             category,
             action,
+            repeats,
             ..
-        } => match action {
-            Some(a) => format!(
+        } => match (action, repeats) {
+            (Some(a), _) => format!(
                 "{access} {path} ({category}, {result}) {}",
                 a.to_uppercase()
             ),
-            None => format!("{access} {path} ({category}, {result})"),
+            (None, Some(n)) => format!("{access} {path} ({category}, {result}) {n} more times"),
+            (None, None) => format!("{access} {path} ({category}, {result})"),
         },
         Detail::Network { .. } => network_text(&e.detail),
         Detail::Memory {
@@ -123,11 +125,15 @@ pub fn tamper_text(d: &Detail) -> String {
         signal,
         target_pid,
         found,
+        suppressed,
         ..
     } = d
     else {
         return String::new();
     };
+    if let (Some(n), Some(f)) = (suppressed, found) {
+        return format!("{op}: {n} records not reported ({f})");
+    }
     let object = format!(
         "{} {} {}",
         object_type.unwrap_or(""),
@@ -191,6 +197,7 @@ pub(crate) mod tests {
                 resolved: true,
                 same_inode_as: None,
                 action: None,
+                repeats: None,
             },
         }
     }

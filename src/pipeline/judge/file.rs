@@ -11,6 +11,7 @@ use crate::policy::{Access, FileRule, Policy};
 
 use super::{Cx, Effect};
 
+pub(crate) const FMODE_READ: u32 = 0x1;
 pub(crate) const FMODE_WRITE: u32 = 0x2;
 const O_ACCMODE: u32 = 0o3;
 const O_TRUNC: u32 = 0o1000;
@@ -20,6 +21,46 @@ const O_TRUNC: u32 = 0o1000;
 #[derive(Default)]
 pub struct Files {
     known: HashMap<(u64, u64), (FileRule, String)>,
+    /// The last report of each open the kernel folds repeats into
+    /// (bpf/fold.bpf.h), for reporting those repeats (pipeline/flood.rs).
+    pub(crate) folds: HashMap<abi::FoldKey, Fold>,
+}
+
+/// An open as last reported, and how many of its repeats were reported.
+pub(crate) struct Fold {
+    pub hdr: abi::Header,
+    pub severity: Severity,
+    pub detail: Detail,
+    pub reported: u64,
+}
+
+impl Files {
+    /// Keeps `ev`, made from `e`, as the report its kernel-folded repeats
+    /// are told against. Bounded like the kernel's map: when full, an
+    /// arbitrary entry makes room (its later repeats are told as unmatched).
+    fn keep_for_repeats(&mut self, e: &abi::FileEvent, ev: &Event) {
+        let key = abi::FoldKey {
+            dev: e.dev,
+            ino: e.ino,
+            tgid: e.hdr.pid,
+            access: e.fmode & (FMODE_READ | FMODE_WRITE),
+        };
+        if !self.folds.contains_key(&key) && self.folds.len() >= abi::FOLD_ENTRIES as usize {
+            if let Some(k) = self.folds.keys().next().copied() {
+                self.folds.remove(&k);
+            }
+        }
+        let reported = self.folds.get(&key).map_or(0, |f| f.reported);
+        self.folds.insert(
+            key,
+            Fold {
+                hdr: e.hdr,
+                severity: ev.severity,
+                detail: ev.detail.clone(),
+                reported,
+            },
+        );
+    }
 }
 
 impl Files {
@@ -114,10 +155,14 @@ impl Files {
                 resolved: e.layout == abi::PATH_RESOLVED,
                 same_inode_as,
                 action: killed.then_some("killed"),
+                repeats: None,
             },
         );
         if !killed && cx.enrich.runs_program(e.hdr.pid, &expected) {
             ev.severity = Severity::Info;
+        }
+        if opened && !killed {
+            self.keep_for_repeats(e, &ev);
         }
         Some(ev)
     }

@@ -116,6 +116,7 @@ impl Judge {
                         signal: Some(signal_name(e.sig)),
                         target_pid: Some(e.target_tgid),
                         found: None,
+                        suppressed: None,
                     },
                 ))
             }
@@ -155,6 +156,7 @@ impl Judge {
                 signal: None,
                 target_pid: None,
                 found: None,
+                suppressed: None,
             },
         ))
     }
@@ -193,6 +195,7 @@ impl Pipeline {
             signal: None,
             target_pid: None,
             found: Some(d.what.clone()),
+            suppressed: None,
         };
         let ev = self.base(&hdr, "tamper", Severity::Critical, detail);
         self.finish(ev)

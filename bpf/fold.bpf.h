@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * Flood control for the file family, included by file.bpf.c only. One
+ * process opening the same file over and over (or a great many files) must
+ * not fill the ring and hide another process's open behind its own:
+ *  - a repeat of the same open (process, file, access) within a window of
+ *    the window's first is counted in file_fold and not sent;
+ *  - a process past its share of records in a window is counted in
+ *    file_share and not sent.
+ * Both counts only grow; user space reads the maps every second and at the
+ * end and reports what grew (kernel/file.rs, session/flood.rs), so every
+ * open is accounted for. A tripwire's kill is always sent.
+ */
+#ifndef BEE_TRACE_FOLD_BPF_H
+#define BEE_TRACE_FOLD_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "abi.h"
+
+#define BT_FOLD_NS ((__u64)BT_FOLD_WINDOW_MS * 1000000ULL)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BT_FOLD_ENTRIES);
+	__type(key, struct bt_fold_key);
+	__type(value, struct bt_fold_val);
+} file_fold SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BT_SHARE_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct bt_share_val);
+} file_share SEC(".maps");
+
+/* True when the process has used its share of this window: counted. */
+static __always_inline bool over_share(__u32 tgid, __u64 now)
+{
+	struct bt_share_val *v = bpf_map_lookup_elem(&file_share, &tgid);
+
+	if (v) {
+		if (now - v->window_start >= BT_FOLD_NS) {
+			v->window_start = now;
+			v->in_window = 1;
+			return false;
+		}
+		if (v->in_window >= BT_SHARE_PER_WINDOW) {
+			__sync_fetch_and_add(&v->suppressed, 1);
+			return true;
+		}
+		__sync_fetch_and_add(&v->in_window, 1);
+		return false;
+	}
+	struct bt_share_val nv = { .window_start = now, .suppressed = 0, .in_window = 1 };
+	bpf_map_update_elem(&file_share, &tgid, &nv, BPF_NOEXIST);
+	return false;
+}
+
+/*
+ * Whether an open of (dev, ino) with f_mode access bits is held back:
+ * a repeat within the window of the open last sent is folded into it; any
+ * other open past the process's share is suppressed. Only an open that is
+ * sent starts a window, so every folded repeat has a report to be told
+ * against. A failed open has no inode: it only counts against the share.
+ */
+static __always_inline bool held_back(__u64 dev, __u64 ino, __u32 access)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct bt_fold_key k = { .dev = dev, .ino = ino, .tgid = tgid, .access = access };
+	struct bt_fold_val *v = NULL;
+
+	if (ino) {
+		v = bpf_map_lookup_elem(&file_fold, &k);
+		if (v && now - v->window_start < BT_FOLD_NS) {
+			__sync_fetch_and_add(&v->folded, 1);
+			return true;
+		}
+	}
+	if (over_share(tgid, now))
+		return true;
+	if (!ino)
+		return false;
+	if (v) {
+		v->window_start = now; /* this one is sent and opens a new window */
+	} else {
+		struct bt_fold_val nv = { .window_start = now, .folded = 0 };
+		bpf_map_update_elem(&file_fold, &k, &nv, BPF_NOEXIST);
+	}
+	return false;
+}
+
+#endif

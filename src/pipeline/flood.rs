@@ -1,0 +1,120 @@
+//! What the kernel's flood control counted instead of sending
+//! (bpf/fold.bpf.h), told as events: an open's folded repeats as a report
+//! of the same open with `repeats`, a process's records over its share as a
+//! `flood` tamper event with `suppressed`. Read every second and once more
+//! after the last record is drained, so every counted open is told.
+
+use std::collections::HashMap;
+
+use super::Pipeline;
+use crate::abi::{self, Header};
+use crate::event::{Detail, Event, Severity};
+use crate::kernel::FoldCounts;
+
+/// What was told of each process's suppressed records so far.
+#[derive(Default)]
+pub struct Told {
+    suppressed: HashMap<u32, u64>,
+    /// Repeats counted for an open whose own report never reached user
+    /// space (lost, or filtered by the full policy): told only as a count.
+    pub unmatched_repeats: u64,
+    unmatched_seen: HashMap<abi::FoldKey, u64>,
+}
+
+/// The part of a kernel counter not told yet. A counter below what was
+/// told belongs to a new map entry (the old one was evicted): all of it is
+/// new.
+fn growth(now: u64, told: u64) -> u64 {
+    if now >= told {
+        now - told
+    } else {
+        now
+    }
+}
+
+impl Pipeline {
+    /// The events for what grew in `counts` since the last call. `last`:
+    /// the final reading, after which repeats of an open never reported
+    /// are counted as unmatched.
+    pub fn flood_events(&mut self, counts: &FoldCounts, last: bool) -> Vec<Event> {
+        let now = crate::sys::boot_now_ns();
+        let mut out = Vec::new();
+        for (key, folded) in &counts.folded {
+            let Some(f) = self.files.folds.get_mut(key) else {
+                if last {
+                    let seen = self.told.unmatched_seen.entry(*key).or_default();
+                    self.told.unmatched_repeats += growth(*folded, *seen);
+                    *seen = *folded;
+                }
+                continue;
+            };
+            let delta = growth(*folded, f.reported);
+            if delta == 0 {
+                continue;
+            }
+            f.reported = *folded;
+            let hdr = Header {
+                ts_boot_ns: now,
+                ..f.hdr
+            };
+            let (severity, mut detail) = (f.severity, f.detail.clone());
+            if let Detail::File { repeats, .. } = &mut detail {
+                *repeats = Some(delta);
+            }
+            let ev = self.base(&hdr, "file", severity, detail);
+            out.extend(self.finish(ev));
+        }
+        for (tgid, suppressed) in &counts.suppressed {
+            let told = self.told.suppressed.entry(*tgid).or_default();
+            let delta = growth(*suppressed, *told);
+            *told = *suppressed;
+            if delta == 0 {
+                continue;
+            }
+            // The process's own header, from any report of it, names it.
+            let mut hdr = self
+                .files
+                .folds
+                .iter()
+                .find(|(k, _)| k.tgid == *tgid)
+                .map(|(_, f)| f.hdr)
+                .unwrap_or(Header {
+                    pid: *tgid,
+                    tid: *tgid,
+                    ..Header::default()
+                });
+            hdr.ts_boot_ns = now;
+            let detail = Detail::Tamper {
+                op: "flood",
+                source: "share",
+                object_type: None,
+                object_id: None,
+                object_name: None,
+                result: None,
+                signal: None,
+                target_pid: None,
+                found: Some(format!(
+                    "more than {} sensitive file records in {} ms: the rest were counted, not reported",
+                    abi::SHARE_PER_WINDOW,
+                    abi::FOLD_WINDOW_MS
+                )),
+                suppressed: Some(delta),
+            };
+            let ev = self.base(&hdr, "tamper", Severity::High, detail);
+            out.extend(self.finish(ev));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::growth;
+
+    #[test]
+    fn growth_is_what_was_not_told_and_a_reset_counter_is_all_new() {
+        assert_eq!(growth(10, 4), 6);
+        assert_eq!(growth(4, 4), 0);
+        assert_eq!(growth(3, 9), 3);
+    }
+}
