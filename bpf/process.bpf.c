@@ -4,6 +4,7 @@
 #include "task.bpf.h"
 #include "path.bpf.h"
 #include "ring.bpf.h"
+#include "loader_env.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -61,6 +62,7 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 			bpf_probe_read_kernel(e->exe, sizeof(e->exe), s->buf);
 		e->exe_len = off;
 	}
+	take_loader_env(e);
 	bt_submit(&process_events, e);
 	return 0;
 }

@@ -113,6 +113,13 @@ pub enum Detail {
         argv_truncated: Option<bool>,
         #[serde(skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,
+        /// The dynamic loader's variables the exec was given
+        /// (`LD_PRELOAD=...`, `LD_AUDIT=...`, `LD_LIBRARY_PATH=...`).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        loader_env: Vec<String>,
+        /// More loader variables were given than the record holds.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        loader_env_truncated: Option<bool>,
     },
     File {
         path: String,
@@ -302,6 +309,18 @@ pub const FIELDS: &[Field] = &[
         "true when argv was cut",
     ),
     f("exit_code", PROCESS, Some(Int), "an exit's status"),
+    f(
+        "loader_env",
+        PROCESS,
+        Some(List),
+        "an exec's LD_PRELOAD, LD_AUDIT and LD_LIBRARY_PATH, as NAME=value",
+    ),
+    f(
+        "loader_env_truncated",
+        PROCESS,
+        Some(Bool),
+        "true when more loader variables were given than recorded",
+    ),
     f("path", FILE, Some(Str), "the opened file's real path"),
     f("access", FILE, Some(Str), "read or write"),
     f(
@@ -442,6 +461,8 @@ mod tests {
                 argv: vec!["sh".into()],
                 argv_truncated: Some(true),
                 exit_code: Some(0),
+                loader_env: vec!["LD_PRELOAD=/tmp/x.so".into()],
+                loader_env_truncated: Some(true),
             },
             Detail::File {
                 path: "/root/.ssh/id_rsa".into(),

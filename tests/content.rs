@@ -273,3 +273,50 @@ fn uploads_remote_copies_and_lookup_carriers_raise_signals() {
         describe(&events)
     );
 }
+
+#[test]
+fn an_exec_with_ld_preload_names_it_and_no_other_variable() {
+    if !root_or_skip("an_exec_with_ld_preload_names_it_and_no_other_variable") {
+        return;
+    }
+    let s = Scratch::new("preload");
+    let lib = s.path("hook.so");
+    std::fs::write(&lib, "not a library\n").unwrap();
+    let mon = Monitor::start(&s.0, &[]);
+    let preload = format!("LD_PRELOAD={}", lib.display());
+    let hooked = run(nobody(
+        Command::new("/bin/true")
+            .env_clear()
+            .env("LD_PRELOAD", &lib)
+            .env("AWS_SECRET_ACCESS_KEY", "hunter2-not-for-output"),
+    ));
+    let plain = run(nobody(
+        Command::new("/bin/true")
+            .env_clear()
+            .env("LD_LIBRARY_PATH", "/opt/vendor/lib"),
+    ));
+    let events = mon.stop();
+
+    let e = execs(&events, hooked, "true");
+    assert_eq!(e.len(), 1, "{}", describe(&events));
+    assert_eq!(e[0]["loader_env"], serde_json::json!([preload]), "{}", e[0]);
+    assert_eq!(
+        signals_with(&events, "loader-preload-from-temp", &e).len(),
+        1,
+        "{}",
+        describe(&events)
+    );
+    let p = execs(&events, plain, "true");
+    assert_eq!(p.len(), 1);
+    assert_eq!(
+        p[0]["loader_env"],
+        serde_json::json!(["LD_LIBRARY_PATH=/opt/vendor/lib"])
+    );
+    assert!(signals_with(&events, "loader-variable-set", &p).is_empty());
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.to_string().contains("hunter2-not-for-output")),
+        "no other variable's value is read"
+    );
+}

@@ -37,6 +37,10 @@ enum bt_sizes {
 	BT_EGRESS_PORTS = 7,
 	BT_DNS_NAME = 128, /* longest wire-format name matched or reported */
 	BT_DNS_ADDRS = 8,
+	/* The loader's variables an exec carried (bt_exec_event.env): room,
+	 * and the most one entry takes. */
+	BT_ENV_BUF = 512,
+	BT_ENV_ITEM = 256,
 };
 
 /* bt_header.type */
@@ -95,6 +99,12 @@ struct bt_exec_event {
 	__u32 exe_mode;
 	__u8 argv[BT_ARGV_BUF];
 	__u8 exe[BT_PATH_BUF];
+	/* LD_PRELOAD, LD_AUDIT and LD_LIBRARY_PATH as the exec was given them
+	 * ("NAME=value", NUL-separated): env_len bytes; env_count entries were
+	 * found (more than fit when the bytes end without a NUL). */
+	__u32 env_len;
+	__u32 env_count;
+	__u8 env[BT_ENV_BUF];
 };
 
 struct bt_fork_event {
@@ -356,7 +366,7 @@ struct bt_file_cfg {
 };
 
 _Static_assert(sizeof(struct bt_header) == 56, "bt_header layout");
-_Static_assert(sizeof(struct bt_exec_event) == 5472, "bt_exec_event layout");
+_Static_assert(sizeof(struct bt_exec_event) == 5992, "bt_exec_event layout");
 _Static_assert(sizeof(struct bt_fork_event) == 64, "bt_fork_event layout");
 _Static_assert(sizeof(struct bt_exit_event) == 64, "bt_exit_event layout");
 _Static_assert(sizeof(struct bt_file_event) == 4456, "bt_file_event layout");

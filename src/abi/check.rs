@@ -84,6 +84,9 @@ same_layout!(
         exe_mode,
         argv,
         exe,
+        env_len,
+        env_count,
+        env,
     }
 );
 same_layout!(
@@ -263,6 +266,8 @@ same_values!(
     NAME_MAX = bt_sizes::BT_NAME_MAX,
     PATH_BUF = bt_sizes::BT_PATH_BUF,
     ARGV_BUF = bt_sizes::BT_ARGV_BUF,
+    ENV_BUF = bt_sizes::BT_ENV_BUF,
+    ENV_ITEM = bt_sizes::BT_ENV_ITEM,
     KEY_LEN = bt_sizes::BT_KEY_LEN,
     AFFIX_LENS = bt_sizes::BT_AFFIX_LENS,
     AFFIX_MAX = bt_sizes::BT_AFFIX_MAX,

@@ -16,6 +16,8 @@ pub const PATH_MASK: usize = 4095;
 pub const NAME_MAX: usize = 256;
 pub const PATH_BUF: usize = PATH_MASK + 1 + NAME_MAX;
 pub const ARGV_BUF: usize = 1024;
+pub const ENV_BUF: usize = 512;
+pub const ENV_ITEM: usize = 256;
 pub const KEY_LEN: usize = 64;
 pub const AFFIX_MAX: usize = 27;
 /// Distinct prefix (suffix) lengths the kernel filter tries.
@@ -90,6 +92,10 @@ pub struct ExecEvent {
     pub exe_mode: u32,
     pub argv: [u8; ARGV_BUF],
     pub exe: [u8; PATH_BUF],
+    /// The loader's variables the exec carried (bpf/loader_env.bpf.h).
+    pub env_len: u32,
+    pub env_count: u32,
+    pub env: [u8; ENV_BUF],
 }
 
 #[repr(C)]

@@ -123,6 +123,8 @@ fn full() -> Report {
                 argv: vec!["curl".into(), "-d".into(), "@key".into()],
                 argv_truncated: None,
                 exit_code: None,
+                loader_env: Vec::new(),
+                loader_env_truncated: None,
             },
         ),
     ];
@@ -295,6 +297,8 @@ fn counts_are_keyed_by_type_then_severity_name() {
             argv: Vec::new(),
             argv_truncated: None,
             exit_code: None,
+            loader_env: Vec::new(),
+            loader_env_truncated: None,
         },
     ));
     let mut e = event(
@@ -305,6 +309,8 @@ fn counts_are_keyed_by_type_then_severity_name() {
             argv: Vec::new(),
             argv_truncated: None,
             exit_code: Some(0),
+            loader_env: Vec::new(),
+            loader_env_truncated: None,
         },
     );
     stats.count(&e);

@@ -203,3 +203,37 @@ fn long_labels_in_lookups_and_whois_are_carriers() {
         Vec::<String>::new()
     );
 }
+
+fn exec_env(id: u64, env: &[&str]) -> Value {
+    ev(
+        id,
+        id,
+        "process",
+        json!({"kind": "exec", "comm": "ls", "exe": "/usr/bin/ls", "argv": ["ls"], "loader_env": env}),
+    )
+}
+
+#[test]
+fn loader_variables_are_signals_by_where_they_point() {
+    assert_eq!(
+        fired(&[exec_env(1, &["LD_PRELOAD=/tmp/x.so"])]),
+        vec!["loader-preload-from-temp"]
+    );
+    assert_eq!(
+        fired(&[exec_env(1, &["LD_AUDIT=/dev/shm/a.so"])]),
+        vec!["loader-preload-from-temp"]
+    );
+    assert_eq!(
+        fired(&[exec_env(1, &["LD_PRELOAD=libeatmydata.so"])]),
+        vec!["loader-variable-set"]
+    );
+    assert_eq!(
+        fired(&[exec_env(1, &["LD_LIBRARY_PATH=/opt/lib:/tmp/evil"])]),
+        vec!["loader-variable-set"]
+    );
+    assert_eq!(
+        fired(&[exec_env(1, &["LD_LIBRARY_PATH=/opt/lib"])]),
+        Vec::<String>::new()
+    );
+    assert_eq!(fired(&[exec_env(1, &[])]), Vec::<String>::new());
+}

@@ -235,6 +235,8 @@ pub(crate) mod tests {
             argv: vec!["sh".into(), "a\nb".into(), "\u{85}".into()],
             argv_truncated: None,
             exit_code: None,
+            loader_env: Vec::new(),
+            loader_env_truncated: None,
         };
         let line = human(&e);
         assert!(line.contains("sh 'a\\x0ab' '\\u{85}'"), "{line}");

@@ -31,11 +31,14 @@ pub fn exec(cx: &mut Cx, show: bool, e: &abi::ExecEvent) -> Option<Event> {
         return None;
     }
     let truncated = e.argv_full > e.argv_len;
+    let (loader_env, env_cut) = loader_env(e);
     let detail = Detail::Process {
         kind: "exec",
         argv,
         argv_truncated: truncated.then_some(true),
         exit_code: None,
+        loader_env,
+        loader_env_truncated: env_cut.then_some(true),
     };
     Some(cx.enrich.base(&e.hdr, Severity::Info, detail))
 }
@@ -55,9 +58,26 @@ pub fn exit(cx: &mut Cx, show: bool, e: &abi::ExitEvent) -> Option<Event> {
             argv: Vec::new(),
             argv_truncated: None,
             exit_code: Some(status),
+            loader_env: Vec::new(),
+            loader_env_truncated: None,
         };
         cx.enrich.base(&e.hdr, Severity::Info, detail)
     });
     cx.enrich.table.on_exit(e.hdr.pid);
     ev
+}
+
+/// The loader's variables of an exec record, and whether some did not fit
+/// (fewer whole entries than the kernel counted). Only an entry ended by
+/// its NUL is whole.
+fn loader_env(e: &abi::ExecEvent) -> (Vec<String>, bool) {
+    let bytes = &e.env[..(e.env_len as usize).min(abi::ENV_BUF)];
+    let whole = bytes.iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
+    let vars: Vec<String> = bytes[..whole]
+        .split(|&b| b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    let cut = e.env_count as usize > vars.len();
+    (vars, cut)
 }

@@ -265,8 +265,14 @@ impl Redactor {
             Detail::Process {
                 argv,
                 argv_truncated,
+                loader_env,
                 ..
-            } => self.argv(argv, argv_truncated.unwrap_or(false)),
+            } => {
+                self.argv(argv, argv_truncated.unwrap_or(false));
+                for v in loader_env.iter_mut() {
+                    *v = self.text(v);
+                }
+            }
             Detail::File {
                 path,
                 same_inode_as,
