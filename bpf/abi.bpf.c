@@ -57,4 +57,5 @@ enum bt_tamper_kind abi_tamper_kind;
 enum bt_obj_type abi_obj_type;
 enum bt_mem_kind abi_mem_kind;
 enum bt_inode_bits abi_inode_bits;
+enum bt_stdio abi_stdio;
 enum bt_fold abi_fold;

@@ -12,6 +12,25 @@ BT_RINGBUF(process_events, BT_RING_PROCESS);
 
 BT_LOST_COUNTER(process_lost);
 
+/* Is the task's stdin or stdout a network socket (IPv4 or IPv6)? A unix
+ * socket is not: sshd hands a command without a terminal a socketpair. */
+static __always_inline bool stdio_socket(void)
+{
+	for (int fd = 0; fd < 2; fd++) {
+		struct file *f = bt_fd_file(fd);
+		struct socket *sock;
+		__u16 family;
+
+		if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & 0170000) != 0140000)
+			continue;
+		sock = BPF_CORE_READ(f, private_data);
+		family = BPF_CORE_READ(sock, sk, __sk_common.skc_family);
+		if (family == BT_AF_INET || family == BT_AF_INET6)
+			return true;
+	}
+	return false;
+}
+
 SEC("tracepoint/sched/sched_process_exec")
 int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
@@ -63,6 +82,8 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 		e->exe_len = off;
 	}
 	take_loader_env(e);
+	e->stdio = stdio_socket() ? BT_STDIO_SOCKET : 0;
+	e->_pad2 = 0;
 	bt_submit(&process_events, e);
 	return 0;
 }

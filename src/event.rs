@@ -120,6 +120,9 @@ pub enum Detail {
         /// More loader variables were given than the record holds.
         #[serde(skip_serializing_if = "Option::is_none")]
         loader_env_truncated: Option<bool>,
+        /// The program's stdin or stdout is a socket.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stdio_socket: Option<bool>,
     },
     File {
         path: String,
@@ -321,6 +324,12 @@ pub const FIELDS: &[Field] = &[
         Some(Bool),
         "true when more loader variables were given than recorded",
     ),
+    f(
+        "stdio_socket",
+        PROCESS,
+        Some(Bool),
+        "true when an exec's stdin or stdout is a socket",
+    ),
     f("path", FILE, Some(Str), "the opened file's real path"),
     f("access", FILE, Some(Str), "read or write"),
     f(
@@ -463,6 +472,7 @@ mod tests {
                 exit_code: Some(0),
                 loader_env: vec!["LD_PRELOAD=/tmp/x.so".into()],
                 loader_env_truncated: Some(true),
+                stdio_socket: Some(true),
             },
             Detail::File {
                 path: "/root/.ssh/id_rsa".into(),

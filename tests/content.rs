@@ -320,3 +320,49 @@ fn an_exec_with_ld_preload_names_it_and_no_other_variable() {
         "no other variable's value is read"
     );
 }
+
+/// Connects to 127.0.0.1:argv[1], puts the socket on fds 0-2 and runs a
+/// shell on it: a reverse shell's shape (here its peer is this test).
+const REVERSE: &str = r#"
+import os, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
+for fd in (0, 1, 2):
+    os.dup2(s.fileno(), fd)
+os.execv("/bin/sh", ["sh", "-c", "exit 0"])
+"#;
+
+#[test]
+fn a_shell_given_a_socket_as_stdio_is_a_reverse_shell() {
+    if !root_or_skip("a_shell_given_a_socket_as_stdio_is_a_reverse_shell") {
+        return;
+    }
+    let s = Scratch::new("revshell");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let mon = Monitor::start(&s.0, &[]);
+    let shell = run(nobody(Command::new("python3").args(["-c", REVERSE, &port])));
+    let (conn, _) = listener.accept().unwrap();
+    drop(conn);
+    let piped = run(nobody(Command::new("sh").args(["-c", "exit 0"])));
+    // A unix socketpair on stdio, as sshd gives a command: not a network.
+    let unix = run(nobody(Command::new("python3").args([
+        "-c",
+        "import os, socket; a, b = socket.socketpair(); os.dup2(a.fileno(), 0); os.dup2(a.fileno(), 1); os.execv('/bin/sh', ['sh', '-c', 'exit 0'])",
+    ])));
+    let events = mon.stop();
+
+    let e = execs(&events, shell, "sh");
+    assert_eq!(e.len(), 1, "{}", describe(&events));
+    assert_eq!(e[0]["stdio_socket"], true, "{}", e[0]);
+    assert_eq!(
+        signals_with(&events, "shell-on-a-socket", &e).len(),
+        1,
+        "{}",
+        describe(&events)
+    );
+    for pid in [piped, unix] {
+        let p = execs(&events, pid, "sh");
+        assert_eq!(p.len(), 1, "{}", describe(&events));
+        assert!(p[0].get("stdio_socket").is_none(), "{}", p[0]);
+    }
+}

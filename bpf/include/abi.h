@@ -63,6 +63,11 @@ enum bt_af {
 	BT_AF_INET6 = 10,
 };
 
+/* bt_exec_event.stdio */
+enum bt_stdio {
+	BT_STDIO_SOCKET = 1,
+};
+
 /* exe_flags, path_flags */
 enum bt_path_flags {
 	/* The walk stopped before the root: the path lacks its leading
@@ -105,6 +110,10 @@ struct bt_exec_event {
 	__u32 env_len;
 	__u32 env_count;
 	__u8 env[BT_ENV_BUF];
+	/* BT_STDIO_SOCKET when the new program's stdin or stdout is a socket
+	 * (a shell handed a connection: a reverse or bind shell). */
+	__u32 stdio;
+	__u32 _pad2;
 };
 
 struct bt_fork_event {
@@ -366,7 +375,7 @@ struct bt_file_cfg {
 };
 
 _Static_assert(sizeof(struct bt_header) == 56, "bt_header layout");
-_Static_assert(sizeof(struct bt_exec_event) == 5992, "bt_exec_event layout");
+_Static_assert(sizeof(struct bt_exec_event) == 6000, "bt_exec_event layout");
 _Static_assert(sizeof(struct bt_fork_event) == 64, "bt_fork_event layout");
 _Static_assert(sizeof(struct bt_exit_event) == 64, "bt_exit_event layout");
 _Static_assert(sizeof(struct bt_file_event) == 4456, "bt_file_event layout");

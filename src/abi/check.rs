@@ -87,6 +87,8 @@ same_layout!(
         env_len,
         env_count,
         env,
+        stdio,
+        _pad2,
     }
 );
 same_layout!(
@@ -268,6 +270,7 @@ same_values!(
     ARGV_BUF = bt_sizes::BT_ARGV_BUF,
     ENV_BUF = bt_sizes::BT_ENV_BUF,
     ENV_ITEM = bt_sizes::BT_ENV_ITEM,
+    STDIO_SOCKET = bt_stdio::BT_STDIO_SOCKET,
     KEY_LEN = bt_sizes::BT_KEY_LEN,
     AFFIX_LENS = bt_sizes::BT_AFFIX_LENS,
     AFFIX_MAX = bt_sizes::BT_AFFIX_MAX,

@@ -18,6 +18,8 @@ pub const PATH_BUF: usize = PATH_MASK + 1 + NAME_MAX;
 pub const ARGV_BUF: usize = 1024;
 pub const ENV_BUF: usize = 512;
 pub const ENV_ITEM: usize = 256;
+/// bt_exec_event.stdio
+pub const STDIO_SOCKET: u32 = 1;
 pub const KEY_LEN: usize = 64;
 pub const AFFIX_MAX: usize = 27;
 /// Distinct prefix (suffix) lengths the kernel filter tries.
@@ -96,6 +98,8 @@ pub struct ExecEvent {
     pub env_len: u32,
     pub env_count: u32,
     pub env: [u8; ENV_BUF],
+    pub stdio: u32,
+    pub _pad2: u32,
 }
 
 #[repr(C)]

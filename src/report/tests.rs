@@ -125,6 +125,7 @@ fn full() -> Report {
                 exit_code: None,
                 loader_env: Vec::new(),
                 loader_env_truncated: None,
+                stdio_socket: None,
             },
         ),
     ];
@@ -299,6 +300,7 @@ fn counts_are_keyed_by_type_then_severity_name() {
             exit_code: None,
             loader_env: Vec::new(),
             loader_env_truncated: None,
+            stdio_socket: None,
         },
     ));
     let mut e = event(
@@ -311,6 +313,7 @@ fn counts_are_keyed_by_type_then_severity_name() {
             exit_code: Some(0),
             loader_env: Vec::new(),
             loader_env_truncated: None,
+            stdio_socket: None,
         },
     );
     stats.count(&e);

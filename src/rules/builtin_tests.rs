@@ -237,3 +237,18 @@ fn loader_variables_are_signals_by_where_they_point() {
     );
     assert_eq!(fired(&[exec_env(1, &[])]), Vec::<String>::new());
 }
+
+#[test]
+fn a_shell_on_a_socket_is_critical_and_a_tool_on_one_is_not() {
+    let sh = |comm: &str, sock: bool| {
+        let mut e = exec(1, comm, &[comm, "-i"]);
+        if sock {
+            e["stdio_socket"] = json!(true);
+        }
+        e
+    };
+    assert_eq!(fired(&[sh("bash", true)]), vec!["shell-on-a-socket"]);
+    assert_eq!(fired(&[sh("python3", true)]), vec!["shell-on-a-socket"]);
+    assert_eq!(fired(&[sh("bash", false)]), Vec::<String>::new());
+    assert_eq!(fired(&[sh("cat", true)]), Vec::<String>::new());
+}

@@ -237,6 +237,7 @@ pub(crate) mod tests {
             exit_code: None,
             loader_env: Vec::new(),
             loader_env_truncated: None,
+            stdio_socket: None,
         };
         let line = human(&e);
         assert!(line.contains("sh 'a\\x0ab' '\\u{85}'"), "{line}");

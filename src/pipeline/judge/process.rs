@@ -39,6 +39,7 @@ pub fn exec(cx: &mut Cx, show: bool, e: &abi::ExecEvent) -> Option<Event> {
         exit_code: None,
         loader_env,
         loader_env_truncated: env_cut.then_some(true),
+        stdio_socket: (e.stdio & abi::STDIO_SOCKET != 0).then_some(true),
     };
     Some(cx.enrich.base(&e.hdr, Severity::Info, detail))
 }
@@ -60,6 +61,7 @@ pub fn exit(cx: &mut Cx, show: bool, e: &abi::ExitEvent) -> Option<Event> {
             exit_code: Some(status),
             loader_env: Vec::new(),
             loader_env_truncated: None,
+            stdio_socket: None,
         };
         cx.enrich.base(&e.hdr, Severity::Info, detail)
     });
