@@ -23,13 +23,17 @@
  * query. When a domain rule covers the name asked for, the answer's A/AAAA
  * addresses enter the block or allow trie at once, so the connect that
  * follows the lookup is judged with them. Every answer taken also goes to
- * user space (TTLs, expiry, `dns_name`); no other does. TCP answers and DNS
- * over TLS/HTTPS are not parsed.
+ * user space (TTLs, expiry, `dns_name`); no other does. An answer with more
+ * addresses than a record holds is sent as several records, each learned
+ * (up to BT_DNS_ROUNDS records of BT_DNS_ADDRS). TCP answers and DNS over
+ * TLS/HTTPS are not parsed: in block mode with domain rules, egress.bpf.c
+ * refuses DNS over TCP and DNS to servers that are not resolvers instead.
  */
 
 #include "dns_wire.bpf.h"
 
-#define BT_DNS_ANSWERS 16
+#define BT_DNS_ANSWERS 64 /* resource records read per record sent */
+#define BT_DNS_ROUNDS 8   /* records sent per answer: 64 addresses */
 #define BT_DNS_QUERY_NS (10ULL * 1000000000ULL) /* how long a query waits for its answer */
 
 struct {
@@ -229,12 +233,45 @@ static __always_inline bool answers_query(__u64 sock, struct dns_scratch *s, __u
 	return bpf_map_delete_elem(&dns_queries, &s->qk) == 0;
 }
 
+/* Learns and sends the addresses gathered in the record. */
+static __always_inline void flush_answer(struct dns_scratch *s)
+{
+	struct bt_dns_event *e = &s->ev;
+	struct bt_dns_rule hit = s->st.hit;
+	__u32 k;
+
+	if (s->st.found) {
+		for (k = 0; k < BT_DNS_ADDRS; k++) {
+			if (k >= e->naddrs)
+				break;
+			learn_addr(e, k, &hit);
+		}
+	}
+	if (bpf_ringbuf_output(&net_events, e, sizeof(*e), 0))
+		bt_count_lost(&egress_lost);
+}
+
+/* One record's worth of the answer's addresses; goes on while the last
+ * record was full and answers are left. */
+static long round_step(__u64 i, void *vctx)
+{
+	struct dns_ctx *c = vctx;
+	struct dns_scratch *s = c->s;
+
+	s->ev.naddrs = 0;
+	s->st.more = 0;
+	bpf_loop(BT_DNS_ANSWERS, answer_step, c, 0);
+	if (s->ev.naddrs)
+		flush_answer(s);
+	return s->st.more && s->st.left ? 0 : 1;
+}
+
 SEC("cgroup_skb/ingress")
 int egress_dns(struct __sk_buff *skb)
 {
 	struct dns_scratch *s;
 	struct dns_ctx c;
-	__u32 zero = 0, len, l4, dns, flags, qd, an, k;
+	__u32 zero = 0, len, l4, dns, flags, qd, an;
 	__u64 sock = dns_socket(skb);
 
 	if (!sock)
@@ -278,27 +315,15 @@ int egress_dns(struct __sk_buff *skb)
 	if (!answers_query(sock, s, l4, dns))
 		return 1;
 
-	s->st.pos += 4; /* qtype, qclass */
-	s->st.left = an;
-	bpf_loop(BT_DNS_ANSWERS, answer_step, &c, 0);
-	if (e->naddrs == 0)
-		return 1;
-
+	/* The rule first: every record of this answer is learned by it. */
 	s->st.off = 0;
 	s->st.found = 0;
 	bpf_loop(BT_DNS_NAME / 2, rule_step, &c, 0);
-	if (s->st.found) {
-		struct bt_dns_rule hit = s->st.hit;
+	e->rule_hit = s->st.found ? 1 : 0;
 
-		e->rule_hit = 1;
-		for (k = 0; k < BT_DNS_ADDRS; k++) {
-			if (k >= e->naddrs)
-				break;
-			learn_addr(e, k, &hit);
-		}
-	}
-	if (bpf_ringbuf_output(&net_events, e, sizeof(*e), 0))
-		bt_count_lost(&egress_lost);
+	s->st.pos += 4; /* qtype, qclass */
+	s->st.left = an;
+	bpf_loop(BT_DNS_ROUNDS, round_step, &c, 0);
 	return 1;
 }
 

@@ -9,7 +9,7 @@
 #include <bpf/bpf_helpers.h>
 #include "abi.h"
 
-#define BT_DNS_PKT 1024 /* bytes of the datagram looked at */
+#define BT_DNS_PKT 2048 /* bytes of the datagram looked at (EDNS answers reach 1232 and more) */
 
 /* A query waiting for its answer. */
 struct dns_query_key {
@@ -41,6 +41,8 @@ struct dns_state {
 	__u32 off;   /* suffix of the name tried next, relative to start */
 	__s32 done;  /* name walk: 1 ended by its zero label (or a pointer), -1 malformed */
 	__s32 found; /* rule scan: 0 none, 1 allow, 2 block (final) */
+	__u32 more;  /* answer walk: the record was full with addresses left */
+	__u32 _pad;
 	struct bt_dns_rule hit;
 };
 
@@ -148,6 +150,10 @@ static long answer_step(__u64 i, void *vctx)
 
 	if (a->left == 0)
 		return 1;
+	if (e->naddrs >= BT_DNS_ADDRS) {
+		a->more = 1; /* sent, and this answer read on, by the caller */
+		return 1;
+	}
 	a->left--;
 	a->done = 0;
 	bpf_loop(64, skip_step, c, 0);
@@ -165,7 +171,7 @@ static long answer_step(__u64 i, void *vctx)
 		return 0;
 	k = e->naddrs;
 	if (k >= BT_DNS_ADDRS)
-		return 1;
+		return 1; /* not reached: checked above, kept for the verifier */
 	e->ttl[k] = ttl;
 	e->family[k] = type == 1 ? 4 : 6;
 	__builtin_memset(e->addr[k], 0, 16);

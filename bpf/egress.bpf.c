@@ -327,6 +327,16 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, bool v6, __u8 hook)
 			v.rule = v4_mapped(v.daddr) ? judge4(cfg, v.daddr + 12, v.dport)
 						    : judge6(cfg, v.daddr, v.dport);
 	}
+	if (!v.rule && cfg->dns_guard && v.dport == 53 && cfg->mode != BT_MODE_OFF) {
+		bool resolver = v.family == BT_AF_INET ? is_resolver4(v.daddr)
+				: v4_mapped(v.daddr)   ? is_resolver4(v.daddr + 12)
+						       : is_resolver6(v.daddr);
+
+		if (ctx->type == 1 /* SOCK_STREAM */)
+			v.rule = BT_RULE_DNS_TCP;
+		else if (!resolver)
+			v.rule = BT_RULE_DNS_UNKNOWN;
+	}
 	if (v.rule) {
 		bool block = cfg->mode == BT_MODE_BLOCK;
 

@@ -123,11 +123,11 @@ fn bpftool_changes_to_our_egress_map_and_link_are_seen_and_reported() {
 
     let map = our_map(pid, "egress_cfg");
     let link = our_cgroup_link(pid, "cgroup_inet4_connect");
-    // Mode 1 (audit), allowlist 0: blocked connects go through.
+    // Mode 1 (audit), allowlist 0, dns guard 0: blocked connects go through.
     let map_arg = map.to_string();
     let updater = bpftool(&[
         "map", "update", "id", &map_arg, "key", "0", "0", "0", "0", "value", "1", "0", "0", "0",
-        "0", "0", "0", "0",
+        "0", "0", "0", "0", "0", "0", "0", "0",
     ]);
     wait_stderr(&mon, &["TAMPERED", "egress_cfg", "mode audit"]);
     let link_arg = link.to_string();
@@ -274,7 +274,7 @@ fn a_second_instance_writing_its_own_maps_is_not_tampering() {
     let map = our_map(a.child.id(), "egress_cfg").to_string();
     let control = bpftool(&[
         "map", "update", "id", &map, "key", "0", "0", "0", "0", "value", "2", "0", "0", "0", "0",
-        "0", "0", "0",
+        "0", "0", "0", "0", "0", "0", "0",
     ]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !a.stderr().contains("TAMPER: map_update_elem") {

@@ -200,6 +200,9 @@ enum bt_egress_hook {
  * are given out by user space when it fills the maps. */
 enum bt_egress_rule {
 	BT_RULE_NOT_ALLOWED = 1,
+	/* With dns_guard: DNS that answers the kernel cannot read. */
+	BT_RULE_DNS_TCP = 2,     /* a TCP connect to port 53 */
+	BT_RULE_DNS_UNKNOWN = 3, /* UDP to port 53 of a server that is not a resolver */
 };
 
 /* What a cgroup sock_addr hook decided about one connect or send. The
@@ -229,6 +232,11 @@ enum bt_egress_mode {
 struct bt_egress_cfg {
 	__u32 mode;
 	__u32 allowlist; /* anything not in allow4/allow6 matches BT_RULE_NOT_ALLOWED */
+	/* Domain rules are in force: DNS whose answers the kernel cannot learn
+	 * from (over TCP, or to a server that is not a resolver) matches
+	 * BT_RULE_DNS_TCP / BT_RULE_DNS_UNKNOWN, so a name cannot be resolved
+	 * around them. */
+	__u32 dns_guard;
 };
 
 /* Keys of the LPM tries: prefix length in bits, then the address. */
@@ -383,7 +391,7 @@ _Static_assert(__builtin_offsetof(struct bt_file_event, path) == BT_FILE_HEAD, "
 _Static_assert(sizeof(struct bt_net_event) == 88, "bt_net_event layout");
 _Static_assert(sizeof(struct bt_mem_event) == 104, "bt_mem_event layout");
 _Static_assert(sizeof(struct bt_egress_event) == 88, "bt_egress_event layout");
-_Static_assert(sizeof(struct bt_egress_cfg) == 8, "bt_egress_cfg layout");
+_Static_assert(sizeof(struct bt_egress_cfg) == 12, "bt_egress_cfg layout");
 _Static_assert(sizeof(struct bt_lpm4_key) == 8, "bt_lpm4_key layout");
 _Static_assert(sizeof(struct bt_lpm6_key) == 20, "bt_lpm6_key layout");
 _Static_assert(sizeof(struct bt_egress_val) == 20, "bt_egress_val layout");

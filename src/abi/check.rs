@@ -150,7 +150,13 @@ same_layout!(
         daddr,
     }
 );
-same_layout!(EgressCfg = bt_egress_cfg { mode, allowlist });
+same_layout!(
+    EgressCfg = bt_egress_cfg {
+        mode,
+        allowlist,
+        dns_guard
+    }
+);
 same_layout!(Lpm4Key = bt_lpm4_key { prefixlen, addr });
 same_layout!(Lpm6Key = bt_lpm6_key { prefixlen, addr });
 same_layout!(
@@ -317,6 +323,8 @@ same_values!(
     HOOK_CONNECT = bt_egress_hook::BT_HOOK_CONNECT,
     HOOK_SENDMSG = bt_egress_hook::BT_HOOK_SENDMSG,
     RULE_NOT_ALLOWED = bt_egress_rule::BT_RULE_NOT_ALLOWED,
+    RULE_DNS_TCP = bt_egress_rule::BT_RULE_DNS_TCP,
+    RULE_DNS_UNKNOWN = bt_egress_rule::BT_RULE_DNS_UNKNOWN,
     MODE_OFF = bt_egress_mode::BT_MODE_OFF,
     MODE_AUDIT = bt_egress_mode::BT_MODE_AUDIT,
     MODE_BLOCK = bt_egress_mode::BT_MODE_BLOCK,

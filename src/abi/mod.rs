@@ -206,6 +206,10 @@ pub const HOOK_CONNECT: u8 = 1;
 pub const HOOK_SENDMSG: u8 = 2;
 /// bt_egress_event.rule for a destination outside the allowlist.
 pub const RULE_NOT_ALLOWED: u32 = 1;
+/// bt_egress_event.rule with dns_guard: DNS over TCP, DNS to a server that
+/// is not a resolver.
+pub const RULE_DNS_TCP: u32 = 2;
+pub const RULE_DNS_UNKNOWN: u32 = 3;
 pub const MODE_OFF: u32 = 0;
 pub const MODE_AUDIT: u32 = 1;
 pub const MODE_BLOCK: u32 = 2;
@@ -278,6 +282,7 @@ pub struct DnsRule {
 pub struct EgressCfg {
     pub mode: u32,
     pub allowlist: u32,
+    pub dns_guard: u32,
 }
 
 #[repr(C)]

@@ -142,12 +142,18 @@ impl Sensors {
                 .as_deref()
                 .and_then(|v| Some((v.get(..4)?.try_into().ok()?, v.get(4..8)?.try_into().ok()?)))
                 .map(|(a, b): ([u8; 4], [u8; 4])| (u32::from_ne_bytes(a), u32::from_ne_bytes(b)));
+            let guard = cfg
+                .as_deref()
+                .and_then(|v| v.get(8..12)?.try_into().ok())
+                .map(u32::from_ne_bytes)
+                .unwrap_or(0);
             let what = match now {
                 Some((mode, allow)) => format!(
-                    "holds mode {} and allowlist {allow}; bee-trace wrote mode {} and allowlist {}",
+                    "holds mode {} and allowlist {allow} and dns guard {guard}; bee-trace wrote mode {} and allowlist {} and dns guard {}",
                     mode_name(mode),
                     mode_name(plan.cfg.mode),
-                    plan.cfg.allowlist
+                    plan.cfg.allowlist,
+                    plan.cfg.dns_guard
                 ),
                 None => "its entry cannot be read".to_string(),
             };

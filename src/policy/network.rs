@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::{Cidr, EgressMode, Endpoint, EndpointHost, Policy};
-use crate::abi::{EgressCfg, EGRESS_PORTS, MODE_AUDIT, MODE_BLOCK, MODE_OFF, RULE_NOT_ALLOWED};
+use crate::abi::{
+    EgressCfg, EGRESS_PORTS, MODE_AUDIT, MODE_BLOCK, MODE_OFF, RULE_DNS_UNKNOWN, RULE_NOT_ALLOWED,
+};
 
 /// A network policy the kernel's maps cannot hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,10 +109,19 @@ pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
 impl Plan {
     pub fn new(policy: &Policy, nameservers: &[IpAddr]) -> Result<Plan, PlanError> {
         let mut p = Plan {
-            rules: vec![String::new(), "not in network.allowed_endpoints".into()],
+            rules: vec![
+                String::new(),
+                "not in network.allowed_endpoints".into(),
+                "DNS over TCP, whose answers bee-trace cannot read, while domain rules are in force".into(),
+                "DNS to a server that is not a resolver, while domain rules are in force".into(),
+            ],
             ..Default::default()
         };
-        debug_assert_eq!(p.rules.len(), RULE_NOT_ALLOWED as usize + 1);
+        debug_assert_eq!(
+            p.rules[RULE_NOT_ALLOWED as usize],
+            "not in network.allowed_endpoints"
+        );
+        debug_assert_eq!(p.rules.len(), RULE_DNS_UNKNOWN as usize + 1);
         p.add_blocked(policy);
         let allowlist = !policy.allowed_endpoints.is_empty();
         for e in &policy.allowed_endpoints {
@@ -131,6 +142,11 @@ impl Plan {
                 (true, EgressMode::Block) => MODE_BLOCK,
             },
             allowlist: u32::from(allowlist),
+            // Names are learned only from UDP answers of the resolvers: a
+            // name resolved another way would escape the blocked domains.
+            // An allowlist decides DNS itself (the resolvers, and what it
+            // names), and what it cannot learn stays refused.
+            dns_guard: u32::from(!p.domains.is_empty() && !allowlist),
         };
         Ok(p)
     }
