@@ -174,6 +174,9 @@ static __always_inline void emit_resolved(struct file *f, struct dentry *d, stru
 	e->fmode = BPF_CORE_READ(f, f_mode);
 	e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	e->ino = BPF_CORE_READ(inode, i_ino);
+	e->ftype = (BPF_CORE_READ(inode, i_mode) >> 12) & 0xf;
+	e->igen = BPF_CORE_READ(inode, i_generation);
+	e->new_off = 0;
 	e->layout = BT_PATH_RESOLVED;
 	e->syscall = sys;
 	e->action = action;
@@ -285,6 +288,9 @@ static __always_inline void emit_requested(struct req_scratch *s, long ret, __u3
 	e->fmode = 0;
 	e->dev = 0;
 	e->ino = 0;
+	e->ftype = 0;
+	e->igen = 0;
+	e->new_off = 0;
 	e->layout = BT_PATH_REQUESTED;
 	e->syscall = sys;
 	e->action = BT_FILE_OBSERVED;
@@ -493,3 +499,6 @@ int BPF_PROG(fexit_do_filp_open, int dfd, struct filename *pathname, const struc
 		on_open_failed((long)v, sys);
 	return 0;
 }
+
+/* Links and renames of watched names (their own programs). */
+#include "link.bpf.h"

@@ -131,6 +131,10 @@ pub enum Detail {
         /// `killed`: the opener was sent SIGKILL by the kernel (a tripwire).
         #[serde(skip_serializing_if = "Option::is_none")]
         action: Option<&'static str>,
+        /// A link's or rename's other name: the one the file had (`path`
+        /// is the new one).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        old_path: Option<String>,
     },
     Network {
         /// `connect`, or `sendmsg` for a UDP datagram sent to an address
@@ -294,7 +298,7 @@ pub const FIELDS: &[Field] = &[
     ),
     f("exit_code", PROCESS, Some(Int), "an exit's status"),
     f("path", FILE, Some(Str), "the opened file's real path"),
-    f("access", FILE, Some(Str), "read or write"),
+    f("access", FILE, Some(Str), "read or write; link or rename"),
     f(
         "result",
         &[Kind::File, Kind::Network, Kind::Memory, Kind::Tamper],
@@ -393,6 +397,7 @@ pub const FIELDS: &[Field] = &[
         Some(Str),
         "what a self-check found changed",
     ),
+    f("old_path", FILE, Some(Str), "a link's or rename's old name"),
 ];
 
 /// The fields events of `kind` carry, in table order.
@@ -431,6 +436,7 @@ mod tests {
                 resolved: true,
                 same_inode_as: Some("/root/.ssh/id_ed25519".into()),
                 action: Some("killed"),
+                old_path: Some("/tmp/k".into()),
             },
             Detail::Network {
                 op: "connect",

@@ -45,13 +45,15 @@ pub fn human(e: &Event) -> String {
             result,
             category,
             action,
+            old_path,
             ..
-        } => match action {
-            Some(a) => format!(
+        } => match (action, old_path) {
+            (Some(a), _) => format!(
                 "{access} {path} ({category}, {result}) {}",
                 a.to_uppercase()
             ),
-            None => format!("{access} {path} ({category}, {result})"),
+            (None, Some(old)) => format!("{access} {old} -> {path} ({category}, {result})"),
+            (None, None) => format!("{access} {path} ({category}, {result})"),
         },
         Detail::Network { .. } => network_text(&e.detail),
         Detail::Memory {
@@ -191,6 +193,7 @@ pub(crate) mod tests {
                 resolved: true,
                 same_inode_as: None,
                 action: None,
+                old_path: None,
             },
         }
     }

@@ -1,12 +1,15 @@
 //! The file family: opens of sensitive files, judged by path and, for a
-//! hardlink (a name no rule matches), by inode; each sensitive inode seen
-//! is handed to the kernel to watch (an effect).
+//! hardlink (a name no rule matches), by inode; links and renames of
+//! watched names; each sensitive inode seen is handed to the kernel to
+//! watch (an effect), and forgotten when its number turns out reused.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use super::result_text;
 use crate::abi::{self, InodeKey};
 use crate::event::{Detail, Event, Severity};
+use crate::kernel::{identify, Ident};
 use crate::policy::{Access, FileRule, Policy};
 
 use super::{Cx, Effect};
@@ -15,29 +18,80 @@ pub(crate) const FMODE_WRITE: u32 = 0x2;
 const O_ACCMODE: u32 = 0o3;
 const O_TRUNC: u32 = 0o1000;
 
-/// Sensitive files by inode, (dev, ino) -> (the rule, the path it was
-/// seen under): a hardlink has a name no rule matches.
+/// RENAME_EXCHANGE (renameat2): the two names swap their files.
+const RENAME_EXCHANGE: u32 = 2;
+
+/// A sensitive file known by inode: the rule, the path it was seen under,
+/// and what tells it from a later file given the same inode number.
+#[derive(Clone)]
+struct Known {
+    rule: FileRule,
+    path: String,
+    ident: Ident,
+}
+
+/// Sensitive files by inode, (dev, ino): a hardlink has a name no rule
+/// matches.
 #[derive(Default)]
 pub struct Files {
-    known: HashMap<(u64, u64), (FileRule, String)>,
+    known: HashMap<(u64, u64), Known>,
+}
+
+/// The identity of the file a record opened.
+fn opened_ident(e: &abi::FileEvent) -> Ident {
+    Ident {
+        ftype: e.ftype,
+        gen: (e.ftype != 0).then_some(e.igen),
+    }
 }
 
 impl Files {
-    /// Remembers an existing sensitive file by inode (see `Policy::seed_files`).
+    /// Remembers an existing sensitive file by inode (see `Policy::seed_files`),
+    /// with its identity when the name still holds that inode.
     pub fn know(&mut self, policy: &Policy, key: InodeKey, path: &str) {
         if let Some(rule) = policy.match_file(path, Access::Write) {
-            self.known
-                .insert((key.dev, key.ino), (rule.clone(), path.to_string()));
+            let ident = identify(Path::new(path))
+                .filter(|(k, _)| *k == key)
+                .map(|(_, i)| i)
+                .unwrap_or_default();
+            self.remember(key, rule.clone(), path.to_string(), ident);
         }
+    }
+
+    fn remember(&mut self, key: InodeKey, rule: FileRule, path: String, ident: Ident) {
+        self.known
+            .insert((key.dev, key.ino), Known { rule, path, ident });
+    }
+
+    /// The file known under `key`, when `ident` can be it. One that cannot
+    /// is forgotten: its inode number went to another file (the old one
+    /// lost its last link), whose opens are not the credential's.
+    fn confirmed(&mut self, cx: &mut Cx, key: (u64, u64), ident: &Ident) -> Option<Known> {
+        let k = self.known.get(&key)?;
+        if k.ident.same_as(ident) {
+            return Some(k.clone());
+        }
+        self.known.remove(&key);
+        cx.effects.push(Effect::ForgetInode(InodeKey {
+            dev: key.0,
+            ino: key.1,
+        }));
+        None
     }
 
     /// Judges the files known by inode again under a new policy; those no
     /// rule names any more are forgotten.
     pub fn rejudge(&mut self, policy: &Policy) {
         let known = std::mem::take(&mut self.known);
-        for (key, (_, path)) in known {
-            if let Some(rule) = policy.match_file(&path, Access::Write) {
-                self.known.insert(key, (rule.clone(), path));
+        for (key, k) in known {
+            if let Some(rule) = policy.match_file(&k.path, Access::Write) {
+                self.known.insert(
+                    key,
+                    Known {
+                        rule: rule.clone(),
+                        ..k
+                    },
+                );
             }
         }
     }
@@ -45,6 +99,9 @@ impl Files {
     /// An open the kernel's filter let through, judged by the policy by path
     /// and, for a name no rule matches, by inode.
     pub fn judge(&mut self, cx: &mut Cx, e: &abi::FileEvent) -> Option<Event> {
+        if e.layout == abi::PATH_MOVED {
+            return self.judge_moved(cx, e);
+        }
         // A kill is always reported, whoever it hit.
         if e.action != abi::FILE_KILLED && cx.is_peer_activity(e.hdr.pid) {
             return None;
@@ -58,14 +115,21 @@ impl Files {
         let access = if write { Access::Write } else { Access::Read };
         let opened = e.ret >= 0 && e.layout == abi::PATH_RESOLVED;
         let killed = e.action == abi::FILE_KILLED;
-        let by_inode = self.known.get(&(e.dev, e.ino)).filter(|_| opened);
+        let ident = opened_ident(e);
+        let by_inode = if opened {
+            self.confirmed(cx, (e.dev, e.ino), &ident)
+        } else {
+            None
+        };
         let (rule, same_inode_as) = if killed {
             // The kernel already acted: report it whatever the path says,
             // under the tripwire rule that armed this inode.
             match by_inode {
-                Some((rule, original)) => {
-                    (rule.clone(), Some(original.clone()).filter(|o| *o != path))
-                }
+                Some(Known {
+                    rule,
+                    path: original,
+                    ..
+                }) => (rule, Some(original).filter(|o| *o != path)),
                 None => match cx.policy.match_file(&path, access) {
                     Some(rule) => (rule.clone(), None),
                     None => (Policy::unknown_tripwire(), None),
@@ -75,10 +139,12 @@ impl Files {
             match cx.policy.match_file(&path, access) {
                 Some(rule) => (rule.clone(), None),
                 None => match by_inode {
-                    Some((rule, original))
-                        if (!rule.write_only || access == Access::Write) && *original != path =>
-                    {
-                        (rule.clone(), Some(original.clone()))
+                    Some(Known {
+                        rule,
+                        path: original,
+                        ..
+                    }) if (!rule.write_only || access == Access::Write) && original != path => {
+                        (rule, Some(original))
                     }
                     _ => {
                         cx.stats.filtered += 1;
@@ -87,13 +153,21 @@ impl Files {
                 },
             }
         };
-        if opened && same_inode_as.is_none() && !self.known.contains_key(&(e.dev, e.ino)) {
-            cx.effects.push(Effect::WatchInode(InodeKey {
+        if opened && same_inode_as.is_none() {
+            let key = InodeKey {
                 dev: e.dev,
                 ino: e.ino,
-            }));
-            self.known
-                .insert((e.dev, e.ino), (rule.clone(), path.clone()));
+            };
+            match self.known.get_mut(&(e.dev, e.ino)) {
+                // Seen under its own name: the kernel's word on its
+                // generation, where user space could not learn it.
+                Some(k) if k.path == path && k.ident.gen.is_none() => k.ident = ident,
+                Some(_) => {}
+                None => {
+                    cx.effects.push(Effect::WatchInode(key));
+                    self.remember(key, rule.clone(), path.clone(), ident);
+                }
+            }
         }
         let FileRule {
             kind: category,
@@ -114,9 +188,93 @@ impl Files {
                 resolved: e.layout == abi::PATH_RESOLVED,
                 same_inode_as,
                 action: killed.then_some("killed"),
+                old_path: None,
             },
         );
         if !killed && cx.enrich.runs_program(e.hdr.pid, &expected) {
+            ev.severity = Severity::Info;
+        }
+        Some(ev)
+    }
+
+    /// A link or rename of which one name is watched (the kernel's
+    /// pre-filter). The file under the new name is looked up here: it is
+    /// learned by inode, so its opens under any name are caught.
+    ///
+    /// - The old name is watched, or the file is a known one: a credential
+    ///   given another name, an evasion (at least high).
+    /// - Only the new name is: a file put in place as the credential (a
+    ///   write of it, judged as one), how credentials are written.
+    fn judge_moved(&mut self, cx: &mut Cx, e: &abi::FileEvent) -> Option<Event> {
+        if cx.is_peer_activity(e.hdr.pid) {
+            return None;
+        }
+        let path = abi::file_event_path(e);
+        let old = abi::file_event_old_path(e).unwrap_or_default();
+        let op = match e.syscall {
+            abi::SYS_LINK | abi::SYS_LINKAT => "link",
+            _ => "rename",
+        };
+        let now = identify(Path::new(&path));
+        let known = now.and_then(|(k, i)| self.confirmed(cx, (k.dev, k.ino), &i));
+        let dest = cx.policy.match_file(&path, Access::Write).cloned();
+        let source = cx
+            .policy
+            .match_file(&old, Access::Write)
+            .cloned()
+            .or_else(|| known.as_ref().map(|k| k.rule.clone()));
+        let (rule, severity) = match (source, &dest) {
+            (Some(r), _) => {
+                let s = r.severity.max(Severity::High);
+                (r, s)
+            }
+            (None, Some(r)) => (r.clone(), r.severity),
+            (None, None) => {
+                cx.stats.filtered += 1;
+                return None;
+            }
+        };
+        let same_inode_as = known
+            .as_ref()
+            .map(|k| k.path.clone())
+            .filter(|o| *o != path && *o != old);
+        // The name the credential is known by: the watched one.
+        let name = match (&dest, &known) {
+            (Some(_), _) => path.clone(),
+            (None, Some(k)) => k.path.clone(),
+            (None, None) => old.clone(),
+        };
+        if let Some((key, ident)) = now {
+            if known.is_none() {
+                cx.effects.push(Effect::WatchInode(key));
+                self.remember(key, rule.clone(), name, ident);
+            }
+        }
+        // An exchange put the new name's former file under the old name.
+        if e.syscall == abi::SYS_RENAMEAT2 && e.flags & RENAME_EXCHANGE != 0 {
+            if let (Some(r), Some((key, ident))) = (&dest, identify(Path::new(&old))) {
+                if !self.known.contains_key(&(key.dev, key.ino)) {
+                    cx.effects.push(Effect::WatchInode(key));
+                    self.remember(key, r.clone(), path.clone(), ident);
+                }
+            }
+        }
+        let mut ev = cx.enrich.base(
+            &e.hdr,
+            severity,
+            Detail::File {
+                path,
+                access: op,
+                result: result_text(e.ret as i64),
+                category: rule.kind,
+                rule: rule.pattern,
+                resolved: false,
+                same_inode_as,
+                action: None,
+                old_path: Some(old),
+            },
+        );
+        if cx.enrich.runs_program(e.hdr.pid, &rule.expected) {
             ev.severity = Severity::Info;
         }
         Some(ev)
