@@ -114,3 +114,131 @@ fn a_credential_renamed_into_place_is_learned_and_caught_through_a_later_hardlin
     assert_eq!(e["severity"], "high", "{e}");
     assert_eq!(e["resolved"], true, "{e}");
 }
+
+/// A small ext4 file system on a loop device, mounted at `mnt` until drop:
+/// one block group, so a freed inode number is the next one handed out.
+struct LoopExt4 {
+    mnt: std::path::PathBuf,
+}
+
+impl LoopExt4 {
+    fn new(s: &Scratch) -> LoopExt4 {
+        let img = s.path("fs.img");
+        let mnt = s.path("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?}");
+        ok(Command::new("truncate").arg("-s").arg("8M").arg(&img));
+        ok(Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-N", "64"])
+            .arg(&img));
+        ok(Command::new("mount")
+            .arg("-o")
+            .arg("loop")
+            .arg(&img)
+            .arg(&mnt));
+        LoopExt4 { mnt }
+    }
+}
+
+impl Drop for LoopExt4 {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
+fn ino(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(p).unwrap().ino()
+}
+
+/// A credential deleted while bee-trace runs leaves its inode number to the
+/// next file: a directory (rsync's, in the issue) or a plain file (pip's
+/// temporary file). Opening either is not the credential's read, whether
+/// the credential was found at start or learned from an open. A hardlink of
+/// a credential that is still there is, on the same file system.
+#[test]
+fn an_inode_number_reused_after_a_credential_is_deleted_is_not_the_credential() {
+    if !root_or_skip("an_inode_number_reused_after_a_credential_is_deleted_is_not_the_credential") {
+        return;
+    }
+    let s = Scratch::new("evasion-reuse");
+    let fs = LoopExt4::new(&s);
+    let ssh = fs.mnt.join("home/.ssh");
+    let work = fs.mnt.join("work");
+    std::fs::create_dir_all(&ssh).unwrap();
+    std::fs::create_dir(&work).unwrap();
+    std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let key = |n: &str| {
+        let p = ssh.join(n);
+        std::fs::write(&p, "-----BEGIN OPENSSH PRIVATE KEY----- planted\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        p
+    };
+    let seeded = key("id_rsa");
+    let kept = key("id_ed25519");
+    let kept_link = work.join("kept-link");
+    std::fs::hard_link(&kept, &kept_link).unwrap();
+    let cfg = s.path("policy.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "files:\n  rules:\n    - {{path: \"{}/id_*\", kind: ssh_key, severity: critical}}\n",
+            ssh.display()
+        ),
+    )
+    .unwrap();
+
+    let mon = Monitor::start(
+        &s.0,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--probe-type",
+            "file_monitor",
+        ],
+    );
+    // One credential learned from an open while running.
+    let learned = key("id_ecdsa");
+    let reader = run(Command::new("cat").arg(&learned));
+    wait_event(&mon, "read of the learned key", |e| {
+        e["pid"] == reader && e["type"] == "file"
+    });
+    let (seeded_ino, learned_ino) = (ino(&seeded), ino(&learned));
+    std::fs::remove_file(&seeded).unwrap();
+    let dir = work.join("rsync-dir");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::remove_file(&learned).unwrap();
+    let tmp = work.join("tmp5d6k0jyd");
+    std::fs::write(&tmp, "pip's own bytes\n").unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        ino(&dir),
+        seeded_ino,
+        "the directory did not get the number"
+    );
+    assert_eq!(ino(&tmp), learned_ino, "the file did not get the number");
+
+    let opener = nobody_py(
+        "import os,sys; os.close(os.open(sys.argv[1], os.O_RDONLY)); open(sys.argv[2],'rb').read()",
+        &[&dir, &tmp],
+    );
+    let thief = nobody_py("import sys; open(sys.argv[1],'rb').read()", &[&kept_link]);
+    let stderr_path = mon.stderr_path.clone();
+    let events = mon.stop();
+    eprintln!(
+        "{}",
+        std::fs::read_to_string(stderr_path).unwrap_or_default()
+    );
+
+    assert!(
+        from_pid(&events, "file", opener).is_empty(),
+        "a reused inode number was taken for the credential:\n{}",
+        describe(&events)
+    );
+    let e = only(&events, thief, "read");
+    assert_eq!(e["path"], kept_link.to_str().unwrap(), "{e}");
+    assert_eq!(e["same_inode_as"], kept.to_str().unwrap(), "{e}");
+    assert_eq!(e["category"], "ssh_key", "{e}");
+    assert_eq!(e["severity"], "critical", "{e}");
+    drop(fs);
+}
