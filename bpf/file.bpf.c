@@ -41,6 +41,7 @@ BT_LOST_COUNTER(mem_lost);
 
 /* The policy's pre-filter: its maps and the cheap verdict. */
 #include "file_filter.bpf.h"
+#include "overlay.bpf.h"
 
 /* File records are built here and sent at their used length. */
 struct {
@@ -356,7 +357,7 @@ static __always_inline void on_opened(struct file *f, long ret, const struct ope
 {
 	struct bt_file_cfg *cfg;
 	struct dentry *d;
-	struct inode *inode;
+	struct inode *inode, *real;
 	struct qstr q;
 	__u32 kind, verdict;
 	__u8 action = BT_FILE_OBSERVED;
@@ -383,6 +384,18 @@ static __always_inline void on_opened(struct file *f, long ret, const struct ope
 	if (!cfg)
 		return;
 	verdict = file_verdict(cfg, d, &q, inode, btf);
+	/* An overlay file stands for the real file it opened: watched by that
+	 * one's inode too, and reported by it, which is the inode user space
+	 * knows. */
+	real = bt_overlay_real_inode(f, inode);
+	if (real) {
+		__u32 rv = inode_verdict(real, verdict != 0, false);
+
+		if (rv) {
+			verdict |= rv;
+			inode = real;
+		}
+	}
 	/* Never bee-trace itself: it holds armed tripwires open (O_PATH). */
 	if (!verdict || bt_is_self())
 		return;

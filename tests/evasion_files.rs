@@ -242,3 +242,76 @@ fn an_inode_number_reused_after_a_credential_is_deleted_is_not_the_credential() 
     assert_eq!(e["severity"], "critical", "{e}");
     drop(fs);
 }
+
+/// A watched file of a directory that is an overlay's lower layer, known by
+/// inode from start under its own path, read as uid 65534 through the
+/// overlay (mounted in a private mount namespace) under a path no rule
+/// names: the overlay file stands for the lower one, and is reported as it.
+#[test]
+fn a_watched_file_read_through_an_overlay_is_known_by_its_real_inode() {
+    if !root_or_skip("a_watched_file_read_through_an_overlay_is_known_by_its_real_inode") {
+        return;
+    }
+    let s = Scratch::new("evasion-overlay");
+    for d in ["lower/secret", "upper", "work", "merged"] {
+        std::fs::create_dir_all(s.path(d)).unwrap();
+    }
+    let token = s.path("lower/secret/deploy-token.txt");
+    std::fs::write(&token, "ghp_planted\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let token_s = token.to_str().unwrap();
+    let cfg = s.path("policy.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "files:\n  rules:\n    - {{path: \"{token_s}\", kind: token, severity: critical}}\n"
+        ),
+    )
+    .unwrap();
+    let through = s.path("merged/secret/deploy-token.txt");
+
+    let mon = Monitor::start(
+        &s.0,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--probe-type",
+            "file_monitor",
+        ],
+    );
+    let script = format!(
+        "mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {} && \
+         setpriv --reuid 65534 --regid 65534 --clear-groups cat {}",
+        s.path("lower").display(),
+        s.path("upper").display(),
+        s.path("work").display(),
+        s.path("merged").display(),
+        through.display()
+    );
+    let mut c = Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    let ns = c
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map(|_| ())
+        .ok();
+    assert!(ns.is_some(), "unshare");
+    let events = mon.stop();
+    let reads: Vec<_> = events
+        .iter()
+        .filter(|e| e["type"] == "file" && e["path"] == through.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        reads.len(),
+        1,
+        "expected one read through the overlay:\n{}",
+        describe(&events)
+    );
+    let e = reads[0];
+    assert_eq!(e["comm"], "cat", "{e}");
+    assert_eq!(e["uid"], NOBODY, "{e}");
+    assert_eq!(e["access"], "read", "{e}");
+    assert_eq!(e["same_inode_as"], token_s, "{e}");
+    assert_eq!(e["category"], "token", "{e}");
+    assert_eq!(e["severity"], "critical", "{e}");
+}
