@@ -315,3 +315,46 @@ fn a_watched_file_read_through_an_overlay_is_known_by_its_real_inode() {
     assert_eq!(e["category"], "token", "{e}");
     assert_eq!(e["severity"], "critical", "{e}");
 }
+
+/// A credential created under its own name (O_CREAT) after start is
+/// learned from that open: a hardlink made later reads as the credential,
+/// and the link itself is an evasion event.
+#[test]
+fn a_credential_created_after_start_is_caught_through_a_later_hardlink() {
+    if !root_or_skip("a_credential_created_after_start_is_caught_through_a_later_hardlink") {
+        return;
+    }
+    let s = job_scratch("evasion-create");
+    let cred = s.path("home/.aws/credentials");
+    let innocent = s.path("notes.txt");
+    let cred_s = cred.to_str().unwrap();
+
+    let mon = Monitor::start(&s.0, &["--probe-type", "file_monitor"]);
+    let writer = nobody_py(
+        "import os,sys; os.makedirs(os.path.dirname(sys.argv[1]));\n\
+         f=open(sys.argv[1],'w'); f.write('[default]\\naws_secret_access_key=planted\\n'); f.close()",
+        &[&cred],
+    );
+    wait_event(&mon, "create event", |e| {
+        e["pid"] == writer && e["access"] == "write"
+    });
+    let thief = nobody_py(
+        "import os,sys; os.link(sys.argv[1], sys.argv[2]); open(sys.argv[2],'rb').read()",
+        &[&cred, &innocent],
+    );
+    let events = mon.stop();
+
+    let e = only(&events, writer, "write");
+    assert_eq!(e["path"], cred_s, "{e}");
+    assert_eq!(e["category"], "cloud_credential", "{e}");
+    let e = only(&events, thief, "link");
+    assert_eq!(e["path"], innocent.to_str().unwrap(), "{e}");
+    assert_eq!(e["old_path"], cred_s, "{e}");
+    assert_eq!(e["category"], "cloud_credential", "{e}");
+    assert_eq!(e["severity"], "critical", "{e}");
+    let e = only(&events, thief, "read");
+    assert_eq!(e["path"], innocent.to_str().unwrap(), "{e}");
+    assert_eq!(e["same_inode_as"], cred_s, "{e}");
+    assert_eq!(e["category"], "cloud_credential", "{e}");
+    assert_eq!(e["severity"], "critical", "{e}");
+}
