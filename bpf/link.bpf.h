@@ -184,4 +184,56 @@ int handle_renameat2_exit(struct trace_event_raw_sys_exit *ctx)
 	return moved_exit(ctx->ret, BT_SYS_RENAMEAT2);
 }
 
+/*
+ * The last link of an inode went and its last user let go: ext4 frees the
+ * number for the next file it makes (in the issue, a directory rsync made
+ * was reported as the deleted key). A learned inode (exactly
+ * BT_INODE_WATCH: an armed tripwire's canary is held open, so never freed
+ * while armed) leaves inode_filter here, and user space is told so that it
+ * forgets the file too. Only ext4 has such a tracepoint; elsewhere user
+ * space's identity check (type, generation) tells a reused number apart.
+ */
+struct trace_event_raw_ext4_free_inode___bt {
+	dev_t dev;
+	ino_t ino;
+} __attribute__((preserve_access_index));
+
+SEC("tracepoint/ext4/ext4_free_inode")
+int handle_ext4_free_inode(struct trace_event_raw_ext4_free_inode___bt *ctx)
+{
+	struct bt_inode_key k = { .dev = ctx->dev, .ino = ctx->ino };
+	__u32 slot = k.ino & (BT_INODE_HINTS - 1);
+	struct bt_file_event *e;
+	__u8 *hint;
+	__u32 *v;
+
+	hint = bpf_map_lookup_elem(&inode_hint, &slot);
+	if (!hint || !*hint)
+		return 0;
+	v = bpf_map_lookup_elem(&inode_filter, &k);
+	if (!v || *v != BT_INODE_WATCH)
+		return 0;
+	bpf_map_delete_elem(&inode_filter, &k);
+	e = file_record();
+	if (!e)
+		return 0;
+	bt_fill_header(&e->hdr, BT_EV_FILE);
+	e->ret = 0;
+	e->flags = 0;
+	e->fmode = 0;
+	e->path_flags = 0;
+	e->dev = k.dev;
+	e->ino = k.ino;
+	e->path_depth = 0;
+	e->req_len = 0;
+	e->layout = BT_PATH_RESOLVED;
+	e->syscall = 0;
+	e->action = BT_FILE_FREED;
+	e->ftype = 0;
+	e->new_off = 0;
+	e->igen = 0;
+	send_file(e, NULL, 0);
+	return 0;
+}
+
 #endif

@@ -125,6 +125,9 @@ enum bt_path_layout {
 enum bt_file_action {
 	BT_FILE_OBSERVED = 0,
 	BT_FILE_KILLED = 1, /* the opener was sent SIGKILL (an action: kill inode) */
+	/* Not an access: the watched inode dev/ino was freed (its last link
+	 * and last user gone) and dropped from inode_filter; no path. */
+	BT_FILE_FREED = 2,
 };
 
 /* bt_file_event.syscall */

@@ -266,6 +266,7 @@ same_values!(
     PATH_REQUESTED = bt_path_layout::BT_PATH_REQUESTED,
     FILE_OBSERVED = bt_file_action::BT_FILE_OBSERVED,
     FILE_KILLED = bt_file_action::BT_FILE_KILLED,
+    FILE_FREED = bt_file_action::BT_FILE_FREED,
     SYS_OPENAT = bt_open_sys::BT_SYS_OPENAT,
     SYS_OPENAT2 = bt_open_sys::BT_SYS_OPENAT2,
     SYS_OPEN = bt_open_sys::BT_SYS_OPEN,

@@ -46,6 +46,9 @@ pub const PATH_REQUESTED: u8 = 1;
 /// bt_file_event.action: seen, or the kernel sent the opener SIGKILL.
 pub const FILE_OBSERVED: u8 = 0;
 pub const FILE_KILLED: u8 = 1;
+/// Not an access: the watched inode dev/ino was freed (ext4) and dropped
+/// from the kernel's inode filter.
+pub const FILE_FREED: u8 = 2;
 /// bt_file_event.syscall (0 from the fexit hook, which does not tell).
 pub const SYS_OPENAT: u8 = 1;
 pub const SYS_OPENAT2: u8 = 2;

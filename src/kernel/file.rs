@@ -65,6 +65,13 @@ const LINKS: &[Probe<FileSkel>] = &[
     },
 ];
 
+/// Watched inodes ext4 frees (bpf/link.bpf.h), where ext4's tracepoints
+/// exist.
+const FREES: &[Probe<FileSkel>] = &[Probe {
+    name: "ext4/ext4_free_inode",
+    prog: |s| &s.progs.handle_ext4_free_inode,
+}];
+
 /// Which of `LINKS` the kernel has a tracepoint for (none when files are
 /// not watched).
 fn links_present(tracefs: &Path, sel: Selection) -> [bool; 5] {
@@ -95,10 +102,13 @@ impl Sensors {
         };
         let has_open = crate::sys::has_tracepoint(tracefs, "syscalls", "sys_exit_open");
         let links = links_present(tracefs, sel);
+        let frees = sel.file() && crate::sys::has_tracepoint(tracefs, "ext4", "ext4_free_inode");
         let with_links = |set: &[Probe<FileSkel>]| -> Vec<Probe<FileSkel>> {
             let present = LINKS.iter().zip(links).filter(|(_, h)| *h);
+            let frees = FREES.iter().filter(|_| frees);
             set.iter()
                 .chain(present.map(|(p, _)| p))
+                .chain(frees)
                 .map(|p| Probe {
                     name: p.name,
                     prog: p.prog,
@@ -113,7 +123,12 @@ impl Sensors {
             family,
             |fexit| {
                 let open = has_open && !fexit;
-                let hooks = LoadHooks { open, links, fexit };
+                let hooks = LoadHooks {
+                    open,
+                    links,
+                    frees,
+                    fexit,
+                };
                 Self::load_file(self_tgid, sel, hooks, mem.as_ref(), filter, inodes)
             },
             &fexit,
@@ -133,6 +148,7 @@ impl Sensors {
         let LoadHooks {
             open: has_open,
             links,
+            frees,
             fexit,
         } = hooks;
         let mut open = FileSkelBuilder::default().open(storage())?;
@@ -151,6 +167,7 @@ impl Sensors {
         p.handle_rename_exit.set_autoload(links[2]);
         p.handle_renameat_exit.set_autoload(links[3]);
         p.handle_renameat2_exit.set_autoload(links[4]);
+        p.handle_ext4_free_inode.set_autoload(frees);
         if let Some(mem) = mem {
             open.maps.mem_events.reuse_fd(mem.maps.mem_events.as_fd())?;
             open.maps.mem_lost.reuse_fd(mem.maps.mem_lost.as_fd())?;
@@ -195,11 +212,12 @@ impl Sensors {
     }
 }
 
-/// Which programs `load_file` loads: open(2)'s, each of `LINKS`, and the
-/// fexit set (else the open tracepoints).
+/// Which programs `load_file` loads: open(2)'s, each of `LINKS`, `FREES`,
+/// and the fexit set (else the open tracepoints).
 struct LoadHooks {
     open: bool,
     links: [bool; 5],
+    frees: bool,
     fexit: bool,
 }
 

@@ -102,6 +102,11 @@ impl Files {
         if e.layout == abi::PATH_MOVED {
             return self.judge_moved(cx, e);
         }
+        if e.action == abi::FILE_FREED {
+            // The kernel already dropped it from its filter.
+            self.known.remove(&(e.dev, e.ino));
+            return None;
+        }
         // A kill is always reported, whoever it hit.
         if e.action != abi::FILE_KILLED && cx.is_peer_activity(e.hdr.pid) {
             return None;
