@@ -285,3 +285,7 @@ impl Files {
         Some(ev)
     }
 }
+
+#[cfg(test)]
+#[path = "file_tests.rs"]
+mod tests;
