@@ -473,3 +473,53 @@ fn a_deleted_credentials_inode_leaves_the_kernel_filter_when_ext4_frees_it() {
     );
     drop(fs);
 }
+
+/// A job in its own mount namespace (a container's view: a tmpfs over a
+/// directory the host sees empty) writes a credential by rename: the inode
+/// is found under the job's root, not the host's, so a hardlink made later
+/// in the job reads as the credential.
+#[test]
+fn a_credential_renamed_into_place_in_a_private_mount_namespace_is_learned_there() {
+    if !root_or_skip(
+        "a_credential_renamed_into_place_in_a_private_mount_namespace_is_learned_there",
+    ) {
+        return;
+    }
+    let s = Scratch::new("evasion-ns");
+    let jobdir = s.path("job");
+    std::fs::create_dir(&jobdir).unwrap();
+    let cred = jobdir.join("home/.docker/config.json");
+    let tmp = jobdir.join("home/.docker/cfg-1234");
+    let innocent = jobdir.join("innocent");
+    let cred_s = cred.to_str().unwrap();
+    let mon = Monitor::start(&s.0, &["--probe-type", "file_monitor"]);
+    let nobody = "setpriv --reuid 65534 --regid 65534 --clear-groups /usr/bin/python3 -c";
+    let script = format!(
+        "mount -t tmpfs -o mode=0777 none {job} && \
+         {nobody} 'import os,sys,time; os.makedirs(os.path.dirname(sys.argv[1])); \
+         open(sys.argv[2],\"w\").write(\"{{}}\"); os.rename(sys.argv[2], sys.argv[1]); time.sleep(1)' {cred} {tmp} && \
+         {nobody} 'import os,sys; os.link(sys.argv[1], sys.argv[2]); open(sys.argv[2],\"rb\").read()' {cred} {innocent}",
+        job = jobdir.display(),
+        cred = cred.display(),
+        tmp = tmp.display(),
+        innocent = innocent.display(),
+    );
+    let ns =
+        run(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]));
+    let events = mon.stop();
+    assert!(!cred.exists(), "the credential is the job's alone");
+    let mine = from_tree(&events, "file", ns);
+    let of = |access: &str| -> &serde_json::Value {
+        let v: Vec<_> = mine.iter().filter(|e| e["access"] == access).collect();
+        assert_eq!(v.len(), 1, "one {access} event:\n{}", describe(&events));
+        v[0]
+    };
+    let e = of("rename");
+    assert_eq!(e["path"], cred_s, "{e}");
+    assert_eq!(e["category"], "registry_credential", "{e}");
+    let e = of("read");
+    assert_eq!(e["path"], innocent.to_str().unwrap(), "{e}");
+    assert_eq!(e["same_inode_as"], cred_s, "{e}");
+    assert_eq!(e["category"], "registry_credential", "{e}");
+    assert_eq!(e["uid"], NOBODY, "{e}");
+}

@@ -4,7 +4,7 @@
 //! watch (an effect), and forgotten when its number turns out reused.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::result_text;
 use crate::abi::{self, InodeKey};
@@ -35,6 +35,22 @@ struct Known {
 #[derive(Default)]
 pub struct Files {
     known: HashMap<(u64, u64), Known>,
+}
+
+/// Where bee-trace finds `path` as the process `pid` named it: under its
+/// root (`/proc/<pid>/root`, a container's own mount namespace or chroot),
+/// else its parent's, which shares it and is usually still there when the
+/// renaming program has exited, else as bee-trace sees it.
+fn as_seen_by(pid: u32, ppid: u32, path: &str) -> PathBuf {
+    for p in [pid, ppid].into_iter().filter(|p| *p > 1) {
+        let root = PathBuf::from(format!("/proc/{p}/root"));
+        if std::fs::read_link(&root).is_ok() {
+            let mut at = root.into_os_string();
+            at.push(path);
+            return PathBuf::from(at);
+        }
+    }
+    PathBuf::from(path)
 }
 
 /// The identity of the file a record opened.
@@ -220,7 +236,7 @@ impl Files {
             abi::SYS_LINK | abi::SYS_LINKAT => "link",
             _ => "rename",
         };
-        let now = identify(Path::new(&path));
+        let now = identify(&as_seen_by(e.hdr.pid, e.hdr.ppid, &path));
         let known = now.and_then(|(k, i)| self.confirmed(cx, (k.dev, k.ino), &i));
         let dest = cx.policy.match_file(&path, Access::Write).cloned();
         let source = cx
@@ -257,7 +273,8 @@ impl Files {
         }
         // An exchange put the new name's former file under the old name.
         if e.syscall == abi::SYS_RENAMEAT2 && e.flags & RENAME_EXCHANGE != 0 {
-            if let (Some(r), Some((key, ident))) = (&dest, identify(Path::new(&old))) {
+            let swapped = identify(&as_seen_by(e.hdr.pid, e.hdr.ppid, &old));
+            if let (Some(r), Some((key, ident))) = (&dest, swapped) {
                 if !self.known.contains_key(&(key.dev, key.ino)) {
                     cx.effects.push(Effect::WatchInode(key));
                     self.remember(key, r.clone(), path.clone(), ident);
