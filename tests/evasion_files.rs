@@ -523,3 +523,48 @@ fn a_credential_renamed_into_place_in_a_private_mount_namespace_is_learned_there
     assert_eq!(e["category"], "registry_credential", "{e}");
     assert_eq!(e["uid"], NOBODY, "{e}");
 }
+
+/// renameat2(RENAME_EXCHANGE) of a credential with a file of the job's: the
+/// credential now under the job's name is an evasion, and the job's file
+/// now under the watched name is learned as the credential, so a second
+/// name the job gave that file before reads as the credential.
+#[test]
+fn a_credential_exchanged_with_another_file_is_an_evasion_and_both_files_are_known() {
+    if !root_or_skip(
+        "a_credential_exchanged_with_another_file_is_an_evasion_and_both_files_are_known",
+    ) {
+        return;
+    }
+    let s = job_scratch("evasion-exchange");
+    let cred = s.path("home/.docker/config.json");
+    let decoy = s.path("decoy-file");
+    let kept = s.path("kept-name");
+    let cred_s = cred.to_str().unwrap();
+    let mon = Monitor::start(&s.0, &["--probe-type", "file_monitor"]);
+    let writer = nobody_py(
+        "import os,sys; os.makedirs(os.path.dirname(sys.argv[1])); open(sys.argv[1],'w').write('{}')",
+        &[&cred],
+    );
+    wait_event(&mon, "create event", |e| e["pid"] == writer);
+    let swapper = nobody_py(
+        "import ctypes,os,sys; open(sys.argv[2],'w').write('decoy'); os.link(sys.argv[2], sys.argv[3])\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         assert libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2) == 0, os.strerror(ctypes.get_errno())",
+        &[&cred, &decoy, &kept],
+    );
+    wait_event(&mon, "exchange event", |e| {
+        e["pid"] == swapper && e["access"] == "rename"
+    });
+    let thief = nobody_py("import sys; open(sys.argv[1],'rb').read()", &[&kept]);
+    let events = mon.stop();
+
+    let e = only(&events, swapper, "rename");
+    assert_eq!(e["path"], decoy.to_str().unwrap(), "{e}");
+    assert_eq!(e["old_path"], cred_s, "{e}");
+    assert_eq!(e["category"], "registry_credential", "{e}");
+    assert_eq!(e["severity"], "high", "{e}");
+    let e = only(&events, thief, "read");
+    assert_eq!(e["path"], kept.to_str().unwrap(), "{e}");
+    assert_eq!(e["same_inode_as"], cred_s, "{e}");
+    assert_eq!(e["category"], "registry_credential", "{e}");
+}

@@ -271,13 +271,20 @@ impl Files {
                 self.remember(key, rule.clone(), name, ident);
             }
         }
-        // An exchange put the new name's former file under the old name.
+        // An exchange put the new name's former file under the old name: it
+        // is the credential of whichever of the two names is watched.
         if e.syscall == abi::SYS_RENAMEAT2 && e.flags & RENAME_EXCHANGE != 0 {
+            let by_old = cx.policy.match_file(&old, Access::Write).cloned();
+            let (swapped_rule, swapped_name) = match (by_old, &dest) {
+                (Some(r), _) => (Some(r), old.clone()),
+                (None, Some(r)) => (Some(r.clone()), path.clone()),
+                (None, None) => (None, String::new()),
+            };
             let swapped = identify(&as_seen_by(e.hdr.pid, e.hdr.ppid, &old));
-            if let (Some(r), Some((key, ident))) = (&dest, swapped) {
+            if let (Some(r), Some((key, ident))) = (swapped_rule, swapped) {
                 if !self.known.contains_key(&(key.dev, key.ino)) {
                     cx.effects.push(Effect::WatchInode(key));
-                    self.remember(key, r.clone(), path.clone(), ident);
+                    self.remember(key, r, swapped_name, ident);
                 }
             }
         }
