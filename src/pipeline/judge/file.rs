@@ -18,6 +18,11 @@ pub(crate) const FMODE_WRITE: u32 = 0x2;
 const O_ACCMODE: u32 = 0o3;
 const O_TRUNC: u32 = 0o1000;
 
+/// Files known by inode at most: what the kernel's inode_filter holds
+/// (bpf/file_filter.bpf.h). A job that makes ever more files under watched
+/// names cannot grow the table without bound.
+const KNOWN_MAX: usize = 65536;
+
 /// RENAME_EXCHANGE (renameat2): the two names swap their files.
 const RENAME_EXCHANGE: u32 = 2;
 
@@ -70,13 +75,27 @@ impl Files {
                 .filter(|(k, _)| *k == key)
                 .map(|(_, i)| i)
                 .unwrap_or_default();
-            self.remember(key, rule.clone(), path.to_string(), ident);
+            let _ = self.remember(key, rule.clone(), path.to_string(), ident);
         }
     }
 
-    fn remember(&mut self, key: InodeKey, rule: FileRule, path: String, ident: Ident) {
-        self.known
-            .insert((key.dev, key.ino), Known { rule, path, ident });
+    /// Records a sensitive file by inode; false when the table is full
+    /// (as many as the kernel's inode filter holds) and the file is new.
+    fn remember(&mut self, key: InodeKey, rule: FileRule, path: String, ident: Ident) -> bool {
+        let k = (key.dev, key.ino);
+        if self.known.len() >= KNOWN_MAX && !self.known.contains_key(&k) {
+            return false;
+        }
+        self.known.insert(k, Known { rule, path, ident });
+        true
+    }
+
+    /// Learns a file while running: remembered, and handed to the kernel
+    /// to watch by inode.
+    fn learn(&mut self, cx: &mut Cx, key: InodeKey, rule: FileRule, path: String, ident: Ident) {
+        if self.remember(key, rule, path, ident) {
+            cx.effects.push(Effect::WatchInode(key));
+        }
     }
 
     /// The file known under `key`, when `ident` can be it. One that cannot
@@ -185,8 +204,7 @@ impl Files {
                 Some(k) if k.path == path && k.ident.gen.is_none() => k.ident = ident,
                 Some(_) => {}
                 None => {
-                    cx.effects.push(Effect::WatchInode(key));
-                    self.remember(key, rule.clone(), path.clone(), ident);
+                    self.learn(cx, key, rule.clone(), path.clone(), ident);
                 }
             }
         }
@@ -267,8 +285,7 @@ impl Files {
         };
         if let Some((key, ident)) = now {
             if known.is_none() {
-                cx.effects.push(Effect::WatchInode(key));
-                self.remember(key, rule.clone(), name, ident);
+                self.learn(cx, key, rule.clone(), name, ident);
             }
         }
         // An exchange put the new name's former file under the old name: it
@@ -283,8 +300,7 @@ impl Files {
             let swapped = identify(&as_seen_by(e.hdr.pid, e.hdr.ppid, &old));
             if let (Some(r), Some((key, ident))) = (swapped_rule, swapped) {
                 if !self.known.contains_key(&(key.dev, key.ino)) {
-                    cx.effects.push(Effect::WatchInode(key));
-                    self.remember(key, r, swapped_name, ident);
+                    self.learn(cx, key, r, swapped_name, ident);
                 }
             }
         }

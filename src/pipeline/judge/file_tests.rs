@@ -216,3 +216,17 @@ fn a_rename_onto_a_watched_name_teaches_its_inode_and_a_link_of_it_is_an_evasion
     assert!(none.is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_table_of_known_files_is_bounded_by_the_kernels() {
+    use crate::abi::InodeKey;
+    let mut f = super::Files::default();
+    let rule = Policy::unknown_tripwire();
+    let key = |ino| InodeKey { dev: 1, ino };
+    for ino in 0..super::KNOWN_MAX as u64 {
+        assert!(f.remember(key(ino), rule.clone(), String::new(), Ident::default()));
+    }
+    assert!(!f.remember(key(u64::MAX), rule.clone(), String::new(), Ident::default()));
+    assert!(f.remember(key(7), rule, "/again".into(), Ident::default()));
+    assert_eq!(f.known.len(), super::KNOWN_MAX);
+}
