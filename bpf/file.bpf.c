@@ -44,6 +44,7 @@ BT_LOST_COUNTER(mem_lost);
 /* The policy's pre-filter: its maps and the cheap verdict. */
 #include "file_filter.bpf.h"
 #include "fold.bpf.h"
+#include "overlay.bpf.h"
 
 /* File records are built here and sent at their used length. */
 struct {
@@ -177,6 +178,9 @@ static __always_inline void emit_resolved(struct file *f, struct dentry *d, stru
 	e->fmode = BPF_CORE_READ(f, f_mode);
 	e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	e->ino = BPF_CORE_READ(inode, i_ino);
+	e->ftype = (BPF_CORE_READ(inode, i_mode) >> 12) & 0xf;
+	e->igen = BPF_CORE_READ(inode, i_generation);
+	e->new_off = 0;
 	e->layout = BT_PATH_RESOLVED;
 	e->syscall = sys;
 	e->action = action;
@@ -288,6 +292,9 @@ static __always_inline void emit_requested(struct req_scratch *s, long ret, __u3
 	e->fmode = 0;
 	e->dev = 0;
 	e->ino = 0;
+	e->ftype = 0;
+	e->igen = 0;
+	e->new_off = 0;
 	e->layout = BT_PATH_REQUESTED;
 	e->syscall = sys;
 	e->action = BT_FILE_OBSERVED;
@@ -353,7 +360,7 @@ static __always_inline void on_opened(struct file *f, long ret, const struct ope
 {
 	struct bt_file_cfg *cfg;
 	struct dentry *d;
-	struct inode *inode;
+	struct inode *inode, *real;
 	struct qstr q;
 	__u32 kind, verdict;
 	__u8 action = BT_FILE_OBSERVED;
@@ -380,6 +387,18 @@ static __always_inline void on_opened(struct file *f, long ret, const struct ope
 	if (!cfg)
 		return;
 	verdict = file_verdict(cfg, d, BT_LOAD(btf, f, f_path.mnt), &q, inode, btf);
+	/* An overlay file stands for the real file it opened: watched by that
+	 * one's inode too, and reported by it, which is the inode user space
+	 * knows. */
+	real = bt_overlay_real_inode(f, inode);
+	if (real) {
+		__u32 rv = inode_verdict(real, verdict != 0, false);
+
+		if (rv) {
+			verdict |= rv;
+			inode = real;
+		}
+	}
 	/* Never bee-trace itself: it holds armed tripwires open (O_PATH). */
 	if (!verdict || bt_is_self())
 		return;
@@ -501,3 +520,6 @@ int BPF_PROG(fexit_do_filp_open, int dfd, struct filename *pathname, const struc
 		on_open_failed((long)v, sys);
 	return 0;
 }
+
+/* Links and renames of watched names (their own programs). */
+#include "link.bpf.h"

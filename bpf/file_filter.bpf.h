@@ -246,6 +246,27 @@ static __always_inline struct dentry *shown_parent(struct dentry *d, struct vfsm
 	return parent;
 }
 
+/* The inode part of the verdict: BT_INODE_WATCH when named or when the
+ * inode is watched, with BT_INODE_KILL when it is a tripwire. */
+static __always_inline __u32 inode_verdict(struct inode *inode, bool named, bool btf)
+{
+	__u64 ino;
+	__u8 *hint;
+	__u32 *v;
+
+	/* A named candidate only needs the inode for the tripwire check. */
+	ino = BT_LOAD(btf, inode, i_ino);
+	__u32 slot = ino & (BT_INODE_HINTS - 1);
+	hint = bpf_map_lookup_elem(&inode_hint, &slot);
+	if (!hint || !*hint || (named && !(*hint & BT_INODE_KILL)))
+		return named ? BT_INODE_WATCH : 0;
+	struct bt_inode_key ik = { .dev = BPF_CORE_READ(inode, i_sb, s_dev), .ino = ino };
+	v = bpf_map_lookup_elem(&inode_filter, &ik);
+	if (!v)
+		return named ? BT_INODE_WATCH : 0;
+	return *v | BT_INODE_WATCH;
+}
+
 /* Cheap verdict for an opened file whose dentry is d and name q: 0 when its
  * path cannot match the policy, else BT_INODE_WATCH, with BT_INODE_KILL when
  * its inode is a tripwire. */
@@ -255,10 +276,8 @@ static __always_inline __u32 file_verdict(const struct bt_file_cfg *cfg, struct 
 {
 	struct bt_name_key k;
 	struct dentry *parent;
-	__u32 len = q->len, *v;
+	__u32 len = q->len;
 	bool named = cfg->match_all;
-	__u64 ino;
-	__u8 *hint;
 
 	if (named)
 		goto inode;
@@ -287,17 +306,7 @@ static __always_inline __u32 file_verdict(const struct bt_file_cfg *cfg, struct 
 			named = true;
 	}
 inode:
-	/* A named candidate only needs the inode for the tripwire check. */
-	ino = BT_LOAD(btf, inode, i_ino);
-	__u32 slot = ino & (BT_INODE_HINTS - 1);
-	hint = bpf_map_lookup_elem(&inode_hint, &slot);
-	if (!hint || !*hint || (named && !(*hint & BT_INODE_KILL)))
-		return named ? BT_INODE_WATCH : 0;
-	struct bt_inode_key ik = { .dev = BPF_CORE_READ(inode, i_sb, s_dev), .ino = ino };
-	v = bpf_map_lookup_elem(&inode_filter, &ik);
-	if (!v)
-		return named ? BT_INODE_WATCH : 0;
-	return *v | BT_INODE_WATCH;
+	return inode_verdict(inode, named, btf);
 }
 
 #endif

@@ -146,6 +146,10 @@ pub enum Detail {
         /// sending, since the last report of this open.
         #[serde(skip_serializing_if = "Option::is_none")]
         repeats: Option<u64>,
+        /// A link's or rename's other name: the one the file had (`path`
+        /// is the new one).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        old_path: Option<String>,
     },
     Network {
         /// `connect`, or `sendmsg` for a UDP datagram sent to an address
@@ -331,7 +335,7 @@ pub const FIELDS: &[Field] = &[
         "true when an exec's stdin or stdout is a socket",
     ),
     f("path", FILE, Some(Str), "the opened file's real path"),
-    f("access", FILE, Some(Str), "read or write"),
+    f("access", FILE, Some(Str), "read or write; link or rename"),
     f(
         "result",
         &[Kind::File, Kind::Network, Kind::Memory, Kind::Tamper],
@@ -442,6 +446,7 @@ pub const FIELDS: &[Field] = &[
         Some(Int),
         "a flood's records over the process's share, counted not sent",
     ),
+    f("old_path", FILE, Some(Str), "a link's or rename's old name"),
 ];
 
 /// The fields events of `kind` carry, in table order.
@@ -484,6 +489,7 @@ mod tests {
                 same_inode_as: Some("/root/.ssh/id_ed25519".into()),
                 action: Some("killed"),
                 repeats: Some(41),
+                old_path: Some("/tmp/k".into()),
             },
             Detail::Network {
                 op: "connect",

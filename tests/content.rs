@@ -172,8 +172,14 @@ fn crontab_installing_a_job_is_not_routine() {
         })
         .collect();
     assert!(!got.is_empty(), "{}", describe(&events));
+    // The temporary file's write, and its rename into place.
+    assert!(got.iter().any(|e| e["access"] == "write"), "{got:?}");
+    assert!(
+        got.iter()
+            .any(|e| e["access"] == "rename" && e["path"] == "/var/spool/cron/crontabs/nobody"),
+        "{got:?}"
+    );
     for e in &got {
-        assert_eq!(e["access"], "write", "{e}");
         assert_eq!(e["category"], "scheduled_job", "{e}");
         assert_eq!(
             e["severity"], "high",

@@ -73,6 +73,9 @@ enum bt_path_flags {
 	/* The walk stopped before the root: the path lacks its leading
 	 * components. */
 	BT_PATH_TRUNCATED = 1,
+	/* BT_PATH_MOVED: the new name's part (from new_off) was cut; bit 0
+	 * then speaks for the old name's part. */
+	BT_PATH_NEW_TRUNCATED = 2,
 };
 
 struct bt_header {
@@ -132,12 +135,18 @@ struct bt_exit_event {
 enum bt_path_layout {
 	BT_PATH_RESOLVED = 0, /* path: components of the opened file, leaf first */
 	BT_PATH_REQUESTED = 1, /* path: the requested string, then the base directory's components */
+	/* A link or rename: path holds the old name laid out as
+	 * BT_PATH_REQUESTED, then from new_off the new name, the same way. */
+	BT_PATH_MOVED = 2,
 };
 
 /* bt_file_event.action */
 enum bt_file_action {
 	BT_FILE_OBSERVED = 0,
 	BT_FILE_KILLED = 1, /* the opener was sent SIGKILL (an action: kill inode) */
+	/* Not an access: the watched inode dev/ino was freed (its last link
+	 * and last user gone) and dropped from inode_filter; no path. */
+	BT_FILE_FREED = 2,
 };
 
 /* bt_file_event.syscall */
@@ -145,6 +154,13 @@ enum bt_open_sys {
 	BT_SYS_OPENAT = 1,
 	BT_SYS_OPENAT2 = 2,
 	BT_SYS_OPEN = 3,
+	/* Links and renames (layout BT_PATH_MOVED); far from the opens so
+	 * that new open syscalls keep counting up from 4. */
+	BT_SYS_LINK = 16,
+	BT_SYS_LINKAT = 17,
+	BT_SYS_RENAME = 18,
+	BT_SYS_RENAMEAT = 19,
+	BT_SYS_RENAMEAT2 = 20,
 };
 
 struct bt_file_event {
@@ -161,7 +177,12 @@ struct bt_file_event {
 	__u8 layout;
 	__u8 syscall;
 	__u8 action; /* BT_FILE_* */
-	__u8 _pad[7];
+	/* The opened file's type (i_mode >> 12) and i_generation, which tell a
+	 * reused inode number from the file once learned; 0 when no file was
+	 * opened. */
+	__u8 ftype;
+	__u16 new_off; /* BT_PATH_MOVED: where the new name's part starts in path */
+	__u32 igen;
 	__u8 path[BT_PATH_BUF];
 };
 

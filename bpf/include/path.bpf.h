@@ -38,6 +38,7 @@ struct bt_walk {
 	__u32 off;
 	__u32 flags;
 	__u16 depth;
+	__u32 limit; /* components end before this offset */
 };
 
 /* One step of the walk, run by bpf_loop so the verifier checks it once
@@ -69,7 +70,7 @@ static long bt_walk_step(__u64 i, void *ctx)
 		return 1;
 	n = bpf_probe_read_kernel_str(s->buf + (w->off & BT_PATH_MASK), BT_NAME_MAX,
 				       BPF_CORE_READ(dentry, d_name.name));
-	if (n <= 0 || w->off + n > BT_PATH_MASK)
+	if (n <= 0 || w->off + n > w->limit)
 		return 1; /* full: the path stays marked truncated */
 	w->off += n;
 	w->depth++;
@@ -83,10 +84,12 @@ static long bt_walk_step(__u64 i, void *ctx)
  * offset *off on. Mount points are crossed so the result is the absolute path
  * in the initial mount namespace. Returns the scratch buffer (NULL on
  * failure) and sets *depth, and *flags to BT_PATH_TRUNCATED when the root was
- * not reached.
+ * not reached. bt_walk_path_to stops the components before offset limit
+ * (at most BT_PATH_MASK), leaving the rest of the buffer to another path.
  */
 static __always_inline struct bt_path_scratch *
-bt_walk_path(struct dentry *dentry, struct vfsmount *vfsmnt, __u32 *off, __u16 *depth, __u32 *flags)
+bt_walk_path_to(struct dentry *dentry, struct vfsmount *vfsmnt, __u32 *off, __u16 *depth,
+		__u32 *flags, __u32 limit)
 {
 	struct bt_walk w = {
 		.dentry = dentry,
@@ -94,6 +97,7 @@ bt_walk_path(struct dentry *dentry, struct vfsmount *vfsmnt, __u32 *off, __u16 *
 		.off = *off,
 		.flags = BT_PATH_TRUNCATED,
 		.depth = 0,
+		.limit = limit,
 	};
 	__u32 zero = 0;
 
@@ -102,6 +106,12 @@ bt_walk_path(struct dentry *dentry, struct vfsmount *vfsmnt, __u32 *off, __u16 *
 	*depth = w.depth;
 	*flags = w.flags;
 	return bpf_map_lookup_elem(&bt_path_buf, &zero);
+}
+
+static __always_inline struct bt_path_scratch *
+bt_walk_path(struct dentry *dentry, struct vfsmount *vfsmnt, __u32 *off, __u16 *depth, __u32 *flags)
+{
+	return bt_walk_path_to(dentry, vfsmnt, off, depth, flags, BT_PATH_MASK);
 }
 
 #endif

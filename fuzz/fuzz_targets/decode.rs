@@ -7,6 +7,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(raw) = bee_trace::abi::decode(data) {
         if let bee_trace::abi::Raw::File(f) = &raw {
             let _ = bee_trace::abi::file_event_path(f);
+            let _ = bee_trace::abi::file_event_old_path(f);
         }
     }
 });

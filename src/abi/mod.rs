@@ -8,7 +8,8 @@ mod decode;
 mod text;
 pub use decode::{decode, DecodeError, Raw};
 pub use text::{
-    cstr, dns_key, dns_name_text, file_event_path, join_components, resolve_lexically, split_argv,
+    cstr, dns_key, dns_name_text, file_event_old_path, file_event_path, join_components,
+    resolve_lexically, split_argv,
 };
 
 pub const COMM_LEN: usize = 16;
@@ -49,10 +50,23 @@ pub const PATH_REQUESTED: u8 = 1;
 /// bt_file_event.action: seen, or the kernel sent the opener SIGKILL.
 pub const FILE_OBSERVED: u8 = 0;
 pub const FILE_KILLED: u8 = 1;
+/// Not an access: the watched inode dev/ino was freed (ext4) and dropped
+/// from the kernel's inode filter.
+pub const FILE_FREED: u8 = 2;
 /// bt_file_event.syscall (0 from the fexit hook, which does not tell).
 pub const SYS_OPENAT: u8 = 1;
 pub const SYS_OPENAT2: u8 = 2;
 pub const SYS_OPEN: u8 = 3;
+/// bt_file_event.syscall of links and renames (layout PATH_MOVED).
+pub const SYS_LINK: u8 = 16;
+pub const SYS_LINKAT: u8 = 17;
+pub const SYS_RENAME: u8 = 18;
+pub const SYS_RENAMEAT: u8 = 19;
+pub const SYS_RENAMEAT2: u8 = 20;
+/// A link or rename: the old name, then from new_off the new name.
+pub const PATH_MOVED: u8 = 2;
+/// PATH_MOVED: the new name's part was cut.
+pub const PATH_NEW_TRUNCATED: u32 = 2;
 /// inode_filter values and inode_hint bits.
 pub const INODE_WATCH: u8 = 1;
 pub const INODE_KILL: u8 = 2;
@@ -134,7 +148,9 @@ pub struct FileEvent {
     pub layout: u8,
     pub syscall: u8,
     pub action: u8,
-    pub _pad: [u8; 7],
+    pub ftype: u8,
+    pub new_off: u16,
+    pub igen: u32,
     pub path: [u8; PATH_BUF],
 }
 

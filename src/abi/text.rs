@@ -108,15 +108,44 @@ pub fn resolve_lexically(base: &str, rel: &str) -> String {
 pub fn file_event_path(e: &FileEvent) -> String {
     let len = (e.path_len as usize).min(PATH_BUF);
     let truncated = e.path_flags & PATH_TRUNCATED != 0;
-    if e.layout != PATH_REQUESTED {
-        return join_components(&e.path, 0, len, truncated).0;
+    match e.layout {
+        PATH_REQUESTED => requested_path(&e.path[..len], e.req_len as usize, truncated),
+        PATH_MOVED => {
+            let start = (e.new_off as usize).min(len);
+            let part = &e.path[start..len];
+            let req = part
+                .iter()
+                .position(|&b| b == 0)
+                .map_or(part.len(), |i| i + 1);
+            requested_path(part, req, e.path_flags & PATH_NEW_TRUNCATED != 0)
+        }
+        _ => join_components(&e.path, 0, len, truncated).0,
     }
-    let req_len = (e.req_len as usize).min(len);
-    let requested = cstr(&e.path[..req_len]);
+}
+
+/// A link's or rename's old name (layout PATH_MOVED), else None.
+pub fn file_event_old_path(e: &FileEvent) -> Option<String> {
+    if e.layout != PATH_MOVED {
+        return None;
+    }
+    let end = (e.new_off as usize).min(e.path_len as usize).min(PATH_BUF);
+    let truncated = e.path_flags & PATH_TRUNCATED != 0;
+    Some(requested_path(
+        &e.path[..end],
+        e.req_len as usize,
+        truncated,
+    ))
+}
+
+/// A requested string (the first `req_len` bytes of `part`, its NUL
+/// included) made absolute against the directory whose components follow.
+fn requested_path(part: &[u8], req_len: usize, truncated: bool) -> String {
+    let req_len = req_len.min(part.len());
+    let requested = cstr(&part[..req_len]);
     if requested.starts_with('/') {
         return resolve_lexically("/", &requested);
     }
-    let (base, _) = join_components(&e.path, req_len, len, truncated);
+    let (base, _) = join_components(part, req_len, part.len(), truncated);
     resolve_lexically(&base, &requested)
 }
 
@@ -198,7 +227,9 @@ mod tests {
             layout: PATH_REQUESTED,
             syscall: 1,
             action: 0,
-            _pad: [0; 7],
+            ftype: 0,
+            new_off: 0,
+            igen: 0,
             path: [0; PATH_BUF],
         };
         let bytes = b"../.aws/credentials\0work\0home\0";
@@ -206,6 +237,55 @@ mod tests {
         e.req_len = 20;
         e.path_len = bytes.len() as u16;
         assert_eq!(file_event_path(&e), "/home/.aws/credentials");
+    }
+
+    #[test]
+    fn moved_paths_are_the_old_then_the_new_name_each_joined_to_its_directory() {
+        let mut e = FileEvent {
+            hdr: Header::default(),
+            ret: 0,
+            flags: 0,
+            fmode: 0,
+            path_flags: 0,
+            dev: 0,
+            ino: 0,
+            path_len: 0,
+            path_depth: 0,
+            req_len: 0,
+            layout: PATH_MOVED,
+            syscall: SYS_RENAME,
+            action: 0,
+            ftype: 0,
+            new_off: 0,
+            igen: 0,
+            path: [0; PATH_BUF],
+        };
+        let old = b"cfg.tmp\0.docker\0home\0";
+        let new = b"/home/u/.docker/config.json\0";
+        e.path[..old.len()].copy_from_slice(old);
+        e.path[old.len()..old.len() + new.len()].copy_from_slice(new);
+        e.layout = PATH_MOVED;
+        e.req_len = 8;
+        e.new_off = old.len() as u16;
+        e.path_len = (old.len() + new.len()) as u16;
+        assert_eq!(file_event_path(&e), "/home/u/.docker/config.json");
+        assert_eq!(
+            file_event_old_path(&e).as_deref(),
+            Some("/home/.docker/cfg.tmp")
+        );
+        // A relative new name is joined to its own directory, and its cut
+        // is flagged apart from the old name's.
+        let new = b"config.json\0.docker\0u\0";
+        e.path[old.len()..old.len() + new.len()].copy_from_slice(new);
+        e.path_len = (old.len() + new.len()) as u16;
+        e.path_flags = PATH_NEW_TRUNCATED;
+        assert_eq!(file_event_path(&e), "/.../u/.docker/config.json");
+        assert_eq!(
+            file_event_old_path(&e).as_deref(),
+            Some("/home/.docker/cfg.tmp")
+        );
+        e.layout = PATH_RESOLVED;
+        assert_eq!(file_event_old_path(&e), None);
     }
 
     #[test]

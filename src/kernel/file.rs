@@ -6,7 +6,7 @@ use std::path::Path;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
-use super::file_filter::{add_inode, apply_file_filter};
+use super::file_filter::{add_inode, apply_file_filter, remove_inode};
 use super::hooks::HookMode;
 use super::mem::MemSkel;
 use super::{storage, Family, Probe, Selection, Sensors};
@@ -41,6 +41,50 @@ const TRACEPOINTS: &[Probe<FileSkel>] = &[
     },
 ];
 
+/// Links and renames (bpf/link.bpf.h), hooked by tracepoint whatever
+/// carries the opens: each is loaded only where the kernel has its
+/// syscall (link and rename are not on arm64).
+const LINKS: &[Probe<FileSkel>] = &[
+    Probe {
+        name: "syscalls/sys_exit_link",
+        prog: |s| &s.progs.handle_link_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_linkat",
+        prog: |s| &s.progs.handle_linkat_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_rename",
+        prog: |s| &s.progs.handle_rename_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_renameat",
+        prog: |s| &s.progs.handle_renameat_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_renameat2",
+        prog: |s| &s.progs.handle_renameat2_exit,
+    },
+];
+
+/// Watched inodes ext4 frees (bpf/link.bpf.h), where ext4's tracepoints
+/// exist.
+const FREES: &[Probe<FileSkel>] = &[Probe {
+    name: "ext4/ext4_free_inode",
+    prog: |s| &s.progs.handle_ext4_free_inode,
+}];
+
+/// Which of `LINKS` the kernel has a tracepoint for (none when files are
+/// not watched).
+fn links_present(tracefs: &Path, sel: Selection) -> [bool; 5] {
+    let mut have = [false; 5];
+    for (h, p) in have.iter_mut().zip(LINKS) {
+        let name = p.name.trim_start_matches("syscalls/");
+        *h = sel.file() && crate::sys::has_tracepoint(tracefs, "syscalls", name);
+    }
+    have
+}
+
 impl Sensors {
     /// The open programs serve both families: file opens for one,
     /// /proc/<pid>/{mem,environ,maps} opens for the other.
@@ -59,17 +103,38 @@ impl Sensors {
             Family::Memory
         };
         let has_open = crate::sys::has_tracepoint(tracefs, "syscalls", "sys_exit_open");
-        let tracepoints = &TRACEPOINTS[..if has_open { 3 } else { 2 }];
+        let links = links_present(tracefs, sel);
+        let frees = sel.file() && crate::sys::has_tracepoint(tracefs, "ext4", "ext4_free_inode");
+        let with_links = |set: &[Probe<FileSkel>]| -> Vec<Probe<FileSkel>> {
+            let present = LINKS.iter().zip(links).filter(|(_, h)| *h);
+            let frees = FREES.iter().filter(|_| frees);
+            set.iter()
+                .chain(present.map(|(p, _)| p))
+                .chain(frees)
+                .map(|p| Probe {
+                    name: p.name,
+                    prog: p.prog,
+                })
+                .collect()
+        };
+        let tracepoints = with_links(&TRACEPOINTS[..if has_open { 3 } else { 2 }]);
+        let fexit = with_links(FEXIT);
         let mem = self.mem.take();
         self.file = self.hook_family(
             hooks,
             family,
             |fexit| {
                 let open = has_open && !fexit;
-                Self::load_file(self_tgid, sel, open, mem.as_ref(), filter, inodes, fexit)
+                let hooks = LoadHooks {
+                    open,
+                    links,
+                    frees,
+                    fexit,
+                };
+                Self::load_file(self_tgid, sel, hooks, mem.as_ref(), filter, inodes)
             },
-            FEXIT,
-            tracepoints,
+            &fexit,
+            &tracepoints,
         );
         self.mem = mem;
     }
@@ -77,12 +142,17 @@ impl Sensors {
     fn load_file(
         self_tgid: u32,
         sel: Selection,
-        has_open: bool,
+        hooks: LoadHooks,
         mem: Option<&MemSkel<'static>>,
         filter: &KernelFilter,
         inodes: &[(InodeKey, u8)],
-        fexit: bool,
     ) -> libbpf_rs::Result<FileSkel<'static>> {
+        let LoadHooks {
+            open: has_open,
+            links,
+            frees,
+            fexit,
+        } = hooks;
         let mut open = FileSkelBuilder::default().open(storage())?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.self_tgid = self_tgid;
@@ -94,6 +164,12 @@ impl Sensors {
         p.handle_openat2_exit.set_autoload(!fexit);
         p.handle_open_exit.set_autoload(!fexit && has_open);
         p.fexit_do_filp_open.set_autoload(fexit);
+        p.handle_link_exit.set_autoload(links[0]);
+        p.handle_linkat_exit.set_autoload(links[1]);
+        p.handle_rename_exit.set_autoload(links[2]);
+        p.handle_renameat_exit.set_autoload(links[3]);
+        p.handle_renameat2_exit.set_autoload(links[4]);
+        p.handle_ext4_free_inode.set_autoload(frees);
         if let Some(mem) = mem {
             open.maps.mem_events.reuse_fd(mem.maps.mem_events.as_fd())?;
             open.maps.mem_lost.reuse_fd(mem.maps.mem_lost.as_fd())?;
@@ -108,6 +184,16 @@ impl Sensors {
         if let Some(s) = &self.file {
             if let Err(e) = add_inode(s, &key, INODE_WATCH) {
                 log::debug!("inode filter full or refused: {e}");
+            }
+        }
+    }
+
+    /// Forgets an inode learned while running that turned out to be
+    /// another file now (its number was reused).
+    pub fn forget_inode(&self, key: InodeKey) {
+        if let Some(s) = &self.file {
+            if let Err(e) = remove_inode(s, &key) {
+                log::debug!("inode filter refused a removal: {e}");
             }
         }
     }
@@ -175,6 +261,15 @@ impl Sensors {
     }
 }
 
+/// Which programs `load_file` loads: open(2)'s, each of `LINKS`, `FREES`,
+/// and the fexit set (else the open tracepoints).
+struct LoadHooks {
+    open: bool,
+    links: [bool; 5],
+    frees: bool,
+    fexit: bool,
+}
+
 /// The kernel's dev_t for a userspace st_dev (major << 20 | minor).
 pub fn kernel_dev(st_dev: u64) -> u64 {
     let major = libc::major(st_dev) as u64;
@@ -215,4 +310,78 @@ fn seed_inode(path: &std::path::Path) -> Option<(u64, u64)> {
     }
     let m = std::fs::metadata(path).ok()?;
     (st.uid == 0 || m.uid() == st.uid).then(|| (m.dev(), m.ino()))
+}
+
+/// What tells a file from a later one that got its inode number: the type
+/// (`i_mode >> 12`, 0 unknown) and the generation (`i_generation`, where the
+/// file system tells it), as the kernel's file records carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ident {
+    pub ftype: u8,
+    pub gen: Option<u32>,
+}
+
+impl Ident {
+    /// Whether a file seen as `other` can be the one recorded as `self`:
+    /// what either side does not know does not count against it.
+    pub fn same_as(&self, other: &Ident) -> bool {
+        let ftype = self.ftype == 0 || other.ftype == 0 || self.ftype == other.ftype;
+        let gen = match (self.gen, other.gen) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        ftype && gen
+    }
+}
+
+/// The inode a name holds now, with its identity, for watching by inode;
+/// a link is followed only as `seed_inode` follows it.
+pub fn identify(path: &Path) -> Option<(InodeKey, Ident)> {
+    use std::os::unix::fs::MetadataExt;
+    let (parent, name) = crate::fsafe::split(path).ok()?;
+    let dir = crate::fsafe::Dir::open(&parent).ok()?;
+    let (fd, st) = dir.path_fd(&name).ok()?;
+    let key = |dev, ino| InodeKey {
+        dev: kernel_dev(dev),
+        ino,
+    };
+    if st.is_symlink() {
+        let m = std::fs::metadata(path).ok()?;
+        let ident = Ident {
+            ftype: ((m.mode() >> 12) & 0xf) as u8,
+            gen: None,
+        };
+        return (st.uid == 0 || m.uid() == st.uid).then(|| (key(m.dev(), m.ino()), ident));
+    }
+    let ident = Ident {
+        ftype: ((st.mode >> 12) & 0xf) as u8,
+        gen: st.is_file().then(|| generation(&fd)).flatten(),
+    };
+    Some((key(st.dev, st.ino), ident))
+}
+
+/// FS_IOC_GETVERSION, _IOR('v', 1, long): the inode's generation.
+const FS_IOC_GETVERSION: libc::c_ulong = 0x8008_7601;
+
+/// The generation of the regular file behind the O_PATH descriptor `fd`,
+/// where its file system tells it (ext4, btrfs; not tmpfs). The ioctl needs
+/// a descriptor open for reading: the O_PATH one is reopened through
+/// /proc/self/fd, which reaches the same inode, never a name swapped in.
+fn generation(fd: &std::os::fd::OwnedFd) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .ok()?;
+    let (a, b) = (crate::fsafe::fstat(&f).ok()?, crate::fsafe::fstat(fd).ok()?);
+    if !a.is_file() || (a.dev, a.ino) != (b.dev, b.ino) {
+        return None;
+    }
+    let mut gen: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETVERSION writes at most a long through the pointer,
+    // which points at one.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), FS_IOC_GETVERSION as _, &mut gen) };
+    (r == 0).then_some(gen as u32)
 }

@@ -133,6 +133,17 @@ pub(super) fn add_inode(
     )
 }
 
+/// Stops watching an inode learned while running (exactly INODE_WATCH: a
+/// tripwire stays armed). Its hint slot stays: other inodes may share it.
+pub(super) fn remove_inode(skel: &FileSkel<'static>, k: &InodeKey) -> libbpf_rs::Result<()> {
+    let filter = &skel.maps.inode_filter;
+    let watch = u32::from(INODE_WATCH).to_ne_bytes();
+    match filter.lookup(as_bytes(k), MapFlags::ANY)? {
+        Some(v) if v == watch => filter.delete(as_bytes(k)),
+        _ => Ok(()),
+    }
+}
+
 fn set_byte(set: &mut [u64; 4], c: u8) {
     set[usize::from(c >> 6)] |= 1 << (c & 63);
 }

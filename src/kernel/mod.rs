@@ -28,7 +28,7 @@ use egress::EgressSkel;
 pub use egress_learned::Egress;
 pub use egress_maps::EgressMaps;
 use file::FileSkel;
-pub use file::{kernel_dev, seed_inodes, FoldCounts};
+pub use file::{identify, kernel_dev, seed_inodes, FoldCounts, Ident};
 use guard::TamperSkel;
 pub use guard::{Drift, LinkBaseline, OwnObject};
 pub use hooks::{HookChoice, HookMode, PROBING};

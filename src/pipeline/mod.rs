@@ -51,6 +51,9 @@ pub enum Effect {
     },
     /// Drop learned addresses whose TTL ran out from the egress maps.
     ExpireLearned,
+    /// A learned inode is another file now (its number was reused): stop
+    /// reporting its opens by inode.
+    ForgetInode(InodeKey),
 }
 
 /// Counts for the summary and the reports.

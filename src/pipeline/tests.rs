@@ -37,7 +37,9 @@ fn file_event(path_leaf_first: &[u8], ret: i32, fmode: u32, comm: &str) -> FileE
         layout: abi::PATH_RESOLVED,
         syscall: 1,
         action: 0,
-        _pad: [0; 7],
+        ftype: 0,
+        new_off: 0,
+        igen: 0,
         path: [0; PATH_BUF],
     };
     e.path[..path_leaf_first.len()].copy_from_slice(path_leaf_first);

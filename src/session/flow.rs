@@ -78,6 +78,11 @@ impl Flow {
                         s.watch_inode(key);
                     }
                 }
+                Effect::ForgetInode(key) => {
+                    if let Some(s) = sensors.as_deref() {
+                        s.forget_inode(key);
+                    }
+                }
                 Effect::LearnAddr { name, ip, ttl } => self.pipeline.egress.learn(&name, ip, ttl),
                 Effect::ExpireLearned => self.pipeline.egress.expire(),
             }

@@ -46,14 +46,16 @@ pub fn human(e: &Event) -> String {
             category,
             action,
             repeats,
+            old_path,
             ..
-        } => match (action, repeats) {
-            (Some(a), _) => format!(
+        } => match (action, repeats, old_path) {
+            (Some(a), _, _) => format!(
                 "{access} {path} ({category}, {result}) {}",
                 a.to_uppercase()
             ),
-            (None, Some(n)) => format!("{access} {path} ({category}, {result}) {n} more times"),
-            (None, None) => format!("{access} {path} ({category}, {result})"),
+            (None, Some(n), _) => format!("{access} {path} ({category}, {result}) {n} more times"),
+            (None, None, Some(old)) => format!("{access} {old} -> {path} ({category}, {result})"),
+            (None, None, None) => format!("{access} {path} ({category}, {result})"),
         },
         Detail::Network { .. } => network_text(&e.detail),
         Detail::Memory {
@@ -198,6 +200,7 @@ pub(crate) mod tests {
                 same_inode_as: None,
                 action: None,
                 repeats: None,
+                old_path: None,
             },
         }
     }

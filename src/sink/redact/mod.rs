@@ -276,10 +276,11 @@ impl Redactor {
             Detail::File {
                 path,
                 same_inode_as,
+                old_path,
                 ..
             } => {
                 *path = self.text(path);
-                if let Some(p) = same_inode_as {
+                for p in [same_inode_as, old_path].into_iter().flatten() {
                     *p = self.text(p);
                 }
             }
