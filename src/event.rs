@@ -113,6 +113,14 @@ pub enum Detail {
         argv_truncated: Option<bool>,
         #[serde(skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,
+        /// A script the exec ran (the executable is its interpreter): the
+        /// name exec was given, made absolute, or an interpreter's script
+        /// argument.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        script: Option<String>,
+        /// The executable is a file no directory names (a memfd).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fileless: Option<bool>,
     },
     File {
         path: String,
@@ -162,6 +170,9 @@ pub enum Detail {
         request: Option<String>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         target_secret_env: Vec<String>,
+        /// For the /proc kinds: which /proc/<pid> file was opened.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        proc_file: Option<&'static str>,
     },
     /// Something done to bee-trace itself (pipeline/judge/tamper.rs).
     Tamper {
@@ -393,6 +404,24 @@ pub const FIELDS: &[Field] = &[
         Some(Str),
         "what a self-check found changed",
     ),
+    f(
+        "script",
+        PROCESS,
+        Some(Str),
+        "the script an exec ran through its interpreter",
+    ),
+    f(
+        "fileless",
+        PROCESS,
+        Some(Bool),
+        "the executable is a file no directory names (memfd)",
+    ),
+    f(
+        "proc_file",
+        MEMORY,
+        Some(Str),
+        "the /proc/<pid> file opened (mem, maps, smaps ...)",
+    ),
 ];
 
 /// The fields events of `kind` carry, in table order.
@@ -421,6 +450,8 @@ mod tests {
                 argv: vec!["sh".into()],
                 argv_truncated: Some(true),
                 exit_code: Some(0),
+                script: Some("/tmp/x.sh".into()),
+                fileless: Some(true),
             },
             Detail::File {
                 path: "/root/.ssh/id_rsa".into(),
@@ -451,6 +482,7 @@ mod tests {
                 result: "ok".into(),
                 request: Some("PTRACE_ATTACH".into()),
                 target_secret_env: vec!["GITHUB_TOKEN".into()],
+                proc_file: Some("environ"),
             },
             Detail::Tamper {
                 op: "integrity",

@@ -64,6 +64,10 @@ enum bt_path_flags {
 	/* The walk stopped before the root: the path lacks its leading
 	 * components. */
 	BT_PATH_TRUNCATED = 1,
+	/* exe_flags: the executable's dentry has no parent (a memfd, an
+	 * O_TMPFILE never linked: a file no directory names); exe holds its
+	 * dentry name alone. */
+	BT_PATH_DETACHED = 2,
 };
 
 struct bt_header {
@@ -94,7 +98,15 @@ struct bt_exec_event {
 	__u32 exe_uid;
 	__u32 exe_mode;
 	__u8 argv[BT_ARGV_BUF];
+	/* exe_len bytes of executable components; when the program run was a
+	 * script (the kernel ran an interpreter for it), the script's name as
+	 * exec was given it follows at exe[exe_len], script_len bytes with its
+	 * NUL, and for a relative name the working directory's components
+	 * after that, script_depth of them, leaf first. */
 	__u8 exe[BT_PATH_BUF];
+	__u16 script_len;   /* 0: not a script */
+	__u16 script_depth;
+	__u32 script_flags; /* BT_PATH_TRUNCATED: the name or directory was cut */
 };
 
 struct bt_fork_event {
@@ -302,6 +314,17 @@ enum bt_mem_kind {
 	BT_MEM_PROC_MEM = 4,
 	BT_MEM_PROC_ENVIRON = 5,
 	BT_MEM_PROC_MAPS = 6,
+	/* More views of the memory layout, reported as the maps-listing step
+	 * (kind proc_maps, proc_file names which). */
+	BT_MEM_PROC_SMAPS = 7,
+	BT_MEM_PROC_SMAPS_ROLLUP = 8,
+	BT_MEM_PROC_PAGEMAP = 9,
+	/* prlimit64(RLIMIT_CORE) on another process: request is the new soft
+	 * limit (-1: unlimited). */
+	BT_MEM_CORE_LIMIT = 10,
+	/* A core-dumping signal sent to another process whose RLIMIT_CORE is
+	 * not 0: its memory goes to a core file. request is the signal. */
+	BT_MEM_CORE_SIGNAL = 11,
 };
 
 struct bt_mem_event {
@@ -356,7 +379,7 @@ struct bt_file_cfg {
 };
 
 _Static_assert(sizeof(struct bt_header) == 56, "bt_header layout");
-_Static_assert(sizeof(struct bt_exec_event) == 5472, "bt_exec_event layout");
+_Static_assert(sizeof(struct bt_exec_event) == 5480, "bt_exec_event layout");
 _Static_assert(sizeof(struct bt_fork_event) == 64, "bt_fork_event layout");
 _Static_assert(sizeof(struct bt_exit_event) == 64, "bt_exit_event layout");
 _Static_assert(sizeof(struct bt_file_event) == 4456, "bt_file_event layout");

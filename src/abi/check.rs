@@ -84,6 +84,9 @@ same_layout!(
         exe_mode,
         argv,
         exe,
+        script_len,
+        script_depth,
+        script_flags,
     }
 );
 same_layout!(
@@ -260,6 +263,7 @@ same_values!(
     AF_INET = bt_af::BT_AF_INET,
     AF_INET6 = bt_af::BT_AF_INET6,
     PATH_TRUNCATED = bt_path_flags::BT_PATH_TRUNCATED,
+    PATH_DETACHED = bt_path_flags::BT_PATH_DETACHED,
     PATH_RESOLVED = bt_path_layout::BT_PATH_RESOLVED,
     PATH_REQUESTED = bt_path_layout::BT_PATH_REQUESTED,
     FILE_OBSERVED = bt_file_action::BT_FILE_OBSERVED,
@@ -276,6 +280,11 @@ same_values!(
     MEM_PROC_MEM = bt_mem_kind::BT_MEM_PROC_MEM,
     MEM_PROC_ENVIRON = bt_mem_kind::BT_MEM_PROC_ENVIRON,
     MEM_PROC_MAPS = bt_mem_kind::BT_MEM_PROC_MAPS,
+    MEM_PROC_SMAPS = bt_mem_kind::BT_MEM_PROC_SMAPS,
+    MEM_PROC_SMAPS_ROLLUP = bt_mem_kind::BT_MEM_PROC_SMAPS_ROLLUP,
+    MEM_PROC_PAGEMAP = bt_mem_kind::BT_MEM_PROC_PAGEMAP,
+    MEM_CORE_LIMIT = bt_mem_kind::BT_MEM_CORE_LIMIT,
+    MEM_CORE_SIGNAL = bt_mem_kind::BT_MEM_CORE_SIGNAL,
     TAMPER_BPF = bt_tamper_kind::BT_TAMPER_BPF,
     TAMPER_SIGNAL = bt_tamper_kind::BT_TAMPER_SIGNAL,
     OBJ_MAP = bt_obj_type::BT_OBJ_MAP,

@@ -113,6 +113,7 @@ fn full() -> Report {
                 result: "EPERM".into(),
                 request: None,
                 target_secret_env: Vec::new(),
+                proc_file: None,
             },
         ),
         event(
@@ -123,6 +124,8 @@ fn full() -> Report {
                 argv: vec!["curl".into(), "-d".into(), "@key".into()],
                 argv_truncated: None,
                 exit_code: None,
+                script: None,
+                fileless: None,
             },
         ),
     ];
@@ -295,6 +298,8 @@ fn counts_are_keyed_by_type_then_severity_name() {
             argv: Vec::new(),
             argv_truncated: None,
             exit_code: None,
+            script: None,
+            fileless: None,
         },
     ));
     let mut e = event(
@@ -305,6 +310,8 @@ fn counts_are_keyed_by_type_then_severity_name() {
             argv: Vec::new(),
             argv_truncated: None,
             exit_code: Some(0),
+            script: None,
+            fileless: None,
         },
     );
     stats.count(&e);

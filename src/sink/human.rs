@@ -228,6 +228,8 @@ pub(crate) mod tests {
             argv: vec!["sh".into(), "a\nb".into(), "\u{85}".into()],
             argv_truncated: None,
             exit_code: None,
+            script: None,
+            fileless: None,
         };
         let line = human(&e);
         assert!(line.contains("sh 'a\\x0ab' '\\u{85}'"), "{line}");

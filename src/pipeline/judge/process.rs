@@ -1,5 +1,7 @@
 //! The process family: execs and exits keep the process table current
-//! and, with `--probe-type all`, are events themselves.
+//! and, with `--probe-type all`, are events themselves. An exec of a file
+//! no directory names (a memfd) is a warning whatever the probe type; a
+//! script run directly, or named to an interpreter, is named in `script`.
 
 use crate::abi;
 use crate::event::{Detail, Event, Severity};
@@ -11,8 +13,12 @@ use super::Cx;
 /// shown as an event with `show`.
 pub fn exec(cx: &mut Cx, show: bool, e: &abi::ExecEvent) -> Option<Event> {
     let exe_len = (e.exe_len as usize).min(abi::PATH_BUF);
+    let fileless = e.exe_flags & abi::PATH_DETACHED != 0;
     let exe = if e.exe_depth == 0 {
         String::new()
+    } else if fileless {
+        // The dentry name alone ("memfd:<name>"), which no path leads to.
+        abi::cstr(&e.exe[..exe_len])
     } else {
         abi::join_components(&e.exe, 0, exe_len, e.exe_flags & abi::PATH_TRUNCATED != 0).0
     };
@@ -24,20 +30,102 @@ pub fn exec(cx: &mut Cx, show: bool, e: &abi::ExecEvent) -> Option<Event> {
         uid: e.exe_uid,
         mode: e.exe_mode,
     });
+    let script = kernel_script(e, exe_len).or_else(|| interpreter_script(e.hdr.pid, &exe, &argv));
     cx.enrich
         .table
         .on_exec(e.hdr.pid, e.hdr.ppid, comm, exe, id);
-    if !show {
+    if !show && !fileless {
         return None;
     }
     let truncated = e.argv_full > e.argv_len;
+    let severity = if fileless {
+        Severity::Warning
+    } else {
+        Severity::Info
+    };
     let detail = Detail::Process {
         kind: "exec",
         argv,
         argv_truncated: truncated.then_some(true),
         exit_code: None,
+        script,
+        fileless: fileless.then_some(true),
     };
-    Some(cx.enrich.base(&e.hdr, Severity::Info, detail))
+    Some(cx.enrich.base(&e.hdr, severity, detail))
+}
+
+/// The script the kernel ran an interpreter for: the name exec was given,
+/// which the kernel sent after the exe's components, made absolute with
+/// the working directory's components that follow it when relative.
+fn kernel_script(e: &abi::ExecEvent, exe_len: usize) -> Option<String> {
+    let len = e.script_len as usize;
+    if len == 0 {
+        return None;
+    }
+    let start = exe_len;
+    let end = start.checked_add(len)?.min(e.exe.len());
+    let name = abi::cstr(e.exe.get(start..end)?);
+    let cut = e.script_flags & abi::PATH_TRUNCATED != 0;
+    if name.starts_with('/') {
+        return Some(if cut { format!("{name}...") } else { name });
+    }
+    // script_depth components, each NUL-terminated, leaf first.
+    let mut at = end;
+    for _ in 0..e.script_depth {
+        let rest = e.exe.get(at..)?;
+        at += rest.iter().position(|&b| b == 0)? + 1;
+    }
+    let cwd = abi::join_components(&e.exe, end, at, cut).0;
+    Some(abi::resolve_lexically(&cwd, &name))
+}
+
+/// Programs that run the file named by their first operand.
+const INTERPRETERS: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "python", "python2", "python3",
+    "perl", "ruby", "node", "php", "lua", "tclsh",
+];
+
+/// The script an interpreter was named to run (`bash /tmp/x.sh`): its first
+/// operand, unless an option says the program text is an argument (`-c`,
+/// `-e`, `-m` ...). Judged by the executable, never by comm; a relative
+/// operand is made absolute with the process's working directory while it
+/// is still there to read.
+fn interpreter_script(pid: u32, exe: &str, argv: &[String]) -> Option<String> {
+    let base = exe.rsplit('/').next()?;
+    let versioned = base
+        .strip_prefix("python3.")
+        .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
+    if !INTERPRETERS.contains(&base) && !versioned {
+        return None;
+    }
+    let mut ops = argv.iter().skip(1);
+    let operand = loop {
+        let a = ops.next()?;
+        if a == "--" {
+            break ops.next()?;
+        }
+        if !a.starts_with('-') || a == "-" {
+            break a;
+        }
+        if matches!(
+            a.as_str(),
+            "-c" | "-e" | "-E" | "-m" | "-r" | "--eval" | "--command"
+        ) || (a.len() > 2 && !a.starts_with("--") && a.ends_with('c'))
+        {
+            return None; // the program is an argument, not a file
+        }
+    };
+    if operand == "-" || operand.is_empty() {
+        return None;
+    }
+    if operand.starts_with('/') {
+        return Some(abi::resolve_lexically("/", operand));
+    }
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+    Some(abi::resolve_lexically(
+        &crate::escape::decode_path(&cwd),
+        operand,
+    ))
 }
 
 /// An exit: the table forgets the process (after a while); shown as an
@@ -55,6 +143,8 @@ pub fn exit(cx: &mut Cx, show: bool, e: &abi::ExitEvent) -> Option<Event> {
             argv: Vec::new(),
             argv_truncated: None,
             exit_code: Some(status),
+            script: None,
+            fileless: None,
         };
         cx.enrich.base(&e.hdr, Severity::Info, detail)
     });

@@ -265,8 +265,14 @@ impl Redactor {
             Detail::Process {
                 argv,
                 argv_truncated,
+                script,
                 ..
-            } => self.argv(argv, argv_truncated.unwrap_or(false)),
+            } => {
+                self.argv(argv, argv_truncated.unwrap_or(false));
+                if let Some(s) = script {
+                    *s = self.text(s);
+                }
+            }
             Detail::File {
                 path,
                 same_inode_as,
