@@ -121,6 +121,12 @@ pub enum Detail {
         /// The executable is a file no directory names (a memfd).
         #[serde(skip_serializing_if = "Option::is_none")]
         fileless: Option<bool>,
+        /// The executable was written or changed during the run.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dropped: Option<bool>,
+        /// A dropped executable's SHA-256 (hex), up to a size bound.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
     },
     File {
         path: String,
@@ -417,6 +423,18 @@ pub const FIELDS: &[Field] = &[
         "the executable is a file no directory names (memfd)",
     ),
     f(
+        "dropped",
+        PROCESS,
+        Some(Bool),
+        "the executable was written or changed during the run",
+    ),
+    f(
+        "sha256",
+        PROCESS,
+        Some(Str),
+        "a dropped executable's SHA-256",
+    ),
+    f(
         "proc_file",
         MEMORY,
         Some(Str),
@@ -452,6 +470,8 @@ mod tests {
                 exit_code: Some(0),
                 script: Some("/tmp/x.sh".into()),
                 fileless: Some(true),
+                dropped: Some(true),
+                sha256: Some("ba7816bf".into()),
             },
             Detail::File {
                 path: "/root/.ssh/id_rsa".into(),

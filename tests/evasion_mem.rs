@@ -229,13 +229,14 @@ fn a_core_dump_forced_on_another_process_is_reported_and_raises_its_rule() {
     );
 }
 
-/// Copies /bin/true into a memfd named "payload" and executes it through
-/// /proc/self/fd: no file on any filesystem is run.
+/// Copies /bin/sleep into a memfd named "payload" and executes it through
+/// /proc/self/fd (sleeping a second: a memfd is hashed only while its
+/// process lives): no file on any filesystem is run.
 const MEMFD_EXEC: &str = r#"
 import os
 fd = os.memfd_create("payload", 0)
-os.write(fd, open("/bin/true", "rb").read())
-os.execve(f"/proc/self/fd/{fd}", ["payload"], {})
+os.write(fd, open("/bin/sleep", "rb").read())
+os.execve(f"/proc/self/fd/{fd}", ["payload", "1"], {})
 "#;
 
 #[test]
@@ -261,7 +262,55 @@ fn a_program_run_from_a_memfd_is_named_and_flagged_fileless() {
     assert_eq!(exec["fileless"], true, "{exec}");
     assert_eq!(exec["severity"], "warning", "{exec}");
     assert_eq!(exec["uid"], NOBODY, "{exec}");
-    assert_eq!(exec["argv"], serde_json::json!(["payload"]), "{exec}");
+    assert_eq!(exec["argv"], serde_json::json!(["payload", "1"]), "{exec}");
+    // Written during the run: the memfd is a dropped file too, hashed.
+    assert_eq!(exec["dropped"], true, "{exec}");
+    assert_eq!(exec["sha256"], sha256_of("/bin/sleep"), "{exec}");
+}
+
+/// The SHA-256 of a file, in hex, by sha256sum(1).
+fn sha256_of(path: &str) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_binary_written_during_the_run_carries_dropped_and_its_sha256() {
+    if !root_or_skip("a_binary_written_during_the_run_carries_dropped_and_its_sha256") {
+        return;
+    }
+    let s = Scratch::new("evasion-dropped");
+    let dir = job_dir(&s, "job");
+    let mon = Monitor::start(&s.0, &[]);
+    // The job drops a binary (a copy of true), runs it, then runs a
+    // program that was there before the run.
+    let (sh, _) = as_nobody(
+        Command::new("/bin/sh").args(["-c", "cp /bin/true ./dropped && ./dropped && /bin/true"]),
+        &dir,
+    );
+    let events = mon.stop();
+    let dropped_exe = dir.join("dropped");
+    let exec = own(&events, "process", sh, &|e| {
+        e["kind"] == "exec" && e["exe"] == dropped_exe.to_str().unwrap()
+    });
+    assert_eq!(exec["uid"], NOBODY, "{exec}");
+    assert_eq!(exec["dropped"], true, "{exec}");
+    assert_eq!(exec["sha256"], sha256_of("/bin/true"), "{exec}");
+    assert_eq!(exec["severity"], "info", "{exec}");
+    let true_exe = std::fs::canonicalize("/bin/true").unwrap();
+    let old = own(&events, "process", sh, &|e| {
+        e["kind"] == "exec" && e["exe"] == true_exe.to_str().unwrap()
+    });
+    assert!(
+        old.get("dropped").is_none(),
+        "not written during the run: {old}"
+    );
+    assert!(old.get("sha256").is_none(), "{old}");
 }
 
 #[test]

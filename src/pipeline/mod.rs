@@ -6,6 +6,7 @@
 //! judging wants done in the kernel comes back as `Effect`s for the caller
 //! to apply; the DNS resolver thread feeds `take_resolved`.
 
+mod dropped;
 mod enrich;
 pub mod judge;
 pub mod proctable;
@@ -95,6 +96,8 @@ pub struct Pipeline {
     /// Other bee-trace monitors, whose own file and memory activity is
     /// theirs, not a finding (None: not looked for).
     pub peers: Option<crate::peers::Peers>,
+    /// Execs of files written during the run, parked while hashed.
+    dropped: dropped::Dropped,
 }
 
 impl Pipeline {
@@ -118,6 +121,7 @@ impl Pipeline {
             next_id: 0,
             tamper: judge::tamper::Judge::default(),
             peers: None,
+            dropped: dropped::Dropped::default(),
         }
     }
 
@@ -184,7 +188,37 @@ impl Pipeline {
             Raw::Tamper(e) => self.on_tamper(&e),
             other => self.judge(other, effects),
         }?;
+        let ev = self.park_if_dropped(ev)?;
         self.finish(ev)
+    }
+
+    /// An exec of a file written during the run waits for its hash
+    /// (`dropped`); None when parked.
+    fn park_if_dropped(&mut self, mut ev: Event) -> Option<Event> {
+        let Detail::Process {
+            kind: "exec",
+            dropped,
+            ..
+        } = &mut ev.detail
+        else {
+            return Some(ev);
+        };
+        let Some(id) = self.enrich.table.get_or_load(ev.pid).and_then(|p| p.exe_id) else {
+            return Some(ev);
+        };
+        let Some(file) = self.dropped.open_if_dropped(ev.pid, &ev.exe, id) else {
+            return Some(ev);
+        };
+        *dropped = Some(true);
+        self.dropped.park(ev, file).err().map(|ev| *ev)
+    }
+
+    /// Execs of dropped files whose hash came back (or that waited long
+    /// enough), finished, in the order they were parked; with `all`, every
+    /// one (the end of the run). Called from the run loop.
+    pub fn take_hashed(&mut self, all: bool) -> Vec<Event> {
+        let ready = self.dropped.take_ready(all);
+        ready.into_iter().filter_map(|ev| self.finish(ev)).collect()
     }
 
     fn judge(&mut self, raw: Raw, effects: &mut Vec<Effect>) -> Option<Event> {

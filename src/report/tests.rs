@@ -126,6 +126,8 @@ fn full() -> Report {
                 exit_code: None,
                 script: None,
                 fileless: None,
+                dropped: None,
+                sha256: None,
             },
         ),
     ];
@@ -300,6 +302,8 @@ fn counts_are_keyed_by_type_then_severity_name() {
             exit_code: None,
             script: None,
             fileless: None,
+            dropped: None,
+            sha256: None,
         },
     ));
     let mut e = event(
@@ -312,6 +316,8 @@ fn counts_are_keyed_by_type_then_severity_name() {
             exit_code: Some(0),
             script: None,
             fileless: None,
+            dropped: None,
+            sha256: None,
         },
     );
     stats.count(&e);

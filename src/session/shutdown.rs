@@ -50,6 +50,7 @@ impl Detached {
         let mut parts = self.0;
         parts.flow.take_queued(None);
         parts.flow.release(None, None);
+        parts.flow.hashed(true);
         parts.flow.integrity_events(true);
         Drained(parts)
     }

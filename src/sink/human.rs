@@ -230,6 +230,8 @@ pub(crate) mod tests {
             exit_code: None,
             script: None,
             fileless: None,
+            dropped: None,
+            sha256: None,
         };
         let line = human(&e);
         assert!(line.contains("sh 'a\\x0ab' '\\u{85}'"), "{line}");

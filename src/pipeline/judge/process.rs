@@ -50,6 +50,8 @@ pub fn exec(cx: &mut Cx, show: bool, e: &abi::ExecEvent) -> Option<Event> {
         exit_code: None,
         script,
         fileless: fileless.then_some(true),
+        dropped: None,
+        sha256: None,
     };
     Some(cx.enrich.base(&e.hdr, severity, detail))
 }
@@ -145,6 +147,8 @@ pub fn exit(cx: &mut Cx, show: bool, e: &abi::ExitEvent) -> Option<Event> {
             exit_code: Some(status),
             script: None,
             fileless: None,
+            dropped: None,
+            sha256: None,
         };
         cx.enrich.base(&e.hdr, Severity::Info, detail)
     });
