@@ -188,3 +188,50 @@ pub fn ptrace_request_name(r: i64) -> String {
         n => format!("ptrace request {n}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_memory_layout_file_is_the_maps_listing_step_named_by_its_file() {
+        for (kind, file) in [
+            (abi::MEM_PROC_MAPS, "maps"),
+            (abi::MEM_PROC_SMAPS, "smaps"),
+            (abi::MEM_PROC_SMAPS_ROLLUP, "smaps_rollup"),
+            (abi::MEM_PROC_PAGEMAP, "pagemap"),
+        ] {
+            assert_eq!(
+                kind_and_severity(kind, false),
+                Some(("proc_maps", Severity::Warning))
+            );
+            assert_eq!(proc_file(kind), Some(file));
+        }
+        assert_eq!(proc_file(abi::MEM_PROC_MEM), Some("mem"));
+        assert_eq!(proc_file(abi::MEM_PROC_ENVIRON), Some("environ"));
+        assert_eq!(proc_file(abi::MEM_PTRACE), None);
+        assert_eq!(proc_file(abi::MEM_CORE_LIMIT), None);
+    }
+
+    #[test]
+    fn the_core_dump_route_is_judged_and_named() {
+        assert_eq!(
+            kind_and_severity(abi::MEM_CORE_LIMIT, true),
+            Some(("core_limit", Severity::High))
+        );
+        assert_eq!(
+            kind_and_severity(abi::MEM_CORE_SIGNAL, false),
+            Some(("core_signal", Severity::High))
+        );
+        assert_eq!(
+            kind_and_severity(abi::MEM_CORE_SIGNAL, true),
+            Some(("core_signal", Severity::Warning))
+        );
+        assert_eq!(core_limit_text(-1), "RLIMIT_CORE=unlimited");
+        assert_eq!(core_limit_text(4096), "RLIMIT_CORE=4096");
+        assert_eq!(core_signal_name(11), "SIGSEGV");
+        assert_eq!(core_signal_name(6), "SIGABRT");
+        assert_eq!(core_signal_name(40), "signal 40");
+        assert_eq!(kind_and_severity(99, false), None);
+    }
+}

@@ -155,3 +155,104 @@ pub fn exit(cx: &mut Cx, show: bool, e: &abi::ExitEvent) -> Option<Event> {
     cx.enrich.table.on_exit(e.hdr.pid);
     ev
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An all-zero exec record with `exe` bytes at the start of its buffer.
+    fn exec_with(buf: &[u8]) -> Box<abi::ExecEvent> {
+        let mut b = vec![0u8; std::mem::size_of::<abi::ExecEvent>()];
+        b[16..20].copy_from_slice(&abi::EV_EXEC.to_ne_bytes());
+        let abi::Raw::Exec(mut e) = abi::decode(&b).unwrap() else {
+            panic!("not an exec");
+        };
+        e.exe[..buf.len()].copy_from_slice(buf);
+        e
+    }
+
+    #[test]
+    fn a_script_named_relative_is_joined_to_the_working_directory() {
+        // exe /bin/sh (leaf first), then "./x.sh", then the cwd /tmp/job.
+        let exe = b"sh\0bin\0";
+        let mut buf = exe.to_vec();
+        buf.extend_from_slice(b"./x.sh\0job\0tmp\0");
+        let mut e = exec_with(&buf);
+        e.script_len = 7;
+        e.script_depth = 2;
+        assert_eq!(
+            kernel_script(&e, exe.len()).as_deref(),
+            Some("/tmp/job/x.sh")
+        );
+        // No script: none.
+        e.script_len = 0;
+        assert_eq!(kernel_script(&e, exe.len()), None);
+    }
+
+    #[test]
+    fn an_absolute_or_cut_script_name_is_kept_as_given() {
+        let exe = b"sh\0bin\0";
+        let mut buf = exe.to_vec();
+        buf.extend_from_slice(b"/tmp/a/../x.sh\0");
+        let mut e = exec_with(&buf);
+        e.script_len = 15;
+        assert_eq!(
+            kernel_script(&e, exe.len()).as_deref(),
+            Some("/tmp/a/../x.sh")
+        );
+        e.script_flags = abi::PATH_TRUNCATED;
+        assert_eq!(
+            kernel_script(&e, exe.len()).as_deref(),
+            Some("/tmp/a/../x.sh...")
+        );
+        // Lengths past the buffer, or components that never end, are no
+        // panic.
+        e.script_len = u16::MAX;
+        let _ = kernel_script(&e, abi::PATH_BUF);
+        e.script_len = 3;
+        e.script_depth = u16::MAX;
+        let _ = kernel_script(&exec_with(&[b'a'; 64]), 60);
+    }
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn an_interpreters_script_operand_is_its_script() {
+        let me = std::process::id();
+        let s = |exe: &str, a: &[&str]| interpreter_script(me, exe, &argv(a));
+        assert_eq!(
+            s("/usr/bin/bash", &["bash", "/tmp/x.sh"]).as_deref(),
+            Some("/tmp/x.sh")
+        );
+        assert_eq!(
+            s("/usr/bin/dash", &["sh", "-x", "--", "/tmp/a/../y.sh"]).as_deref(),
+            Some("/tmp/y.sh")
+        );
+        assert_eq!(
+            s("/usr/bin/python3.11", &["python3", "/var/tmp/p.py"]).as_deref(),
+            Some("/var/tmp/p.py")
+        );
+        // Relative: joined to the process's working directory.
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            s("/bin/sh", &["sh", "rel.sh"]),
+            Some(format!("{}/rel.sh", cwd.display()))
+        );
+        // The program is an argument, or read from stdin: no script.
+        for a in [
+            &["bash", "-c", "/tmp/x.sh"][..],
+            &["sh", "-ec", "true"],
+            &["python3", "-m", "http.server"],
+            &["perl", "-e", "1"],
+            &["bash"],
+            &["bash", "-"],
+        ] {
+            assert_eq!(s("/usr/bin/bash", a), None, "{a:?}");
+        }
+        // Not an interpreter (by executable, not comm): none.
+        assert_eq!(s("/usr/bin/cat", &["bash", "/tmp/x.sh"]), None);
+        assert_eq!(s("/tmp/python3.x", &["python3", "/tmp/x.sh"]), None);
+    }
+}
