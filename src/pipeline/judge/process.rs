@@ -67,6 +67,9 @@ fn kernel_script(e: &abi::ExecEvent, exe_len: usize) -> Option<String> {
     let start = exe_len;
     let end = start.checked_add(len)?.min(e.exe.len());
     let name = abi::cstr(e.exe.get(start..end)?);
+    if name.is_empty() {
+        return None;
+    }
     let cut = e.script_flags & abi::PATH_TRUNCATED != 0;
     if name.starts_with('/') {
         return Some(if cut { format!("{name}...") } else { name });
@@ -208,10 +211,11 @@ mod tests {
         // Lengths past the buffer, or components that never end, are no
         // panic.
         e.script_len = u16::MAX;
-        let _ = kernel_script(&e, abi::PATH_BUF);
-        e.script_len = 3;
+        assert_eq!(kernel_script(&e, abi::PATH_BUF), None);
+        let mut e = exec_with(b"sh\0bin\0x\0job\0");
+        e.script_len = 2;
         e.script_depth = u16::MAX;
-        let _ = kernel_script(&exec_with(&[b'a'; 64]), 60);
+        assert_eq!(kernel_script(&e, 7), None, "more components than bytes");
     }
 
     fn argv(a: &[&str]) -> Vec<String> {
