@@ -11,7 +11,7 @@ BT_RINGBUF(process_events, BT_RING_PROCESS);
 
 BT_LOST_COUNTER(process_lost);
 
-/* An executable no directory names (a memfd, an O_TMPFILE file): the walk
+/* An executable no directory names (a memfd): the walk
  * stops at once, with no component and not cut. Its dentry name is all there
  * is ("memfd:<name>" for a memfd); it is written as the one component. */
 static __always_inline void detached_name(struct bt_path_scratch *s, struct dentry *d,

@@ -229,14 +229,16 @@ fn a_core_dump_forced_on_another_process_is_reported_and_raises_its_rule() {
     );
 }
 
-/// Copies /bin/sleep into a memfd named "payload" and executes it through
-/// /proc/self/fd (sleeping a second: a memfd is hashed only while its
-/// process lives): no file on any filesystem is run.
+/// Copies /bin/sleep into a memfd named argv[1] and executes it, through
+/// /proc/self/fd (argv[2] "path") or with fexecve (execveat AT_EMPTY_PATH,
+/// the memfd close-on-exec), sleeping a second: a memfd is hashed only
+/// while its process lives. No file on any filesystem is run.
 const MEMFD_EXEC: &str = r#"
-import os
-fd = os.memfd_create("payload", 0)
+import os, sys
+name, how = sys.argv[1], sys.argv[2]
+fd = os.memfd_create(name, 0 if how == "path" else os.MFD_CLOEXEC)
 os.write(fd, open("/bin/sleep", "rb").read())
-os.execve(f"/proc/self/fd/{fd}", ["payload", "1"], {})
+os.execve(f"/proc/self/fd/{fd}" if how == "path" else fd, [name, "1"], {})
 "#;
 
 #[test]
@@ -249,23 +251,29 @@ fn a_program_run_from_a_memfd_is_named_and_flagged_fileless() {
     // Not `all`: a fileless exec is a finding, written whatever the probe
     // type, not an exec shown for lineage.
     let mon = Monitor::start(&s.0, &["--probe-type", "memory_monitor"]);
-    let (pid, _) = as_nobody(
-        Command::new("/usr/bin/python3").args(["-c", MEMFD_EXEC]),
-        &dir,
-    );
-    let events = mon.stop();
-    let exec = from_pid(&events, "process", pid)
+    let runs: Vec<(&str, u32)> = [("payload", "path"), ("fexecve", "fd")]
         .into_iter()
-        .find(|e| e["kind"] == "exec")
-        .unwrap_or_else(|| panic!("no exec event of {pid}:\n{}", describe(&events)));
-    assert_eq!(exec["exe"], "memfd:payload", "{exec}");
-    assert_eq!(exec["fileless"], true, "{exec}");
-    assert_eq!(exec["severity"], "warning", "{exec}");
-    assert_eq!(exec["uid"], NOBODY, "{exec}");
-    assert_eq!(exec["argv"], serde_json::json!(["payload", "1"]), "{exec}");
-    // Written during the run: the memfd is a dropped file too, hashed.
-    assert_eq!(exec["dropped"], true, "{exec}");
-    assert_eq!(exec["sha256"], sha256_of("/bin/sleep"), "{exec}");
+        .map(|(name, how)| {
+            let mut py = Command::new("/usr/bin/python3");
+            py.args(["-c", MEMFD_EXEC, name, how]);
+            (name, as_nobody(&mut py, &dir).0)
+        })
+        .collect();
+    let events = mon.stop();
+    for (name, pid) in runs {
+        let exec = from_pid(&events, "process", pid)
+            .into_iter()
+            .find(|e| e["kind"] == "exec")
+            .unwrap_or_else(|| panic!("no exec event of {pid}:\n{}", describe(&events)));
+        assert_eq!(exec["exe"], format!("memfd:{name}"), "{exec}");
+        assert_eq!(exec["fileless"], true, "{exec}");
+        assert_eq!(exec["severity"], "warning", "{exec}");
+        assert_eq!(exec["uid"], NOBODY, "{exec}");
+        assert_eq!(exec["argv"], serde_json::json!([name, "1"]), "{exec}");
+        // Written during the run: the memfd is a dropped file too, hashed.
+        assert_eq!(exec["dropped"], true, "{exec}");
+        assert_eq!(exec["sha256"], sha256_of("/bin/sleep"), "{exec}");
+    }
 }
 
 /// The SHA-256 of a file, in hex, by sha256sum(1).

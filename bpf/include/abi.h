@@ -64,9 +64,8 @@ enum bt_path_flags {
 	/* The walk stopped before the root: the path lacks its leading
 	 * components. */
 	BT_PATH_TRUNCATED = 1,
-	/* exe_flags: the executable's dentry has no parent (a memfd, an
-	 * O_TMPFILE never linked: a file no directory names); exe holds its
-	 * dentry name alone. */
+	/* exe_flags: the executable's dentry has no parent (a memfd: a file no
+	 * directory names); exe holds its dentry name alone. */
 	BT_PATH_DETACHED = 2,
 };
 
