@@ -30,35 +30,37 @@ static __always_inline void detached_name(struct bt_path_scratch *s, struct dent
  * A script: the kernel ran an interpreter for it (binfmt_script, or
  * binfmt_misc, changed bprm->interp), so mm->exe_file is the interpreter and
  * the script is only the name exec was given. That name goes after the
- * exe's components, and for a relative name the working directory's
- * components after it, for user space to join.
+ * exe's components. Returns the offset after it.
  */
-static __always_inline void script_name(struct bt_path_scratch *s, struct linux_binprm *bprm,
-					struct task_struct *task, struct bt_exec_event *e,
-					__u32 off)
+static __always_inline __u32 script_name(struct bt_path_scratch *s, struct linux_binprm *bprm,
+					 struct bt_exec_event *e, __u32 off)
 {
 	const char *name = BPF_CORE_READ(bprm, filename);
-	char first = 0;
-	__u16 depth = 0;
-	__u32 flags = 0;
 	long n;
 
 	if (!name || name == BPF_CORE_READ(bprm, interp))
-		return;
+		return off;
 	n = bpf_probe_read_kernel_str(s->buf + (off & BT_PATH_MASK), BT_NAME_MAX, name);
 	if (n <= 1 || off + n > BT_PATH_MASK)
-		return;
+		return off;
 	e->script_len = n;
-	if (n == BT_NAME_MAX)
-		e->script_flags = BT_PATH_TRUNCATED;
-	bpf_probe_read_kernel(&first, 1, name);
-	if (first == '/')
-		return;
-	off += n;
+	return off + n;
+}
+
+/* The working directory, after everything else: a relative script name, or
+ * an interpreter's relative operand (bash x.sh), is resolved against the
+ * directory the process had at exec, which /proc may no longer show when
+ * the event is judged. One more walk per exec, which costs far less than
+ * the exec. */
+static __always_inline void cwd_after(struct task_struct *task, struct bt_exec_event *e, __u32 off)
+{
+	__u16 depth = 0;
+	__u32 flags = 0;
+
 	bt_walk_path(BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt), &off,
 		     &depth, &flags);
 	e->script_depth = depth;
-	e->script_flags |= flags;
+	e->script_flags = flags | BT_PATH_CWD;
 }
 
 /* The raw tracepoint, for its third argument: the linux_binprm, which says
@@ -118,10 +120,12 @@ int handle_exec(struct bpf_raw_tracepoint_args *ctx)
 			detached_name(s, d, e, &off);
 		e->exe_len = off;
 	}
-	if (s && bprm)
-		script_name(s, bprm, task, e, off);
-	if (s)
+	if (s) {
+		if (bprm)
+			off = script_name(s, bprm, e, off);
+		cwd_after(task, e, off);
 		bpf_probe_read_kernel(e->exe, sizeof(e->exe), s->buf);
+	}
 	bt_submit(&process_events, e);
 	return 0;
 }

@@ -341,9 +341,17 @@ fn a_downloaded_script_run_directly_or_by_its_interpreter_is_download_then_execu
     // Fetched, then named to bash.
     let named_cmd = format!("curl -sS -o y.sh '{url}' && bash \"$PWD/y.sh\"; true");
     let (named, _) = detached(&["/bin/sh", "-c", &named_cmd], &dir);
+    // Named relative: resolved with the directory the kernel had at exec
+    // (the script is gone before its event is judged).
+    let relative_cmd = format!("curl -sS -o z.sh '{url}' && bash z.sh; true");
+    let (relative, _) = detached(&["/bin/sh", "-c", &relative_cmd], &dir);
     let events = mon.stop();
 
-    for (pid, script) in [(direct, dir.join("x.sh")), (named, dir.join("y.sh"))] {
+    for (pid, script) in [
+        (direct, dir.join("x.sh")),
+        (named, dir.join("y.sh")),
+        (relative, dir.join("z.sh")),
+    ] {
         let script = script.to_str().unwrap();
         let exec = own(&events, "process", pid, &|e| {
             e["kind"] == "exec" && e["script"] == script

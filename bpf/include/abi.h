@@ -67,6 +67,9 @@ enum bt_path_flags {
 	/* exe_flags: the executable's dentry has no parent (a memfd: a file no
 	 * directory names); exe holds its dentry name alone. */
 	BT_PATH_DETACHED = 2,
+	/* script_flags: the exec's working directory follows the exe's
+	 * components (and the script's name), script_depth of them. */
+	BT_PATH_CWD = 4,
 };
 
 struct bt_header {
@@ -100,12 +103,14 @@ struct bt_exec_event {
 	/* exe_len bytes of executable components; when the program run was a
 	 * script (the kernel ran an interpreter for it), the script's name as
 	 * exec was given it follows at exe[exe_len], script_len bytes with its
-	 * NUL, and for a relative name the working directory's components
-	 * after that, script_depth of them, leaf first. */
+	 * NUL (BT_NAME_MAX: it may have been cut); then, with BT_PATH_CWD, the
+	 * working directory's components, script_depth of them, leaf first
+	 * (a relative script name, or an interpreter's relative operand, is
+	 * resolved against it). */
 	__u8 exe[BT_PATH_BUF];
 	__u16 script_len;   /* 0: not a script */
 	__u16 script_depth;
-	__u32 script_flags; /* BT_PATH_TRUNCATED: the name or directory was cut */
+	__u32 script_flags; /* BT_PATH_CWD; BT_PATH_TRUNCATED: the directory was cut */
 };
 
 struct bt_fork_event {

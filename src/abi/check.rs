@@ -264,6 +264,7 @@ same_values!(
     AF_INET6 = bt_af::BT_AF_INET6,
     PATH_TRUNCATED = bt_path_flags::BT_PATH_TRUNCATED,
     PATH_DETACHED = bt_path_flags::BT_PATH_DETACHED,
+    PATH_CWD = bt_path_flags::BT_PATH_CWD,
     PATH_RESOLVED = bt_path_layout::BT_PATH_RESOLVED,
     PATH_REQUESTED = bt_path_layout::BT_PATH_REQUESTED,
     FILE_OBSERVED = bt_file_action::BT_FILE_OBSERVED,

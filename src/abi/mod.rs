@@ -41,6 +41,7 @@ pub const AF_INET6: u16 = 10;
 
 pub const PATH_TRUNCATED: u32 = 1;
 pub const PATH_DETACHED: u32 = 2;
+pub const PATH_CWD: u32 = 4;
 pub const PATH_RESOLVED: u8 = 0;
 pub const PATH_REQUESTED: u8 = 1;
 /// bt_file_event.action: seen, or the kernel sent the opener SIGKILL.

@@ -30,7 +30,9 @@ pub fn exec(cx: &mut Cx, show: bool, e: &abi::ExecEvent) -> Option<Event> {
         uid: e.exe_uid,
         mode: e.exe_mode,
     });
-    let script = kernel_script(e, exe_len).or_else(|| interpreter_script(e.hdr.pid, &exe, &argv));
+    let cwd_at = exe_len + e.script_len as usize;
+    let script = kernel_script(e, exe_len)
+        .or_else(|| interpreter_script(kernel_cwd(e, cwd_at), e.hdr.pid, &exe, &argv));
     cx.enrich
         .table
         .on_exec(e.hdr.pid, e.hdr.ppid, comm, exe, id);
@@ -58,30 +60,43 @@ pub fn exec(cx: &mut Cx, show: bool, e: &abi::ExecEvent) -> Option<Event> {
 
 /// The script the kernel ran an interpreter for: the name exec was given,
 /// which the kernel sent after the exe's components, made absolute with
-/// the working directory's components that follow it when relative.
+/// the working directory when relative.
 fn kernel_script(e: &abi::ExecEvent, exe_len: usize) -> Option<String> {
     let len = e.script_len as usize;
     if len == 0 {
         return None;
     }
-    let start = exe_len;
-    let end = start.checked_add(len)?.min(e.exe.len());
-    let name = abi::cstr(e.exe.get(start..end)?);
+    let end = exe_len.checked_add(len)?.min(e.exe.len());
+    let name = abi::cstr(e.exe.get(exe_len..end)?);
     if name.is_empty() {
         return None;
     }
-    let cut = e.script_flags & abi::PATH_TRUNCATED != 0;
+    // A name as long as the kernel reads may have been cut.
+    let name = if len >= abi::NAME_MAX {
+        format!("{name}...")
+    } else {
+        name
+    };
     if name.starts_with('/') {
-        return Some(if cut { format!("{name}...") } else { name });
+        return Some(name);
+    }
+    Some(abi::resolve_lexically(&kernel_cwd(e, end)?, &name))
+}
+
+/// The working directory the kernel had at exec, sent from `start` on
+/// (after the exe's components and the script's name).
+fn kernel_cwd(e: &abi::ExecEvent, start: usize) -> Option<String> {
+    if e.script_flags & abi::PATH_CWD == 0 {
+        return None;
     }
     // script_depth components, each NUL-terminated, leaf first.
-    let mut at = end;
+    let mut at = start;
     for _ in 0..e.script_depth {
         let rest = e.exe.get(at..)?;
         at += rest.iter().position(|&b| b == 0)? + 1;
     }
-    let cwd = abi::join_components(&e.exe, end, at, cut).0;
-    Some(abi::resolve_lexically(&cwd, &name))
+    let cut = e.script_flags & abi::PATH_TRUNCATED != 0;
+    Some(abi::join_components(&e.exe, start, at, cut).0)
 }
 
 /// Programs that run the file named by their first operand.
@@ -93,9 +108,9 @@ const INTERPRETERS: &[&str] = &[
 /// The script an interpreter was named to run (`bash /tmp/x.sh`): its first
 /// operand, unless an option says the program text is an argument (`-c`,
 /// `-e`, `-m` ...). Judged by the executable, never by comm; a relative
-/// operand is made absolute with the process's working directory while it
-/// is still there to read.
-fn interpreter_script(pid: u32, exe: &str, argv: &[String]) -> Option<String> {
+/// operand is made absolute with the working directory the kernel sent
+/// (`cwd`), else the one /proc shows while the process lives.
+fn interpreter_script(cwd: Option<String>, pid: u32, exe: &str, argv: &[String]) -> Option<String> {
     let base = exe.rsplit('/').next()?;
     let versioned = base
         .strip_prefix("python3.")
@@ -126,11 +141,11 @@ fn interpreter_script(pid: u32, exe: &str, argv: &[String]) -> Option<String> {
     if operand.starts_with('/') {
         return Some(abi::resolve_lexically("/", operand));
     }
-    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
-    Some(abi::resolve_lexically(
-        &crate::escape::decode_path(&cwd),
-        operand,
-    ))
+    let cwd = match cwd {
+        Some(c) => c,
+        None => crate::escape::decode_path(&std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?),
+    };
+    Some(abi::resolve_lexically(&cwd, operand))
 }
 
 /// An exit: the table forgets the process (after a while); shown as an
@@ -183,6 +198,7 @@ mod tests {
         let mut e = exec_with(&buf);
         e.script_len = 7;
         e.script_depth = 2;
+        e.script_flags = abi::PATH_CWD;
         assert_eq!(
             kernel_script(&e, exe.len()).as_deref(),
             Some("/tmp/job/x.sh")
@@ -203,11 +219,14 @@ mod tests {
             kernel_script(&e, exe.len()).as_deref(),
             Some("/tmp/a/../x.sh")
         );
-        e.script_flags = abi::PATH_TRUNCATED;
-        assert_eq!(
-            kernel_script(&e, exe.len()).as_deref(),
-            Some("/tmp/a/../x.sh...")
-        );
+        // As long as the kernel reads: maybe cut.
+        let long = format!("/{}", "a".repeat(abi::NAME_MAX - 2));
+        let mut buf = exe.to_vec();
+        buf.extend_from_slice(long.as_bytes());
+        buf.push(0);
+        let mut e = exec_with(&buf);
+        e.script_len = abi::NAME_MAX as u16;
+        assert_eq!(kernel_script(&e, exe.len()), Some(format!("{long}...")));
         // Lengths past the buffer, or components that never end, are no
         // panic.
         e.script_len = u16::MAX;
@@ -215,6 +234,7 @@ mod tests {
         let mut e = exec_with(b"sh\0bin\0x\0job\0");
         e.script_len = 2;
         e.script_depth = u16::MAX;
+        e.script_flags = abi::PATH_CWD;
         assert_eq!(kernel_script(&e, 7), None, "more components than bytes");
     }
 
@@ -225,7 +245,7 @@ mod tests {
     #[test]
     fn an_interpreters_script_operand_is_its_script() {
         let me = std::process::id();
-        let s = |exe: &str, a: &[&str]| interpreter_script(me, exe, &argv(a));
+        let s = |exe: &str, a: &[&str]| interpreter_script(None, me, exe, &argv(a));
         assert_eq!(
             s("/usr/bin/bash", &["bash", "/tmp/x.sh"]).as_deref(),
             Some("/tmp/x.sh")
@@ -243,6 +263,17 @@ mod tests {
         assert_eq!(
             s("/bin/sh", &["sh", "rel.sh"]),
             Some(format!("{}/rel.sh", cwd.display()))
+        );
+        // The kernel's directory first: the process may be gone.
+        assert_eq!(
+            interpreter_script(
+                Some("/tmp/job".into()),
+                me,
+                "/bin/sh",
+                &argv(&["sh", "../x.sh"])
+            )
+            .as_deref(),
+            Some("/tmp/x.sh")
         );
         // The program is an argument, or read from stdin: no script.
         for a in [
