@@ -415,3 +415,57 @@ fn a_process_or_binary_named_ssh_reading_a_key_keeps_the_keys_severity() {
         assert_eq!(read["severity"], "critical", "not lowered: {read}");
     }
 }
+
+/// Runs /bin/sh from a memfd named "payload": it waits for a line on
+/// stdin, then opens the file argv[1] itself (a builtin redirection).
+const MEMFD_SHELL: &str = r#"
+import os, sys
+fd = os.memfd_create("payload", 0)
+os.write(fd, open("/bin/sh", "rb").read())
+os.execve(f"/proc/self/fd/{fd}", ["sh", "-c", 'read go; read k < "$0"', sys.argv[1]], {})
+"#;
+
+#[test]
+fn a_memfd_program_started_before_the_run_is_named_as_its_exec_would_be() {
+    if !root_or_skip("a_memfd_program_started_before_the_run_is_named_as_its_exec_would_be") {
+        return;
+    }
+    use std::io::Write;
+    let s = Scratch::new("evasion-memfd-seeded");
+    let dir = job_dir(&s, "job");
+    let ssh_dir = dir.join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    let key = ssh_dir.join("id_rsa");
+    std::fs::write(&key, "-----BEGIN OPENSSH PRIVATE KEY-----\n").unwrap();
+    std::os::unix::fs::chown(&key, Some(NOBODY), Some(NOBODY)).unwrap();
+    // Started, and its exec over, before bee-trace runs: the process table
+    // learns it from /proc, where its executable reads "/memfd:payload
+    // (deleted)".
+    let mut job = Command::new("/usr/bin/python3")
+        .args(["-c", MEMFD_SHELL, key.to_str().unwrap()])
+        .current_dir(&dir)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = job.id();
+    let exe = format!("/proc/{pid}/exe");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_link(&exe).map_or(true, |l| !l.to_string_lossy().contains("memfd:")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the memfd shell did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mon = Monitor::start(&s.0, &["--probe-type", "file_monitor"]);
+    job.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(job.wait().unwrap().success());
+    let events = mon.stop();
+    let read = own(&events, "file", pid, &|e| {
+        e["path"] == key.to_str().unwrap()
+    });
+    assert_eq!(read["exe"], "memfd:payload", "{read}");
+    assert_eq!(read["severity"], "critical", "{read}");
+}
