@@ -345,7 +345,23 @@ fn a_downloaded_script_run_directly_or_by_its_interpreter_is_download_then_execu
     // (the script is gone before its event is judged).
     let relative_cmd = format!("curl -sS -o z.sh '{url}' && bash z.sh; true");
     let (relative, _) = detached(&["/bin/sh", "-c", &relative_cmd], &dir);
+    // Never written anywhere: fetched into a variable (so curl has run
+    // before), then bash reads it from a pipe, /dev/fd/N.
+    let piped_cmd = format!("s=$(curl -sS '{url}'); bash <(printf '%s\\n' \"$s\"); true");
+    let (piped, _) = detached(&["/bin/bash", "-c", &piped_cmd], &dir);
     let events = mon.stop();
+
+    let exec = own(&events, "process", piped, &|e| {
+        e["kind"] == "exec"
+            && e["comm"] == "bash"
+            && e["script"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("/dev/fd/"))
+    });
+    assert_eq!(exec["fileless"], true, "{exec}");
+    assert_eq!(exec["severity"], "warning", "{exec}");
+    let g = signal_for(&events, "download-then-execute", exec);
+    assert!(names(g, exec), "{g} does not name {exec}");
 
     for (pid, script) in [
         (direct, dir.join("x.sh")),

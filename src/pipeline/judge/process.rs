@@ -33,6 +33,9 @@ pub fn exec(cx: &mut Cx, show: bool, e: &abi::ExecEvent) -> Option<Event> {
     let cwd_at = exe_len + e.script_len as usize;
     let script = kernel_script(e, exe_len)
         .or_else(|| interpreter_script(kernel_cwd(e, cwd_at), e.hdr.pid, &exe, &argv));
+    // A script read from a descriptor (bash <(curl ...), a memfd run as
+    // /proc/self/fd/N): no file any directory names was run either.
+    let fileless = fileless || script.as_deref().is_some_and(names_a_descriptor);
     cx.enrich
         .table
         .on_exec(e.hdr.pid, e.hdr.ppid, comm, exe, id);
@@ -97,6 +100,16 @@ fn kernel_cwd(e: &abi::ExecEvent, start: usize) -> Option<String> {
     }
     let cut = e.script_flags & abi::PATH_TRUNCATED != 0;
     Some(abi::join_components(&e.exe, start, at, cut).0)
+}
+
+/// A path that names an open descriptor, not a file: /dev/fd/N,
+/// /proc/self/fd/N, /proc/<pid>/fd/N.
+fn names_a_descriptor(path: &str) -> bool {
+    if path.starts_with("/dev/fd/") {
+        return true;
+    }
+    let mut c = path.split('/').skip(1);
+    c.next() == Some("proc") && c.next().is_some() && c.next() == Some("fd")
 }
 
 /// Programs that run the file named by their first operand.
@@ -236,6 +249,22 @@ mod tests {
         e.script_depth = u16::MAX;
         e.script_flags = abi::PATH_CWD;
         assert_eq!(kernel_script(&e, 7), None, "more components than bytes");
+    }
+
+    #[test]
+    fn a_script_read_from_a_descriptor_names_one() {
+        for p in ["/dev/fd/63", "/proc/self/fd/3", "/proc/123/fd/4"] {
+            assert!(names_a_descriptor(p), "{p}");
+        }
+        for p in [
+            "/tmp/x.sh",
+            "/proc/self/exe",
+            "/proc",
+            "/dev/full",
+            "/procx/1/fd/3",
+        ] {
+            assert!(!names_a_descriptor(p), "{p}");
+        }
     }
 
     fn argv(a: &[&str]) -> Vec<String> {
