@@ -218,6 +218,14 @@ impl Pipeline {
     /// one (the end of the run). Called from the run loop.
     pub fn take_hashed(&mut self, all: bool) -> Vec<Event> {
         let ready = self.dropped.take_ready(all);
+        if all && self.dropped.unhashed > 0 {
+            // Written, never dropped: said once, at the end of the run.
+            log::warn!(
+                "{} exec(s) of files written during the run went out without sha256 (larger than {} MiB, unreadable, or the hasher was behind)",
+                self.dropped.unhashed,
+                dropped::HASH_MAX >> 20
+            );
+        }
         ready.into_iter().filter_map(|ev| self.finish(ev)).collect()
     }
 
