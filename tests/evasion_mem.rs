@@ -319,6 +319,12 @@ fn a_binary_written_during_the_run_carries_dropped_and_its_sha256() {
         "not written during the run: {old}"
     );
     assert!(old.get("sha256").is_none(), "{old}");
+    // Hashing delays the dropped exec, never its order: what came after it
+    // is numbered after it (the rules' sequences go by that order).
+    assert!(
+        exec["id"].as_u64() < old["id"].as_u64(),
+        "the later exec went out first: {exec} {old}"
+    );
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! carries `dropped: true` and the file's SHA-256, hashed on a thread of
 //! its own so that the processing thread never waits on a read of an
 //! attacker's file. The exec's event is parked until its hash comes back
-//! (or `HASH_WAIT` passes), then released in the order it was parked.
+//! (or `HASH_WAIT` passes); every event judged after it is parked behind
+//! it, so events still go out (and are numbered, and reach the rules, whose
+//! sequences follow that order) in the order they happened.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -19,21 +21,24 @@ use crate::event::{Detail, Event};
 /// Files larger than this are not hashed: their exec says `dropped: true`
 /// without `sha256`. A bound on the hasher's time, not a secret's size.
 pub const HASH_MAX: u64 = 64 << 20;
-/// Longest a parked exec waits for its hash; then it goes without it.
-pub const HASH_WAIT: Duration = Duration::from_secs(5);
+/// Longest a parked exec waits for its hash (and the events behind it
+/// with it); then it goes without it.
+pub const HASH_WAIT: Duration = Duration::from_secs(2);
 /// Files waiting for the hasher; past this an exec is not hashed.
 const QUEUE: usize = 32;
-/// Parked events; past this an exec goes out at once, unhashed.
-const PARKED_MAX: usize = 256;
+/// Parked events; past this the oldest goes out, unhashed if still waiting.
+const PARKED_MAX: usize = 16384;
 
 /// The hasher's ends: files to hash in, (token, hash) out.
 type Hasher = (Sender<(u64, File)>, Receiver<(u64, Option<String>)>);
 
 struct Parked {
-    token: u64,
+    /// The hasher's job for an exec; None for an event parked behind one.
+    token: Option<u64>,
     since: Instant,
     ev: Event,
-    /// None: not back yet; Some(None): too large or unreadable.
+    /// None: not back yet; Some(None): too large or unreadable, or not an
+    /// exec to hash.
     hash: Option<Option<String>>,
 }
 
@@ -90,33 +95,63 @@ impl Dropped {
         after(m.mtime(), m.mtime_nsec()) || after(m.ctime(), m.ctime_nsec())
     }
 
-    /// Parks `ev` until `f` is hashed; gives it back when it cannot wait
-    /// (boxed: an event is large, and this is the rare path).
-    pub fn park(&mut self, ev: Event, f: File) -> Result<(), Box<Event>> {
-        if self.parked.len() >= PARKED_MAX {
-            self.unhashed += 1;
-            return Err(Box::new(ev));
+    /// Whether events are parked: every later one must wait behind them.
+    pub fn holding(&self) -> bool {
+        !self.parked.is_empty()
+    }
+
+    /// Parks `ev`: with `f`, until `f` is hashed; without, behind the
+    /// events parked already. Returns an event that must go out now: `ev`
+    /// itself when nothing is parked and `f` cannot be hashed, or the
+    /// oldest parked event when the parking is full.
+    pub fn park(&mut self, ev: Event, f: Option<File>) -> Option<Event> {
+        let token = f.and_then(|f| self.send(f));
+        if token.is_none() && !self.holding() {
+            return Some(ev);
         }
-        let token = self.next;
-        let Some((tx, _)) = self.hasher() else {
-            self.unhashed += 1;
-            return Err(Box::new(ev));
-        };
-        match tx.try_send((token, f)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.unhashed += 1;
-                return Err(Box::new(ev));
-            }
-        }
-        self.next += 1;
         self.parked.push_back(Parked {
             token,
             since: Instant::now(),
             ev,
-            hash: None,
+            hash: if token.is_some() { None } else { Some(None) },
         });
-        Ok(())
+        if self.parked.len() > PARKED_MAX {
+            return self.parked.pop_front().map(|p| self.release(p));
+        }
+        None
+    }
+
+    /// Hands `f` to the hasher; its token, or None (counted) when it
+    /// cannot take it.
+    fn send(&mut self, f: File) -> Option<u64> {
+        let token = self.next;
+        let sent = match self.hasher() {
+            Some((tx, _)) => match tx.try_send((token, f)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+            },
+            None => false,
+        };
+        if !sent {
+            self.unhashed += 1;
+            return None;
+        }
+        self.next += 1;
+        Some(token)
+    }
+
+    /// A parked event as it goes out: an exec with its hash, if back.
+    fn release(&mut self, mut p: Parked) -> Event {
+        if p.token.is_some() {
+            let hash = p.hash.take().flatten();
+            if hash.is_none() {
+                self.unhashed += 1;
+            }
+            if let Detail::Process { sha256, .. } = &mut p.ev.detail {
+                *sha256 = hash;
+            }
+        }
+        p.ev
     }
 
     /// The hasher, started at its first use.
@@ -140,8 +175,9 @@ impl Dropped {
     }
 
     /// The parked events that may go now, in the order they were parked:
-    /// hashed, or waited `HASH_WAIT`; with `all`, every one, after waiting
-    /// for their hashes at most `HASH_WAIT` (the end of the run).
+    /// up to the first exec still waiting for its hash (for less than
+    /// `HASH_WAIT`); with `all`, every one, after waiting for their hashes
+    /// at most `HASH_WAIT` (the end of the run).
     pub fn take_ready(&mut self, all: bool) -> Vec<Event> {
         let deadline = Instant::now() + HASH_WAIT;
         loop {
@@ -158,15 +194,8 @@ impl Dropped {
             if front.hash.is_none() && !late && !all {
                 break;
             }
-            let mut p = self.parked.pop_front().expect("a front");
-            let hash = p.hash.take().flatten();
-            if hash.is_none() {
-                self.unhashed += 1;
-            }
-            if let Detail::Process { sha256, .. } = &mut p.ev.detail {
-                *sha256 = hash;
-            }
-            out.push(p.ev);
+            let p = self.parked.pop_front().expect("a front");
+            out.push(self.release(p));
         }
         out
     }
@@ -176,7 +205,7 @@ impl Dropped {
             return;
         };
         for (token, hash) in rx.try_iter() {
-            if let Some(p) = self.parked.iter_mut().find(|p| p.token == token) {
+            if let Some(p) = self.parked.iter_mut().find(|p| p.token == Some(token)) {
                 p.hash = Some(hash);
             }
         }
@@ -246,6 +275,63 @@ mod tests {
         let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
         f.set_len(HASH_MAX + 1).unwrap();
         assert_eq!(sha256_bounded(File::open(&p).unwrap()), None);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    fn event(kind: &'static str, pid: u32) -> Event {
+        Event {
+            kind: "process",
+            id: 0,
+            ts: String::new(),
+            pid,
+            ppid: 1,
+            uid: 0,
+            comm: "x".into(),
+            exe: "/x".into(),
+            ancestors: Vec::new(),
+            severity: crate::event::Severity::Info,
+            detail: Detail::Process {
+                kind,
+                argv: Vec::new(),
+                argv_truncated: None,
+                exit_code: None,
+                script: None,
+                fileless: None,
+                dropped: Some(true),
+                sha256: None,
+            },
+        }
+    }
+
+    #[test]
+    fn events_after_a_parked_exec_wait_behind_it_and_keep_their_order() {
+        let p = std::env::temp_dir().join(format!("bee-trace-park-{}", std::process::id()));
+        std::fs::write(&p, b"abc").unwrap();
+        let mut d = Dropped::new(UNIX_EPOCH);
+        // Nothing parked and nothing to hash: out at once.
+        assert!(d.park(event("exit", 1), None).is_some());
+        assert!(!d.holding());
+        assert!(d
+            .park(event("exec", 2), Some(File::open(&p).unwrap()))
+            .is_none());
+        assert!(d.park(event("exit", 3), None).is_none(), "behind the exec");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut out = Vec::new();
+        while out.len() < 2 {
+            assert!(Instant::now() < deadline, "the hash never came back");
+            out.extend(d.take_ready(false));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(out.iter().map(|e| e.pid).collect::<Vec<_>>(), [2, 3]);
+        let Detail::Process { sha256, .. } = &out[0].detail else {
+            panic!()
+        };
+        assert_eq!(
+            sha256.as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+        assert!(!d.holding());
+        assert_eq!(d.unhashed, 0);
         std::fs::remove_file(&p).unwrap();
     }
 

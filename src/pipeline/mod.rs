@@ -193,29 +193,36 @@ impl Pipeline {
     }
 
     /// An exec of a file written during the run waits for its hash
-    /// (`dropped`); None when parked.
+    /// (`dropped`), and every event after it waits behind it, so that
+    /// events keep their order; None when parked. What comes back must go
+    /// out now (nothing is parked, or the parking is full).
     fn park_if_dropped(&mut self, mut ev: Event) -> Option<Event> {
+        let file = self.dropped_exe(&mut ev);
+        if file.is_none() && !self.dropped.holding() {
+            return Some(ev);
+        }
+        self.dropped.park(ev, file)
+    }
+
+    /// For an exec of a dropped file: marks it and opens the file to hash.
+    fn dropped_exe(&mut self, ev: &mut Event) -> Option<std::fs::File> {
         let Detail::Process {
             kind: "exec",
             dropped,
             ..
         } = &mut ev.detail
         else {
-            return Some(ev);
+            return None;
         };
-        let Some(id) = self.enrich.table.get_or_load(ev.pid).and_then(|p| p.exe_id) else {
-            return Some(ev);
-        };
-        let Some(file) = self.dropped.open_if_dropped(ev.pid, &ev.exe, id) else {
-            return Some(ev);
-        };
+        let id = self.enrich.table.get_or_load(ev.pid)?.exe_id?;
+        let file = self.dropped.open_if_dropped(ev.pid, &ev.exe, id)?;
         *dropped = Some(true);
-        self.dropped.park(ev, file).err().map(|ev| *ev)
+        Some(file)
     }
 
-    /// Execs of dropped files whose hash came back (or that waited long
-    /// enough), finished, in the order they were parked; with `all`, every
-    /// one (the end of the run). Called from the run loop.
+    /// Parked events that may go now (up to the first exec still waiting
+    /// for its hash), finished, in the order they were parked; with `all`,
+    /// every one (the end of the run). Called from the run loop.
     pub fn take_hashed(&mut self, all: bool) -> Vec<Event> {
         let ready = self.dropped.take_ready(all);
         if all && self.dropped.unhashed > 0 {

@@ -62,8 +62,9 @@ impl Flow {
         self.apply(&mut effects, sensors);
     }
 
-    /// Execs of dropped files, hashed off this thread, delivered once their
-    /// hash is back (all of them with `all`: the end of the run).
+    /// Execs of dropped files, hashed off this thread, and the events
+    /// parked behind them, delivered in order once the hash is back (all of
+    /// them with `all`: the end of the run).
     pub(super) fn hashed(&mut self, all: bool) {
         for ev in self.pipeline.take_hashed(all) {
             self.guard.saw(&ev);
