@@ -86,21 +86,47 @@ static __always_inline __u32 requested_flags(const struct open_flags *op, int sy
 	return op ? op->open_flag : open_flags(bt_syscall_regs(), sys);
 }
 
+/* Whether the len bytes at a are the string literal b: unrolled, so clang
+ * folds b's bytes into the comparisons. */
+static __always_inline bool bt_is(const char *a, __u32 len, const char *b, __u32 blen)
+{
+	if (len != blen)
+		return false;
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (i >= blen)
+			break;
+		if (a[i] != b[i])
+			return false;
+	}
+	return true;
+}
+#define BT_IS(a, n, b) bt_is(a, n, b, sizeof(b) - 1)
+
+/* The /proc/<pid> files that give another process's memory (mem), its
+ * secrets (environ) or the map of where they lie (maps, smaps,
+ * smaps_rollup, pagemap: the listing a memory dump starts with). The length
+ * is checked before any byte is read: almost every name has another. */
 static __always_inline bool proc_name_kind(const struct qstr *q, __u32 *kind)
 {
 	__u32 len = q->len;
-	char n[8] = {};
+	char n[16] = {};
 
-	if (len != 3 && len != 4 && len != 7)
+	if (len != 3 && len != 4 && len != 5 && len != 7 && len != 12)
 		return false;
-	bpf_probe_read_kernel(n, len & 7, q->name);
-	if (len == 3 && n[0] == 'm' && n[1] == 'e' && n[2] == 'm')
+	bpf_probe_read_kernel(n, len & 15, q->name);
+	if (BT_IS(n, len, "mem"))
 		*kind = BT_MEM_PROC_MEM;
-	else if (len == 4 && n[0] == 'm' && n[1] == 'a' && n[2] == 'p' && n[3] == 's')
+	else if (BT_IS(n, len, "maps"))
 		*kind = BT_MEM_PROC_MAPS;
-	else if (len == 7 && n[0] == 'e' && n[1] == 'n' && n[2] == 'v' && n[3] == 'i' &&
-		 n[4] == 'r' && n[5] == 'o' && n[6] == 'n')
+	else if (BT_IS(n, len, "environ"))
 		*kind = BT_MEM_PROC_ENVIRON;
+	else if (BT_IS(n, len, "smaps"))
+		*kind = BT_MEM_PROC_SMAPS;
+	else if (BT_IS(n, len, "smaps_rollup"))
+		*kind = BT_MEM_PROC_SMAPS_ROLLUP;
+	else if (BT_IS(n, len, "pagemap"))
+		*kind = BT_MEM_PROC_PAGEMAP;
 	else
 		return false;
 	return true;

@@ -113,6 +113,20 @@ pub enum Detail {
         argv_truncated: Option<bool>,
         #[serde(skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,
+        /// A script the exec ran (the executable is its interpreter): the
+        /// name exec was given, made absolute, or an interpreter's script
+        /// argument.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        script: Option<String>,
+        /// The executable is a file no directory names (a memfd).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fileless: Option<bool>,
+        /// The executable was written or changed during the run.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dropped: Option<bool>,
+        /// A dropped executable's SHA-256 (hex), up to a size bound.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
         /// The dynamic loader's variables the exec was given
         /// (`LD_PRELOAD=...`, `LD_AUDIT=...`, `LD_LIBRARY_PATH=...`).
         #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -181,6 +195,9 @@ pub enum Detail {
         request: Option<String>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         target_secret_env: Vec<String>,
+        /// For the /proc kinds: which /proc/<pid> file was opened.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        proc_file: Option<&'static str>,
     },
     /// Something done to bee-trace itself (pipeline/judge/tamper.rs).
     Tamper {
@@ -447,6 +464,36 @@ pub const FIELDS: &[Field] = &[
         "a flood's records over the process's share, counted not sent",
     ),
     f("old_path", FILE, Some(Str), "a link's or rename's old name"),
+    f(
+        "script",
+        PROCESS,
+        Some(Str),
+        "the script an exec ran through its interpreter",
+    ),
+    f(
+        "fileless",
+        PROCESS,
+        Some(Bool),
+        "the executable is a file no directory names (memfd)",
+    ),
+    f(
+        "dropped",
+        PROCESS,
+        Some(Bool),
+        "the executable was written or changed during the run",
+    ),
+    f(
+        "sha256",
+        PROCESS,
+        Some(Str),
+        "a dropped executable's SHA-256",
+    ),
+    f(
+        "proc_file",
+        MEMORY,
+        Some(Str),
+        "the /proc/<pid> file opened (mem, maps, smaps ...)",
+    ),
 ];
 
 /// The fields events of `kind` carry, in table order.
@@ -475,6 +522,10 @@ mod tests {
                 argv: vec!["sh".into()],
                 argv_truncated: Some(true),
                 exit_code: Some(0),
+                script: Some("/tmp/x.sh".into()),
+                fileless: Some(true),
+                dropped: Some(true),
+                sha256: Some("ba7816bf".into()),
                 loader_env: vec!["LD_PRELOAD=/tmp/x.so".into()],
                 loader_env_truncated: Some(true),
                 stdio_socket: Some(true),
@@ -510,6 +561,7 @@ mod tests {
                 result: "ok".into(),
                 request: Some("PTRACE_ATTACH".into()),
                 target_secret_env: vec!["GITHUB_TOKEN".into()],
+                proc_file: Some("environ"),
             },
             Detail::Tamper {
                 op: "integrity",

@@ -76,6 +76,12 @@ enum bt_path_flags {
 	/* BT_PATH_MOVED: the new name's part (from new_off) was cut; bit 0
 	 * then speaks for the old name's part. */
 	BT_PATH_NEW_TRUNCATED = 2,
+	/* exe_flags: the executable's dentry has no parent (a memfd: a file no
+	 * directory names); exe holds its dentry name alone. */
+	BT_PATH_DETACHED = 2,
+	/* script_flags: the exec's working directory follows the exe's
+	 * components (and the script's name), script_depth of them. */
+	BT_PATH_CWD = 4,
 };
 
 struct bt_header {
@@ -106,15 +112,25 @@ struct bt_exec_event {
 	__u32 exe_uid;
 	__u32 exe_mode;
 	__u8 argv[BT_ARGV_BUF];
+	/* exe_len bytes of executable components; when the program run was a
+	 * script (the kernel ran an interpreter for it), the script's name as
+	 * exec was given it follows at exe[exe_len], script_len bytes with its
+	 * NUL (BT_NAME_MAX: it may have been cut); then, with BT_PATH_CWD, the
+	 * working directory's components, script_depth of them, leaf first
+	 * (a relative script name, or an interpreter's relative operand, is
+	 * resolved against it). */
 	__u8 exe[BT_PATH_BUF];
+	__u16 script_len;   /* 0: not a script */
+	__u16 script_depth;
+	__u32 script_flags; /* BT_PATH_CWD; BT_PATH_TRUNCATED: the directory was cut */
 	/* LD_PRELOAD, LD_AUDIT and LD_LIBRARY_PATH as the exec was given them
 	 * ("NAME=value", NUL-separated): env_len bytes; env_count entries were
 	 * found (more than fit when the bytes end without a NUL). */
 	__u32 env_len;
 	__u32 env_count;
 	__u8 env[BT_ENV_BUF];
-	/* BT_STDIO_SOCKET when the new program's stdin or stdout is a socket
-	 * (a shell handed a connection: a reverse or bind shell). */
+	/* BT_STDIO_SOCKET when the new program's stdin or stdout is a network
+	 * socket (a shell handed a connection: a reverse or bind shell). */
 	__u32 stdio;
 	__u32 _pad2;
 };
@@ -350,6 +366,17 @@ enum bt_mem_kind {
 	BT_MEM_PROC_MEM = 4,
 	BT_MEM_PROC_ENVIRON = 5,
 	BT_MEM_PROC_MAPS = 6,
+	/* More views of the memory layout, reported as the maps-listing step
+	 * (kind proc_maps, proc_file names which). */
+	BT_MEM_PROC_SMAPS = 7,
+	BT_MEM_PROC_SMAPS_ROLLUP = 8,
+	BT_MEM_PROC_PAGEMAP = 9,
+	/* prlimit64(RLIMIT_CORE) on another process: request is the new soft
+	 * limit (-1: unlimited). */
+	BT_MEM_CORE_LIMIT = 10,
+	/* A core-dumping signal sent to another process whose RLIMIT_CORE is
+	 * not 0: its memory goes to a core file. request is the signal. */
+	BT_MEM_CORE_SIGNAL = 11,
 };
 
 struct bt_mem_event {
@@ -404,7 +431,7 @@ struct bt_file_cfg {
 };
 
 _Static_assert(sizeof(struct bt_header) == 56, "bt_header layout");
-_Static_assert(sizeof(struct bt_exec_event) == 6000, "bt_exec_event layout");
+_Static_assert(sizeof(struct bt_exec_event) == 6008, "bt_exec_event layout");
 _Static_assert(sizeof(struct bt_fork_event) == 64, "bt_fork_event layout");
 _Static_assert(sizeof(struct bt_exit_event) == 64, "bt_exit_event layout");
 _Static_assert(sizeof(struct bt_file_event) == 4456, "bt_file_event layout");

@@ -45,6 +45,8 @@ pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 
 pub const PATH_TRUNCATED: u32 = 1;
+pub const PATH_DETACHED: u32 = 2;
+pub const PATH_CWD: u32 = 4;
 pub const PATH_RESOLVED: u8 = 0;
 pub const PATH_REQUESTED: u8 = 1;
 /// bt_file_event.action: seen, or the kernel sent the opener SIGKILL.
@@ -77,6 +79,11 @@ pub const MEM_VM_WRITEV: u32 = 3;
 pub const MEM_PROC_MEM: u32 = 4;
 pub const MEM_PROC_ENVIRON: u32 = 5;
 pub const MEM_PROC_MAPS: u32 = 6;
+pub const MEM_PROC_SMAPS: u32 = 7;
+pub const MEM_PROC_SMAPS_ROLLUP: u32 = 8;
+pub const MEM_PROC_PAGEMAP: u32 = 9;
+pub const MEM_CORE_LIMIT: u32 = 10;
+pub const MEM_CORE_SIGNAL: u32 = 11;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -108,6 +115,10 @@ pub struct ExecEvent {
     pub exe_mode: u32,
     pub argv: [u8; ARGV_BUF],
     pub exe: [u8; PATH_BUF],
+    /// A script's name (with its NUL) after the exe's bytes; 0: none.
+    pub script_len: u16,
+    pub script_depth: u16,
+    pub script_flags: u32,
     /// The loader's variables the exec carried (bpf/loader_env.bpf.h).
     pub env_len: u32,
     pub env_count: u32,

@@ -1,5 +1,6 @@
-//! The memory family: ptrace and process_vm_readv/writev (the opens of
-//! /proc/<pid>/{mem,environ,maps} are the file family's programs).
+//! The memory family: ptrace, process_vm_readv/writev and the core-dump
+//! route (prlimit64 of RLIMIT_CORE, a core-dumping signal); the opens of
+//! /proc/<pid>/{mem,environ,maps,smaps,...} are the file family's programs.
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
@@ -25,6 +26,14 @@ const FEXIT: &[Probe<MemSkel>] = &[
         name: sys_fexit!("process_vm_writev"),
         prog: |s| &s.progs.fexit_vm_writev,
     },
+    Probe {
+        name: sys_fexit!("prlimit64"),
+        prog: |s| &s.progs.fexit_prlimit,
+    },
+    Probe {
+        name: "tp_btf/signal_generate",
+        prog: |s| &s.progs.handle_core_signal,
+    },
 ];
 const TRACEPOINTS: &[Probe<MemSkel>] = &[
     Probe {
@@ -38,6 +47,14 @@ const TRACEPOINTS: &[Probe<MemSkel>] = &[
     Probe {
         name: "syscalls/sys_exit_process_vm_writev",
         prog: |s| &s.progs.handle_vm_writev_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_prlimit64",
+        prog: |s| &s.progs.handle_prlimit_exit,
+    },
+    Probe {
+        name: "tp_btf/signal_generate",
+        prog: |s| &s.progs.handle_core_signal,
     },
 ];
 
@@ -64,6 +81,7 @@ impl Sensors {
             &mut p.handle_ptrace_exit,
             &mut p.handle_vm_readv_exit,
             &mut p.handle_vm_writev_exit,
+            &mut p.handle_prlimit_exit,
         ] {
             prog.set_autoload(!fexit);
         }
@@ -71,6 +89,7 @@ impl Sensors {
             &mut p.fexit_ptrace,
             &mut p.fexit_vm_readv,
             &mut p.fexit_vm_writev,
+            &mut p.fexit_prlimit,
         ] {
             prog.set_autoload(fexit);
         }

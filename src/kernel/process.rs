@@ -13,7 +13,7 @@ use process_skel::ProcessSkelBuilder;
 
 const PROBES: &[Probe<ProcessSkel>] = &[
     Probe {
-        name: "sched/sched_process_exec",
+        name: "raw_tp/sched_process_exec",
         prog: |s| &s.progs.handle_exec,
     },
     Probe {

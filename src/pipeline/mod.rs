@@ -6,6 +6,7 @@
 //! judging wants done in the kernel comes back as `Effect`s for the caller
 //! to apply; the DNS resolver thread feeds `take_resolved`.
 
+mod dropped;
 mod enrich;
 mod flood;
 pub mod judge;
@@ -101,6 +102,8 @@ pub struct Pipeline {
     /// Other bee-trace monitors, whose own file and memory activity is
     /// theirs, not a finding (None: not looked for).
     pub peers: Option<crate::peers::Peers>,
+    /// Execs of files written during the run, parked while hashed.
+    dropped: dropped::Dropped,
 }
 
 impl Pipeline {
@@ -125,6 +128,7 @@ impl Pipeline {
             next_id: 0,
             tamper: judge::tamper::Judge::default(),
             peers: None,
+            dropped: dropped::Dropped::default(),
         }
     }
 
@@ -188,10 +192,57 @@ impl Pipeline {
     /// kernel is pushed to `effects`.
     pub fn handle(&mut self, raw: Raw, effects: &mut Vec<Effect>) -> Option<Event> {
         let ev = match raw {
-            Raw::Tamper(e) => self.on_tamper(&e),
+            // Something done to bee-trace goes out at once, never parked
+            // behind a dropped exec's hash: it is for people, not rules.
+            Raw::Tamper(e) => return self.on_tamper(&e).and_then(|ev| self.finish(ev)),
             other => self.judge(other, effects),
         }?;
+        let ev = self.park_if_dropped(ev)?;
         self.finish(ev)
+    }
+
+    /// An exec of a file written during the run waits for its hash
+    /// (`dropped`), and every event after it waits behind it, so that
+    /// events keep their order; None when parked. What comes back must go
+    /// out now (nothing is parked, or the parking is full).
+    fn park_if_dropped(&mut self, mut ev: Event) -> Option<Event> {
+        let file = self.dropped_exe(&mut ev);
+        if file.is_none() && !self.dropped.holding() {
+            return Some(ev);
+        }
+        self.dropped.park(ev, file)
+    }
+
+    /// For an exec of a dropped file: marks it and opens the file to hash.
+    fn dropped_exe(&mut self, ev: &mut Event) -> Option<std::fs::File> {
+        let Detail::Process {
+            kind: "exec",
+            dropped,
+            ..
+        } = &mut ev.detail
+        else {
+            return None;
+        };
+        let id = self.enrich.table.get_or_load(ev.pid)?.exe_id?;
+        let file = self.dropped.open_if_dropped(ev.pid, &ev.exe, id)?;
+        *dropped = Some(true);
+        Some(file)
+    }
+
+    /// Parked events that may go now (up to the first exec still waiting
+    /// for its hash), finished, in the order they were parked; with `all`,
+    /// every one (the end of the run). Called from the run loop.
+    pub fn take_hashed(&mut self, all: bool) -> Vec<Event> {
+        let ready = self.dropped.take_ready(all);
+        if all && self.dropped.unhashed > 0 {
+            // Written, never dropped: said once, at the end of the run.
+            log::warn!(
+                "{} exec(s) of files written during the run went out without sha256 (larger than {} MiB, unreadable, or the hasher was behind)",
+                self.dropped.unhashed,
+                dropped::HASH_MAX >> 20
+            );
+        }
+        ready.into_iter().filter_map(|ev| self.finish(ev)).collect()
     }
 
     fn judge(&mut self, raw: Raw, effects: &mut Vec<Effect>) -> Option<Event> {

@@ -162,7 +162,7 @@ fn read_proc(pid: u32) -> Option<Proc> {
     let stat = read_proc_file(pid, "stat", STAT_MAX).ok()?;
     let (comm, ppid) = parse_stat(&crate::escape::decode(&stat))?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .map(|p| crate::escape::decode_path(&p))
+        .map(|p| exe_from_link(&crate::escape::decode_path(&p)))
         .unwrap_or_default();
     Some(Proc {
         ppid,
@@ -170,6 +170,20 @@ fn read_proc(pid: u32) -> Option<Proc> {
         exe,
         exe_id: ExeId::of_pid(pid),
     })
+}
+
+/// The executable as the exec event names it, from /proc/<pid>/exe: a
+/// memfd reads there as "/memfd:<name> (deleted)", which the kernel's own
+/// record calls "memfd:<name>" (no directory holds it). Only root can make
+/// a file of that name in /, so the form is not a user's to forge.
+fn exe_from_link(link: &str) -> String {
+    match link
+        .strip_prefix("/memfd:")
+        .and_then(|n| n.strip_suffix(" (deleted)"))
+    {
+        Some(name) => format!("memfd:{name}"),
+        None => link.to_string(),
+    }
 }
 
 /// (comm, ppid) from a /proc/<pid>/stat line. comm may hold spaces and
@@ -187,6 +201,13 @@ pub fn parse_stat(stat: &str) -> Option<(String, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_memfd_seen_in_proc_is_named_as_its_exec_names_it() {
+        assert_eq!(exe_from_link("/memfd:payload (deleted)"), "memfd:payload");
+        assert_eq!(exe_from_link("/tmp/x (deleted)"), "/tmp/x (deleted)");
+        assert_eq!(exe_from_link("/usr/bin/cat"), "/usr/bin/cat");
+    }
 
     #[test]
     fn parses_stat_with_odd_comm() {

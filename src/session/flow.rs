@@ -67,6 +67,16 @@ impl Flow {
         self.apply(&mut effects, sensors);
     }
 
+    /// Execs of dropped files, hashed off this thread, and the events
+    /// parked behind them, delivered in order once the hash is back (all of
+    /// them with `all`: the end of the run).
+    pub(super) fn hashed(&mut self, all: bool) {
+        for ev in self.pipeline.take_hashed(all) {
+            self.guard.saw(&ev);
+            self.sink.deliver(ev);
+        }
+    }
+
     /// What the pipeline asked of the kernel while judging: inodes to
     /// watch (left once detached: there is no kernel to tell) and learned
     /// egress addresses.

@@ -31,6 +31,7 @@ impl Running {
             flow.take_queued(Some(REORDER_MAX));
             flow.take_resolved(Some(&mut p.kernel.sensors));
             flow.release(Some(sys::boot_now_ns()), Some(&mut p.kernel.sensors));
+            flow.hashed(false);
             flow.tell_floods(&p.kernel.sensors, false);
             if p.flow.guard.due() {
                 self_check(p);

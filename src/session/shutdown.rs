@@ -50,6 +50,7 @@ impl Detached {
         let mut parts = self.0;
         parts.flow.take_queued(None);
         parts.flow.release(None, None);
+        parts.flow.hashed(true);
         // The maps outlive the detach: this reading is final.
         parts.flow.tell_floods(&parts.kernel.sensors, true);
         parts.flow.integrity_events(true);

@@ -266,9 +266,13 @@ impl Redactor {
                 argv,
                 argv_truncated,
                 loader_env,
+                script,
                 ..
             } => {
                 self.argv(argv, argv_truncated.unwrap_or(false));
+                if let Some(s) = script {
+                    *s = self.text(s);
+                }
                 for v in loader_env.iter_mut() {
                     *v = self.text(v);
                 }
