@@ -34,6 +34,25 @@ BT_RINGBUF(net_events, BT_RING_NET);
 
 BT_LOST_COUNTER(egress_lost);
 
+/* The threads inside connect(2), marked by net.bpf.c (user space hands this
+ * object that map): a connect from any other thread is made another way
+ * (io_uring, TCP Fast Open) and is reported here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} in_connect SEC(".maps");
+
+/* Whether the current thread is inside connect(2), whose tracepoint reports
+ * the call with its result. */
+static __always_inline bool inside_connect(void)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	return bpf_map_lookup_elem(&in_connect, &tid) != NULL;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -334,6 +353,9 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, bool v6, __u8 hook)
 		if (block)
 			return 0;
 	} else if (hook == BT_HOOK_SENDMSG && !sent_recently(&v)) {
+		emit(ctx, &v, BT_ACT_OBSERVED, hook);
+	} else if (hook == BT_HOOK_CONNECT && !inside_connect()) {
+		/* No connect(2) tracepoint will name this one: report it now. */
 		emit(ctx, &v, BT_ACT_OBSERVED, hook);
 	}
 	if (v.dport == 53)

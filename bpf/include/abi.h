@@ -166,7 +166,7 @@ struct bt_net_event {
 
 /* bt_egress_event.action */
 enum bt_egress_action {
-	BT_ACT_OBSERVED = 0,    /* an unconnected UDP send, seen, no rule matched */
+	BT_ACT_OBSERVED = 0,    /* an unconnected UDP send, or a connect not made by connect(2), seen, no rule matched */
 	BT_ACT_BLOCKED = 1,     /* refused with EPERM */
 	BT_ACT_WOULD_BLOCK = 2, /* audit mode: a rule matched, let through */
 };

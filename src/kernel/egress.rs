@@ -102,6 +102,7 @@ impl Sensors {
             ro.host_netns = host_netns;
         }
         open.maps.net_events.reuse_fd(net.maps.net_events.as_fd())?;
+        open.maps.in_connect.reuse_fd(net.maps.in_connect.as_fd())?;
         open.load()
     }
 

@@ -68,6 +68,9 @@ impl Net {
         let (action, result) = match e.action {
             abi::ACT_BLOCKED => (Some("blocked"), "EPERM".to_string()),
             abi::ACT_WOULD_BLOCK => (Some("would_block"), "permitted".to_string()),
+            // A connect the hook saw from a thread not inside connect(2)
+            // (io_uring, TCP Fast Open): no tracepoint tells its result.
+            abi::ACT_OBSERVED if op == "connect" => (None, "attempted".to_string()),
             abi::ACT_OBSERVED => (None, "sent".to_string()),
             other => {
                 log::debug!("unknown egress action {other}");

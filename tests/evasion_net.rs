@@ -1,0 +1,263 @@
+//! Network evasions, for real (issue 12, classes 3 and 4): connects that are
+//! not connect(2) (io_uring, TCP Fast Open) are each one event; raw and
+//! packet sockets are reported when made, and their packets to blocked
+//! destinations are dropped below the socket layer and reported. Every
+//! destination is inside a network namespace this test creates; the acting
+//! processes run as uid 65534 (with only CAP_NET_RAW where the act needs it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+const NOBODY: &str = "65534";
+
+/// A TCP listener in the namespace on 198.51.100.2 and .3, port 18091,
+/// accepting TCP Fast Open.
+const LISTENER: &str = r#"
+import socket, sys
+socks = []
+for addr in ["198.51.100.2", "198.51.100.3"]:
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 8)
+    s.bind((addr, 18091)); s.listen(8); socks.append(s)
+print("ready", flush=True)
+sys.stdin.read()
+"#;
+
+/// connect(2) through io_uring (IORING_OP_CONNECT), with raw syscalls and
+/// no liburing: argv[1] an IPv4 address, argv[2] a port. Prints the
+/// completion's result (0, or -errno).
+const URING_CONNECT_C: &str = r#"
+#include <arpa/inet.h>
+#include <linux/io_uring.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	struct io_uring_params p;
+	struct sockaddr_in sin;
+	int ring, s;
+	if (argc != 3)
+		return 2;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(atoi(argv[2]));
+	if (inet_pton(AF_INET, argv[1], &sin.sin_addr) != 1)
+		return 2;
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&p, 0, sizeof(p));
+	ring = syscall(__NR_io_uring_setup, 4, &p);
+	if (s < 0 || ring < 0) {
+		perror("setup");
+		return 1;
+	}
+	size_t sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+	size_t cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+	size_t len = sq_len > cq_len ? sq_len : cq_len;
+	char *sq = mmap(0, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
+			IORING_OFF_SQ_RING);
+	struct io_uring_sqe *sqes = mmap(0, p.sq_entries * sizeof(struct io_uring_sqe),
+					 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
+					 IORING_OFF_SQES);
+	if (sq == MAP_FAILED || sqes == MAP_FAILED || !(p.features & IORING_FEAT_SINGLE_MMAP)) {
+		perror("mmap");
+		return 1;
+	}
+	char *cq = sq;
+	unsigned *tail = (unsigned *)(sq + p.sq_off.tail);
+	unsigned mask = *(unsigned *)(sq + p.sq_off.ring_mask);
+	unsigned *array = (unsigned *)(sq + p.sq_off.array);
+	unsigned idx = *tail & mask;
+	memset(&sqes[idx], 0, sizeof(sqes[idx]));
+	sqes[idx].opcode = IORING_OP_CONNECT;
+	sqes[idx].fd = s;
+	sqes[idx].addr = (unsigned long)&sin;
+	sqes[idx].off = sizeof(sin);
+	array[idx] = idx;
+	__atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
+	if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0) {
+		perror("enter");
+		return 1;
+	}
+	unsigned head = *(unsigned *)(cq + p.cq_off.head);
+	unsigned cmask = *(unsigned *)(cq + p.cq_off.ring_mask);
+	struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+	printf("%d\n", cqes[head & cmask].res);
+	return 0;
+}
+"#;
+
+/// A TCP Fast Open connect: sendto(2) with MSG_FASTOPEN, no connect(2).
+/// argv[1] address, argv[2] port; prints "ok" or the errno's name.
+const TFO_CLIENT: &str = r#"
+import errno, socket, sys
+s = socket.socket()
+try:
+    s.sendto(b"x", socket.MSG_FASTOPEN, (sys.argv[1], int(sys.argv[2])))
+    print("ok")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)))
+"#;
+
+/// Compiles `src` with the host's C compiler into `dir`; the binary is
+/// readable and runnable by uid 65534.
+fn compile(dir: &Path, name: &str, src: &str) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    let bin = dir.join(name);
+    std::fs::write(&c, src).unwrap();
+    let st = Command::new("cc")
+        .args(["-O1", "-Wall", "-o"])
+        .arg(&bin)
+        .arg(&c)
+        .status()
+        .expect("a C compiler (cc) is installed");
+    assert!(st.success(), "cc {name}.c failed");
+    bin
+}
+
+/// Runs `argv` as uid/gid 65534 with no groups (and the capabilities in
+/// `caps`, e.g. "+net_raw", kept across the uid change); returns its pid
+/// and its standard output.
+fn as_nobody(caps: &str, argv: &[&str]) -> (u32, String) {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"]);
+    if !caps.is_empty() {
+        c.args(["--inh-caps", caps, "--ambient-caps", caps]);
+    }
+    let child = c
+        .args(argv)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("setpriv (util-linux) is installed");
+    // setpriv execs the program in place: the child's pid is the actor's.
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{argv:?} failed: {:?}", out.status);
+    (pid, String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The network events of `pid` to `daddr`:`dport`.
+fn to<'a>(events: &'a [Value], pid: u32, daddr: &str, dport: u16) -> Vec<&'a Value> {
+    from_pid(events, "network", pid)
+        .into_iter()
+        .filter(|e| e["daddr"] == daddr && e["dport"] == dport)
+        .collect()
+}
+
+#[test]
+fn io_uring_and_fast_open_connects_are_one_event_each_in_audit_mode() {
+    if !root_or_skip("io_uring_and_fast_open_connects_are_one_event_each_in_audit_mode") {
+        return;
+    }
+    let ns = Netns::new();
+    let _server = NsServer::start(&ns, LISTENER);
+    let s = Scratch::new("evasion-net-connects");
+    let uring = compile(&s.0, "uring_connect", URING_CONNECT_C);
+    let cfg = write_policy(
+        &s,
+        "network:\n  mode: audit\n  blocked_ips:\n    - 198.51.100.3\n",
+    );
+    let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
+    let uring = uring.to_str().unwrap();
+    let (u_ok, r_ok) = as_nobody("", &[uring, "198.51.100.2", "18091"]);
+    let (u_bad, r_bad) = as_nobody("", &[uring, "198.51.100.3", "18091"]);
+    let py = "/usr/bin/python3";
+    let (t_ok, tr_ok) = as_nobody("", &[py, "-c", TFO_CLIENT, "198.51.100.2", "18091"]);
+    let (t_bad, tr_bad) = as_nobody("", &[py, "-c", TFO_CLIENT, "198.51.100.3", "18091"]);
+    // The ordinary connect(2) stays one event too.
+    let (plain, _) = as_nobody(
+        "",
+        &[
+            py,
+            "-c",
+            "import socket; s = socket.socket(); s.connect(('198.51.100.2', 18091)); s.close()",
+        ],
+    );
+    let events = mon.stop();
+    assert_eq!((r_ok.as_str(), r_bad.as_str()), ("0", "0"), "audit mode lets both through");
+    assert_eq!((tr_ok.as_str(), tr_bad.as_str()), ("ok", "ok"));
+
+    for (pid, daddr, what) in [
+        (u_ok, "198.51.100.2", "io_uring"),
+        (t_ok, "198.51.100.2", "fast open"),
+        (plain, "198.51.100.2", "connect(2)"),
+    ] {
+        let got = to(&events, pid, daddr, 18091);
+        assert_eq!(got.len(), 1, "{what}: one event:\n{}", describe(&events));
+        let e = got[0];
+        assert_eq!(e["op"], "connect", "{what}: {e}");
+        assert_eq!(e["protocol"], "tcp", "{what}: {e}");
+        assert_eq!(e["uid"], 65534, "{what}: {e}");
+        assert_eq!(e["severity"], "info", "{what}: {e}");
+        assert!(e.get("action").is_none(), "{what}: {e}");
+        let want = if what == "connect(2)" { "ok" } else { "attempted" };
+        assert_eq!(e["result"], want, "{what}: {e}");
+    }
+    for (pid, what) in [(u_bad, "io_uring"), (t_bad, "fast open")] {
+        let got = to(&events, pid, "198.51.100.3", 18091);
+        assert_eq!(got.len(), 1, "{what}: one verdict:\n{}", describe(&events));
+        let e = got[0];
+        assert_eq!(e["op"], "connect", "{what}: {e}");
+        assert_eq!(e["action"], "would_block", "{what}: {e}");
+        assert_eq!(e["rule"], "network.blocked_ips: 198.51.100.3", "{what}: {e}");
+        assert_eq!(e["severity"], "high", "{what}: {e}");
+    }
+}
+
+#[test]
+fn a_credential_read_then_an_io_uring_connect_raises_the_egress_rule() {
+    if !root_or_skip("a_credential_read_then_an_io_uring_connect_raises_the_egress_rule") {
+        return;
+    }
+    let ns = Netns::new();
+    let _server = NsServer::start(&ns, LISTENER);
+    let s = Scratch::new("evasion-net-rule");
+    let uring = compile(&s.0, "uring_connect", URING_CONNECT_C);
+    let home = s.path("home");
+    let creds = home.join(".aws/credentials");
+    std::fs::create_dir_all(creds.parent().unwrap()).unwrap();
+    std::fs::write(&creds, "[default]\n").unwrap();
+    for p in [&home, &home.join(".aws"), &creds] {
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    }
+    let mon = Monitor::start(&s.0, &[]);
+    let script = format!(
+        "cat {} > /dev/null; exec {} 198.51.100.2 18091",
+        creds.display(),
+        uring.display()
+    );
+    let (steal, res) = as_nobody("", &["/bin/sh", "-c", &script]);
+    let events = mon.stop();
+    assert_eq!(res, "0", "the io_uring connect succeeded");
+    let connect = from_tree(&events, "network", steal)
+        .into_iter()
+        .find(|e| e["daddr"] == "198.51.100.2" && e["dport"] == 18091)
+        .unwrap_or_else(|| panic!("no io_uring connect event:\n{}", describe(&events)));
+    assert_eq!(connect["op"], "connect", "{connect}");
+    let read = from_tree(&events, "file", steal)
+        .into_iter()
+        .find(|e| e["path"] == creds.to_str().unwrap())
+        .unwrap_or_else(|| panic!("no credential read:\n{}", describe(&events)));
+    let g = events
+        .iter()
+        .find(|g| {
+            g["type"] == "signal"
+                && g["rule"] == "credential-read-then-egress"
+                && in_tree(connect, g["root"]["pid"].as_u64().unwrap() as u32)
+        })
+        .unwrap_or_else(|| panic!("no credential-read-then-egress:\n{}", describe(&events)));
+    assert_eq!(g["severity"], "critical", "{g}");
+    assert_eq!(g["events"], serde_json::json!([read["id"], connect["id"]]), "{g}");
+}
