@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /* Network family: outbound connect(2) on IPv4 and IPv6 sockets, TCP or UDP,
- * with the destination, the socket's protocol and the result.
+ * with the destination, the socket's protocol and the result; and socket(2)
+ * of the sockets that send below the cgroup hooks (raw, packet, ping).
  *
  * It also marks each thread while it is inside connect(2) (in_connect), for
  * the cgroup connect hooks of egress.bpf.c: a connect they see from a thread
@@ -92,6 +93,63 @@ static __always_inline int on_connect_exit(long ret)
 	e->protocol = BPF_CORE_READ(sock, sk, sk_protocol);
 	bt_submit(&net_events, e);
 	return 0;
+}
+
+/* A socket that sends below the cgroup sock_addr hooks: any AF_PACKET
+ * socket, a SOCK_RAW of AF_INET or AF_INET6, or an ICMP ping socket. */
+static __always_inline bool raw_socket(long family, long type, long protocol)
+{
+	type &= 0xf; /* SOCK_TYPE_MASK: without SOCK_NONBLOCK, SOCK_CLOEXEC */
+	if (family == BT_AF_PACKET)
+		return true;
+	if (family != BT_AF_INET && family != BT_AF_INET6)
+		return false;
+	return type == 3 /* SOCK_RAW */ ||
+	       (type == 2 /* SOCK_DGRAM */ && (protocol == 1 /* IPPROTO_ICMP */ ||
+					      protocol == 58 /* IPPROTO_ICMPV6 */));
+}
+
+static __always_inline int on_socket_exit(long ret)
+{
+	struct pt_regs *regs;
+	struct bt_net_event *e;
+	long family, type, protocol;
+
+	if (bt_is_self())
+		return 0;
+	regs = bt_syscall_regs();
+	family = (long)BT_ARG1(regs);
+	type = (long)BT_ARG2(regs);
+	protocol = (long)BT_ARG3(regs);
+	if (!raw_socket(family, type, protocol))
+		return 0;
+	e = bpf_ringbuf_reserve(&net_events, sizeof(*e), 0);
+	if (!e) {
+		bt_count_lost(&net_lost);
+		return 0;
+	}
+	bt_fill_header(&e->hdr, BT_EV_SOCKET);
+	e->ret = ret;
+	e->family = family;
+	e->dport = 0;
+	e->sock_type = type & 0xf;
+	e->protocol = protocol; /* AF_PACKET: the ethertype, network byte order */
+	e->_pad = 0;
+	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+	bt_submit(&net_events, e);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_socket")
+int handle_socket_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_socket_exit(ctx->ret);
+}
+
+SEC(BT_SYSCALL_FEXIT(socket))
+int BPF_PROG(fexit_socket, const struct pt_regs *regs, long ret)
+{
+	return on_socket_exit(ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")

@@ -261,3 +261,85 @@ fn a_credential_read_then_an_io_uring_connect_raises_the_egress_rule() {
     assert_eq!(g["severity"], "critical", "{g}");
     assert_eq!(g["events"], serde_json::json!([read["id"], connect["id"]]), "{g}");
 }
+
+/// Makes the sockets named in argv (family,type,protocol as numbers) and
+/// prints one JSON object: "spec" -> "ok" or the errno's name.
+const SOCKETS: &str = r#"
+import errno, json, socket, sys
+out = {}
+for spec in sys.argv[1:]:
+    fam, kind, proto = (int(x) for x in spec.split(","))
+    try:
+        socket.socket(fam, kind, proto).close()
+        out[spec] = "ok"
+    except OSError as e:
+        out[spec] = errno.errorcode.get(e.errno, str(e.errno))
+print(json.dumps(out))
+"#;
+
+#[test]
+fn raw_packet_and_ping_sockets_are_reported_when_made() {
+    if !root_or_skip("raw_packet_and_ping_sockets_are_reported_when_made") {
+        return;
+    }
+    let s = Scratch::new("evasion-net-sockets");
+    let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor"]);
+    let py = "/usr/bin/python3";
+    // AF_INET SOCK_RAW ICMP, AF_INET6 SOCK_RAW IPPROTO_RAW, AF_PACKET
+    // SOCK_RAW ETH_P_ALL (htons(3) = 768), AF_PACKET SOCK_DGRAM ETH_P_IP
+    // (htons(0x800) = 8): with CAP_NET_RAW, as uid 65534.
+    let specs = ["2,3,1", "10,3,255", "17,3,768", "17,2,8"];
+    let mut argv = vec![py, "-c", SOCKETS];
+    argv.extend(specs);
+    let (raw, out) = as_nobody("+net_raw", &argv);
+    let made: Value = serde_json::from_str(&out).unwrap();
+    // Without the capability the raw socket is refused, and a ping socket
+    // needs a group in net.ipv4.ping_group_range: both attempts are seen.
+    let (plain, out) = as_nobody("", &[py, "-c", SOCKETS, "2,3,1", "2,2,1", "2,1,6", "2,2,17"]);
+    let refused: Value = serde_json::from_str(&out).unwrap();
+    let events = mon.stop();
+    for spec in specs {
+        assert_eq!(made[spec], "ok", "{spec}: {made}");
+    }
+    assert_eq!(refused["2,3,1"], "EPERM", "{refused}");
+
+    let sockets = |pid| -> Vec<&Value> {
+        from_pid(&events, "network", pid)
+            .into_iter()
+            .filter(|e| e["op"] == "socket")
+            .collect()
+    };
+    let got = sockets(raw);
+    assert_eq!(got.len(), 4, "{}", describe(&events));
+    for (e, (family, kind, proto)) in got.iter().zip([
+        ("ipv4", "raw", "icmp"),
+        ("ipv6", "raw", "raw"),
+        ("packet", "raw", "ethertype-0x0003"),
+        ("packet", "dgram", "ethertype-0x0800"),
+    ]) {
+        assert_eq!(e["family"], family, "{e}");
+        assert_eq!(e["sock_type"], kind, "{e}");
+        assert_eq!(e["protocol"], proto, "{e}");
+        assert_eq!(e["result"], "ok", "{e}");
+        assert_eq!(e["severity"], "warning", "{e}");
+        assert_eq!(e["uid"], 65534, "{e}");
+        assert!(e.get("daddr").is_none(), "{e}");
+    }
+    // The refused raw socket and the ping socket; an ordinary TCP or UDP
+    // socket is no event.
+    let got = sockets(plain);
+    assert_eq!(got.len(), 2, "{}", describe(&events));
+    assert_eq!(
+        (&got[0]["sock_type"], &got[0]["protocol"], &got[0]["result"]),
+        (&"raw".into(), &"icmp".into(), &"EPERM".into()),
+        "{}",
+        got[0]
+    );
+    assert_eq!(
+        (&got[1]["sock_type"], &got[1]["protocol"]),
+        (&"dgram".into(), &"icmp".into()),
+        "{}",
+        got[1]
+    );
+    assert_eq!(got[1]["result"], refused["2,2,1"], "{}", got[1]);
+}

@@ -50,6 +50,9 @@ enum bt_ev_type {
 	BT_EV_EGRESS = 7,
 	BT_EV_DNS = 8,
 	BT_EV_TAMPER = 9,
+	/* A raw, packet or ICMP ping socket made (socket(2)): a bt_net_event
+	 * with family, sock_type and protocol as asked, ret the fd or -errno. */
+	BT_EV_SOCKET = 10,
 };
 
 /* Address families as the kernel numbers them (AF_INET, AF_INET6): the
@@ -57,6 +60,7 @@ enum bt_ev_type {
 enum bt_af {
 	BT_AF_INET = 2,
 	BT_AF_INET6 = 10,
+	BT_AF_PACKET = 17,
 };
 
 /* exe_flags, path_flags */

@@ -32,12 +32,15 @@ pub const EV_MEM: u32 = 6;
 pub const EV_EGRESS: u32 = 7;
 pub const EV_DNS: u32 = 8;
 pub const EV_TAMPER: u32 = 9;
+/// A raw, packet or ping socket made: a `NetEvent` without a destination.
+pub const EV_SOCKET: u32 = 10;
 pub const DNS_NAME: usize = 128;
 pub const DNS_ADDRS: usize = 8;
 
 /// Address families of network records (AF_INET, AF_INET6).
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
+pub const AF_PACKET: u16 = 17;
 
 pub const PATH_TRUNCATED: u32 = 1;
 pub const PATH_RESOLVED: u8 = 0;

@@ -29,6 +29,10 @@ const FEXIT: &[Probe<NetSkel>] = &[
         name: sys_fexit!("connect"),
         prog: |s| &s.progs.fexit_connect,
     },
+    Probe {
+        name: sys_fexit!("socket"),
+        prog: |s| &s.progs.fexit_socket,
+    },
 ];
 const TRACEPOINTS: &[Probe<NetSkel>] = &[
     Probe {
@@ -38,6 +42,10 @@ const TRACEPOINTS: &[Probe<NetSkel>] = &[
     Probe {
         name: "syscalls/sys_exit_connect",
         prog: |s| &s.progs.handle_connect_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_socket",
+        prog: |s| &s.progs.handle_socket_exit,
     },
 ];
 
@@ -61,6 +69,8 @@ impl Sensors {
         open.progs.handle_connect_exit.set_autoload(!fexit);
         open.progs.fentry_connect.set_autoload(fexit);
         open.progs.fexit_connect.set_autoload(fexit);
+        open.progs.handle_socket_exit.set_autoload(!fexit);
+        open.progs.fexit_socket.set_autoload(fexit);
         open.load()
     }
 }

@@ -176,7 +176,49 @@ fn protocol_name(p: u16) -> String {
         1 => "icmp".to_string(),
         58 => "icmpv6".to_string(),
         136 => "udplite".to_string(),
+        255 => "raw".to_string(),
         262 => "mptcp".to_string(),
         n => format!("ip-proto-{n}"),
+    }
+}
+
+/// A raw, packet or ICMP ping socket made (or refused): these send below
+/// the cgroup egress hooks, and a CI step rarely needs one, so a warning.
+pub fn socket(cx: &mut Cx, e: &abi::NetEvent) -> Option<Event> {
+    let family = match e.family {
+        abi::AF_INET => "ipv4",
+        abi::AF_INET6 => "ipv6",
+        abi::AF_PACKET => "packet",
+        other => {
+            log::debug!("socket record of family {other}");
+            cx.stats.filtered += 1;
+            return None;
+        }
+    };
+    let protocol = if e.family == abi::AF_PACKET {
+        // The ethertype, as the caller passed it: network byte order.
+        format!("ethertype-{:#06x}", u16::from_be(e.protocol))
+    } else {
+        protocol_name(e.protocol)
+    };
+    let detail = Detail::Socket {
+        op: "socket",
+        family,
+        sock_type: sock_type_name(e.sock_type),
+        protocol,
+        // An fd or -errno.
+        result: result_text(i64::from(e.ret.min(0))),
+    };
+    Some(cx.enrich.base(&e.hdr, Severity::Warning, detail))
+}
+
+fn sock_type_name(t: u16) -> String {
+    match t {
+        1 => "stream".to_string(),
+        2 => "dgram".to_string(),
+        3 => "raw".to_string(),
+        5 => "seqpacket".to_string(),
+        10 => "packet".to_string(),
+        n => format!("type-{n}"),
     }
 }
