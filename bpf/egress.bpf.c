@@ -12,6 +12,9 @@
  * exempt; then blocked ports; then, in allowlist mode, anything without an
  * allow entry (and port) matches BT_RULE_NOT_ALLOWED.
  *
+ * Sockets that run no sock_addr hook (raw, ICMP ping, UDP-Lite) are judged
+ * per packet by the backstop in backstop.bpf.h, included at the end.
+ *
  * The DNS programs (cgroup_skb egress for queries, ingress for answers) live
  * in this object too, in dns.bpf.h, included at the end: they fill the tries
  * judged here, and the sock_addr hooks mark the sockets whose answers they
@@ -225,8 +228,8 @@ static __always_inline bool v4_mapped(const __u8 *a)
 	return a[10] == 0xff && a[11] == 0xff;
 }
 
-static __always_inline void emit(struct bpf_sock_addr *ctx, const struct verdict *v, __u8 action,
-				 __u8 hook)
+static __always_inline void emit_as(const struct verdict *v, __u16 type, __u16 protocol,
+				    __u8 action, __u8 hook)
 {
 	struct bt_egress_event *e;
 
@@ -239,8 +242,8 @@ static __always_inline void emit(struct bpf_sock_addr *ctx, const struct verdict
 	e->rule = v->rule;
 	e->family = v->family;
 	e->dport = v->dport;
-	e->sock_type = ctx->type;
-	e->protocol = ctx->protocol;
+	e->sock_type = type;
+	e->protocol = protocol;
 	e->action = action;
 	e->hook = hook;
 	e->_pad = 0;
@@ -252,6 +255,12 @@ static __always_inline void emit(struct bpf_sock_addr *ctx, const struct verdict
 		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	else
 		bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void emit(struct bpf_sock_addr *ctx, const struct verdict *v, __u8 action,
+				 __u8 hook)
+{
+	emit_as(v, ctx->type, ctx->protocol, action, hook);
 }
 
 /* Whether this unconnected send was reported less than a second ago. */
@@ -389,3 +398,6 @@ int egress_sendmsg6(struct bpf_sock_addr *ctx)
 
 /* The DNS half of this object, after the maps it shares with the verdicts. */
 #include "dns.bpf.h"
+
+/* The backstop below the socket layer, with the same verdicts. */
+#include "backstop.bpf.h"

@@ -343,3 +343,162 @@ fn raw_packet_and_ping_sockets_are_reported_when_made() {
     );
     assert_eq!(got[1]["result"], refused["2,2,1"], "{}", got[1]);
 }
+
+/// Sends below the socket hooks and prints one JSON object of outcomes
+/// ("ok", "reply", "no_reply" or the errno's name): raw ICMP echoes to
+/// argv[1] (allowed) and argv[2] (blocked, three of them), an ICMP ping
+/// socket's echo to argv[2], a raw socket connected to argv[2] then sending,
+/// and a UDP-Lite socket connected to argv[2] port 18053 then sending.
+const BELOW: &str = r#"
+import errno, json, select, socket, struct, sys
+ok, bad = sys.argv[1], sys.argv[2]
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+def echo(seq):
+    h = struct.pack("!BBHHH", 8, 0, 0, 0xbee, seq) + b"beetrace"
+    return struct.pack("!BBHHH", 8, 0, csum(h), 0xbee, seq) + b"beetrace"
+def name(e): return errno.errorcode.get(e.errno, str(e.errno))
+def replied(s):
+    return "reply" if select.select([s], [], [], 2)[0] else "no_reply"
+out = {}
+def attempt(key, fn):
+    try: out[key] = fn()
+    except OSError as e: out[key] = name(e)
+def raw_echo(dst, n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    for i in range(n): s.sendto(echo(i), (dst, 0))
+    return replied(s)
+def ping_echo(dst):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+    s.sendto(echo(1), (dst, 0))
+    return replied(s)
+def connected(kind, proto, port, payload):
+    s = socket.socket(socket.AF_INET, kind, proto)
+    s.connect((bad, port))
+    try: s.send(payload); sent = "ok"
+    except OSError as e: sent = name(e)
+    return "connect:ok send:" + sent
+attempt("raw_allowed", lambda: raw_echo(ok, 1))
+attempt("raw_blocked", lambda: raw_echo(bad, 3))
+attempt("ping_blocked", lambda: ping_echo(bad))
+attempt("raw_connect", lambda: connected(socket.SOCK_RAW, socket.IPPROTO_ICMP, 0, echo(7)))
+attempt("udplite_connect", lambda: connected(socket.SOCK_DGRAM, 136, 18053, b"x"))
+print(json.dumps(out))
+"#;
+
+/// Lets uid 65534 make ICMP ping sockets for as long as it lives
+/// (net.ipv4.ping_group_range), then puts the old range back.
+struct PingGroup(String);
+
+impl PingGroup {
+    const PATH: &'static str = "/proc/sys/net/ipv4/ping_group_range";
+    fn allow_nobody() -> PingGroup {
+        let old = std::fs::read_to_string(Self::PATH).unwrap();
+        std::fs::write(Self::PATH, "65534 65534").unwrap();
+        PingGroup(old.trim().replace('\t', " "))
+    }
+}
+
+impl Drop for PingGroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::PATH, &self.0);
+    }
+}
+
+fn below_the_hooks(mode: &str) -> (u32, Value, Vec<Value>) {
+    let ns = Netns::new();
+    let s = Scratch::new(&format!("evasion-net-below-{mode}"));
+    let cfg = write_policy(
+        &s,
+        &format!("network:\n  mode: {mode}\n  blocked_ips:\n    - 198.51.100.3\n"),
+    );
+    let _ping = PingGroup::allow_nobody();
+    let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
+    let (pid, out) = as_nobody(
+        "+net_raw",
+        &["/usr/bin/python3", "-c", BELOW, "198.51.100.2", "198.51.100.3"],
+    );
+    let events = mon.stop();
+    drop(ns);
+    (pid, serde_json::from_str(&out).unwrap(), events)
+}
+
+/// The verdicts of `pid` for 198.51.100.3 by op: exactly one each.
+fn verdicts_on_blocked<'a>(events: &'a [Value], pid: u32, op: &str) -> Vec<&'a Value> {
+    from_pid(events, "network", pid)
+        .into_iter()
+        .filter(|e| e["daddr"] == "198.51.100.3" && e["op"] == op)
+        .collect()
+}
+
+#[test]
+fn raw_ping_and_udplite_packets_to_a_blocked_address_are_dropped_and_reported() {
+    if !root_or_skip("raw_ping_and_udplite_packets_to_a_blocked_address_are_dropped_and_reported") {
+        return;
+    }
+    let (pid, out, events) = below_the_hooks("block");
+    assert_eq!(out["raw_allowed"], "reply", "{out}");
+    assert_eq!(out["raw_blocked"], "EPERM", "{out}");
+    assert_eq!(out["ping_blocked"], "EPERM", "{out}");
+    assert_eq!(out["raw_connect"], "connect:ok send:EPERM", "{out}");
+    assert_eq!(out["udplite_connect"], "connect:ok send:EPERM", "{out}");
+
+    // Raw and ping echoes: one report per protocol and destination, not one
+    // per packet (four ICMP packets went to .3 from this process).
+    let packets = verdicts_on_blocked(&events, pid, "packet");
+    let icmp: Vec<_> = packets.iter().filter(|e| e["protocol"] == "icmp").collect();
+    assert_eq!(icmp.len(), 1, "{}", describe(&events));
+    let e = icmp[0];
+    assert_eq!(e["action"], "blocked", "{e}");
+    assert_eq!(e["result"], "dropped", "{e}");
+    assert_eq!(e["rule"], "network.blocked_ips: 198.51.100.3", "{e}");
+    assert_eq!(e["severity"], "high", "{e}");
+    assert_eq!(e["uid"], 65534, "{e}");
+    let udplite: Vec<_> = packets.iter().filter(|e| e["protocol"] == "udplite").collect();
+    assert_eq!(udplite.len(), 1, "{}", describe(&events));
+    assert_eq!(udplite[0]["dport"], 18053, "{}", udplite[0]);
+
+    // The raw and UDP-Lite connects are verdicts, not allowed connects.
+    let connects = verdicts_on_blocked(&events, pid, "connect");
+    assert_eq!(connects.len(), 2, "{}", describe(&events));
+    for e in &connects {
+        assert_eq!(e["action"], "blocked", "{e}");
+        assert_eq!(e["result"], "packets_dropped", "{e}");
+        assert_ne!(e["result"], "ok", "{e}");
+    }
+    assert!(connects.iter().any(|e| e["protocol"] == "icmp"), "{connects:?}");
+    assert!(connects.iter().any(|e| e["protocol"] == "udplite" && e["dport"] == 18053));
+    // Nothing is reported for the allowed destination's packets.
+    assert!(
+        from_pid(&events, "network", pid)
+            .iter()
+            .all(|e| e["daddr"] != "198.51.100.2" || e.get("action").is_none()),
+        "{}",
+        describe(&events)
+    );
+}
+
+#[test]
+fn in_audit_mode_packets_below_the_hooks_pass_and_are_reported_as_would_block() {
+    if !root_or_skip("in_audit_mode_packets_below_the_hooks_pass_and_are_reported_as_would_block") {
+        return;
+    }
+    let (pid, out, events) = below_the_hooks("audit");
+    assert_eq!(out["raw_blocked"], "reply", "{out}");
+    assert_eq!(out["ping_blocked"], "reply", "{out}");
+    assert_eq!(out["raw_connect"], "connect:ok send:ok", "{out}");
+    let icmp: Vec<_> = verdicts_on_blocked(&events, pid, "packet")
+        .into_iter()
+        .filter(|e| e["protocol"] == "icmp")
+        .collect();
+    assert_eq!(icmp.len(), 1, "{}", describe(&events));
+    assert_eq!(icmp[0]["action"], "would_block", "{}", icmp[0]);
+    assert_eq!(icmp[0]["result"], "permitted", "{}", icmp[0]);
+    let connects = verdicts_on_blocked(&events, pid, "connect");
+    assert_eq!(connects.len(), 2, "{}", describe(&events));
+    for e in connects {
+        assert_eq!(e["action"], "would_block", "{e}");
+    }
+}

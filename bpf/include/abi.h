@@ -179,6 +179,13 @@ enum bt_egress_action {
 enum bt_egress_hook {
 	BT_HOOK_CONNECT = 1,
 	BT_HOOK_SENDMSG = 2,
+	/* The backstop (cgroup_skb egress): a packet of a raw, ping or UDP-Lite
+	 * socket, dropped (block) or let through (audit). */
+	BT_HOOK_PACKET = 3,
+	/* connect(2) of a raw, ping-less or UDP-Lite socket, which runs no
+	 * cgroup connect hook: it succeeds, and the backstop drops its packets
+	 * (block) or lets them through (audit). */
+	BT_HOOK_RAW_CONNECT = 4,
 };
 
 /* bt_egress_event.rule for a destination outside the allowlist; other ids

@@ -197,6 +197,10 @@ pub const ACT_WOULD_BLOCK: u8 = 2;
 /// bt_egress_event.hook
 pub const HOOK_CONNECT: u8 = 1;
 pub const HOOK_SENDMSG: u8 = 2;
+/// The backstop: a packet of a raw, ping or UDP-Lite socket.
+pub const HOOK_PACKET: u8 = 3;
+/// connect(2) of a raw or UDP-Lite socket, judged at its entry.
+pub const HOOK_RAW_CONNECT: u8 = 4;
 /// bt_egress_event.rule for a destination outside the allowlist.
 pub const RULE_NOT_ALLOWED: u32 = 1;
 pub const MODE_OFF: u32 = 0;

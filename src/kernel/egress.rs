@@ -1,6 +1,6 @@
-//! The egress programs: cgroup connect/sendmsg verdicts and the DNS query
-//! and answer parsers, attached at the cgroup v2 root, and the check that
-//! their maps still enforce the plan.
+//! The egress programs: cgroup connect/sendmsg verdicts, the DNS query
+//! and answer parsers and the backstop below the socket hooks, attached at
+//! the cgroup v2 root, and the check that their maps still enforce the plan.
 
 use std::os::fd::AsFd;
 
@@ -47,28 +47,79 @@ const PROBES: &[Probe<EgressSkel>] = &[
     },
 ];
 
+/// The backstop below the socket hooks (`bpf/backstop.bpf.h`): at the
+/// cgroup root, the packets of raw, ping and UDP-Lite sockets.
+const BACKSTOP: &[Probe<EgressSkel>] = &[Probe {
+    name: "cgroup_skb/egress (backstop: raw, ping, UDP-Lite packets)",
+    prog: |s| &s.progs.egress_backstop,
+}];
+
+/// The backstop's tracepoint: connect(2) of a raw or UDP-Lite socket,
+/// which no cgroup connect hook judges.
+const TRACEPOINTS: &[Probe<EgressSkel>] = &[Probe {
+    name: "syscalls/sys_enter_connect (raw, UDP-Lite)",
+    prog: |s| &s.progs.egress_raw_connect,
+}];
+
 impl Sensors {
     /// The cgroup sock_addr programs and the DNS query and answer skb
     /// programs, at the cgroup v2 root so every process on the host passes
     /// through them.
     pub(super) fn start_egress(&mut self, self_tgid: u32) {
         let family = Family::Network;
+        let fail = |s: &mut Self, why: ProbeError| {
+            s.fail_all(family, PROBES, why.clone());
+            s.fail_all(family, BACKSTOP, why.clone());
+            s.fail_all(family, TRACEPOINTS, why);
+        };
         let Some(net) = &self.net else {
-            return self.fail_all(family, PROBES, ProbeError::NeedsConnect);
+            return fail(self, ProbeError::NeedsConnect);
         };
         let (cg, path) = match crate::sys::open_cgroup2_root() {
             Ok(x) => x,
-            Err(e) => return self.fail_all(family, PROBES, ProbeError::Cgroup(e.to_string())),
+            Err(e) => return fail(self, ProbeError::Cgroup(e.to_string())),
         };
-        let skel = match Self::load_egress(self_tgid, net) {
+        let mut backstop = true;
+        let skel = match Self::load_egress(self_tgid, net, true) {
             Ok(s) => s,
-            Err(e) => return self.fail_all(family, PROBES, ProbeError::Load(explain(&e))),
+            // A kernel without the helpers the backstop's cgroup_skb program
+            // uses (the current task's pid, before Linux 6.x gave them to
+            // every program type) refuses the whole object: the verdicts
+            // and DNS learning still load without the backstop.
+            Err(e) => match Self::load_egress(self_tgid, net, false) {
+                Ok(s) => {
+                    backstop = false;
+                    log::warn!(
+                        "the egress backstop did not load ({}): raw, ping and UDP-Lite packets are not judged",
+                        explain(&e)
+                    );
+                    s
+                }
+                Err(e) => return fail(self, ProbeError::Load(explain(&e))),
+            },
         };
         let fd = std::os::fd::AsRawFd::as_raw_fd(&cg);
-        for p in PROBES {
+        let attach = |p: &Probe<EgressSkel>, cgroup: bool| {
+            let prog = (p.prog)(&skel);
+            if cgroup {
+                prog.attach_cgroup(fd)
+            } else {
+                prog.attach()
+            }
+        };
+        let (backstop, tracepoints) = if backstop {
+            (BACKSTOP, TRACEPOINTS)
+        } else {
+            (&[][..], &[][..])
+        };
+        for (p, cgroup) in PROBES
+            .iter()
+            .chain(backstop)
+            .map(|p| (p, true))
+            .chain(tracepoints.iter().map(|p| (p, false)))
+        {
             let at = self.status.len();
-            let outcome = (p.prog)(&skel)
-                .attach_cgroup(fd)
+            let outcome = attach(p, cgroup)
                 .map(|l| self.links.push((at, l)))
                 .map_err(|e| ProbeError::Attach(explain(&e)));
             self.status.push(ProbeStatus {
@@ -86,6 +137,7 @@ impl Sensors {
     fn load_egress(
         self_tgid: u32,
         net: &NetSkel<'static>,
+        backstop: bool,
     ) -> libbpf_rs::Result<EgressSkel<'static>> {
         // DNS answers are learned only for sockets of this namespace (the
         // host's): without its cookie, none is.
@@ -103,6 +155,8 @@ impl Sensors {
         }
         open.maps.net_events.reuse_fd(net.maps.net_events.as_fd())?;
         open.maps.in_connect.reuse_fd(net.maps.in_connect.as_fd())?;
+        open.progs.egress_backstop.set_autoload(backstop);
+        open.progs.egress_raw_connect.set_autoload(backstop);
         open.load()
     }
 

@@ -60,12 +60,20 @@ impl Net {
     /// A verdict of the cgroup egress hooks (or an unconnected UDP send).
     pub fn verdict(&mut self, cx: &mut Cx, e: &abi::EgressEvent) -> Option<Event> {
         let (family, ip) = net_addr(e.family, &e.daddr)?;
-        let op = if e.hook == abi::HOOK_CONNECT {
-            "connect"
-        } else {
-            "sendmsg"
+        let op = match e.hook {
+            abi::HOOK_CONNECT | abi::HOOK_RAW_CONNECT => "connect",
+            abi::HOOK_PACKET => "packet",
+            _ => "sendmsg",
         };
         let (action, result) = match e.action {
+            // A raw or UDP-Lite socket's connect succeeds (no hook can refuse
+            // it); the backstop drops every packet it sends there.
+            abi::ACT_BLOCKED if e.hook == abi::HOOK_RAW_CONNECT => {
+                (Some("blocked"), "packets_dropped".to_string())
+            }
+            abi::ACT_BLOCKED if e.hook == abi::HOOK_PACKET => {
+                (Some("blocked"), "dropped".to_string())
+            }
             abi::ACT_BLOCKED => (Some("blocked"), "EPERM".to_string()),
             abi::ACT_WOULD_BLOCK => (Some("would_block"), "permitted".to_string()),
             // A connect the hook saw from a thread not inside connect(2)
