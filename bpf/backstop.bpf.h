@@ -193,4 +193,137 @@ int egress_raw_connect(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
+/*
+ * The device backstop: tcx egress on every interface of the host's network
+ * namespace, for what leaves without any socket hook or cgroup_skb program
+ * judging it: frames of AF_PACKET sockets (they skip the IP layer), and
+ * packets whose outer destination is not the one their socket was judged
+ * for (a VXLAN or other tunnel device encapsulating to its remote). It reads
+ * the network header wherever the device puts it.
+ *
+ * Packets the layers above judged are passed after a few loads: those of a
+ * TCP or UDP socket connected to the packet's own destination.
+ * AF_PACKET frames are judged by the whole policy (the allowlist too, but
+ * for broadcast and multicast);
+ * everything else that gets here (tunnel encapsulations, unconnected UDP, a
+ * kernel's own packets: resets, ICMP errors, neighbour probes) only against
+ * explicit blocks, so that an allowlist never drops the kernel's replies.
+ */
+static __always_inline int device_verdict(struct __sk_buff *skb, struct verdict *v, __u8 l4,
+					  const struct bt_egress_cfg *cfg, bool whole,
+					  __u16 sock_type)
+{
+	struct bt_egress_cfg c = *cfg;
+	__u64 *last;
+	struct send_key k = {
+		.tgid = bpf_get_current_pid_tgid() >> 32,
+		.dport = v->dport,
+		.family = v->family,
+	};
+
+	/* Broadcast and multicast (DHCP, neighbour and router discovery, which
+	 * DHCP clients write with packet sockets) are held to explicit blocks
+	 * only, so an allowlist does not cut a host off its own network. */
+	if (v->family == BT_AF_INET ? (v->daddr[0] >= 224) : (v->daddr[0] == 0xff))
+		whole = false;
+	if (!whole)
+		c.allowlist = 0;
+	if (v->family == BT_AF_INET)
+		v->rule = judge4(&c, v->daddr, v->dport);
+	else
+		v->rule = v4_mapped(v->daddr) ? judge4(&c, v->daddr + 12, v->dport)
+					      : judge6(&c, v->daddr, v->dport);
+	if (!v->rule)
+		return TCX_NEXT;
+	/* The sendmsg hook reported this very datagram (audit mode). */
+	__builtin_memcpy(k.daddr, v->daddr, 16);
+	last = bpf_map_lookup_elem(&recent_sends, &k);
+	if (!(last && bpf_ktime_get_boot_ns() - *last < 1000000000ULL) &&
+	    !backstop_recently(v, l4))
+		emit_as(v, sock_type, l4,
+			cfg->mode == BT_MODE_BLOCK ? BT_ACT_BLOCKED : BT_ACT_WOULD_BLOCK,
+			BT_HOOK_DEVICE);
+	return cfg->mode == BT_MODE_BLOCK ? TCX_DROP : TCX_NEXT;
+}
+
+SEC("tcx/egress")
+int egress_device(struct __sk_buff *skb)
+{
+	struct bt_egress_cfg *cfg;
+	struct bpf_sock *sk = skb->sk;
+	struct verdict v = {};
+	__u32 zero = 0, family = 0, type = 0, dst4 = 0;
+	bool whole = false, inet;
+	__u8 l4;
+
+	cfg = bpf_map_lookup_elem(&egress_cfg, &zero);
+	if (!cfg || cfg->mode == BT_MODE_OFF)
+		return TCX_NEXT;
+	if (sk)
+		sk = bpf_sk_fullsock(sk);
+	if (sk) {
+		family = sk->family;
+		type = sk->type;
+		dst4 = sk->dst_ip4;
+	}
+	/* Raw, ping and UDP-Lite packets are judged again here, against
+	 * explicit blocks: the cgroup_skb backstop judged the packet its socket
+	 * made, which a tunnel device may since have wrapped for another
+	 * destination (the kernel's own neighbour discovery is sent by raw
+	 * ICMPv6 sockets). Its report of the same destination stands for ours. */
+	inet = family == BT_AF_INET || family == BT_AF_INET6;
+	if (family == BT_AF_PACKET)
+		whole = true;
+	if (skb->protocol == bpf_htons(0x0800)) {
+		__u8 h[20];
+
+		if (bpf_skb_load_bytes_relative(skb, 0, h, sizeof(h), BPF_HDR_START_NET))
+			return TCX_NEXT;
+		__u32 daddr;
+
+		__builtin_memcpy(&daddr, h + 16, 4);
+		/* Connected to this very destination: judged at connect. */
+		if (inet && dst4 && dst4 == daddr)
+			return TCX_NEXT;
+		l4 = h[9];
+		v.family = BT_AF_INET;
+		__builtin_memcpy(v.daddr, h + 16, 4);
+		if (l4 == BT_IPPROTO_TCP || l4 == BT_IPPROTO_UDP || l4 == BT_IPPROTO_UDPLITE) {
+			__u16 port = 0;
+
+			if (!bpf_skb_load_bytes_relative(skb, (h[0] & 0xf) * 4 + 2, &port,
+							 sizeof(port), BPF_HDR_START_NET))
+				v.dport = bpf_ntohs(port);
+		}
+	} else if (skb->protocol == bpf_htons(0x86DD)) {
+		__u8 h[40];
+
+		if (bpf_skb_load_bytes_relative(skb, 0, h, sizeof(h), BPF_HDR_START_NET))
+			return TCX_NEXT;
+		if (inet && sk) {
+			__u32 d[4] = { sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2],
+				       sk->dst_ip6[3] };
+			__u32 a[4];
+
+			__builtin_memcpy(a, h + 24, 16);
+			if ((d[0] | d[1] | d[2] | d[3]) && d[0] == a[0] && d[1] == a[1] &&
+			    d[2] == a[2] && d[3] == a[3])
+				return TCX_NEXT;
+		}
+		l4 = h[6];
+		v.family = BT_AF_INET6;
+		__builtin_memcpy(v.daddr, h + 24, 16);
+		if (l4 == BT_IPPROTO_TCP || l4 == BT_IPPROTO_UDP || l4 == BT_IPPROTO_UDPLITE) {
+			__u16 port = 0;
+
+			if (!bpf_skb_load_bytes_relative(skb, 40 + 2, &port, sizeof(port),
+							 BPF_HDR_START_NET))
+				v.dport = bpf_ntohs(port);
+		}
+	} else {
+		return TCX_NEXT;
+	}
+	return device_verdict(skb, &v, l4, cfg, whole, type);
+}
+
 #endif

@@ -358,6 +358,10 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, bool v6, __u8 hook)
 	if (v.rule) {
 		bool block = cfg->mode == BT_MODE_BLOCK;
 
+		/* Noted, so the device backstop does not report the same
+		 * datagram again when it goes out in audit mode. */
+		if (hook == BT_HOOK_SENDMSG)
+			sent_recently(&v);
 		emit(ctx, &v, block ? BT_ACT_BLOCKED : BT_ACT_WOULD_BLOCK, hook);
 		if (block)
 			return 0;

@@ -186,7 +186,11 @@ fn io_uring_and_fast_open_connects_are_one_event_each_in_audit_mode() {
         ],
     );
     let events = mon.stop();
-    assert_eq!((r_ok.as_str(), r_bad.as_str()), ("0", "0"), "audit mode lets both through");
+    assert_eq!(
+        (r_ok.as_str(), r_bad.as_str()),
+        ("0", "0"),
+        "audit mode lets both through"
+    );
     assert_eq!((tr_ok.as_str(), tr_bad.as_str()), ("ok", "ok"));
 
     for (pid, daddr, what) in [
@@ -202,7 +206,11 @@ fn io_uring_and_fast_open_connects_are_one_event_each_in_audit_mode() {
         assert_eq!(e["uid"], 65534, "{what}: {e}");
         assert_eq!(e["severity"], "info", "{what}: {e}");
         assert!(e.get("action").is_none(), "{what}: {e}");
-        let want = if what == "connect(2)" { "ok" } else { "attempted" };
+        let want = if what == "connect(2)" {
+            "ok"
+        } else {
+            "attempted"
+        };
         assert_eq!(e["result"], want, "{what}: {e}");
     }
     for (pid, what) in [(u_bad, "io_uring"), (t_bad, "fast open")] {
@@ -211,7 +219,10 @@ fn io_uring_and_fast_open_connects_are_one_event_each_in_audit_mode() {
         let e = got[0];
         assert_eq!(e["op"], "connect", "{what}: {e}");
         assert_eq!(e["action"], "would_block", "{what}: {e}");
-        assert_eq!(e["rule"], "network.blocked_ips: 198.51.100.3", "{what}: {e}");
+        assert_eq!(
+            e["rule"], "network.blocked_ips: 198.51.100.3",
+            "{what}: {e}"
+        );
         assert_eq!(e["severity"], "high", "{what}: {e}");
     }
 }
@@ -259,7 +270,11 @@ fn a_credential_read_then_an_io_uring_connect_raises_the_egress_rule() {
         })
         .unwrap_or_else(|| panic!("no credential-read-then-egress:\n{}", describe(&events)));
     assert_eq!(g["severity"], "critical", "{g}");
-    assert_eq!(g["events"], serde_json::json!([read["id"], connect["id"]]), "{g}");
+    assert_eq!(
+        g["events"],
+        serde_json::json!([read["id"], connect["id"]]),
+        "{g}"
+    );
 }
 
 /// Makes the sockets named in argv (family,type,protocol as numbers) and
@@ -295,7 +310,10 @@ fn raw_packet_and_ping_sockets_are_reported_when_made() {
     let made: Value = serde_json::from_str(&out).unwrap();
     // Without the capability the raw socket is refused, and a ping socket
     // needs a group in net.ipv4.ping_group_range: both attempts are seen.
-    let (plain, out) = as_nobody("", &[py, "-c", SOCKETS, "2,3,1", "2,2,1", "2,1,6", "2,2,17"]);
+    let (plain, out) = as_nobody(
+        "",
+        &[py, "-c", SOCKETS, "2,3,1", "2,2,1", "2,1,6", "2,2,17"],
+    );
     let refused: Value = serde_json::from_str(&out).unwrap();
     let events = mon.stop();
     for spec in specs {
@@ -418,7 +436,13 @@ fn below_the_hooks(mode: &str) -> (u32, Value, Vec<Value>) {
     let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
     let (pid, out) = as_nobody(
         "+net_raw",
-        &["/usr/bin/python3", "-c", BELOW, "198.51.100.2", "198.51.100.3"],
+        &[
+            "/usr/bin/python3",
+            "-c",
+            BELOW,
+            "198.51.100.2",
+            "198.51.100.3",
+        ],
     );
     let events = mon.stop();
     drop(ns);
@@ -456,7 +480,10 @@ fn raw_ping_and_udplite_packets_to_a_blocked_address_are_dropped_and_reported() 
     assert_eq!(e["rule"], "network.blocked_ips: 198.51.100.3", "{e}");
     assert_eq!(e["severity"], "high", "{e}");
     assert_eq!(e["uid"], 65534, "{e}");
-    let udplite: Vec<_> = packets.iter().filter(|e| e["protocol"] == "udplite").collect();
+    let udplite: Vec<_> = packets
+        .iter()
+        .filter(|e| e["protocol"] == "udplite")
+        .collect();
     assert_eq!(udplite.len(), 1, "{}", describe(&events));
     assert_eq!(udplite[0]["dport"], 18053, "{}", udplite[0]);
 
@@ -468,8 +495,13 @@ fn raw_ping_and_udplite_packets_to_a_blocked_address_are_dropped_and_reported() 
         assert_eq!(e["result"], "packets_dropped", "{e}");
         assert_ne!(e["result"], "ok", "{e}");
     }
-    assert!(connects.iter().any(|e| e["protocol"] == "icmp"), "{connects:?}");
-    assert!(connects.iter().any(|e| e["protocol"] == "udplite" && e["dport"] == 18053));
+    assert!(
+        connects.iter().any(|e| e["protocol"] == "icmp"),
+        "{connects:?}"
+    );
+    assert!(connects
+        .iter()
+        .any(|e| e["protocol"] == "udplite" && e["dport"] == 18053));
     // Nothing is reported for the allowed destination's packets.
     assert!(
         from_pid(&events, "network", pid)
@@ -500,5 +532,365 @@ fn in_audit_mode_packets_below_the_hooks_pass_and_are_reported_as_would_block() 
     assert_eq!(connects.len(), 2, "{}", describe(&events));
     for e in connects {
         assert_eq!(e["action"], "would_block", "{e}");
+    }
+}
+
+/// Counts the UDP datagrams that reach each "address:port" in argv, inside
+/// the namespace, and carry a test payload ("exfil" or "inner": not the
+/// kernel's own neighbour discovery through a tunnel); prints "ready", and
+/// at the end of its stdin one JSON object of counts.
+const COUNTER: &str = r#"
+import json, select, socket, sys
+socks = {}
+for spec in sys.argv[1:]:
+    a, p = spec.rsplit(":", 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((a, int(p))); socks[s] = spec
+counts = {spec: 0 for spec in socks.values()}
+print("ready", flush=True)
+while True:
+    r, _, _ = select.select(list(socks) + [sys.stdin], [], [])
+    if sys.stdin in r and not sys.stdin.readline():
+        break
+    for s in r:
+        if s in socks:
+            d = s.recv(65536)
+            if b"exfil" in d or b"inner" in d:
+                counts[socks[s]] += 1
+print(json.dumps(counts), flush=True)
+"#;
+
+/// The counting server in `ns`; `finish` closes its stdin and returns its
+/// counts.
+struct Counter(std::process::Child);
+
+impl Counter {
+    fn start(ns: &Netns, specs: &[&str]) -> Counter {
+        use std::io::BufRead;
+        let mut c = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "python3", "-c", COUNTER])
+            .args(specs)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(c.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        Counter(c)
+    }
+
+    fn finish(mut self) -> Value {
+        // Datagrams in flight on the veth have arrived well within this.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(self.0.stdin.take());
+        let out = std::mem::replace(&mut self.0, Command::new("true").spawn().unwrap())
+            .wait_with_output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Writes whole Ethernet frames with an AF_PACKET socket bound to argv[1]:
+/// IPv4/UDP from 198.51.100.1 to argv[3] port 18053, to MAC argv[2], three
+/// times for each destination in argv[3:]. Prints the sends' outcomes.
+const PACKET_SENDER: &str = r#"
+import errno, json, socket, struct, sys
+dev, dmac = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", ""))
+smac = bytes.fromhex(open(f"/sys/class/net/{dev}/address").read().strip().replace(":", ""))
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((dev, 0))
+out = {}
+for dst in sys.argv[3:]:
+    udp = struct.pack("!HHHH", 40000, 18053, 13, 0) + b"exfil"
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                     socket.inet_aton("198.51.100.1"), socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    res = []
+    for _ in range(3):
+        try: s.send(dmac + smac + b"\x08\x00" + ip + udp); res.append("ok")
+        except OSError as e: res.append(errno.errorcode.get(e.errno, str(e.errno)))
+    out[dst] = res
+print(json.dumps(out))
+"#;
+
+/// The MAC address of the namespace's end of the veth.
+fn peer_mac(ns: &Netns) -> String {
+    let peer = ns.veth.replace("btv", "btp");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "cat"])
+        .arg(format!("/sys/class/net/{peer}/address"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn blocked_policy(s: &Scratch, mode: &str) -> String {
+    write_policy(
+        s,
+        &format!("network:\n  mode: {mode}\n  blocked_ips:\n    - 198.51.100.3\n"),
+    )
+}
+
+#[test]
+fn af_packet_frames_to_a_blocked_address_are_dropped_and_reported() {
+    if !root_or_skip("af_packet_frames_to_a_blocked_address_are_dropped_and_reported") {
+        return;
+    }
+    let ns = Netns::new();
+    let counter = Counter::start(&ns, &["198.51.100.2:18053", "198.51.100.3:18053"]);
+    let s = Scratch::new("evasion-net-packet");
+    let cfg = blocked_policy(&s, "block");
+    let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
+    let mac = peer_mac(&ns);
+    let (pid, out) = as_nobody(
+        "+net_raw",
+        &[
+            "/usr/bin/python3",
+            "-c",
+            PACKET_SENDER,
+            &ns.veth,
+            &mac,
+            "198.51.100.2",
+            "198.51.100.3",
+        ],
+    );
+    let got = counter.finish();
+    let events = mon.stop();
+    assert_eq!(
+        got["198.51.100.2:18053"], 3,
+        "the allowed frames arrive: {got} {out}"
+    );
+    assert_eq!(
+        got["198.51.100.3:18053"], 0,
+        "the blocked ones do not: {got} {out}"
+    );
+    let v: Vec<_> = verdicts_on_blocked(&events, pid, "packet");
+    assert_eq!(
+        v.len(),
+        1,
+        "one report for three frames:\n{}",
+        describe(&events)
+    );
+    let e = v[0];
+    assert_eq!(e["action"], "blocked", "{e}");
+    assert_eq!(e["result"], "dropped", "{e}");
+    assert_eq!(e["protocol"], "udp", "{e}");
+    assert_eq!(e["dport"], 18053, "{e}");
+    assert_eq!(e["rule"], "network.blocked_ips: 198.51.100.3", "{e}");
+    assert_eq!(e["uid"], 65534, "{e}");
+    // The packet socket itself was reported when made.
+    assert!(
+        from_pid(&events, "network", pid)
+            .iter()
+            .any(|e| e["op"] == "socket" && e["family"] == "packet"),
+        "{}",
+        describe(&events)
+    );
+}
+
+/// A VXLAN device on the host whose remote is `remote`, over the veth,
+/// with a static neighbour 10.213.N.2 on it; deleted at drop.
+struct Vxlan(String);
+
+impl Vxlan {
+    fn new(ns: &Netns, n: u8, remote: &str) -> Vxlan {
+        let name = format!("btx{n}{}", std::process::id() % 10_000);
+        let _ = Command::new("ip")
+            .args(["link", "del", &name])
+            .stderr(Stdio::null())
+            .status();
+        let vni = (4200 + u32::from(n)).to_string();
+        ip(&[
+            "link", "add", &name, "type", "vxlan", "id", &vni, "remote", remote, "dstport", "4789",
+            "dev", &ns.veth,
+        ]);
+        ip(&["addr", "add", &format!("10.213.{n}.1/24"), "dev", &name]);
+        ip(&["link", "set", &name, "up"]);
+        ip(&[
+            "neigh",
+            "add",
+            &format!("10.213.{n}.2"),
+            "lladdr",
+            "02:00:00:00:00:02",
+            "dev",
+            &name,
+        ]);
+        Vxlan(name)
+    }
+}
+
+impl Drop for Vxlan {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+const UDP_SENDER: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for dst in sys.argv[1:]:
+    for _ in range(3):
+        try: s.sendto(b"inner", (dst, 18000))
+        except OSError: pass
+"#;
+
+#[test]
+fn a_vxlan_device_whose_remote_is_blocked_carries_nothing_out() {
+    if !root_or_skip("a_vxlan_device_whose_remote_is_blocked_carries_nothing_out") {
+        return;
+    }
+    let ns = Netns::new();
+    let counter = Counter::start(&ns, &["198.51.100.2:4789", "198.51.100.3:4789"]);
+    let s = Scratch::new("evasion-net-vxlan");
+    let cfg = blocked_policy(&s, "block");
+    let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
+    // Made after bee-trace started, as a job with sudo would.
+    let _ok = Vxlan::new(&ns, 1, "198.51.100.2");
+    let _bad = Vxlan::new(&ns, 2, "198.51.100.3");
+    let (pid, _) = as_nobody(
+        "",
+        &[
+            "/usr/bin/python3",
+            "-c",
+            UDP_SENDER,
+            "10.213.1.2",
+            "10.213.2.2",
+        ],
+    );
+    let got = counter.finish();
+    let events = mon.stop();
+    assert!(
+        got["198.51.100.2:4789"].as_u64().unwrap() >= 3,
+        "the allowed remote gets the encapsulated datagrams: {got}"
+    );
+    assert_eq!(
+        got["198.51.100.3:4789"],
+        0,
+        "the blocked remote gets nothing: {got}\n{}",
+        describe(&events)
+    );
+    let v = verdicts_on_blocked(&events, pid, "packet");
+    assert_eq!(v.len(), 1, "one report:\n{}", describe(&events));
+    let e = v[0];
+    assert_eq!(e["action"], "blocked", "{e}");
+    assert_eq!(e["result"], "dropped", "{e}");
+    assert_eq!(e["protocol"], "udp", "{e}");
+    assert_eq!(e["dport"], 4789, "{e}");
+    assert_eq!(e["uid"], 65534, "{e}");
+}
+
+/// The tcx links bee-trace (pid) holds, as (link id, interface index),
+/// from its fdinfo (bpftool 7.1 does not name tcx links).
+fn tcx_links(pid: u32) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+        };
+        if field("link_type:").as_deref() == Some("tcx") {
+            let n = |k| field(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+            out.push((n("link_id:"), n("ifindex:")));
+        }
+    }
+    out
+}
+
+fn ifindex(dev: &str) -> u64 {
+    std::fs::read_to_string(format!("/sys/class/net/{dev}/ifindex"))
+        .map(|t| t.trim().parse().unwrap_or(0))
+        .unwrap_or(0)
+}
+
+/// Whether bee-trace (pid) holds a tcx link on interface `dev`.
+fn covered(pid: u32, dev: &str) -> bool {
+    let i = ifindex(dev);
+    tcx_links(pid).iter().any(|(_, x)| *x == i)
+}
+
+#[test]
+fn an_interface_made_after_start_is_covered_and_sigkill_leaves_no_link() {
+    if !root_or_skip("an_interface_made_after_start_is_covered_and_sigkill_leaves_no_link") {
+        return;
+    }
+    let ns = Netns::new();
+    let counter = Counter::start(&ns, &["198.51.100.2:4789"]);
+    let s = Scratch::new("evasion-net-newdev");
+    let cfg = blocked_policy(&s, "block");
+    let mut mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
+    let pid = mon.child.id();
+    assert!(covered(pid, &ns.veth), "the veth is covered from the start");
+    // A tunnel made while bee-trace runs; frames written straight onto it
+    // whose inner destination is blocked.
+    let vx = Vxlan::new(&ns, 3, "198.51.100.2");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !covered(pid, &vx.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} not covered within 10 s: {}",
+            vx.0,
+            mon.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (sender, out) = as_nobody(
+        "+net_raw",
+        &[
+            "/usr/bin/python3",
+            "-c",
+            PACKET_SENDER,
+            &vx.0,
+            "02:00:00:00:00:02",
+            "198.51.100.2",
+            "198.51.100.3",
+        ],
+    );
+    let got = counter.finish();
+    assert_eq!(
+        got["198.51.100.2:4789"], 3,
+        "the three frames to the allowed address went through the tunnel, none to the blocked one: {got} {out}"
+    );
+    // SIGKILL: the kernel lets go of every tcx link with the process.
+    let ours: Vec<u64> = tcx_links(pid).iter().map(|(id, _)| *id).collect();
+    assert!(ours.len() >= 2, "{ours:?}");
+    mon.child.kill().unwrap();
+    mon.child.wait().unwrap();
+    let events = read_events(&mon.events_path);
+    let v = verdicts_on_blocked(&events, sender, "packet");
+    assert_eq!(v.len(), 1, "{}", describe(&events));
+    assert_eq!(v[0]["action"], "blocked", "{}", v[0]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left: Vec<u64> = bpftool_json(&["link", "show"])
+            .iter()
+            .filter_map(|l| l["id"].as_u64())
+            .filter(|id| ours.contains(id))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tcx links {left:?} left 10 s after SIGKILL"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

@@ -186,6 +186,10 @@ enum bt_egress_hook {
 	 * cgroup connect hook: it succeeds, and the backstop drops its packets
 	 * (block) or lets them through (audit). */
 	BT_HOOK_RAW_CONNECT = 4,
+	/* The device backstop (tcx egress on every interface): a packet no
+	 * socket hook judged (AF_PACKET frames, tunnel encapsulations such as
+	 * VXLAN to its remote), dropped (block) or let through (audit). */
+	BT_HOOK_DEVICE = 5,
 };
 
 /* bt_egress_event.rule for a destination outside the allowlist; other ids

@@ -290,6 +290,7 @@ same_values!(
     HOOK_SENDMSG = bt_egress_hook::BT_HOOK_SENDMSG,
     HOOK_PACKET = bt_egress_hook::BT_HOOK_PACKET,
     HOOK_RAW_CONNECT = bt_egress_hook::BT_HOOK_RAW_CONNECT,
+    HOOK_DEVICE = bt_egress_hook::BT_HOOK_DEVICE,
     RULE_NOT_ALLOWED = bt_egress_rule::BT_RULE_NOT_ALLOWED,
     MODE_OFF = bt_egress_mode::BT_MODE_OFF,
     MODE_AUDIT = bt_egress_mode::BT_MODE_AUDIT,

@@ -201,6 +201,8 @@ pub const HOOK_SENDMSG: u8 = 2;
 pub const HOOK_PACKET: u8 = 3;
 /// connect(2) of a raw or UDP-Lite socket, judged at its entry.
 pub const HOOK_RAW_CONNECT: u8 = 4;
+/// The device backstop (tcx egress): AF_PACKET frames, tunnel encapsulations.
+pub const HOOK_DEVICE: u8 = 5;
 /// bt_egress_event.rule for a destination outside the allowlist.
 pub const RULE_NOT_ALLOWED: u32 = 1;
 pub const MODE_OFF: u32 = 0;

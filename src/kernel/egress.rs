@@ -107,14 +107,14 @@ impl Sensors {
                 prog.attach()
             }
         };
-        let (backstop, tracepoints) = if backstop {
+        let (backstops, tracepoints) = if backstop {
             (BACKSTOP, TRACEPOINTS)
         } else {
             (&[][..], &[][..])
         };
         for (p, cgroup) in PROBES
             .iter()
-            .chain(backstop)
+            .chain(backstops)
             .map(|p| (p, true))
             .chain(tracepoints.iter().map(|p| (p, false)))
         {
@@ -132,8 +132,51 @@ impl Sensors {
         drop(cg);
         self.cgroup_root = Some(path);
         self.egress = Some(skel);
+        if backstop {
+            let outcome = self.cover_devices().map(|_| ()).map_err(ProbeError::Attach);
+            if let Err(e) = &outcome {
+                log::warn!("the device backstop is not attached ({e}): AF_PACKET frames and tunnel encapsulations are not judged");
+            }
+            // Optional: a kernel without tcx (before 6.6) runs without it.
+            if outcome.is_ok() {
+                self.status.push(ProbeStatus {
+                    family,
+                    probe: DEVICE_PROBE.to_string(),
+                    outcome,
+                });
+            }
+        }
     }
 
+    /// Attaches the device backstop (tcx egress) to every interface of this
+    /// network namespace that it is not on yet, and lets go of the links of
+    /// interfaces gone (the kernel detached them with the device). tcx links
+    /// are bpf links held by this process: they go when it dies, however it
+    /// dies, and nothing is left on an interface. Returns how many were
+    /// added, or why the first attach failed.
+    pub fn cover_devices(&mut self) -> Result<usize, String> {
+        let Some(skel) = &self.egress else {
+            return Ok(0);
+        };
+        let now = interfaces();
+        self.devices.retain(|(i, _)| now.contains(i));
+        let mut added = 0;
+        for ifindex in now {
+            if self.devices.iter().any(|(i, _)| *i == ifindex) {
+                continue;
+            }
+            match attach_tcx(&skel.progs.egress_device, ifindex) {
+                Ok(l) => {
+                    self.devices.push((ifindex, l));
+                    added += 1;
+                }
+                // Gone between the listing and the attach.
+                Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
+                Err(e) => return Err(format!("interface {ifindex}: {e}")),
+            }
+        }
+        Ok(added)
+    }
     fn load_egress(
         self_tgid: u32,
         net: &NetSkel<'static>,
@@ -157,6 +200,7 @@ impl Sensors {
         open.maps.in_connect.reuse_fd(net.maps.in_connect.as_fd())?;
         open.progs.egress_backstop.set_autoload(backstop);
         open.progs.egress_raw_connect.set_autoload(backstop);
+        open.progs.egress_device.set_autoload(backstop);
         open.load()
     }
 
@@ -261,6 +305,44 @@ fn mode_name(mode: u32) -> &'static str {
         crate::abi::MODE_AUDIT => "audit",
         crate::abi::MODE_BLOCK => "block",
         _ => "unknown",
+    }
+}
+
+/// The device backstop's probe name in `status`.
+const DEVICE_PROBE: &str = "tcx/egress (device backstop, every interface)";
+
+/// The interface indexes of bee-trace's network namespace, from sysfs.
+fn interfaces() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/sys/class/net") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path().join("ifindex")).ok()?;
+            text.trim().parse().ok()
+        })
+        .collect()
+}
+
+/// A tcx egress link of `prog` on interface `ifindex` (libbpf-rs 0.27 has
+/// no wrapper for it).
+fn attach_tcx(prog: &libbpf_rs::ProgramMut<'_>, ifindex: u32) -> std::io::Result<libbpf_rs::Link> {
+    use libbpf_rs::AsRawLibbpf;
+    let ifindex =
+        i32::try_from(ifindex).map_err(|_| std::io::Error::from_raw_os_error(libc::ENODEV))?;
+    // SAFETY: the program is loaded and outlives the call; libbpf accepts
+    // NULL options; on failure it returns NULL and sets errno.
+    let ptr = unsafe {
+        libbpf_rs::libbpf_sys::bpf_program__attach_tcx(
+            prog.as_libbpf_object().as_ptr(),
+            ifindex,
+            std::ptr::null(),
+        )
+    };
+    match std::ptr::NonNull::new(ptr) {
+        // SAFETY: a link libbpf just made, owned by nobody else.
+        Some(p) => Ok(unsafe { libbpf_rs::Link::from_ptr(p) }),
+        None => Err(std::io::Error::last_os_error()),
     }
 }
 

@@ -143,6 +143,8 @@ pub struct Sensors {
     pub cgroup_root: Option<std::path::PathBuf>,
     /// Each link with the index of its probe in `status`.
     links: Vec<(usize, Link)>,
+    /// The device backstop's tcx links, by interface index (`egress`).
+    devices: Vec<(u32, Link)>,
     pub status: Vec<ProbeStatus>,
     pub hooks: Vec<HookChoice>,
 }
@@ -244,6 +246,7 @@ impl Sensors {
             tamper: None,
             cgroup_root: None,
             links: Vec::new(),
+            devices: Vec::new(),
             status: Vec::new(),
             hooks: Vec::new(),
         };
@@ -345,6 +348,7 @@ impl Sensors {
     /// Detaches every program; the ring buffers stay readable for draining.
     pub fn detach(&mut self) {
         self.links.clear();
+        self.devices.clear();
     }
 
     pub fn failures(&self) -> impl Iterator<Item = &ProbeStatus> {

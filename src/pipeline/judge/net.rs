@@ -62,7 +62,7 @@ impl Net {
         let (family, ip) = net_addr(e.family, &e.daddr)?;
         let op = match e.hook {
             abi::HOOK_CONNECT | abi::HOOK_RAW_CONNECT => "connect",
-            abi::HOOK_PACKET => "packet",
+            abi::HOOK_PACKET | abi::HOOK_DEVICE => "packet",
             _ => "sendmsg",
         };
         let (action, result) = match e.action {
@@ -71,7 +71,7 @@ impl Net {
             abi::ACT_BLOCKED if e.hook == abi::HOOK_RAW_CONNECT => {
                 (Some("blocked"), "packets_dropped".to_string())
             }
-            abi::ACT_BLOCKED if e.hook == abi::HOOK_PACKET => {
+            abi::ACT_BLOCKED if matches!(e.hook, abi::HOOK_PACKET | abi::HOOK_DEVICE) => {
                 (Some("blocked"), "dropped".to_string())
             }
             abi::ACT_BLOCKED => (Some("blocked"), "EPERM".to_string()),
