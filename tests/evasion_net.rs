@@ -894,3 +894,42 @@ fn an_interface_made_after_start_is_covered_and_sigkill_leaves_no_link() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn io_uring_and_fast_open_connects_are_one_event_each_in_block_mode() {
+    if !root_or_skip("io_uring_and_fast_open_connects_are_one_event_each_in_block_mode") {
+        return;
+    }
+    let ns = Netns::new();
+    let _server = NsServer::start(&ns, LISTENER);
+    let s = Scratch::new("evasion-net-connects-block");
+    let uring = compile(&s.0, "uring_connect", URING_CONNECT_C);
+    let cfg = blocked_policy(&s, "block");
+    let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
+    let uring = uring.to_str().unwrap();
+    let py = "/usr/bin/python3";
+    let (u_ok, r_ok) = as_nobody("", &[uring, "198.51.100.2", "18091"]);
+    let (u_bad, r_bad) = as_nobody("", &[uring, "198.51.100.3", "18091"]);
+    let (t_ok, tr_ok) = as_nobody("", &[py, "-c", TFO_CLIENT, "198.51.100.2", "18091"]);
+    let (t_bad, tr_bad) = as_nobody("", &[py, "-c", TFO_CLIENT, "198.51.100.3", "18091"]);
+    let events = mon.stop();
+    assert_eq!(
+        (r_ok.as_str(), r_bad.as_str()),
+        ("0", "-1"),
+        "-EPERM for the blocked one"
+    );
+    assert_eq!((tr_ok.as_str(), tr_bad.as_str()), ("ok", "EPERM"));
+    for (pid, what) in [(u_ok, "io_uring"), (t_ok, "fast open")] {
+        let got = to(&events, pid, "198.51.100.2", 18091);
+        assert_eq!(got.len(), 1, "{what}:\n{}", describe(&events));
+        assert_eq!(got[0]["result"], "attempted", "{what}: {}", got[0]);
+        assert!(got[0].get("action").is_none(), "{what}: {}", got[0]);
+    }
+    for (pid, what) in [(u_bad, "io_uring"), (t_bad, "fast open")] {
+        let got = to(&events, pid, "198.51.100.3", 18091);
+        assert_eq!(got.len(), 1, "{what}:\n{}", describe(&events));
+        assert_eq!(got[0]["action"], "blocked", "{what}: {}", got[0]);
+        assert_eq!(got[0]["result"], "EPERM", "{what}: {}", got[0]);
+        assert_eq!(got[0]["op"], "connect", "{what}: {}", got[0]);
+    }
+}
