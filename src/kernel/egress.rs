@@ -160,22 +160,44 @@ impl Sensors {
         };
         let now = interfaces();
         self.devices.retain(|(i, _)| now.contains(i));
-        let mut added = 0;
+        let mut added = Vec::new();
+        let mut failed = None;
         for ifindex in now {
             if self.devices.iter().any(|(i, _)| *i == ifindex) {
                 continue;
             }
             match attach_tcx(&skel.progs.egress_device, ifindex) {
                 Ok(l) => {
+                    added.extend(l.info().ok().map(|i| super::OwnObject {
+                        kind: crate::abi::OBJ_LINK,
+                        id: i.id,
+                        name: format!(
+                            "{} {DEVICE_PROBE} on interface {ifindex}",
+                            Family::Network.as_str()
+                        ),
+                    }));
                     self.devices.push((ifindex, l));
-                    added += 1;
                 }
                 // Gone between the listing and the attach.
                 Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
-                Err(e) => return Err(format!("interface {ifindex}: {e}")),
+                Err(e) => {
+                    failed = Some(format!("interface {ifindex}: {e}"));
+                    break;
+                }
             }
         }
-        Ok(added)
+        // Links made while running are guarded like those of the start
+        // (which the start's scan of open fds finds on its own).
+        if let Err(e) = self.register_own(&added) {
+            log::warn!(
+                "the tamper sensor was not told of new device links: {}",
+                explain(&e)
+            );
+        }
+        match failed {
+            Some(why) => Err(why),
+            None => Ok(added.len()),
+        }
     }
     fn load_egress(
         self_tgid: u32,
