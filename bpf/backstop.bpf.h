@@ -52,6 +52,32 @@ static __always_inline bool below_hooks(__u32 type, __u32 protocol)
 					 protocol == BT_IPPROTO_UDPLITE);
 }
 
+/* Destinations an allowlist does not hold the backstops to (explicit blocks
+ * still do): broadcast and multicast, and IPv6 link-local. The kernel's own
+ * neighbour and router discovery, MLD and DHCP clients send there with raw
+ * or packet sockets; an allowlist must not cut the host off its own link. */
+static __always_inline bool link_scope(const struct verdict *v)
+{
+	if (v->family == BT_AF_INET)
+		return v->daddr[0] >= 224;
+	if (v4_mapped(v->daddr))
+		return v->daddr[12] >= 224;
+	return v->daddr[0] == 0xff || (v->daddr[0] == 0xfe && (v->daddr[1] & 0xc0) == 0x80);
+}
+
+/* ICMPv6 neighbour discovery and MLD (types 130-137, 143): the kernel's
+ * ND sockets (those of every namespace) send them unicast too, to the
+ * neighbour itself (NUD probes, advertisements); under an allowlist they
+ * are held to explicit blocks only, like link_scope destinations. */
+static __always_inline bool nd_or_mld(struct __sk_buff *skb, __u8 l4)
+{
+	__u8 type = 0;
+
+	if (l4 != BT_IPPROTO_ICMPV6 || bpf_skb_load_bytes(skb, 40, &type, 1))
+		return false;
+	return (type >= 130 && type <= 137) || type == 143;
+}
+
 static __always_inline bool backstop_recently(const struct verdict *v, __u8 l4)
 {
 	struct send_key k = {
@@ -86,7 +112,7 @@ SEC("cgroup_skb/egress")
 int egress_backstop(struct __sk_buff *skb)
 {
 	struct bpf_sock *sk = skb->sk;
-	struct bt_egress_cfg *cfg;
+	struct bt_egress_cfg *cfg, c;
 	struct verdict v = {};
 	__u32 type, protocol, zero = 0;
 	__u8 l4 = 0;
@@ -103,6 +129,7 @@ int egress_backstop(struct __sk_buff *skb)
 	cfg = bpf_map_lookup_elem(&egress_cfg, &zero);
 	if (!cfg || cfg->mode == BT_MODE_OFF)
 		return 1;
+	c = *cfg;
 	if (skb->protocol == bpf_htons(0x0800)) {
 		__u8 h[20];
 
@@ -112,7 +139,9 @@ int egress_backstop(struct __sk_buff *skb)
 		v.family = BT_AF_INET;
 		__builtin_memcpy(v.daddr, h + 16, 4);
 		v.dport = l4_dport(skb, (h[0] & 0xf) * 4, l4);
-		v.rule = judge4(cfg, v.daddr, v.dport);
+		if (link_scope(&v))
+			c.allowlist = 0;
+		v.rule = judge4(&c, v.daddr, v.dport);
 	} else if (skb->protocol == bpf_htons(0x86DD)) {
 		__u8 h[40];
 
@@ -122,8 +151,10 @@ int egress_backstop(struct __sk_buff *skb)
 		v.family = BT_AF_INET6;
 		__builtin_memcpy(v.daddr, h + 24, 16);
 		v.dport = l4_dport(skb, 40, l4);
-		v.rule = v4_mapped(v.daddr) ? judge4(cfg, v.daddr + 12, v.dport)
-					    : judge6(cfg, v.daddr, v.dport);
+		if (link_scope(&v) || nd_or_mld(skb, l4))
+			c.allowlist = 0;
+		v.rule = v4_mapped(v.daddr) ? judge4(&c, v.daddr + 12, v.dport)
+					    : judge6(&c, v.daddr, v.dport);
 	} else {
 		return 1;
 	}
@@ -204,7 +235,7 @@ int egress_raw_connect(struct trace_event_raw_sys_enter *ctx)
  * Packets the layers above judged are passed after a few loads: those of a
  * TCP or UDP socket connected to the packet's own destination.
  * AF_PACKET frames are judged by the whole policy (the allowlist too, but
- * for broadcast and multicast);
+ * not for link_scope destinations);
  * everything else that gets here (tunnel encapsulations, unconnected UDP, a
  * kernel's own packets: resets, ICMP errors, neighbour probes) only against
  * explicit blocks, so that an allowlist never drops the kernel's replies.
@@ -221,10 +252,7 @@ static __always_inline int device_verdict(struct __sk_buff *skb, struct verdict 
 		.family = v->family,
 	};
 
-	/* Broadcast and multicast (DHCP, neighbour and router discovery, which
-	 * DHCP clients write with packet sockets) are held to explicit blocks
-	 * only, so an allowlist does not cut a host off its own network. */
-	if (v->family == BT_AF_INET ? (v->daddr[0] >= 224) : (v->daddr[0] == 0xff))
+	if (link_scope(v))
 		whole = false;
 	if (!whole)
 		c.allowlist = 0;

@@ -933,3 +933,99 @@ fn io_uring_and_fast_open_connects_are_one_event_each_in_block_mode() {
         assert_eq!(got[0]["op"], "connect", "{what}: {}", got[0]);
     }
 }
+
+/// Raw ICMPv6 echoes (the kernel fills in the checksum) to argv[1] and,
+/// twice, argv[2]; prints {"allowed": .., "blocked": ..}.
+const RAW6: &str = r#"
+import errno, json, select, socket, struct, sys
+def echo(dst, n):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    try:
+        for i in range(n): s.sendto(struct.pack("!BBHHH", 128, 0, 0, 0xbee, i) + b"beetrace", (dst, 0))
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+    return "reply" if select.select([s], [], [], 2)[0] else "no_reply"
+print(json.dumps({"allowed": echo(sys.argv[1], 1), "blocked": echo(sys.argv[2], 2)}))
+"#;
+
+#[test]
+fn raw_icmpv6_to_a_blocked_address_is_dropped_and_reported() {
+    if !root_or_skip("raw_icmpv6_to_a_blocked_address_is_dropped_and_reported") {
+        return;
+    }
+    let ns = Netns::new();
+    let s = Scratch::new("evasion-net-raw6");
+    let cfg = write_policy(
+        &s,
+        "network:\n  mode: block\n  blocked_ips:\n    - \"2001:db8:b7::3\"\n",
+    );
+    let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
+    let (pid, out) = as_nobody(
+        "+net_raw",
+        &[
+            "/usr/bin/python3",
+            "-c",
+            RAW6,
+            "2001:db8:b7::2",
+            "2001:db8:b7::3",
+        ],
+    );
+    let events = mon.stop();
+    drop(ns);
+    let out: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["allowed"], "reply", "{out}");
+    assert_eq!(out["blocked"], "EPERM", "{out}");
+    let v: Vec<_> = from_pid(&events, "network", pid)
+        .into_iter()
+        .filter(|e| e["op"] == "packet" && e["daddr"] == "2001:db8:b7::3")
+        .collect();
+    assert_eq!(v.len(), 1, "{}", describe(&events));
+    let e = v[0];
+    assert_eq!(e["family"], "ipv6", "{e}");
+    assert_eq!(e["protocol"], "icmpv6", "{e}");
+    assert_eq!(e["action"], "blocked", "{e}");
+    assert_eq!(e["rule"], "network.blocked_ips: 2001:db8:b7::3", "{e}");
+}
+
+/// A TCP listener in the namespace on [2001:db8:b7::2]:18092.
+const LISTENER6: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("2001:db8:b7::2", 18092)); s.listen(8)
+print("ready", flush=True)
+sys.stdin.read()
+"#;
+
+/// The backstops judge the kernel's own raw ICMPv6 sockets too (neighbour
+/// discovery): an allowlist must not drop them, or no IPv6 peer, allowed or
+/// not, is reachable.
+#[test]
+fn an_allowlist_keeps_ipv6_neighbour_discovery_working() {
+    if !root_or_skip("an_allowlist_keeps_ipv6_neighbour_discovery_working") {
+        return;
+    }
+    let ns = Netns::new();
+    let _server = NsServer::start(&ns, LISTENER6);
+    let s = Scratch::new("evasion-net-allow6");
+    let cfg = write_policy(
+        &s,
+        "network:\n  mode: block\n  allowed_endpoints:\n    - \"[2001:db8:b7::2]:18092\"\n",
+    );
+    let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
+    // A fresh namespace: the neighbour is not known yet.
+    let (_, out) = as_nobody(
+        "",
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "import socket\ns = socket.socket(socket.AF_INET6); s.settimeout(5)\ntry:\n    s.connect(('2001:db8:b7::2', 18092)); print('ok')\nexcept OSError as e: print(e)",
+        ],
+    );
+    let events = mon.stop();
+    assert_eq!(
+        out,
+        "ok",
+        "the allowed IPv6 endpoint is reachable:\n{}",
+        describe(&events)
+    );
+}
