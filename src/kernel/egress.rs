@@ -89,10 +89,14 @@ impl Sensors {
             Err(e) => match Self::load_egress(self_tgid, net, false) {
                 Ok(s) => {
                     backstop = false;
+                    let why = explain(&e);
                     log::warn!(
-                        "the egress backstop did not load ({}): raw, ping and UDP-Lite packets are not judged",
-                        explain(&e)
+                        "the egress backstop did not load ({why}): raw, ping, UDP-Lite, AF_PACKET and tunnelled packets are not judged"
                     );
+                    for p in BACKSTOP.iter().chain(TRACEPOINTS) {
+                        self.skipped.push((family, p.name, why.clone()));
+                    }
+                    self.skipped.push((family, DEVICE_PROBE, why.clone()));
                     s
                 }
                 Err(e) => return fail(self, ProbeError::Load(explain(&e))),
@@ -136,6 +140,7 @@ impl Sensors {
             let outcome = self.cover_devices().map(|_| ()).map_err(ProbeError::Attach);
             if let Err(e) = &outcome {
                 log::warn!("the device backstop is not attached ({e}): AF_PACKET frames and tunnel encapsulations are not judged");
+                self.skipped.push((family, DEVICE_PROBE, e.to_string()));
             }
             // Optional: a kernel without tcx (before 6.6) runs without it.
             if outcome.is_ok() {

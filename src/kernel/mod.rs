@@ -147,6 +147,10 @@ pub struct Sensors {
     devices: Vec<(u32, Link)>,
     pub status: Vec<ProbeStatus>,
     pub hooks: Vec<HookChoice>,
+    /// Optional probes this kernel refused, which bee-trace runs without
+    /// (said by `bee-trace check` and a warning at start): (family, probe,
+    /// why).
+    pub skipped: Vec<(Family, &'static str, String)>,
 }
 
 /// Skeletons borrow their object storage for as long as they live; they live
@@ -249,6 +253,7 @@ impl Sensors {
             devices: Vec::new(),
             status: Vec::new(),
             hooks: Vec::new(),
+            skipped: Vec::new(),
         };
 
         s.start_process(self_tgid);
