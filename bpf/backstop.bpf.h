@@ -191,7 +191,8 @@ int egress_raw_connect(struct trace_event_raw_sys_enter *ctx)
 	if (family != BT_AF_INET && family != BT_AF_INET6)
 		return 0;
 	f = bt_fd_file((int)ctx->args[0]);
-	if (!f)
+	/* Only a socket's private_data is a struct socket. */
+	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & 00170000) != 0140000 /* S_IFSOCK */)
 		return 0;
 	sock = BPF_CORE_READ(f, private_data);
 	type = BPF_CORE_READ(sock, type);
