@@ -6,155 +6,15 @@
 //! processes run as uid 65534 (with only CAP_NET_RAW where the act needs it).
 
 mod common;
-
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+#[path = "evasion_net/harness.rs"]
+mod harness;
+#[path = "evasion_net/scripts.rs"]
+mod scripts;
 
 use common::*;
+use harness::*;
+use scripts::*;
 use serde_json::Value;
-
-const NOBODY: &str = "65534";
-
-/// A TCP listener in the namespace on 198.51.100.2 and .3, port 18091,
-/// accepting TCP Fast Open.
-const LISTENER: &str = r#"
-import socket, sys
-socks = []
-for addr in ["198.51.100.2", "198.51.100.3"]:
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 8)
-    s.bind((addr, 18091)); s.listen(8); socks.append(s)
-print("ready", flush=True)
-sys.stdin.read()
-"#;
-
-/// connect(2) through io_uring (IORING_OP_CONNECT), with raw syscalls and
-/// no liburing: argv[1] an IPv4 address, argv[2] a port. Prints the
-/// completion's result (0, or -errno).
-const URING_CONNECT_C: &str = r#"
-#include <arpa/inet.h>
-#include <linux/io_uring.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-int main(int argc, char **argv)
-{
-	struct io_uring_params p;
-	struct sockaddr_in sin;
-	int ring, s;
-	if (argc != 3)
-		return 2;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(atoi(argv[2]));
-	if (inet_pton(AF_INET, argv[1], &sin.sin_addr) != 1)
-		return 2;
-	s = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&p, 0, sizeof(p));
-	ring = syscall(__NR_io_uring_setup, 4, &p);
-	if (s < 0 || ring < 0) {
-		perror("setup");
-		return 1;
-	}
-	size_t sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
-	size_t cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
-	size_t len = sq_len > cq_len ? sq_len : cq_len;
-	char *sq = mmap(0, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
-			IORING_OFF_SQ_RING);
-	struct io_uring_sqe *sqes = mmap(0, p.sq_entries * sizeof(struct io_uring_sqe),
-					 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
-					 IORING_OFF_SQES);
-	if (sq == MAP_FAILED || sqes == MAP_FAILED || !(p.features & IORING_FEAT_SINGLE_MMAP)) {
-		perror("mmap");
-		return 1;
-	}
-	char *cq = sq;
-	unsigned *tail = (unsigned *)(sq + p.sq_off.tail);
-	unsigned mask = *(unsigned *)(sq + p.sq_off.ring_mask);
-	unsigned *array = (unsigned *)(sq + p.sq_off.array);
-	unsigned idx = *tail & mask;
-	memset(&sqes[idx], 0, sizeof(sqes[idx]));
-	sqes[idx].opcode = IORING_OP_CONNECT;
-	sqes[idx].fd = s;
-	sqes[idx].addr = (unsigned long)&sin;
-	sqes[idx].off = sizeof(sin);
-	array[idx] = idx;
-	__atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
-	if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0) {
-		perror("enter");
-		return 1;
-	}
-	unsigned head = *(unsigned *)(cq + p.cq_off.head);
-	unsigned cmask = *(unsigned *)(cq + p.cq_off.ring_mask);
-	struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
-	printf("%d\n", cqes[head & cmask].res);
-	return 0;
-}
-"#;
-
-/// A TCP Fast Open connect: sendto(2) with MSG_FASTOPEN, no connect(2).
-/// argv[1] address, argv[2] port; prints "ok" or the errno's name.
-const TFO_CLIENT: &str = r#"
-import errno, socket, sys
-s = socket.socket()
-try:
-    s.sendto(b"x", socket.MSG_FASTOPEN, (sys.argv[1], int(sys.argv[2])))
-    print("ok")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, str(e.errno)))
-"#;
-
-/// Compiles `src` with the host's C compiler into `dir`; the binary is
-/// readable and runnable by uid 65534.
-fn compile(dir: &Path, name: &str, src: &str) -> PathBuf {
-    let c = dir.join(format!("{name}.c"));
-    let bin = dir.join(name);
-    std::fs::write(&c, src).unwrap();
-    let st = Command::new("cc")
-        .args(["-O1", "-Wall", "-o"])
-        .arg(&bin)
-        .arg(&c)
-        .status()
-        .expect("a C compiler (cc) is installed");
-    assert!(st.success(), "cc {name}.c failed");
-    bin
-}
-
-/// Runs `argv` as uid/gid 65534 with no groups (and the capabilities in
-/// `caps`, e.g. "+net_raw", kept across the uid change); returns its pid
-/// and its standard output.
-fn as_nobody(caps: &str, argv: &[&str]) -> (u32, String) {
-    let mut c = Command::new("setpriv");
-    c.args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"]);
-    if !caps.is_empty() {
-        c.args(["--inh-caps", caps, "--ambient-caps", caps]);
-    }
-    let child = c
-        .args(argv)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("setpriv (util-linux) is installed");
-    // setpriv execs the program in place: the child's pid is the actor's.
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{argv:?} failed: {:?}", out.status);
-    (pid, String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// The network events of `pid` to `daddr`:`dport`.
-fn to<'a>(events: &'a [Value], pid: u32, daddr: &str, dport: u16) -> Vec<&'a Value> {
-    from_pid(events, "network", pid)
-        .into_iter()
-        .filter(|e| e["daddr"] == daddr && e["dport"] == dport)
-        .collect()
-}
 
 #[test]
 fn io_uring_and_fast_open_connects_are_one_event_each_in_audit_mode() {
@@ -277,21 +137,6 @@ fn a_credential_read_then_an_io_uring_connect_raises_the_egress_rule() {
     );
 }
 
-/// Makes the sockets named in argv (family,type,protocol as numbers) and
-/// prints one JSON object: "spec" -> "ok" or the errno's name.
-const SOCKETS: &str = r#"
-import errno, json, socket, sys
-out = {}
-for spec in sys.argv[1:]:
-    fam, kind, proto = (int(x) for x in spec.split(","))
-    try:
-        socket.socket(fam, kind, proto).close()
-        out[spec] = "ok"
-    except OSError as e:
-        out[spec] = errno.errorcode.get(e.errno, str(e.errno))
-print(json.dumps(out))
-"#;
-
 #[test]
 fn raw_packet_and_ping_sockets_are_reported_when_made() {
     if !root_or_skip("raw_packet_and_ping_sockets_are_reported_when_made") {
@@ -360,101 +205,6 @@ fn raw_packet_and_ping_sockets_are_reported_when_made() {
         got[1]
     );
     assert_eq!(got[1]["result"], refused["2,2,1"], "{}", got[1]);
-}
-
-/// Sends below the socket hooks and prints one JSON object of outcomes
-/// ("ok", "reply", "no_reply" or the errno's name): raw ICMP echoes to
-/// argv[1] (allowed) and argv[2] (blocked, three of them), an ICMP ping
-/// socket's echo to argv[2], a raw socket connected to argv[2] then sending,
-/// and a UDP-Lite socket connected to argv[2] port 18053 then sending.
-const BELOW: &str = r#"
-import errno, json, select, socket, struct, sys
-ok, bad = sys.argv[1], sys.argv[2]
-def csum(b):
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s >> 16) + (s & 0xffff); s += s >> 16
-    return ~s & 0xffff
-def echo(seq):
-    h = struct.pack("!BBHHH", 8, 0, 0, 0xbee, seq) + b"beetrace"
-    return struct.pack("!BBHHH", 8, 0, csum(h), 0xbee, seq) + b"beetrace"
-def name(e): return errno.errorcode.get(e.errno, str(e.errno))
-def replied(s):
-    return "reply" if select.select([s], [], [], 2)[0] else "no_reply"
-out = {}
-def attempt(key, fn):
-    try: out[key] = fn()
-    except OSError as e: out[key] = name(e)
-def raw_echo(dst, n):
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-    for i in range(n): s.sendto(echo(i), (dst, 0))
-    return replied(s)
-def ping_echo(dst):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
-    s.sendto(echo(1), (dst, 0))
-    return replied(s)
-def connected(kind, proto, port, payload):
-    s = socket.socket(socket.AF_INET, kind, proto)
-    s.connect((bad, port))
-    try: s.send(payload); sent = "ok"
-    except OSError as e: sent = name(e)
-    return "connect:ok send:" + sent
-attempt("raw_allowed", lambda: raw_echo(ok, 1))
-attempt("raw_blocked", lambda: raw_echo(bad, 3))
-attempt("ping_blocked", lambda: ping_echo(bad))
-attempt("raw_connect", lambda: connected(socket.SOCK_RAW, socket.IPPROTO_ICMP, 0, echo(7)))
-attempt("udplite_connect", lambda: connected(socket.SOCK_DGRAM, 136, 18053, b"x"))
-print(json.dumps(out))
-"#;
-
-/// Lets uid 65534 make ICMP ping sockets for as long as it lives
-/// (net.ipv4.ping_group_range), then puts the old range back.
-struct PingGroup(String);
-
-impl PingGroup {
-    const PATH: &'static str = "/proc/sys/net/ipv4/ping_group_range";
-    fn allow_nobody() -> PingGroup {
-        let old = std::fs::read_to_string(Self::PATH).unwrap();
-        std::fs::write(Self::PATH, "65534 65534").unwrap();
-        PingGroup(old.trim().replace('\t', " "))
-    }
-}
-
-impl Drop for PingGroup {
-    fn drop(&mut self) {
-        let _ = std::fs::write(Self::PATH, &self.0);
-    }
-}
-
-fn below_the_hooks(mode: &str) -> (u32, Value, Vec<Value>) {
-    let ns = Netns::new();
-    let s = Scratch::new(&format!("evasion-net-below-{mode}"));
-    let cfg = write_policy(
-        &s,
-        &format!("network:\n  mode: {mode}\n  blocked_ips:\n    - 198.51.100.3\n"),
-    );
-    let _ping = PingGroup::allow_nobody();
-    let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
-    let (pid, out) = as_nobody(
-        "+net_raw",
-        &[
-            "/usr/bin/python3",
-            "-c",
-            BELOW,
-            "198.51.100.2",
-            "198.51.100.3",
-        ],
-    );
-    let events = mon.stop();
-    drop(ns);
-    (pid, serde_json::from_str(&out).unwrap(), events)
-}
-
-/// The verdicts of `pid` for 198.51.100.3 by op: exactly one each.
-fn verdicts_on_blocked<'a>(events: &'a [Value], pid: u32, op: &str) -> Vec<&'a Value> {
-    from_pid(events, "network", pid)
-        .into_iter()
-        .filter(|e| e["daddr"] == "198.51.100.3" && e["op"] == op)
-        .collect()
 }
 
 #[test]
@@ -535,115 +285,6 @@ fn in_audit_mode_packets_below_the_hooks_pass_and_are_reported_as_would_block() 
     }
 }
 
-/// Counts the UDP datagrams that reach each "address:port" in argv, inside
-/// the namespace, and carry a test payload ("exfil" or "inner": not the
-/// kernel's own neighbour discovery through a tunnel); prints "ready", and
-/// at the end of its stdin one JSON object of counts.
-const COUNTER: &str = r#"
-import json, select, socket, sys
-socks = {}
-for spec in sys.argv[1:]:
-    a, p = spec.rsplit(":", 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((a, int(p))); socks[s] = spec
-counts = {spec: 0 for spec in socks.values()}
-print("ready", flush=True)
-while True:
-    r, _, _ = select.select(list(socks) + [sys.stdin], [], [])
-    if sys.stdin in r and not sys.stdin.readline():
-        break
-    for s in r:
-        if s in socks:
-            d = s.recv(65536)
-            if b"exfil" in d or b"inner" in d:
-                counts[socks[s]] += 1
-print(json.dumps(counts), flush=True)
-"#;
-
-/// The counting server in `ns`; `finish` closes its stdin and returns its
-/// counts.
-struct Counter(std::process::Child);
-
-impl Counter {
-    fn start(ns: &Netns, specs: &[&str]) -> Counter {
-        use std::io::BufRead;
-        let mut c = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "python3", "-c", COUNTER])
-            .args(specs)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(c.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready");
-        Counter(c)
-    }
-
-    fn finish(mut self) -> Value {
-        // Datagrams in flight on the veth have arrived well within this.
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        drop(self.0.stdin.take());
-        let out = std::mem::replace(&mut self.0, Command::new("true").spawn().unwrap())
-            .wait_with_output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-impl Drop for Counter {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Writes whole Ethernet frames with an AF_PACKET socket bound to argv[1]:
-/// IPv4/UDP from 198.51.100.1 to argv[3] port 18053, to MAC argv[2], three
-/// times for each destination in argv[3:]. Prints the sends' outcomes.
-const PACKET_SENDER: &str = r#"
-import errno, json, socket, struct, sys
-dev, dmac = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", ""))
-smac = bytes.fromhex(open(f"/sys/class/net/{dev}/address").read().strip().replace(":", ""))
-def csum(b):
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s >> 16) + (s & 0xffff); s += s >> 16
-    return ~s & 0xffff
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((dev, 0))
-out = {}
-for dst in sys.argv[3:]:
-    udp = struct.pack("!HHHH", 40000, 18053, 13, 0) + b"exfil"
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
-                     socket.inet_aton("198.51.100.1"), socket.inet_aton(dst))
-    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-    res = []
-    for _ in range(3):
-        try: s.send(dmac + smac + b"\x08\x00" + ip + udp); res.append("ok")
-        except OSError as e: res.append(errno.errorcode.get(e.errno, str(e.errno)))
-    out[dst] = res
-print(json.dumps(out))
-"#;
-
-/// The MAC address of the namespace's end of the veth.
-fn peer_mac(ns: &Netns) -> String {
-    let peer = ns.veth.replace("btv", "btp");
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "cat"])
-        .arg(format!("/sys/class/net/{peer}/address"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn blocked_policy(s: &Scratch, mode: &str) -> String {
-    write_policy(
-        s,
-        &format!("network:\n  mode: {mode}\n  blocked_ips:\n    - 198.51.100.3\n"),
-    )
-}
-
 #[test]
 fn af_packet_frames_to_a_blocked_address_are_dropped_and_reported() {
     if !root_or_skip("af_packet_frames_to_a_blocked_address_are_dropped_and_reported") {
@@ -701,52 +342,6 @@ fn af_packet_frames_to_a_blocked_address_are_dropped_and_reported() {
     );
 }
 
-/// A VXLAN device on the host whose remote is `remote`, over the veth,
-/// with a static neighbour 10.213.N.2 on it; deleted at drop.
-struct Vxlan(String);
-
-impl Vxlan {
-    fn new(ns: &Netns, n: u8, remote: &str) -> Vxlan {
-        let name = format!("btx{n}{}", std::process::id() % 10_000);
-        let _ = Command::new("ip")
-            .args(["link", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        let vni = (4200 + u32::from(n)).to_string();
-        ip(&[
-            "link", "add", &name, "type", "vxlan", "id", &vni, "remote", remote, "dstport", "4789",
-            "dev", &ns.veth,
-        ]);
-        ip(&["addr", "add", &format!("10.213.{n}.1/24"), "dev", &name]);
-        ip(&["link", "set", &name, "up"]);
-        ip(&[
-            "neigh",
-            "add",
-            &format!("10.213.{n}.2"),
-            "lladdr",
-            "02:00:00:00:00:02",
-            "dev",
-            &name,
-        ]);
-        Vxlan(name)
-    }
-}
-
-impl Drop for Vxlan {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
-    }
-}
-
-const UDP_SENDER: &str = r#"
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for dst in sys.argv[1:]:
-    for _ in range(3):
-        try: s.sendto(b"inner", (dst, 18000))
-        except OSError: pass
-"#;
-
 #[test]
 fn a_vxlan_device_whose_remote_is_blocked_carries_nothing_out() {
     if !root_or_skip("a_vxlan_device_whose_remote_is_blocked_carries_nothing_out") {
@@ -790,40 +385,6 @@ fn a_vxlan_device_whose_remote_is_blocked_carries_nothing_out() {
     assert_eq!(e["protocol"], "udp", "{e}");
     assert_eq!(e["dport"], 4789, "{e}");
     assert_eq!(e["uid"], 65534, "{e}");
-}
-
-/// The tcx links bee-trace (pid) holds, as (link id, interface index),
-/// from its fdinfo (bpftool 7.1 does not name tcx links).
-fn tcx_links(pid: u32) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-        let field = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(k))
-                .map(|v| v.trim().to_string())
-        };
-        if field("link_type:").as_deref() == Some("tcx") {
-            let n = |k| field(k).and_then(|v| v.parse().ok()).unwrap_or(0);
-            out.push((n("link_id:"), n("ifindex:")));
-        }
-    }
-    out
-}
-
-fn ifindex(dev: &str) -> u64 {
-    std::fs::read_to_string(format!("/sys/class/net/{dev}/ifindex"))
-        .map(|t| t.trim().parse().unwrap_or(0))
-        .unwrap_or(0)
-}
-
-/// Whether bee-trace (pid) holds a tcx link on interface `dev`.
-fn covered(pid: u32, dev: &str) -> bool {
-    let i = ifindex(dev);
-    tcx_links(pid).iter().any(|(_, x)| *x == i)
 }
 
 #[test]
@@ -934,20 +495,6 @@ fn io_uring_and_fast_open_connects_are_one_event_each_in_block_mode() {
     }
 }
 
-/// Raw ICMPv6 echoes (the kernel fills in the checksum) to argv[1] and,
-/// twice, argv[2]; prints {"allowed": .., "blocked": ..}.
-const RAW6: &str = r#"
-import errno, json, select, socket, struct, sys
-def echo(dst, n):
-    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-    try:
-        for i in range(n): s.sendto(struct.pack("!BBHHH", 128, 0, 0, 0xbee, i) + b"beetrace", (dst, 0))
-    except OSError as e:
-        return errno.errorcode.get(e.errno, str(e.errno))
-    return "reply" if select.select([s], [], [], 2)[0] else "no_reply"
-print(json.dumps({"allowed": echo(sys.argv[1], 1), "blocked": echo(sys.argv[2], 2)}))
-"#;
-
 #[test]
 fn raw_icmpv6_to_a_blocked_address_is_dropped_and_reported() {
     if !root_or_skip("raw_icmpv6_to_a_blocked_address_is_dropped_and_reported") {
@@ -986,15 +533,6 @@ fn raw_icmpv6_to_a_blocked_address_is_dropped_and_reported() {
     assert_eq!(e["action"], "blocked", "{e}");
     assert_eq!(e["rule"], "network.blocked_ips: 2001:db8:b7::3", "{e}");
 }
-
-/// A TCP listener in the namespace on [2001:db8:b7::2]:18092.
-const LISTENER6: &str = r#"
-import socket, sys
-s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("2001:db8:b7::2", 18092)); s.listen(8)
-print("ready", flush=True)
-sys.stdin.read()
-"#;
 
 /// The backstops judge the kernel's own raw ICMPv6 sockets too (neighbour
 /// discovery): an allowlist must not drop them, or no IPv6 peer, allowed or
