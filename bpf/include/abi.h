@@ -182,7 +182,7 @@ enum bt_egress_hook {
 	/* The backstop (cgroup_skb egress): a packet of a raw, ping or UDP-Lite
 	 * socket, dropped (block) or let through (audit). */
 	BT_HOOK_PACKET = 3,
-	/* connect(2) of a raw, ping-less or UDP-Lite socket, which runs no
+	/* connect(2) of a raw or UDP-Lite socket, which runs no
 	 * cgroup connect hook: it succeeds, and the backstop drops its packets
 	 * (block) or lets them through (audit). */
 	BT_HOOK_RAW_CONNECT = 4,
