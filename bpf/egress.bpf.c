@@ -12,6 +12,9 @@
  * exempt; then blocked ports; then, in allowlist mode, anything without an
  * allow entry (and port) matches BT_RULE_NOT_ALLOWED.
  *
+ * Sockets that run no sock_addr hook (raw, ICMP ping, UDP-Lite) are judged
+ * per packet by the backstop in backstop.bpf.h, included at the end.
+ *
  * The DNS programs (cgroup_skb egress for queries, ingress for answers) live
  * in this object too, in dns.bpf.h, included at the end: they fill the tries
  * judged here, and the sock_addr hooks mark the sockets whose answers they
@@ -33,6 +36,25 @@ const volatile __u64 host_netns = 0;
 BT_RINGBUF(net_events, BT_RING_NET);
 
 BT_LOST_COUNTER(egress_lost);
+
+/* The threads inside connect(2), marked by net.bpf.c (user space hands this
+ * object that map): a connect from any other thread is made another way
+ * (io_uring, TCP Fast Open) and is reported here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u8);
+} in_connect SEC(".maps");
+
+/* Whether the current thread is inside connect(2), whose tracepoint reports
+ * the call with its result. */
+static __always_inline bool inside_connect(void)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	return bpf_map_lookup_elem(&in_connect, &tid) != NULL;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -206,8 +228,8 @@ static __always_inline bool v4_mapped(const __u8 *a)
 	return a[10] == 0xff && a[11] == 0xff;
 }
 
-static __always_inline void emit(struct bpf_sock_addr *ctx, const struct verdict *v, __u8 action,
-				 __u8 hook)
+static __always_inline void emit_as(const struct verdict *v, __u16 type, __u16 protocol,
+				    __u8 action, __u8 hook)
 {
 	struct bt_egress_event *e;
 
@@ -220,8 +242,8 @@ static __always_inline void emit(struct bpf_sock_addr *ctx, const struct verdict
 	e->rule = v->rule;
 	e->family = v->family;
 	e->dport = v->dport;
-	e->sock_type = ctx->type;
-	e->protocol = ctx->protocol;
+	e->sock_type = type;
+	e->protocol = protocol;
 	e->action = action;
 	e->hook = hook;
 	e->_pad = 0;
@@ -233,6 +255,12 @@ static __always_inline void emit(struct bpf_sock_addr *ctx, const struct verdict
 		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	else
 		bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void emit(struct bpf_sock_addr *ctx, const struct verdict *v, __u8 action,
+				 __u8 hook)
+{
+	emit_as(v, ctx->type, ctx->protocol, action, hook);
 }
 
 /* Whether this unconnected send was reported less than a second ago. */
@@ -340,10 +368,17 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, bool v6, __u8 hook)
 	if (v.rule) {
 		bool block = cfg->mode == BT_MODE_BLOCK;
 
+		/* Noted, so the device backstop does not report the same
+		 * datagram again when it goes out in audit mode. */
+		if (hook == BT_HOOK_SENDMSG)
+			sent_recently(&v);
 		emit(ctx, &v, block ? BT_ACT_BLOCKED : BT_ACT_WOULD_BLOCK, hook);
 		if (block)
 			return 0;
 	} else if (hook == BT_HOOK_SENDMSG && !sent_recently(&v)) {
+		emit(ctx, &v, BT_ACT_OBSERVED, hook);
+	} else if (hook == BT_HOOK_CONNECT && !inside_connect()) {
+		/* No connect(2) tracepoint will name this one: report it now. */
 		emit(ctx, &v, BT_ACT_OBSERVED, hook);
 	}
 	if (v.dport == 53)
@@ -377,3 +412,6 @@ int egress_sendmsg6(struct bpf_sock_addr *ctx)
 
 /* The DNS half of this object, after the maps it shares with the verdicts. */
 #include "dns.bpf.h"
+
+/* The backstop below the socket layer, with the same verdicts. */
+#include "backstop.bpf.h"

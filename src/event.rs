@@ -199,6 +199,19 @@ pub enum Detail {
         #[serde(skip_serializing_if = "Option::is_none")]
         proc_file: Option<&'static str>,
     },
+    /// A socket that sends below the cgroup egress hooks was made: raw,
+    /// packet or ICMP ping (a `network` event without a destination).
+    Socket {
+        /// `socket`.
+        op: &'static str,
+        /// `ipv4`, `ipv6` or `packet`.
+        family: &'static str,
+        /// `raw`, `dgram` ... as asked.
+        sock_type: String,
+        /// The IP protocol asked for, or for a packet socket its ethertype.
+        protocol: String,
+        result: String,
+    },
     /// Something done to bee-trace itself (pipeline/judge/tamper.rs).
     Tamper {
         /// The bpf(2) command (`map_update_elem`, `link_detach` ...),
@@ -234,7 +247,7 @@ impl Detail {
         match self {
             Detail::Process { .. } => Kind::Process,
             Detail::File { .. } => Kind::File,
-            Detail::Network { .. } => Kind::Network,
+            Detail::Network { .. } | Detail::Socket { .. } => Kind::Network,
             Detail::Memory { .. } => Kind::Memory,
             Detail::Tamper { .. } => Kind::Tamper,
         }
@@ -401,7 +414,7 @@ pub const FIELDS: &[Field] = &[
         Some(Str),
         "tcp, udp or another protocol",
     ),
-    f("family", NETWORK, Some(Str), "ipv4 or ipv6"),
+    f("family", NETWORK, Some(Str), "ipv4, ipv6 or packet"),
     f("daddr", NETWORK, Some(Str), "destination address"),
     f("dport", NETWORK, Some(Int), "destination port"),
     f(
@@ -494,6 +507,12 @@ pub const FIELDS: &[Field] = &[
         Some(Str),
         "the /proc/<pid> file opened (mem, maps, smaps ...)",
     ),
+    f(
+        "sock_type",
+        NETWORK,
+        Some(Str),
+        "a socket event's type: raw, dgram ...",
+    ),
 ];
 
 /// The fields events of `kind` carry, in table order.
@@ -562,6 +581,13 @@ mod tests {
                 request: Some("PTRACE_ATTACH".into()),
                 target_secret_env: vec!["GITHUB_TOKEN".into()],
                 proc_file: Some("environ"),
+            },
+            Detail::Socket {
+                op: "socket",
+                family: "packet",
+                sock_type: "raw".into(),
+                protocol: "ethertype-0x0003".into(),
+                result: "ok".into(),
             },
             Detail::Tamper {
                 op: "integrity",
@@ -659,7 +685,9 @@ mod tests {
         for d in every_detail() {
             assert_eq!(Kind::from_name(d.kind().as_str()), Some(d.kind()));
         }
-        assert_eq!(every_detail().len(), Kind::ALL.len());
+        // Every kind has a detail (network has two: a connection, a socket).
+        let kinds: BTreeSet<Kind> = every_detail().iter().map(Detail::kind).collect();
+        assert_eq!(kinds.len(), Kind::ALL.len());
     }
 
     #[test]

@@ -54,6 +54,9 @@ enum bt_ev_type {
 	BT_EV_EGRESS = 7,
 	BT_EV_DNS = 8,
 	BT_EV_TAMPER = 9,
+	/* A raw, packet or ICMP ping socket made (socket(2)): a bt_net_event
+	 * with family, sock_type and protocol as asked, ret the fd or -errno. */
+	BT_EV_SOCKET = 10,
 };
 
 /* Address families as the kernel numbers them (AF_INET, AF_INET6): the
@@ -61,6 +64,7 @@ enum bt_ev_type {
 enum bt_af {
 	BT_AF_INET = 2,
 	BT_AF_INET6 = 10,
+	BT_AF_PACKET = 17,
 };
 
 /* bt_exec_event.stdio */
@@ -222,7 +226,7 @@ struct bt_net_event {
 
 /* bt_egress_event.action */
 enum bt_egress_action {
-	BT_ACT_OBSERVED = 0,    /* an unconnected UDP send, seen, no rule matched */
+	BT_ACT_OBSERVED = 0,    /* an unconnected UDP send, or a connect not made by connect(2), seen, no rule matched */
 	BT_ACT_BLOCKED = 1,     /* refused with EPERM */
 	BT_ACT_WOULD_BLOCK = 2, /* audit mode: a rule matched, let through */
 };
@@ -231,6 +235,17 @@ enum bt_egress_action {
 enum bt_egress_hook {
 	BT_HOOK_CONNECT = 1,
 	BT_HOOK_SENDMSG = 2,
+	/* The backstop (cgroup_skb egress): a packet of a raw, ping or UDP-Lite
+	 * socket, dropped (block) or let through (audit). */
+	BT_HOOK_PACKET = 3,
+	/* connect(2) of a raw or UDP-Lite socket, which runs no
+	 * cgroup connect hook: it succeeds, and the backstop drops its packets
+	 * (block) or lets them through (audit). */
+	BT_HOOK_RAW_CONNECT = 4,
+	/* The device backstop (tcx egress on every interface): a packet no
+	 * socket hook judged (AF_PACKET frames, tunnel encapsulations such as
+	 * VXLAN to its remote), dropped (block) or let through (audit). */
+	BT_HOOK_DEVICE = 5,
 };
 
 /* bt_egress_event.rule for a destination outside the allowlist; other ids

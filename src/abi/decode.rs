@@ -16,6 +16,8 @@ pub enum Raw {
     Egress(EgressEvent),
     Dns(Box<DnsEvent>),
     Tamper(TamperEvent),
+    /// A raw, packet or ping socket made.
+    Socket(NetEvent),
 }
 
 impl Raw {
@@ -30,6 +32,7 @@ impl Raw {
             Raw::Egress(e) => &e.hdr,
             Raw::Dns(e) => &e.hdr,
             Raw::Tamper(e) => &e.hdr,
+            Raw::Socket(e) => &e.hdr,
         }
     }
 }
@@ -104,6 +107,7 @@ pub fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
         EV_EGRESS => Raw::Egress(copy_from(data, hdr.kind)?),
         EV_DNS => Raw::Dns(Box::new(copy_from(data, hdr.kind)?)),
         EV_TAMPER => Raw::Tamper(copy_from(data, hdr.kind)?),
+        EV_SOCKET => Raw::Socket(copy_from(data, hdr.kind)?),
         other => return Err(DecodeError::UnknownType(other)),
     })
 }

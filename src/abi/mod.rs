@@ -37,12 +37,15 @@ pub const EV_MEM: u32 = 6;
 pub const EV_EGRESS: u32 = 7;
 pub const EV_DNS: u32 = 8;
 pub const EV_TAMPER: u32 = 9;
+/// A raw, packet or ping socket made: a `NetEvent` without a destination.
+pub const EV_SOCKET: u32 = 10;
 pub const DNS_NAME: usize = 128;
 pub const DNS_ADDRS: usize = 8;
 
 /// Address families of network records (AF_INET, AF_INET6).
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
+pub const AF_PACKET: u16 = 17;
 
 pub const PATH_TRUNCATED: u32 = 1;
 pub const PATH_DETACHED: u32 = 2;
@@ -231,6 +234,12 @@ pub const ACT_WOULD_BLOCK: u8 = 2;
 /// bt_egress_event.hook
 pub const HOOK_CONNECT: u8 = 1;
 pub const HOOK_SENDMSG: u8 = 2;
+/// The backstop: a packet of a raw, ping or UDP-Lite socket.
+pub const HOOK_PACKET: u8 = 3;
+/// connect(2) of a raw or UDP-Lite socket, judged at its entry.
+pub const HOOK_RAW_CONNECT: u8 = 4;
+/// The device backstop (tcx egress): AF_PACKET frames, tunnel encapsulations.
+pub const HOOK_DEVICE: u8 = 5;
 /// bt_egress_event.rule for a destination outside the allowlist.
 pub const RULE_NOT_ALLOWED: u32 = 1;
 /// bt_egress_event.rule with dns_guard: DNS over TCP, DNS to a server that

@@ -27,6 +27,12 @@ pub fn run() -> Result<ExitCode> {
             }
         }
     }
+    for (family, probe, why) in &sensors.skipped {
+        println!(
+            "skipped   {:<8} {probe}: {why} (optional: bee-trace runs without it)",
+            family.as_str()
+        );
+    }
     for h in &sensors.hooks {
         match &h.refused {
             None => println!("hooks     {:<8} {}", h.family.as_str(), h.hook()),

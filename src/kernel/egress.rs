@@ -1,6 +1,6 @@
-//! The egress programs: cgroup connect/sendmsg verdicts and the DNS query
-//! and answer parsers, attached at the cgroup v2 root, and the check that
-//! their maps still enforce the plan.
+//! The egress programs: cgroup connect/sendmsg verdicts, the DNS query
+//! and answer parsers and the backstop below the socket hooks, attached at
+//! the cgroup v2 root, and the check that their maps still enforce the plan.
 
 use std::os::fd::AsFd;
 
@@ -47,28 +47,83 @@ const PROBES: &[Probe<EgressSkel>] = &[
     },
 ];
 
+/// The backstop below the socket hooks (`bpf/backstop.bpf.h`): at the
+/// cgroup root, the packets of raw, ping and UDP-Lite sockets.
+const BACKSTOP: &[Probe<EgressSkel>] = &[Probe {
+    name: "cgroup_skb/egress (backstop: raw, ping, UDP-Lite packets)",
+    prog: |s| &s.progs.egress_backstop,
+}];
+
+/// The backstop's tracepoint: connect(2) of a raw or UDP-Lite socket,
+/// which no cgroup connect hook judges.
+const TRACEPOINTS: &[Probe<EgressSkel>] = &[Probe {
+    name: "syscalls/sys_enter_connect (raw, UDP-Lite)",
+    prog: |s| &s.progs.egress_raw_connect,
+}];
+
 impl Sensors {
     /// The cgroup sock_addr programs and the DNS query and answer skb
     /// programs, at the cgroup v2 root so every process on the host passes
     /// through them.
     pub(super) fn start_egress(&mut self, self_tgid: u32) {
         let family = Family::Network;
+        let fail = |s: &mut Self, why: ProbeError| {
+            s.fail_all(family, PROBES, why.clone());
+            s.fail_all(family, BACKSTOP, why.clone());
+            s.fail_all(family, TRACEPOINTS, why);
+        };
         let Some(net) = &self.net else {
-            return self.fail_all(family, PROBES, ProbeError::NeedsConnect);
+            return fail(self, ProbeError::NeedsConnect);
         };
         let (cg, path) = match crate::sys::open_cgroup2_root() {
             Ok(x) => x,
-            Err(e) => return self.fail_all(family, PROBES, ProbeError::Cgroup(e.to_string())),
+            Err(e) => return fail(self, ProbeError::Cgroup(e.to_string())),
         };
-        let skel = match Self::load_egress(self_tgid, net) {
+        let mut backstop = true;
+        let skel = match Self::load_egress(self_tgid, net, true) {
             Ok(s) => s,
-            Err(e) => return self.fail_all(family, PROBES, ProbeError::Load(explain(&e))),
+            // A kernel without the helpers the backstop's cgroup_skb program
+            // uses (the current task's pid, before Linux 6.x gave them to
+            // every program type) refuses the whole object: the verdicts
+            // and DNS learning still load without the backstop.
+            Err(e) => match Self::load_egress(self_tgid, net, false) {
+                Ok(s) => {
+                    backstop = false;
+                    let why = explain(&e);
+                    log::warn!(
+                        "the egress backstop did not load ({why}): raw, ping, UDP-Lite, AF_PACKET and tunnelled packets are not judged"
+                    );
+                    for p in BACKSTOP.iter().chain(TRACEPOINTS) {
+                        self.skipped.push((family, p.name, why.clone()));
+                    }
+                    self.skipped.push((family, DEVICE_PROBE, why.clone()));
+                    s
+                }
+                Err(e) => return fail(self, ProbeError::Load(explain(&e))),
+            },
         };
         let fd = std::os::fd::AsRawFd::as_raw_fd(&cg);
-        for p in PROBES {
+        let attach = |p: &Probe<EgressSkel>, cgroup: bool| {
+            let prog = (p.prog)(&skel);
+            if cgroup {
+                prog.attach_cgroup(fd)
+            } else {
+                prog.attach()
+            }
+        };
+        let (backstops, tracepoints) = if backstop {
+            (BACKSTOP, TRACEPOINTS)
+        } else {
+            (&[][..], &[][..])
+        };
+        for (p, cgroup) in PROBES
+            .iter()
+            .chain(backstops)
+            .map(|p| (p, true))
+            .chain(tracepoints.iter().map(|p| (p, false)))
+        {
             let at = self.status.len();
-            let outcome = (p.prog)(&skel)
-                .attach_cgroup(fd)
+            let outcome = attach(p, cgroup)
                 .map(|l| self.links.push((at, l)))
                 .map_err(|e| ProbeError::Attach(explain(&e)));
             self.status.push(ProbeStatus {
@@ -81,11 +136,78 @@ impl Sensors {
         drop(cg);
         self.cgroup_root = Some(path);
         self.egress = Some(skel);
+        if backstop {
+            let outcome = self.cover_devices().map(|_| ()).map_err(ProbeError::Attach);
+            if let Err(e) = &outcome {
+                log::warn!("the device backstop is not attached ({e}): AF_PACKET frames and tunnel encapsulations are not judged");
+                self.skipped.push((family, DEVICE_PROBE, e.to_string()));
+            }
+            // Optional: a kernel without tcx (before 6.6) runs without it.
+            if outcome.is_ok() {
+                self.status.push(ProbeStatus {
+                    family,
+                    probe: DEVICE_PROBE.to_string(),
+                    outcome,
+                });
+            }
+        }
     }
 
+    /// Attaches the device backstop (tcx egress) to every interface of this
+    /// network namespace that it is not on yet, and lets go of the links of
+    /// interfaces gone (the kernel detached them with the device). tcx links
+    /// are bpf links held by this process: they go when it dies, however it
+    /// dies, and nothing is left on an interface. Returns how many were
+    /// added, or why the first attach failed.
+    pub fn cover_devices(&mut self) -> Result<usize, String> {
+        let Some(skel) = &self.egress else {
+            return Ok(0);
+        };
+        let now = interfaces();
+        self.devices.retain(|(i, _)| now.contains(i));
+        let mut added = Vec::new();
+        let mut failed = None;
+        for ifindex in now {
+            if self.devices.iter().any(|(i, _)| *i == ifindex) {
+                continue;
+            }
+            match attach_tcx(&skel.progs.egress_device, ifindex) {
+                Ok(l) => {
+                    added.extend(l.info().ok().map(|i| super::OwnObject {
+                        kind: crate::abi::OBJ_LINK,
+                        id: i.id,
+                        name: format!(
+                            "{} {DEVICE_PROBE} on interface {ifindex}",
+                            Family::Network.as_str()
+                        ),
+                    }));
+                    self.devices.push((ifindex, l));
+                }
+                // Gone between the listing and the attach.
+                Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
+                Err(e) => {
+                    failed = Some(format!("interface {ifindex}: {e}"));
+                    break;
+                }
+            }
+        }
+        // Links made while running are guarded like those of the start
+        // (which the start's scan of open fds finds on its own).
+        if let Err(e) = self.register_own(&added) {
+            log::warn!(
+                "the tamper sensor was not told of new device links: {}",
+                explain(&e)
+            );
+        }
+        match failed {
+            Some(why) => Err(why),
+            None => Ok(added.len()),
+        }
+    }
     fn load_egress(
         self_tgid: u32,
         net: &NetSkel<'static>,
+        backstop: bool,
     ) -> libbpf_rs::Result<EgressSkel<'static>> {
         // DNS answers are learned only for sockets of this namespace (the
         // host's): without its cookie, none is.
@@ -102,6 +224,10 @@ impl Sensors {
             ro.host_netns = host_netns;
         }
         open.maps.net_events.reuse_fd(net.maps.net_events.as_fd())?;
+        open.maps.in_connect.reuse_fd(net.maps.in_connect.as_fd())?;
+        open.progs.egress_backstop.set_autoload(backstop);
+        open.progs.egress_raw_connect.set_autoload(backstop);
+        open.progs.egress_device.set_autoload(backstop);
         open.load()
     }
 
@@ -212,6 +338,44 @@ fn mode_name(mode: u32) -> &'static str {
         crate::abi::MODE_AUDIT => "audit",
         crate::abi::MODE_BLOCK => "block",
         _ => "unknown",
+    }
+}
+
+/// The device backstop's probe name in `status`.
+const DEVICE_PROBE: &str = "tcx/egress (device backstop, every interface)";
+
+/// The interface indexes of bee-trace's network namespace, from sysfs.
+fn interfaces() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/sys/class/net") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path().join("ifindex")).ok()?;
+            text.trim().parse().ok()
+        })
+        .collect()
+}
+
+/// A tcx egress link of `prog` on interface `ifindex` (libbpf-rs 0.27 has
+/// no wrapper for it).
+fn attach_tcx(prog: &libbpf_rs::ProgramMut<'_>, ifindex: u32) -> std::io::Result<libbpf_rs::Link> {
+    use libbpf_rs::AsRawLibbpf;
+    let ifindex =
+        i32::try_from(ifindex).map_err(|_| std::io::Error::from_raw_os_error(libc::ENODEV))?;
+    // SAFETY: the program is loaded and outlives the call; libbpf accepts
+    // NULL options; on failure it returns NULL and sets errno.
+    let ptr = unsafe {
+        libbpf_rs::libbpf_sys::bpf_program__attach_tcx(
+            prog.as_libbpf_object().as_ptr(),
+            ifindex,
+            std::ptr::null(),
+        )
+    };
+    match std::ptr::NonNull::new(ptr) {
+        // SAFETY: a link libbpf just made, owned by nobody else.
+        Some(p) => Ok(unsafe { libbpf_rs::Link::from_ptr(p) }),
+        None => Err(std::io::Error::last_os_error()),
     }
 }
 

@@ -143,8 +143,14 @@ pub struct Sensors {
     pub cgroup_root: Option<std::path::PathBuf>,
     /// Each link with the index of its probe in `status`.
     links: Vec<(usize, Link)>,
+    /// The device backstop's tcx links, by interface index (`egress`).
+    devices: Vec<(u32, Link)>,
     pub status: Vec<ProbeStatus>,
     pub hooks: Vec<HookChoice>,
+    /// Optional probes this kernel refused, which bee-trace runs without
+    /// (said by `bee-trace check` and a warning at start): (family, probe,
+    /// why).
+    pub skipped: Vec<(Family, &'static str, String)>,
 }
 
 /// Skeletons borrow their object storage for as long as they live; they live
@@ -244,8 +250,10 @@ impl Sensors {
             tamper: None,
             cgroup_root: None,
             links: Vec::new(),
+            devices: Vec::new(),
             status: Vec::new(),
             hooks: Vec::new(),
+            skipped: Vec::new(),
         };
 
         s.start_process(self_tgid);
@@ -345,6 +353,7 @@ impl Sensors {
     /// Detaches every program; the ring buffers stay readable for draining.
     pub fn detach(&mut self) {
         self.links.clear();
+        self.devices.clear();
     }
 
     pub fn failures(&self) -> impl Iterator<Item = &ProbeStatus> {

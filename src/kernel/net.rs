@@ -1,5 +1,6 @@
-//! The network family: connect(2) as it returns (the egress programs that
-//! judge connects before they happen are in `egress`).
+//! The network family: connect(2) as it returns, and the mark of a thread
+//! inside it (the egress programs that judge connects before they happen,
+//! and report those not made by connect(2), are in `egress`).
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
@@ -12,14 +13,41 @@ mod net_skel {
 pub(super) use net_skel::NetSkel;
 use net_skel::NetSkelBuilder;
 
-const FEXIT: &[Probe<NetSkel>] = &[Probe {
-    name: sys_fexit!("connect"),
-    prog: |s| &s.progs.fexit_connect,
-}];
-const TRACEPOINTS: &[Probe<NetSkel>] = &[Probe {
-    name: "syscalls/sys_exit_connect",
-    prog: |s| &s.progs.handle_connect_exit,
-}];
+/// The fentry program of connect(2), beside its fexit: marks the thread
+/// as inside connect(2) for the egress hooks.
+#[cfg(target_arch = "aarch64")]
+const FENTRY_CONNECT: &str = "fentry/__arm64_sys_connect";
+#[cfg(not(target_arch = "aarch64"))]
+const FENTRY_CONNECT: &str = "fentry/__x64_sys_connect";
+
+const FEXIT: &[Probe<NetSkel>] = &[
+    Probe {
+        name: FENTRY_CONNECT,
+        prog: |s| &s.progs.fentry_connect,
+    },
+    Probe {
+        name: sys_fexit!("connect"),
+        prog: |s| &s.progs.fexit_connect,
+    },
+    Probe {
+        name: sys_fexit!("socket"),
+        prog: |s| &s.progs.fexit_socket,
+    },
+];
+const TRACEPOINTS: &[Probe<NetSkel>] = &[
+    Probe {
+        name: "syscalls/sys_enter_connect",
+        prog: |s| &s.progs.handle_connect_enter,
+    },
+    Probe {
+        name: "syscalls/sys_exit_connect",
+        prog: |s| &s.progs.handle_connect_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_socket",
+        prog: |s| &s.progs.handle_socket_exit,
+    },
+];
 
 impl Sensors {
     pub(super) fn start_net(&mut self, self_tgid: u32, hooks: HookMode) {
@@ -37,8 +65,12 @@ impl Sensors {
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.self_tgid = self_tgid;
         }
+        open.progs.handle_connect_enter.set_autoload(!fexit);
         open.progs.handle_connect_exit.set_autoload(!fexit);
+        open.progs.fentry_connect.set_autoload(fexit);
         open.progs.fexit_connect.set_autoload(fexit);
+        open.progs.handle_socket_exit.set_autoload(!fexit);
+        open.progs.fexit_socket.set_autoload(fexit);
         open.load()
     }
 }

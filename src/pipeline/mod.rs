@@ -267,6 +267,7 @@ impl Pipeline {
             Raw::Mem(e) => judge::mem::judge(&mut cx, &e),
             Raw::Egress(e) => self.net.verdict(&mut cx, &e),
             Raw::Dns(e) => judge::net::dns(&mut cx, &e),
+            Raw::Socket(e) => judge::net::socket(&mut cx, &e),
             // Judged by tamper::Judge (see `handle`).
             Raw::Tamper(_) => None,
         }

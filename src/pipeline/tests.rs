@@ -496,3 +496,104 @@ fn a_refused_open_is_a_write_when_it_asked_to_write_or_truncate() {
         "a refused read of /etc/passwd is no finding"
     );
 }
+
+#[test]
+fn backstop_verdicts_and_raw_sockets_are_named_by_their_path() {
+    let mut pol = Policy::from_yaml(
+        "network:\n  blocked_ips: [\"10.9.0.0/16\"]\n",
+        std::path::Path::new("t"),
+    )
+    .unwrap();
+    pol.monitored_ports.clear();
+    let mut p = with_egress(pol, false, None);
+    let mut fx = Vec::new();
+    let rule = p.egress.plan().block[0].1;
+    let verdict = |hook: u8, action: u8, protocol: u16| {
+        let mut g = abi::EgressEvent {
+            hdr: header(abi::EV_EGRESS, 4_000_007, "python3"),
+            rule,
+            family: 2,
+            protocol,
+            action,
+            hook,
+            ..Default::default()
+        };
+        g.daddr[..4].copy_from_slice(&[10, 9, 0, 3]);
+        Raw::Egress(g)
+    };
+    let seen = |p: &mut Pipeline, fx: &mut Vec<_>, raw| {
+        serde_json::to_value(p.handle(raw, fx).unwrap()).unwrap()
+    };
+    // A packet dropped by a backstop, of a raw socket or at a device.
+    for hook in [abi::HOOK_PACKET, abi::HOOK_DEVICE] {
+        let v = seen(&mut p, &mut fx, verdict(hook, abi::ACT_BLOCKED, 1));
+        assert_eq!(
+            (&v["op"], &v["result"]),
+            (&"packet".into(), &"dropped".into()),
+            "{v}"
+        );
+        assert_eq!(v["protocol"], "icmp");
+        assert_eq!(v["severity"], "high");
+    }
+    // A raw socket's connect: it succeeded, its packets are dropped.
+    let v = seen(
+        &mut p,
+        &mut fx,
+        verdict(abi::HOOK_RAW_CONNECT, abi::ACT_BLOCKED, 136),
+    );
+    assert_eq!(
+        (&v["op"], &v["result"]),
+        (&"connect".into(), &"packets_dropped".into()),
+        "{v}"
+    );
+    assert_eq!(v["protocol"], "udplite");
+    let v = seen(
+        &mut p,
+        &mut fx,
+        verdict(abi::HOOK_RAW_CONNECT, abi::ACT_WOULD_BLOCK, 1),
+    );
+    assert_eq!(
+        (&v["action"], &v["result"]),
+        (&"would_block".into(), &"permitted".into())
+    );
+    // A connect not made by connect(2), seen by the connect hook.
+    let v = seen(
+        &mut p,
+        &mut fx,
+        verdict(abi::HOOK_CONNECT, abi::ACT_OBSERVED, 6),
+    );
+    assert_eq!(
+        (&v["op"], &v["result"]),
+        (&"connect".into(), &"attempted".into()),
+        "{v}"
+    );
+    assert!(v.get("action").is_none());
+
+    // Raw and packet sockets made, and one refused.
+    let sock = |family: u16, sock_type: u16, protocol: u16, ret: i32| {
+        Raw::Socket(NetEvent {
+            hdr: header(abi::EV_SOCKET, 4_000_007, "python3"),
+            ret,
+            family,
+            sock_type,
+            protocol,
+            ..Default::default()
+        })
+    };
+    let v = seen(&mut p, &mut fx, sock(17, 3, 0x0300, 5));
+    assert_eq!(v["op"], "socket");
+    assert_eq!(v["family"], "packet");
+    assert_eq!(v["protocol"], "ethertype-0x0003");
+    assert_eq!(v["sock_type"], "raw");
+    assert_eq!(v["result"], "ok");
+    assert_eq!(v["severity"], "warning");
+    assert!(v.get("daddr").is_none());
+    let v = seen(&mut p, &mut fx, sock(10, 3, 255, -1));
+    assert_eq!(
+        (&v["family"], &v["protocol"]),
+        (&"ipv6".into(), &"raw".into())
+    );
+    assert_eq!(v["result"], "EPERM");
+    // A family bee-trace does not know is counted, not shown.
+    assert!(p.handle(sock(1, 3, 0, 3), &mut fx).is_none());
+}

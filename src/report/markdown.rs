@@ -179,6 +179,13 @@ fn notable_md(s: &mut String, r: &Report) {
             } => format!("{kind} {target_comm}[{target_pid}] ({result})"),
             Detail::Process { kind, argv, .. } => format!("{kind} {}", argv.join(" ")),
             Detail::Tamper { .. } => crate::sink::human::tamper_text(&e.detail),
+            Detail::Socket {
+                family,
+                sock_type,
+                protocol,
+                result,
+                ..
+            } => format!("socket {family} {sock_type} {protocol} ({result})"),
         };
         let lineage: Vec<String> = e
             .ancestors

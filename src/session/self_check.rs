@@ -70,6 +70,12 @@ impl Guard {
     ) -> Vec<Drift> {
         self.last = Instant::now();
         self.integrity.checks += 1;
+        // Interfaces made since the last round get the device backstop.
+        match sensors.cover_devices() {
+            Ok(0) => {}
+            Ok(n) => log::info!("the device backstop covers {n} new interface(s)"),
+            Err(e) => log::warn!("the device backstop cannot cover a new interface: {e}"),
+        }
         let mut found = sensors.check_links(&mut self.links);
         found.extend(sensors.own_objs_drift(&self.objects));
         if let Some(d) = dog {

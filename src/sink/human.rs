@@ -70,6 +70,13 @@ pub fn human(e: &Event) -> String {
             None => format!("{kind} -> {target_comm}[{target_pid}] ({result})"),
         },
         Detail::Tamper { .. } => tamper_text(&e.detail),
+        Detail::Socket {
+            op,
+            family,
+            sock_type,
+            protocol,
+            result,
+        } => format!("{op} {family} {sock_type} {protocol} ({result})"),
     };
     let line = format!(
         "{} {:<8} {:<7} {} by {}{}",

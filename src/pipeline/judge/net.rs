@@ -60,14 +60,25 @@ impl Net {
     /// A verdict of the cgroup egress hooks (or an unconnected UDP send).
     pub fn verdict(&mut self, cx: &mut Cx, e: &abi::EgressEvent) -> Option<Event> {
         let (family, ip) = net_addr(e.family, &e.daddr)?;
-        let op = if e.hook == abi::HOOK_CONNECT {
-            "connect"
-        } else {
-            "sendmsg"
+        let op = match e.hook {
+            abi::HOOK_CONNECT | abi::HOOK_RAW_CONNECT => "connect",
+            abi::HOOK_PACKET | abi::HOOK_DEVICE => "packet",
+            _ => "sendmsg",
         };
         let (action, result) = match e.action {
+            // A raw or UDP-Lite socket's connect succeeds (no hook can refuse
+            // it); the backstop drops every packet it sends there.
+            abi::ACT_BLOCKED if e.hook == abi::HOOK_RAW_CONNECT => {
+                (Some("blocked"), "packets_dropped".to_string())
+            }
+            abi::ACT_BLOCKED if matches!(e.hook, abi::HOOK_PACKET | abi::HOOK_DEVICE) => {
+                (Some("blocked"), "dropped".to_string())
+            }
             abi::ACT_BLOCKED => (Some("blocked"), "EPERM".to_string()),
             abi::ACT_WOULD_BLOCK => (Some("would_block"), "permitted".to_string()),
+            // A connect the hook saw from a thread not inside connect(2)
+            // (io_uring, TCP Fast Open): no tracepoint tells its result.
+            abi::ACT_OBSERVED if op == "connect" => (None, "attempted".to_string()),
             abi::ACT_OBSERVED => (None, "sent".to_string()),
             other => {
                 log::debug!("unknown egress action {other}");
@@ -173,7 +184,49 @@ fn protocol_name(p: u16) -> String {
         1 => "icmp".to_string(),
         58 => "icmpv6".to_string(),
         136 => "udplite".to_string(),
+        255 => "raw".to_string(),
         262 => "mptcp".to_string(),
         n => format!("ip-proto-{n}"),
+    }
+}
+
+/// A raw, packet or ICMP ping socket made (or refused): these send below
+/// the cgroup egress hooks, and a CI step rarely needs one, so a warning.
+pub fn socket(cx: &mut Cx, e: &abi::NetEvent) -> Option<Event> {
+    let family = match e.family {
+        abi::AF_INET => "ipv4",
+        abi::AF_INET6 => "ipv6",
+        abi::AF_PACKET => "packet",
+        other => {
+            log::debug!("socket record of family {other}");
+            cx.stats.filtered += 1;
+            return None;
+        }
+    };
+    let protocol = if e.family == abi::AF_PACKET {
+        // The ethertype, as the caller passed it: network byte order.
+        format!("ethertype-{:#06x}", u16::from_be(e.protocol))
+    } else {
+        protocol_name(e.protocol)
+    };
+    let detail = Detail::Socket {
+        op: "socket",
+        family,
+        sock_type: sock_type_name(e.sock_type),
+        protocol,
+        // An fd or -errno.
+        result: result_text(i64::from(e.ret.min(0))),
+    };
+    Some(cx.enrich.base(&e.hdr, Severity::Warning, detail))
+}
+
+fn sock_type_name(t: u16) -> String {
+    match t {
+        1 => "stream".to_string(),
+        2 => "dgram".to_string(),
+        3 => "raw".to_string(),
+        5 => "seqpacket".to_string(),
+        10 => "packet".to_string(),
+        n => format!("type-{n}"),
     }
 }
