@@ -37,6 +37,7 @@ struct bt_name_key abi_name_key;
 struct bt_affix_key abi_affix_key;
 struct bt_inode_key abi_inode_key;
 struct bt_file_cfg abi_file_cfg;
+struct bt_serve_event abi_serve;
 
 enum bt_sizes abi_sizes;
 enum bt_ev_type abi_ev_type;
@@ -54,3 +55,4 @@ enum bt_tamper_kind abi_tamper_kind;
 enum bt_obj_type abi_obj_type;
 enum bt_mem_kind abi_mem_kind;
 enum bt_inode_bits abi_inode_bits;
+enum bt_serve_op abi_serve_op;
