@@ -40,6 +40,7 @@ struct bt_file_cfg abi_file_cfg;
 struct bt_fold_key abi_fold_key;
 struct bt_fold_val abi_fold_val;
 struct bt_share_val abi_share_val;
+struct bt_serve_event abi_serve;
 
 enum bt_sizes abi_sizes;
 enum bt_ev_type abi_ev_type;
@@ -59,3 +60,4 @@ enum bt_mem_kind abi_mem_kind;
 enum bt_inode_bits abi_inode_bits;
 enum bt_stdio abi_stdio;
 enum bt_fold abi_fold;
+enum bt_serve_op abi_serve_op;

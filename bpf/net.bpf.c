@@ -18,6 +18,9 @@ BT_RINGBUF(net_events, BT_RING_NET);
 
 BT_LOST_COUNTER(net_lost);
 
+/* listen(2) and accepted connections from other hosts. */
+#include "serve.bpf.h"
+
 /* Threads inside connect(2) now: tid -> 1. Set at entry, cleared at exit; an
  * LRU so that a thread that never reaches the exit (killed in between) costs
  * a slot only until it is pushed out. Handed to the egress object. */

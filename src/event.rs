@@ -212,6 +212,23 @@ pub enum Detail {
         protocol: String,
         result: String,
     },
+    /// A server in the job: a listen, or a connection accepted from
+    /// another host (a `network` event whose address is the peer's).
+    Serve {
+        /// `listen` or `accept`.
+        op: &'static str,
+        protocol: String,
+        family: &'static str,
+        /// The local address and port listened on or connected to.
+        laddr: String,
+        lport: u16,
+        /// For `accept`: the peer.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        daddr: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dport: Option<u16>,
+        result: String,
+    },
     /// Something done to bee-trace itself (pipeline/judge/tamper.rs).
     Tamper {
         /// The bpf(2) command (`map_update_elem`, `link_detach` ...),
@@ -247,7 +264,7 @@ impl Detail {
         match self {
             Detail::Process { .. } => Kind::Process,
             Detail::File { .. } => Kind::File,
-            Detail::Network { .. } | Detail::Socket { .. } => Kind::Network,
+            Detail::Network { .. } | Detail::Socket { .. } | Detail::Serve { .. } => Kind::Network,
             Detail::Memory { .. } => Kind::Memory,
             Detail::Tamper { .. } => Kind::Tamper,
         }
@@ -513,6 +530,18 @@ pub const FIELDS: &[Field] = &[
         Some(Str),
         "a socket event's type: raw, dgram ...",
     ),
+    f(
+        "laddr",
+        NETWORK,
+        Some(Str),
+        "a listen's or accept's local address",
+    ),
+    f(
+        "lport",
+        NETWORK,
+        Some(Int),
+        "a listen's or accept's local port",
+    ),
 ];
 
 /// The fields events of `kind` carry, in table order.
@@ -587,6 +616,16 @@ mod tests {
                 family: "packet",
                 sock_type: "raw".into(),
                 protocol: "ethertype-0x0003".into(),
+                result: "ok".into(),
+            },
+            Detail::Serve {
+                op: "accept",
+                protocol: "tcp".into(),
+                family: "ipv4",
+                laddr: "10.0.0.2".into(),
+                lport: 4444,
+                daddr: Some("198.51.100.9".into()),
+                dport: Some(40000),
                 result: "ok".into(),
             },
             Detail::Tamper {

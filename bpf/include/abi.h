@@ -57,6 +57,7 @@ enum bt_ev_type {
 	/* A raw, packet or ICMP ping socket made (socket(2)): a bt_net_event
 	 * with family, sock_type and protocol as asked, ret the fd or -errno. */
 	BT_EV_SOCKET = 10,
+	BT_EV_SERVE = 16,
 };
 
 /* Address families as the kernel numbers them (AF_INET, AF_INET6): the
@@ -501,5 +502,29 @@ struct bt_share_val {
 _Static_assert(sizeof(struct bt_fold_key) == 24, "bt_fold_key layout");
 _Static_assert(sizeof(struct bt_fold_val) == 16, "bt_fold_val layout");
 _Static_assert(sizeof(struct bt_share_val) == 24, "bt_share_val layout");
+
+/* bt_serve_event.op */
+enum bt_serve_op {
+	BT_SERVE_LISTEN = 1, /* listen(2) succeeded: laddr/lport are what it listens on */
+	BT_SERVE_ACCEPT = 2, /* accept(2)/accept4(2) of a peer that is not loopback */
+};
+
+/* A server in the job (bpf/serve.bpf.h): a listen, or an accepted
+ * connection from another host. Addresses in network byte order, ports in
+ * host order. */
+struct bt_serve_event {
+	struct bt_header hdr;
+	__s32 ret;        /* listen: 0 or -errno; accept: the new fd */
+	__u16 family;     /* BT_AF_INET / BT_AF_INET6 */
+	__u16 lport;
+	__u16 rport;      /* accept: the peer's port */
+	__u16 protocol;
+	__u8 op;          /* BT_SERVE_* */
+	__u8 _pad[3];
+	__u8 laddr[16];
+	__u8 raddr[16];   /* accept: the peer's address */
+};
+
+_Static_assert(sizeof(struct bt_serve_event) == 104, "bt_serve_event layout");
 
 #endif

@@ -221,6 +221,20 @@ same_layout!(
         target_comm,
     }
 );
+same_layout!(
+    ServeEvent = bt_serve_event {
+        hdr,
+        ret,
+        family,
+        lport,
+        rport,
+        protocol,
+        op,
+        _pad,
+        laddr,
+        raddr,
+    }
+);
 same_layout!(NameKey = bt_name_key { name });
 same_layout!(AffixKey = bt_affix_key { len, s });
 same_layout!(InodeKey = bt_inode_key { dev, ino });
@@ -299,6 +313,9 @@ same_values!(
     EV_DNS = bt_ev_type::BT_EV_DNS,
     EV_TAMPER = bt_ev_type::BT_EV_TAMPER,
     EV_SOCKET = bt_ev_type::BT_EV_SOCKET,
+    EV_SERVE = bt_ev_type::BT_EV_SERVE,
+    SERVE_LISTEN = bt_serve_op::BT_SERVE_LISTEN,
+    SERVE_ACCEPT = bt_serve_op::BT_SERVE_ACCEPT,
     AF_INET = bt_af::BT_AF_INET,
     AF_INET6 = bt_af::BT_AF_INET6,
     AF_PACKET = bt_af::BT_AF_PACKET,

@@ -18,6 +18,8 @@ pub enum Raw {
     Tamper(TamperEvent),
     /// A raw, packet or ping socket made.
     Socket(NetEvent),
+    /// A listen, or a connection accepted from another host.
+    Serve(ServeEvent),
 }
 
 impl Raw {
@@ -33,6 +35,7 @@ impl Raw {
             Raw::Dns(e) => &e.hdr,
             Raw::Tamper(e) => &e.hdr,
             Raw::Socket(e) => &e.hdr,
+            Raw::Serve(e) => &e.hdr,
         }
     }
 }
@@ -108,6 +111,7 @@ pub fn decode(data: &[u8]) -> Result<Raw, DecodeError> {
         EV_DNS => Raw::Dns(Box::new(copy_from(data, hdr.kind)?)),
         EV_TAMPER => Raw::Tamper(copy_from(data, hdr.kind)?),
         EV_SOCKET => Raw::Socket(copy_from(data, hdr.kind)?),
+        EV_SERVE => Raw::Serve(copy_from(data, hdr.kind)?),
         other => return Err(DecodeError::UnknownType(other)),
     })
 }

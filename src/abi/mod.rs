@@ -39,6 +39,10 @@ pub const EV_DNS: u32 = 8;
 pub const EV_TAMPER: u32 = 9;
 /// A raw, packet or ping socket made: a `NetEvent` without a destination.
 pub const EV_SOCKET: u32 = 10;
+pub const EV_SERVE: u32 = 16;
+/// bt_serve_event.op
+pub const SERVE_LISTEN: u8 = 1;
+pub const SERVE_ACCEPT: u8 = 2;
 pub const DNS_NAME: usize = 128;
 pub const DNS_ADDRS: usize = 8;
 
@@ -179,6 +183,23 @@ pub struct NetEvent {
     pub protocol: u16,
     pub _pad: u32,
     pub daddr: [u8; 16],
+}
+
+/// A listen, or a connection accepted from another host
+/// (bpf/serve.bpf.h).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeEvent {
+    pub hdr: Header,
+    pub ret: i32,
+    pub family: u16,
+    pub lport: u16,
+    pub rport: u16,
+    pub protocol: u16,
+    pub op: u8,
+    pub _pad: [u8; 3],
+    pub laddr: [u8; 16],
+    pub raddr: [u8; 16],
 }
 
 /// bt_tamper_event.kind
@@ -425,6 +446,7 @@ unsafe impl plain::Plain for EgressEvent {}
 unsafe impl plain::Plain for DnsEvent {}
 unsafe impl plain::Plain for FileEvent {}
 unsafe impl plain::Plain for NetEvent {}
+unsafe impl plain::Plain for ServeEvent {}
 unsafe impl plain::Plain for MemEvent {}
 unsafe impl plain::Plain for TamperEvent {}
 unsafe impl plain::Plain for ObjKey {}

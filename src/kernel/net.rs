@@ -33,6 +33,18 @@ const FEXIT: &[Probe<NetSkel>] = &[
         name: sys_fexit!("socket"),
         prog: |s| &s.progs.fexit_socket,
     },
+    Probe {
+        name: sys_fexit!("listen"),
+        prog: |s| &s.progs.fexit_listen,
+    },
+    Probe {
+        name: sys_fexit!("accept"),
+        prog: |s| &s.progs.fexit_accept,
+    },
+    Probe {
+        name: sys_fexit!("accept4"),
+        prog: |s| &s.progs.fexit_accept4,
+    },
 ];
 const TRACEPOINTS: &[Probe<NetSkel>] = &[
     Probe {
@@ -46,6 +58,18 @@ const TRACEPOINTS: &[Probe<NetSkel>] = &[
     Probe {
         name: "syscalls/sys_exit_socket",
         prog: |s| &s.progs.handle_socket_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_listen",
+        prog: |s| &s.progs.handle_listen_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_accept",
+        prog: |s| &s.progs.handle_accept_exit,
+    },
+    Probe {
+        name: "syscalls/sys_exit_accept4",
+        prog: |s| &s.progs.handle_accept4_exit,
     },
 ];
 
@@ -71,6 +95,13 @@ impl Sensors {
         open.progs.fexit_connect.set_autoload(fexit);
         open.progs.handle_socket_exit.set_autoload(!fexit);
         open.progs.fexit_socket.set_autoload(fexit);
+        let p = &mut open.progs;
+        p.handle_listen_exit.set_autoload(!fexit);
+        p.handle_accept_exit.set_autoload(!fexit);
+        p.handle_accept4_exit.set_autoload(!fexit);
+        p.fexit_listen.set_autoload(fexit);
+        p.fexit_accept.set_autoload(fexit);
+        p.fexit_accept4.set_autoload(fexit);
         open.load()
     }
 }

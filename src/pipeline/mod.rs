@@ -268,6 +268,7 @@ impl Pipeline {
             Raw::Egress(e) => self.net.verdict(&mut cx, &e),
             Raw::Dns(e) => judge::net::dns(&mut cx, &e),
             Raw::Socket(e) => judge::net::socket(&mut cx, &e),
+            Raw::Serve(e) => judge::net::serve(&mut cx, &e),
             // Judged by tamper::Judge (see `handle`).
             Raw::Tamper(_) => None,
         }

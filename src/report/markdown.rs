@@ -186,6 +186,7 @@ fn notable_md(s: &mut String, r: &Report) {
                 result,
                 ..
             } => format!("socket {family} {sock_type} {protocol} ({result})"),
+            Detail::Serve { .. } => crate::sink::human::serve_text(&e.detail),
         };
         let lineage: Vec<String> = e
             .ancestors

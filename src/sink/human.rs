@@ -77,6 +77,7 @@ pub fn human(e: &Event) -> String {
             protocol,
             result,
         } => format!("{op} {family} {sock_type} {protocol} ({result})"),
+        Detail::Serve { .. } => serve_text(&e.detail),
     };
     let line = format!(
         "{} {:<8} {:<7} {} by {}{}",
@@ -120,6 +121,36 @@ fn network_text(d: &Detail) -> String {
     match (action, rule) {
         (Some(a), Some(r)) => format!("{op} {protocol} {dest}{name} {} ({r})", a.to_uppercase()),
         _ => format!("{op} {protocol} {dest}{name} ({result})"),
+    }
+}
+
+/// What a listen or accept says (also used by the reports): where, and
+/// for an accept from whom.
+pub fn serve_text(d: &Detail) -> String {
+    let Detail::Serve {
+        op,
+        protocol,
+        laddr,
+        lport,
+        daddr,
+        dport,
+        result,
+        ..
+    } = d
+    else {
+        return String::new();
+    };
+    let local = if laddr.contains(':') {
+        format!("[{laddr}]:{lport}")
+    } else {
+        format!("{laddr}:{lport}")
+    };
+    match (daddr, dport) {
+        (Some(a), Some(p)) if a.contains(':') => {
+            format!("{op} {protocol} {local} from [{a}]:{p} ({result})")
+        }
+        (Some(a), Some(p)) => format!("{op} {protocol} {local} from {a}:{p} ({result})"),
+        _ => format!("{op} {protocol} {local} ({result})"),
     }
 }
 

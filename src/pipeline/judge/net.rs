@@ -230,3 +230,35 @@ fn sock_type_name(t: u16) -> String {
         n => format!("type-{n}"),
     }
 }
+
+/// A server in the job. A listen on loopback is the job's own business
+/// (info); one reachable from other hosts is a warning; a connection
+/// accepted from another host (the kernel sends no loopback ones) is high:
+/// a bind shell's, or a tunnel's.
+pub fn serve(cx: &mut Cx, e: &abi::ServeEvent) -> Option<Event> {
+    let (Some((family, local)), Some((_, peer))) =
+        (net_addr(e.family, &e.laddr), net_addr(e.family, &e.raddr))
+    else {
+        cx.stats.filtered += 1;
+        return None;
+    };
+    let accept = e.op == abi::SERVE_ACCEPT;
+    let severity = if accept {
+        Severity::High
+    } else if local.to_canonical().is_loopback() {
+        Severity::Info
+    } else {
+        Severity::Warning
+    };
+    let detail = Detail::Serve {
+        op: if accept { "accept" } else { "listen" },
+        protocol: protocol_name(e.protocol),
+        family,
+        laddr: local.to_string(),
+        lport: e.lport,
+        daddr: accept.then(|| peer.to_canonical().to_string()),
+        dport: accept.then_some(e.rport),
+        result: result_text(i64::from(e.ret.min(0))),
+    };
+    Some(cx.enrich.base(&e.hdr, severity, detail))
+}

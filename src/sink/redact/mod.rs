@@ -295,7 +295,7 @@ impl Redactor {
             }
             Detail::Memory { target_comm, .. } => *target_comm = self.comm(target_comm),
             // Numbers and names bee-trace chose: nothing the job wrote.
-            Detail::Socket { .. } => {}
+            Detail::Socket { .. } | Detail::Serve { .. } => {}
             Detail::Tamper {
                 object_name, found, ..
             } => {
