@@ -131,6 +131,11 @@ pub enum Detail {
         /// `killed`: the opener was sent SIGKILL by the kernel (a tripwire).
         #[serde(skip_serializing_if = "Option::is_none")]
         action: Option<&'static str>,
+        /// How the file was reached when it was not an open(2)-family
+        /// syscall (`pidfd_getfd`, `io_uring` ...), or the enabling act
+        /// reported (`io_uring_setup`, `fanotify_mark` ...).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        via: Option<&'static str>,
     },
     Network {
         /// `connect`, or `sendmsg` for a UDP datagram sent to an address
@@ -393,6 +398,12 @@ pub const FIELDS: &[Field] = &[
         Some(Str),
         "what a self-check found changed",
     ),
+    f(
+        "via",
+        FILE,
+        Some(Str),
+        "how the file was reached when not by open(2)",
+    ),
 ];
 
 /// The fields events of `kind` carry, in table order.
@@ -431,6 +442,7 @@ mod tests {
                 resolved: true,
                 same_inode_as: Some("/root/.ssh/id_ed25519".into()),
                 action: Some("killed"),
+                via: Some("pidfd_getfd"),
             },
             Detail::Network {
                 op: "connect",

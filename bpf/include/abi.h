@@ -126,6 +126,15 @@ enum bt_open_sys {
 	BT_SYS_OPENAT = 1,
 	BT_SYS_OPENAT2 = 2,
 	BT_SYS_OPEN = 3,
+	/* Opens that are not open(2)-family syscalls (bpf/opens.bpf.h). */
+	BT_SYS_OPEN_BY_HANDLE_AT = 4,
+	BT_SYS_PIDFD_GETFD = 5,     /* a descriptor taken from another process */
+	BT_SYS_IO_URING_OPENAT = 6, /* IORING_OP_OPENAT/OPENAT2 */
+	BT_SYS_COMPAT_OPEN = 7,     /* open, openat, openat2 or creat through int $0x80 */
+	/* Enabling acts: no sensitive file yet, the means to open one unseen. */
+	BT_SYS_IO_URING_SETUP = 8,
+	BT_SYS_FANOTIFY_INIT = 9,
+	BT_SYS_FANOTIFY_MARK = 10,
 };
 
 struct bt_file_event {

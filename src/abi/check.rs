@@ -290,4 +290,11 @@ same_values!(
     MODE_OFF = bt_egress_mode::BT_MODE_OFF,
     MODE_AUDIT = bt_egress_mode::BT_MODE_AUDIT,
     MODE_BLOCK = bt_egress_mode::BT_MODE_BLOCK,
+    SYS_OPEN_BY_HANDLE_AT = bt_open_sys::BT_SYS_OPEN_BY_HANDLE_AT,
+    SYS_PIDFD_GETFD = bt_open_sys::BT_SYS_PIDFD_GETFD,
+    SYS_IO_URING_OPENAT = bt_open_sys::BT_SYS_IO_URING_OPENAT,
+    SYS_COMPAT_OPEN = bt_open_sys::BT_SYS_COMPAT_OPEN,
+    SYS_IO_URING_SETUP = bt_open_sys::BT_SYS_IO_URING_SETUP,
+    SYS_FANOTIFY_INIT = bt_open_sys::BT_SYS_FANOTIFY_INIT,
+    SYS_FANOTIFY_MARK = bt_open_sys::BT_SYS_FANOTIFY_MARK,
 );

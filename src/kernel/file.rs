@@ -39,6 +39,105 @@ const TRACEPOINTS: &[Probe<FileSkel>] = &[
     },
 ];
 
+/// Opens that are not open(2)-family syscalls, and their enabling acts
+/// (bpf/opens.bpf.h). `fexit_too`: do_filp_open, the fexit upgrade, does not
+/// see it either, so it is loaded whichever way the opens are hooked. Each
+/// is loaded only where this kernel has its tracepoint (no io_uring or
+/// fanotify in a kernel built without them).
+struct OtherOpen {
+    probe: Probe<FileSkel<'static>>,
+    autoload: for<'a> fn(
+        &'a mut file_skel::OpenFileProgs<'static>,
+    ) -> &'a mut libbpf_rs::OpenProgramMut<'static>,
+    fexit_too: bool,
+}
+
+const OTHER_OPENS: &[OtherOpen] = &[
+    OtherOpen {
+        probe: Probe {
+            name: "syscalls/sys_exit_open_by_handle_at",
+            prog: |s| &s.progs.handle_open_by_handle_at_exit,
+        },
+        autoload: |p| &mut p.handle_open_by_handle_at_exit,
+        fexit_too: true,
+    },
+    OtherOpen {
+        probe: Probe {
+            name: "syscalls/sys_exit_pidfd_getfd",
+            prog: |s| &s.progs.handle_pidfd_getfd_exit,
+        },
+        autoload: |p| &mut p.handle_pidfd_getfd_exit,
+        fexit_too: true,
+    },
+    OtherOpen {
+        probe: Probe {
+            name: "syscalls/sys_exit_io_uring_setup",
+            prog: |s| &s.progs.handle_io_uring_setup_exit,
+        },
+        autoload: |p| &mut p.handle_io_uring_setup_exit,
+        fexit_too: true,
+    },
+    OtherOpen {
+        probe: Probe {
+            name: "syscalls/sys_exit_fanotify_init",
+            prog: |s| &s.progs.handle_fanotify_init_exit,
+        },
+        autoload: |p| &mut p.handle_fanotify_init_exit,
+        fexit_too: true,
+    },
+    OtherOpen {
+        probe: Probe {
+            name: "syscalls/sys_exit_fanotify_mark",
+            prog: |s| &s.progs.handle_fanotify_mark_exit,
+        },
+        autoload: |p| &mut p.handle_fanotify_mark_exit,
+        fexit_too: true,
+    },
+    // io_uring's opens go through do_filp_open: fexit sees them.
+    OtherOpen {
+        probe: Probe {
+            name: "io_uring/io_uring_complete",
+            prog: |s| &s.progs.handle_io_uring_complete,
+        },
+        autoload: |p| &mut p.handle_io_uring_complete,
+        fexit_too: false,
+    },
+    // So do compat opens; the program is x86_64's only.
+    OtherOpen {
+        probe: Probe {
+            name: "raw_syscalls/sys_exit",
+            prog: |s| &s.progs.handle_compat_exit,
+        },
+        autoload: |p| &mut p.handle_compat_exit,
+        fexit_too: false,
+    },
+];
+
+impl OtherOpen {
+    /// Whether this program is loaded with the fexit set (true) or the
+    /// tracepoint set on this kernel.
+    fn wanted(&self, tracefs: &Path, fexit: bool) -> bool {
+        if fexit && !self.fexit_too {
+            return false;
+        }
+        if self.probe.name == "raw_syscalls/sys_exit" && !cfg!(target_arch = "x86_64") {
+            return false;
+        }
+        let (category, name) = self.probe.name.split_once('/').unwrap_or(("", ""));
+        crate::sys::has_tracepoint(tracefs, category, name)
+    }
+
+    fn probes(tracefs: &Path, fexit: bool) -> impl Iterator<Item = Probe<FileSkel<'static>>> + '_ {
+        OTHER_OPENS
+            .iter()
+            .filter(move |o| o.wanted(tracefs, fexit))
+            .map(|o| Probe {
+                name: o.probe.name,
+                prog: o.probe.prog,
+            })
+    }
+}
+
 impl Sensors {
     /// The open programs serve both families: file opens for one,
     /// /proc/<pid>/{mem,environ,maps} opens for the other.
@@ -57,21 +156,47 @@ impl Sensors {
             Family::Memory
         };
         let has_open = crate::sys::has_tracepoint(tracefs, "syscalls", "sys_exit_open");
-        let tracepoints = &TRACEPOINTS[..if has_open { 3 } else { 2 }];
+        let mut tracepoints: Vec<_> = TRACEPOINTS[..if has_open { 3 } else { 2 }]
+            .iter()
+            .map(|p| Probe {
+                name: p.name,
+                prog: p.prog,
+            })
+            .collect();
+        tracepoints.extend(OtherOpen::probes(tracefs, false));
+        let mut fexit_set: Vec<_> = FEXIT
+            .iter()
+            .map(|p| Probe {
+                name: p.name,
+                prog: p.prog,
+            })
+            .collect();
+        fexit_set.extend(OtherOpen::probes(tracefs, true));
         let mem = self.mem.take();
         self.file = self.hook_family(
             hooks,
             family,
             |fexit| {
                 let open = has_open && !fexit;
-                Self::load_file(self_tgid, sel, open, mem.as_ref(), filter, inodes, fexit)
+                let other = |o: &OtherOpen| o.wanted(tracefs, fexit);
+                Self::load_file(
+                    self_tgid,
+                    sel,
+                    open,
+                    mem.as_ref(),
+                    filter,
+                    inodes,
+                    fexit,
+                    other,
+                )
             },
-            FEXIT,
-            tracepoints,
+            &fexit_set,
+            &tracepoints,
         );
         self.mem = mem;
     }
 
+    #[allow(clippy::too_many_arguments)] // one per knob of the one skeleton
     fn load_file(
         self_tgid: u32,
         sel: Selection,
@@ -80,6 +205,7 @@ impl Sensors {
         filter: &KernelFilter,
         inodes: &[(InodeKey, u8)],
         fexit: bool,
+        other: impl Fn(&OtherOpen) -> bool,
     ) -> libbpf_rs::Result<FileSkel<'static>> {
         let mut open = FileSkelBuilder::default().open(storage())?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
@@ -92,6 +218,9 @@ impl Sensors {
         p.handle_openat2_exit.set_autoload(!fexit);
         p.handle_open_exit.set_autoload(!fexit && has_open);
         p.fexit_do_filp_open.set_autoload(fexit);
+        for o in OTHER_OPENS {
+            (o.autoload)(p).set_autoload(other(o));
+        }
         if let Some(mem) = mem {
             open.maps.mem_events.reuse_fd(mem.maps.mem_events.as_fd())?;
             open.maps.mem_lost.reuse_fd(mem.maps.mem_lost.as_fd())?;

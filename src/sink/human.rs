@@ -45,14 +45,18 @@ pub fn human(e: &Event) -> String {
             result,
             category,
             action,
+            via,
             ..
-        } => match action {
-            Some(a) => format!(
-                "{access} {path} ({category}, {result}) {}",
-                a.to_uppercase()
-            ),
-            None => format!("{access} {path} ({category}, {result})"),
-        },
+        } => {
+            let via = via.map(|v| format!(" via {v}")).unwrap_or_default();
+            match action {
+                Some(a) => format!(
+                    "{access} {path} ({category}, {result}){via} {}",
+                    a.to_uppercase()
+                ),
+                None => format!("{access} {path} ({category}, {result}){via}"),
+            }
+        }
         Detail::Network { .. } => network_text(&e.detail),
         Detail::Memory {
             kind,
@@ -191,6 +195,7 @@ pub(crate) mod tests {
                 resolved: true,
                 same_inode_as: None,
                 action: None,
+                via: None,
             },
         }
     }

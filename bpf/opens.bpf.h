@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * Opens that are not open(2)-family syscalls (issue 12, class 2), included by
+ * file.bpf.c after on_opened(), whose judgement they share: each resolves the
+ * descriptor the call produced in the current task's file table and hands the
+ * struct file to on_opened() with its own syscall value, so a watched file is
+ * reported (by name or inode, a tripwire killed) exactly like an open.
+ *
+ * - open_by_handle_at(2) and pidfd_getfd(2): their sys_exit tracepoints; the
+ *   return value is a new fd in the caller. (open_by_handle_at reaches
+ *   do_file_open_root, not do_filp_open, so even the fexit upgrade needs this.)
+ * - io_uring IORING_OP_OPENAT/OPENAT2: io_uring:io_uring_complete, whose res
+ *   is the fd. The completion is posted by the submitter or by one of its
+ *   io-wq / SQPOLL threads, which share its file table (create_io_thread
+ *   passes CLONE_FILES), so the fd is looked up in the right table. A fixed
+ *   file open (file_slot set) installs no fd and is skipped.
+ * - int $0x80 from a 64-bit program: the syscalls/ tracepoints skip compat
+ *   syscalls (trace_get_syscall_nr() is -1 for them), raw_syscalls/sys_exit
+ *   does not. The program is first of all one load and a test of TS_COMPAT,
+ *   which the entry code sets for a compat syscall and clears only on the way
+ *   back to user space, after this tracepoint.
+ * - Enabling acts where the kernel gives no hook on the open itself:
+ *   io_uring_setup (the fexit-less way to open unseen), fanotify_init and
+ *   fanotify_mark (the kernel opens each reported file for the listener with
+ *   dentry_open(), which no tracepoint sees).
+ */
+#ifndef BEE_TRACE_OPENS_BPF_H
+#define BEE_TRACE_OPENS_BPF_H
+
+/* include/uapi/linux/io_uring.h, stable user ABI */
+#define BT_IORING_OP_OPENAT 18
+#define BT_IORING_OP_OPENAT2 28
+
+/* A descriptor that a call other than open(2) put into the current task. */
+static __always_inline int on_fd_produced(long ret, int sys)
+{
+	struct file *f;
+
+	if (ret < 0)
+		return 0;
+	f = bt_fd_file(ret);
+	if (f)
+		on_opened(f, ret, NULL, sys, false);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_open_by_handle_at")
+int handle_open_by_handle_at_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_fd_produced(ctx->ret, BT_SYS_OPEN_BY_HANDLE_AT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_pidfd_getfd")
+int handle_pidfd_getfd_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_fd_produced(ctx->ret, BT_SYS_PIDFD_GETFD);
+}
+
+/* Runs for every io_uring completion: the opcode decides first. */
+SEC("tracepoint/io_uring/io_uring_complete")
+int handle_io_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
+{
+	struct io_kiocb *req = ctx->req;
+	struct io_open *o;
+	__u8 op;
+
+	if (ctx->res < 0 || !req)
+		return 0;
+	op = BPF_CORE_READ(req, opcode);
+	if (op != BT_IORING_OP_OPENAT && op != BT_IORING_OP_OPENAT2)
+		return 0;
+	o = (struct io_open *)((void *)req + bpf_core_field_offset(struct io_kiocb, cmd));
+	if (BPF_CORE_READ(o, file_slot))
+		return 0;
+	return on_fd_produced(ctx->res, BT_SYS_IO_URING_OPENAT);
+}
+
+/* An enabling act that produced the descriptor ret (a ring, a fanotify
+ * group): reported by the file behind it, whatever the policy says. */
+static __always_inline int on_enabling_fd(long ret, __u32 flags, int sys)
+{
+	struct file *f;
+	struct dentry *d;
+	struct inode *inode;
+
+	if (ret < 0 || !watch_files || bt_is_self())
+		return 0;
+	f = bt_fd_file(ret);
+	if (!f)
+		return 0;
+	d = BPF_CORE_READ(f, f_path.dentry);
+	inode = BPF_CORE_READ(f, f_inode);
+	if (d && inode)
+		emit_resolved(f, d, inode, ret, flags, sys, BT_FILE_OBSERVED);
+	return 0;
+}
+
+/* fanotify_mark(2) that succeeded: reported with the marked path as the
+ * caller named it (relative to dfd), or dfd's own path when none was given. */
+static __always_inline int on_fanotify_mark(long ret, __u32 flags, int dfd, const char *upath)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct req_scratch *s;
+	__u32 zero = 0;
+	long n = 0;
+
+	if (ret < 0 || !watch_files || bt_is_self())
+		return 0;
+	s = bpf_map_lookup_elem(&req_buf, &zero);
+	if (!s)
+		return 0;
+	if (upath)
+		n = bpf_probe_read_user_str(s->b, sizeof(s->b), upath);
+	if (n <= 1) {
+		s->b[0] = '.';
+		s->b[1] = 0;
+	}
+	emit_requested(s, ret, flags, BT_SYS_FANOTIFY_MARK, dfd, task);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_io_uring_setup")
+int handle_io_uring_setup_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_enabling_fd(ctx->ret, 0, BT_SYS_IO_URING_SETUP);
+}
+
+SEC("tracepoint/syscalls/sys_exit_fanotify_init")
+int handle_fanotify_init_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_enabling_fd(ctx->ret, BT_ARG1(bt_syscall_regs()), BT_SYS_FANOTIFY_INIT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_fanotify_mark")
+int handle_fanotify_mark_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pt_regs *regs = bt_syscall_regs();
+
+	return on_fanotify_mark(ctx->ret, BT_ARG2(regs), (int)PT_REGS_PARM4_CORE_SYSCALL(regs),
+				(const char *)PT_REGS_PARM5_CORE_SYSCALL(regs));
+}
+
+#if defined(__TARGET_ARCH_x86)
+#define BT_TS_COMPAT 0x0002 /* arch/x86/include/asm/thread_info.h */
+/* arch/x86/entry/syscalls/syscall_32.tbl */
+#define BT_IA32_OPEN 5
+#define BT_IA32_CREAT 8
+#define BT_IA32_OPENAT 295
+#define BT_IA32_FANOTIFY_INIT 338
+#define BT_IA32_FANOTIFY_MARK 339
+#define BT_IA32_OPEN_BY_HANDLE_AT 342
+#define BT_IA32_IO_URING_SETUP 425
+#define BT_IA32_OPENAT2 437
+#define BT_IA32_PIDFD_GETFD 438
+
+/*
+ * Every syscall's exit on the host: a compat one (int $0x80, or a 32-bit
+ * program) is handed to the handlers above by its ia32 number. Its
+ * arguments are in bx, cx, dx, si, di, bp; fanotify_mark's 64-bit mask takes
+ * two of them.
+ */
+SEC("raw_tp/sys_exit")
+int BPF_PROG(handle_compat_exit, struct pt_regs *regs, long ret)
+{
+	long nr;
+
+	if (!(bpf_get_current_task_btf()->thread_info.status & BT_TS_COMPAT))
+		return 0;
+	nr = BPF_CORE_READ(regs, orig_ax);
+	switch (nr) {
+	case BT_IA32_OPEN:
+	case BT_IA32_CREAT:
+	case BT_IA32_OPENAT:
+	case BT_IA32_OPENAT2:
+		return on_fd_produced(ret, BT_SYS_COMPAT_OPEN);
+	case BT_IA32_OPEN_BY_HANDLE_AT:
+		return on_fd_produced(ret, BT_SYS_OPEN_BY_HANDLE_AT);
+	case BT_IA32_PIDFD_GETFD:
+		return on_fd_produced(ret, BT_SYS_PIDFD_GETFD);
+	case BT_IA32_IO_URING_SETUP:
+		return on_enabling_fd(ret, 0, BT_SYS_IO_URING_SETUP);
+	case BT_IA32_FANOTIFY_INIT:
+		return on_enabling_fd(ret, (__u32)BPF_CORE_READ(regs, bx), BT_SYS_FANOTIFY_INIT);
+	case BT_IA32_FANOTIFY_MARK:
+		return on_fanotify_mark(ret, (__u32)BPF_CORE_READ(regs, cx),
+					(int)BPF_CORE_READ(regs, di),
+					(const char *)(unsigned long)(__u32)BPF_CORE_READ(regs, bp));
+	}
+	return 0;
+}
+#else
+/* arm64's compat (AArch32) entry is not watched: user space never loads this. */
+SEC("raw_tp/sys_exit")
+int BPF_PROG(handle_compat_exit, struct pt_regs *regs, long ret)
+{
+	return 0;
+}
+#endif
+
+#endif

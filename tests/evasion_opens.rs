@@ -1,0 +1,214 @@
+//! Opens that are not open(2)-family syscalls (issue 12, class 2), for
+//! real: a watched key reached through io_uring, open_by_handle_at,
+//! pidfd_getfd and int $0x80, and the fanotify enabling acts. Each act is
+//! done by a small C program (evasion_opens/opener.c) built at test time with the C compiler
+//! bee-trace's build already needs (cc, else clang), as uid 65534 where an
+//! unprivileged attacker can do it.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+const OPENER_C: &str = include_str!("evasion_opens/opener.c");
+
+const NOBODY: u32 = 65534;
+
+/// Builds the opener into `dir` (non-PIE: int $0x80 takes 32-bit pointers,
+/// so its path buffer must lie in the first 4 GiB).
+fn opener(dir: &Path) -> PathBuf {
+    let src = dir.join("opener.c");
+    let bin = dir.join("opener");
+    std::fs::write(&src, OPENER_C).unwrap();
+    for cc in ["cc", "clang"] {
+        let st = Command::new(cc)
+            .args(["-O1", "-no-pie", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .status();
+        if matches!(st, Ok(s) if s.success()) {
+            return bin;
+        }
+    }
+    panic!("no C compiler (cc or clang) built the opener");
+}
+
+/// A key under a scratch home that the policy watches, readable by uid
+/// 65534, and bee-trace watching it.
+struct Planted {
+    s: Scratch,
+    key: String,
+    bin: PathBuf,
+    mon: Monitor,
+}
+
+fn plant(tag: &str) -> Planted {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new(tag);
+    let ssh = s.path("home/.ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    let key = ssh.join("id_ed25519");
+    std::fs::write(&key, "-----BEGIN OPENSSH PRIVATE KEY----- planted\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let key = key.to_str().unwrap().to_string();
+    let bin = opener(&s.0);
+    let cfg = write_policy(&s, &format!("files:\n  watch_read: [\"{key}\"]\n"));
+    let mon = Monitor::start(&s.0, &["--config", &cfg]);
+    Planted { s, key, bin, mon }
+}
+
+/// Runs the opener (as `uid`) and returns the pid that got the descriptor,
+/// after checking that it read the file through it.
+fn act(bin: &Path, uid: u32, args: &[&str]) -> u32 {
+    let mut cmd = Command::new(bin);
+    cmd.args(args).stderr(Stdio::inherit());
+    if uid != 0 {
+        cmd.uid(uid).gid(uid);
+    }
+    let out = cmd.output().expect("run the opener");
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "opener {args:?} failed: {line}");
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(f.len(), 3, "opener {args:?} said {line:?}");
+    f[0].parse().unwrap()
+}
+
+/// The one file event of `pid` for `path`.
+fn one_for(events: &[Value], pid: u32, path: &str) -> Value {
+    let evs: Vec<_> = from_pid(events, "file", pid)
+        .into_iter()
+        .filter(|e| e["path"] == path)
+        .collect();
+    assert_eq!(
+        evs.len(),
+        1,
+        "expected one file event for {path} from pid {pid}, got:\n{}",
+        describe(events)
+    );
+    evs[0].clone()
+}
+
+/// The key as an open reports it, reached by `via`.
+fn assert_key(e: &Value, via: &str, uid: u32) {
+    assert_eq!(e["via"], via, "{e}");
+    assert_eq!(e["comm"], "opener", "{e}");
+    assert_eq!(e["uid"], uid, "{e}");
+    assert_eq!(e["access"], "read", "{e}");
+    assert_eq!(e["result"], "ok", "{e}");
+    assert_eq!(e["resolved"], true, "{e}");
+    assert_eq!(e["category"], "ssh_key", "{e}");
+    assert_eq!(e["severity"], "critical", "{e}");
+}
+
+#[test]
+fn a_key_taken_from_another_process_with_pidfd_getfd_is_critical() {
+    if !root_or_skip("a_key_taken_from_another_process_with_pidfd_getfd_is_critical") {
+        return;
+    }
+    let p = plant("opens-getfd");
+    // The opener's child opens the key (reported as an ordinary open); the
+    // opener takes the child's descriptor and reads the key through it.
+    let thief = act(&p.bin, NOBODY, &["getfd", &p.key]);
+    let events = p.mon.stop();
+    let e = one_for(&events, thief, &p.key);
+    assert_key(&e, "pidfd_getfd", NOBODY);
+    let child: Vec<_> = from_tree(&events, "file", thief)
+        .into_iter()
+        .filter(|c| c["pid"] != thief && c["path"] == p.key.as_str())
+        .collect();
+    assert_eq!(
+        child.len(),
+        1,
+        "the child's own open:\n{}",
+        describe(&events)
+    );
+    assert!(child[0].get("via").is_none(), "{}", child[0]);
+    drop(p.s);
+}
+
+#[test]
+fn a_key_opened_by_handle_is_reported_like_an_open() {
+    if !root_or_skip("a_key_opened_by_handle_is_reported_like_an_open") {
+        return;
+    }
+    let p = plant("opens-handle");
+    // open_by_handle_at needs CAP_DAC_READ_SEARCH: a root job step.
+    let tmp = std::env::temp_dir();
+    let pid = act(&p.bin, 0, &["handle", &p.key, tmp.to_str().unwrap()]);
+    let events = p.mon.stop();
+    assert_key(&one_for(&events, pid, &p.key), "open_by_handle_at", 0);
+    drop(p.s);
+}
+
+#[test]
+fn a_key_opened_through_io_uring_is_reported_and_the_ring_once() {
+    if !root_or_skip("a_key_opened_through_io_uring_is_reported_and_the_ring_once") {
+        return;
+    }
+    let p = plant("opens-uring");
+    // Three rings, the last one opening the key.
+    let pid = act(&p.bin, NOBODY, &["uring", &p.key, "3"]);
+    let events = p.mon.stop();
+    assert_key(&one_for(&events, pid, &p.key), "io_uring", NOBODY);
+    let rings: Vec<_> = from_pid(&events, "file", pid)
+        .into_iter()
+        .filter(|e| e["via"] == "io_uring_setup")
+        .collect();
+    assert_eq!(
+        rings.len(),
+        1,
+        "one ring event per process:\n{}",
+        describe(&events)
+    );
+    let r = rings[0];
+    assert_eq!(r["severity"], "warning", "{r}");
+    assert_eq!(r["category"], "io_uring", "{r}");
+    assert_eq!(r["path"], "anon_inode:[io_uring]", "{r}");
+    assert_eq!(r["uid"], NOBODY, "{r}");
+    drop(p.s);
+}
+
+#[test]
+fn a_key_opened_through_int_0x80_is_reported() {
+    if !root_or_skip("a_key_opened_through_int_0x80_is_reported") {
+        return;
+    }
+    let p = plant("opens-int80");
+    let pid = act(&p.bin, NOBODY, &["int80", &p.key]);
+    let events = p.mon.stop();
+    assert_key(&one_for(&events, pid, &p.key), "int80", NOBODY);
+    drop(p.s);
+}
+
+#[test]
+fn fanotify_init_and_mark_by_a_job_are_warnings() {
+    if !root_or_skip("fanotify_init_and_mark_by_a_job_are_warnings") {
+        return;
+    }
+    let p = plant("opens-fanotify");
+    // fanotify_init with FAN_CLASS_NOTIF needs CAP_SYS_ADMIN: a root job.
+    let home = p.s.path("home");
+    let pid = act(&p.bin, 0, &["fanotify", home.to_str().unwrap()]);
+    let events = p.mon.stop();
+    let of = |via: &str| -> Value {
+        let evs: Vec<_> = from_pid(&events, "file", pid)
+            .into_iter()
+            .filter(|e| e["via"] == via)
+            .collect();
+        assert_eq!(evs.len(), 1, "one {via} event:\n{}", describe(&events));
+        evs[0].clone()
+    };
+    let init = of("fanotify_init");
+    assert_eq!(init["severity"], "warning", "{init}");
+    assert_eq!(init["category"], "fanotify", "{init}");
+    assert_eq!(init["path"], "anon_inode:[fanotify]", "{init}");
+    let mark = of("fanotify_mark");
+    assert_eq!(mark["severity"], "warning", "{mark}");
+    assert_eq!(mark["category"], "fanotify", "{mark}");
+    assert_eq!(mark["path"], home.to_str().unwrap(), "{mark}");
+    assert_eq!(mark["resolved"], false, "{mark}");
+}
