@@ -16,7 +16,9 @@
  *   file open (file_slot set) installs no fd and is skipped.
  * - int $0x80 from a 64-bit program: the syscalls/ tracepoints skip compat
  *   syscalls (trace_get_syscall_nr() is -1 for them), raw_syscalls/sys_exit
- *   does not. The program is first of all one load and a test of TS_COMPAT,
+ *   does not. Its opens go the way above; its ptrace attaches and
+ *   process_vm_readv/writev go to the memory family's ring. Its connects are
+ *   left to the cgroup egress hooks, which see every connect however made. The program is first of all one load and a test of TS_COMPAT,
  *   which the entry code sets for a compat syscall and clears only on the way
  *   back to user space, after this tracepoint.
  * - Enabling acts where the kernel gives no hook on the open itself:
@@ -152,6 +154,67 @@ int handle_fanotify_mark_exit(struct trace_event_raw_sys_exit *ctx)
 #define BT_IA32_IO_URING_SETUP 425
 #define BT_IA32_OPENAT2 437
 #define BT_IA32_PIDFD_GETFD 438
+#define BT_IA32_PTRACE 26
+#define BT_IA32_PROCESS_VM_READV 347
+#define BT_IA32_PROCESS_VM_WRITEV 348
+#define BT_IA32_PTRACE_ATTACH 16
+#define BT_IA32_PTRACE_SEIZE 0x4206
+#define BT_COMPAT_FOLD_NS 1000000000ULL
+
+/* The memory family's view of a compat ptrace or process_vm_*: its ring and
+ * its record (mem.bpf.c), folded the same way per (caller, target, kind)
+ * for a second. Of ptrace requests only ATTACH and SEIZE are reported: every
+ * request that reads or writes a tracee needs one of them first, and the
+ * 64-bit tracepoint sees it when the tracer does not use int $0x80 for it. */
+struct compat_fold_key {
+	__u32 tgid;
+	__u32 target;
+	__u32 kind;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct compat_fold_key);
+	__type(value, __u64);
+} compat_fold SEC(".maps");
+
+static __always_inline int on_compat_mem(__u32 kind, __u32 target, __s64 request, long ret)
+{
+	struct compat_fold_key k = {
+		.tgid = bpf_get_current_pid_tgid() >> 32,
+		.target = target,
+		.kind = kind,
+	};
+	__u64 now = bpf_ktime_get_boot_ns(), *last;
+	struct bt_mem_event *e;
+
+	if (!watch_proc || bt_is_self())
+		return 0;
+	if (kind != BT_MEM_PTRACE) {
+		if (target == k.tgid)
+			return 0;
+		last = bpf_map_lookup_elem(&compat_fold, &k);
+		if (last && now - *last < BT_COMPAT_FOLD_NS)
+			return 0;
+		bpf_map_update_elem(&compat_fold, &k, &now, BPF_ANY);
+	}
+	e = bpf_ringbuf_reserve(&mem_events, sizeof(*e), 0);
+	if (!e) {
+		bt_count_lost(&mem_lost);
+		return 0;
+	}
+	bt_fill_header(&e->hdr, BT_EV_MEM);
+	e->kind = kind;
+	e->target_pid = target;
+	e->request = request;
+	e->ret = ret;
+	e->target_tgid = 0;
+	e->fmode = 0;
+	__builtin_memset(e->target_comm, 0, sizeof(e->target_comm));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
 
 /*
  * Every syscall's exit on the host: a compat one (int $0x80, or a 32-bit
@@ -181,6 +244,17 @@ int BPF_PROG(handle_compat_exit, struct pt_regs *regs, long ret)
 		return on_enabling_fd(ret, 0, BT_SYS_IO_URING_SETUP);
 	case BT_IA32_FANOTIFY_INIT:
 		return on_enabling_fd(ret, (__u32)BPF_CORE_READ(regs, bx), BT_SYS_FANOTIFY_INIT);
+	case BT_IA32_PTRACE: {
+		__s64 req = (__s32)BPF_CORE_READ(regs, bx);
+
+		if (req != BT_IA32_PTRACE_ATTACH && req != BT_IA32_PTRACE_SEIZE)
+			return 0;
+		return on_compat_mem(BT_MEM_PTRACE, (__u32)BPF_CORE_READ(regs, cx), req, ret);
+	}
+	case BT_IA32_PROCESS_VM_READV:
+		return on_compat_mem(BT_MEM_VM_READV, (__u32)BPF_CORE_READ(regs, bx), 0, ret);
+	case BT_IA32_PROCESS_VM_WRITEV:
+		return on_compat_mem(BT_MEM_VM_WRITEV, (__u32)BPF_CORE_READ(regs, bx), 0, ret);
 	case BT_IA32_FANOTIFY_MARK:
 		return on_fanotify_mark(ret, (__u32)BPF_CORE_READ(regs, cx),
 					(int)BPF_CORE_READ(regs, di),

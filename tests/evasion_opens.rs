@@ -64,6 +64,12 @@ fn plant(tag: &str) -> Planted {
 /// Runs the opener (as `uid`) and returns the pid that got the descriptor,
 /// after checking that it read the file through it.
 fn act(bin: &Path, uid: u32, args: &[&str]) -> u32 {
+    act_fields(bin, uid, args)[0]
+}
+
+/// The opener's line: the acting pid, then an fd (or a child's pid), then
+/// the bytes it read.
+fn act_fields(bin: &Path, uid: u32, args: &[&str]) -> Vec<u32> {
     let mut cmd = Command::new(bin);
     cmd.args(args).stderr(Stdio::inherit());
     if uid != 0 {
@@ -74,7 +80,7 @@ fn act(bin: &Path, uid: u32, args: &[&str]) -> u32 {
     assert!(out.status.success(), "opener {args:?} failed: {line}");
     let f: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(f.len(), 3, "opener {args:?} said {line:?}");
-    f[0].parse().unwrap()
+    f[..2].iter().map(|x| x.parse().unwrap()).collect()
 }
 
 /// The one file event of `pid` for `path`.
@@ -211,4 +217,40 @@ fn fanotify_init_and_mark_by_a_job_are_warnings() {
     assert_eq!(mark["category"], "fanotify", "{mark}");
     assert_eq!(mark["path"], home.to_str().unwrap(), "{mark}");
     assert_eq!(mark["resolved"], false, "{mark}");
+}
+
+#[test]
+fn a_childs_memory_reached_through_int_0x80_is_reported() {
+    if !root_or_skip("a_childs_memory_reached_through_int_0x80_is_reported") {
+        return;
+    }
+    let p = plant("opens-int80mem");
+    // ptrace(PTRACE_ATTACH) then process_vm_readv of its own child, both by
+    // ia32 numbers, as uid 65534.
+    let f = act_fields(&p.bin, NOBODY, &["int80mem", "-"]);
+    let (pid, child) = (f[0], f[1]);
+    let events = p.mon.stop();
+    let of = |kind: &str| -> Value {
+        let evs: Vec<_> = from_pid(&events, "memory", pid)
+            .into_iter()
+            .filter(|e| e["kind"] == kind && e["target_pid"] == child)
+            .collect();
+        assert_eq!(
+            evs.len(),
+            1,
+            "one {kind} of {child}:\n{}",
+            describe(&events)
+        );
+        evs[0].clone()
+    };
+    let attach = of("ptrace");
+    assert_eq!(attach["request"], "PTRACE_ATTACH", "{attach}");
+    assert_eq!(attach["result"], "ok", "{attach}");
+    assert_eq!(attach["uid"], NOBODY, "{attach}");
+    // Its own child: what the memory judge gives a 64-bit call on it too.
+    assert_eq!(attach["severity"], "warning", "{attach}");
+    let read = of("process_vm_readv");
+    assert_eq!(read["result"], "ok", "{read}");
+    assert_eq!(read["severity"], "high", "{read}");
+    drop(p.s);
 }

@@ -1,6 +1,7 @@
 /* Opens a file the ways bee-trace's open tracepoints do not see:
  *   opener uring PATH [N]    io_uring IORING_OP_OPENAT (after N-1 other rings)
  *   opener int80 PATH        open(2) through int $0x80 (the ia32 entry)
+ *   opener int80mem -        ptrace and process_vm_readv of a child through int $0x80
  *   opener handle PATH DIR   name_to_handle_at + open_by_handle_at (DIR: a mount fd)
  *   opener getfd PATH        a child opens PATH, the parent takes its fd (pidfd_getfd)
  *   opener fanotify DIR      fanotify_init + fanotify_mark of DIR
@@ -73,6 +74,51 @@ static int int80(const char *path)
 	return got(ret);
 }
 
+static long int80_3(long nr, long a, long b, long c)
+{
+	long ret;
+	asm volatile("int $0x80" : "=a"(ret) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
+	return ret;
+}
+
+/* A child's memory through the ia32 entry: ptrace(PTRACE_ATTACH) and
+ * process_vm_readv (ia32 numbers 26 and 347). Prints the child's pid. */
+static int int80mem(void)
+{
+	static char secret[64] = "child memory";
+	static char copy[64];
+	static struct { unsigned base, len; } local, remote;
+	int up[2];
+	char x;
+	if (pipe(up))
+		return 1;
+	pid_t c = fork();
+	if (c == 0) {
+		close(up[1]);
+		if (read(up[0], &x, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	long att = int80_3(26, 16 /* PTRACE_ATTACH */, c, 0);
+	if (att == 0) {
+		waitpid(c, NULL, 0);
+		int80_3(26, 17 /* PTRACE_DETACH */, c, 0);
+	}
+	local.base = (unsigned)(unsigned long)copy;
+	local.len = sizeof copy;
+	remote.base = (unsigned)(unsigned long)secret;
+	remote.len = sizeof secret;
+	long n;
+	asm volatile("push %%rbp\n\tmov $0, %%ebp\n\tint $0x80\n\tpop %%rbp"
+		     : "=a"(n)
+		     : "a"(347), "b"(c), "c"(&local), "d"(1), "S"(&remote), "D"(1)
+		     : "memory");
+	printf("%d %d %ld\n", getpid(), c, att == 0 && n == sizeof secret ? n : -1);
+	close(up[1]);
+	waitpid(c, NULL, 0);
+	return att == 0 && n == sizeof secret ? 0 : 1;
+}
+
 static int handle(const char *path, const char *dir)
 {
 	struct file_handle *h = malloc(sizeof *h + MAX_HANDLE_SZ);
@@ -133,6 +179,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (!strcmp(argv[1], "uring"))
 		return uring(argv[2], argc > 3 ? atoi(argv[3]) : 1);
+	if (!strcmp(argv[1], "int80mem"))
+		return int80mem();
 	if (!strcmp(argv[1], "int80"))
 		return int80(argv[2]);
 	if (!strcmp(argv[1], "handle") && argc > 3)
