@@ -161,6 +161,9 @@ int handle_fanotify_mark_exit(struct trace_event_raw_sys_exit *ctx)
 #define BT_IA32_PTRACE_SEIZE 0x4206
 #define BT_COMPAT_FOLD_NS 1000000000ULL
 
+/* Off with the fexit hook: do_filp_open already sees compat opens. */
+const volatile bool compat_opens = true;
+
 /* The memory family's view of a compat ptrace or process_vm_*: its ring and
  * its record (mem.bpf.c), folded the same way per (caller, target, kind)
  * for a second. Of ptrace requests only ATTACH and SEIZE are reported: every
@@ -235,7 +238,7 @@ int BPF_PROG(handle_compat_exit, struct pt_regs *regs, long ret)
 	case BT_IA32_CREAT:
 	case BT_IA32_OPENAT:
 	case BT_IA32_OPENAT2:
-		return on_fd_produced(ret, BT_SYS_COMPAT_OPEN);
+		return compat_opens ? on_fd_produced(ret, BT_SYS_COMPAT_OPEN) : 0;
 	case BT_IA32_OPEN_BY_HANDLE_AT:
 		return on_fd_produced(ret, BT_SYS_OPEN_BY_HANDLE_AT);
 	case BT_IA32_PIDFD_GETFD:

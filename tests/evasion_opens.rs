@@ -254,3 +254,43 @@ fn a_childs_memory_reached_through_int_0x80_is_reported() {
     assert_eq!(read["severity"], "high", "{read}");
     drop(p.s);
 }
+
+#[test]
+fn check_attaches_the_other_opens_and_names_what_stays_unseen() {
+    if !root_or_skip("check_attaches_the_other_opens_and_names_what_stays_unseen") {
+        return;
+    }
+    let out = Command::new(BIN).arg("check").output().expect("run check");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "check failed:\n{text}");
+    let has = |family: &str, probe: &str| {
+        text.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() >= 3 && f[0] == "attached" && f[1] == family && f[2] == probe
+        })
+    };
+    for probe in [
+        "syscalls/sys_exit_open_by_handle_at",
+        "syscalls/sys_exit_pidfd_getfd",
+        "syscalls/sys_exit_io_uring_setup",
+        "syscalls/sys_exit_fanotify_init",
+        "syscalls/sys_exit_fanotify_mark",
+        "io_uring/io_uring_complete",
+        "raw_syscalls/sys_exit",
+    ] {
+        assert!(has("file", probe), "{probe} not attached:\n{text}");
+    }
+    let blind: Vec<&str> = text.lines().filter(|l| l.starts_with("blind ")).collect();
+    assert!(
+        blind
+            .iter()
+            .any(|l| l.contains("file") && l.contains("fanotify listener")),
+        "{text}"
+    );
+    assert!(
+        blind
+            .iter()
+            .any(|l| l.contains("network") && l.contains("int $0x80")),
+        "{text}"
+    );
+}

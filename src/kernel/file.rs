@@ -102,14 +102,15 @@ const OTHER_OPENS: &[OtherOpen] = &[
         autoload: |p| &mut p.handle_io_uring_complete,
         fexit_too: false,
     },
-    // So do compat opens; the program is x86_64's only.
+    // So do compat opens (compat_opens is off with fexit), but not compat
+    // ptrace or process_vm_*. The program is x86_64's only.
     OtherOpen {
         probe: Probe {
             name: "raw_syscalls/sys_exit",
             prog: |s| &s.progs.handle_compat_exit,
         },
         autoload: |p| &mut p.handle_compat_exit,
-        fexit_too: false,
+        fexit_too: true,
     },
 ];
 
@@ -138,7 +139,33 @@ impl OtherOpen {
     }
 }
 
+/// What no hook of this kernel's shows, as (family, what), for `bee-trace
+/// check` (docs/events.md says the same).
+const BLIND_SPOTS: &[(&str, &str)] = &[
+    (
+        "file",
+        "files the kernel opens for a fanotify listener (seen only by fanotify_init/fanotify_mark)",
+    ),
+    (
+        "file",
+        "failed opens through io_uring, open_by_handle_at or int $0x80; io_uring opens into fixed-file slots",
+    ),
+    (
+        "file",
+        "io_uring reads, writes, connects and sends (seen only by io_uring_setup)",
+    ),
+    (
+        "network",
+        "connects through int $0x80 (reported only when an egress rule acts on them)",
+    ),
+];
+
 impl Sensors {
+    /// Acts these sensors cannot see, as (family, what).
+    pub fn blind_spots(&self) -> &'static [(&'static str, &'static str)] {
+        BLIND_SPOTS
+    }
+
     /// The open programs serve both families: file opens for one,
     /// /proc/<pid>/{mem,environ,maps} opens for the other.
     pub(super) fn start_file(
@@ -212,6 +239,7 @@ impl Sensors {
             ro.self_tgid = self_tgid;
             ro.watch_files = sel.file();
             ro.watch_proc = sel.memory();
+            ro.compat_opens = !fexit;
         }
         let p = &mut open.progs;
         p.handle_openat_exit.set_autoload(!fexit);
