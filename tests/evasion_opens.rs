@@ -179,6 +179,27 @@ fn a_key_opened_through_io_uring_is_reported_and_the_ring_once() {
 }
 
 #[test]
+fn a_key_opened_by_an_io_uring_worker_is_the_submitters() {
+    if !root_or_skip("a_key_opened_by_an_io_uring_worker_is_the_submitters") {
+        return;
+    }
+    let p = plant("opens-uring-async");
+    // IOSQE_ASYNC: the open runs on an io-wq thread of the submitter's,
+    // which shares its file table; the event is the submitter's process.
+    let pid = act(&p.bin, NOBODY, &["uring-async", &p.key]);
+    let events = p.mon.stop();
+    let e = one_for(&events, pid, &p.key);
+    assert_eq!(e["via"], "io_uring", "{e}");
+    // The worker thread acted: its comm says so.
+    assert_eq!(e["comm"], format!("iou-wrk-{pid}"), "{e}");
+    assert_eq!(e["uid"], NOBODY, "{e}");
+    assert_eq!(e["severity"], "critical", "{e}");
+    assert_eq!(e["result"], "ok", "{e}");
+    assert_eq!(e["category"], "ssh_key", "{e}");
+    drop(p.s);
+}
+
+#[test]
 fn a_key_opened_through_int_0x80_is_reported() {
     if !root_or_skip("a_key_opened_through_int_0x80_is_reported") {
         return;

@@ -1,5 +1,6 @@
 /* Opens a file the ways bee-trace's open tracepoints do not see:
  *   opener uring PATH [N]    io_uring IORING_OP_OPENAT (after N-1 other rings)
+ *   opener uring-async PATH  the same, forced onto an io-wq worker (IOSQE_ASYNC)
  *   opener int80 PATH        open(2) through int $0x80 (the ia32 entry)
  *   opener int80mem -        ptrace and process_vm_readv of a child through int $0x80
  *   opener handle PATH DIR   name_to_handle_at + open_by_handle_at (DIR: a mount fd)
@@ -27,7 +28,7 @@ static int got(int fd)
 	return fd >= 0 && n > 0 ? 0 : 1;
 }
 
-static int uring(const char *path, int rings)
+static int uring(const char *path, int rings, int async)
 {
 	struct io_uring_params p;
 	/* the extra rings: io_uring_setup is reported once per process */
@@ -55,6 +56,8 @@ static int uring(const char *path, int rings)
 	e->fd = AT_FDCWD;
 	e->addr = (unsigned long)path;
 	e->open_flags = O_RDONLY;
+	if (async)
+		e->flags = IOSQE_ASYNC; /* completed by an io-wq worker thread */
 	((unsigned *)(sq + p.sq_off.array))[idx] = idx;
 	__atomic_store_n((unsigned *)(sq + p.sq_off.tail), tail + 1, __ATOMIC_RELEASE);
 	if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
@@ -178,7 +181,9 @@ int main(int argc, char **argv)
 		return 2;
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (!strcmp(argv[1], "uring"))
-		return uring(argv[2], argc > 3 ? atoi(argv[3]) : 1);
+		return uring(argv[2], argc > 3 ? atoi(argv[3]) : 1, 0);
+	if (!strcmp(argv[1], "uring-async"))
+		return uring(argv[2], 1, 1);
 	if (!strcmp(argv[1], "int80mem"))
 		return int80mem();
 	if (!strcmp(argv[1], "int80"))
