@@ -6,6 +6,7 @@
  * struct file to on_opened() with its own syscall value, so a watched file is
  * reported (by name or inode, a tripwire killed) exactly like an open.
  *
+ * - creat(2), which the open tracepoints never covered.
  * - open_by_handle_at(2) and pidfd_getfd(2): their sys_exit tracepoints; the
  *   return value is a new fd in the caller. (open_by_handle_at reaches
  *   do_file_open_root, not do_filp_open, so even the fexit upgrade needs this.)
@@ -56,6 +57,37 @@ SEC("tracepoint/syscalls/sys_exit_pidfd_getfd")
 int handle_pidfd_getfd_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_fd_produced(ctx->ret, BT_SYS_PIDFD_GETFD);
+}
+
+#define BT_CREAT_FLAGS 01101 /* O_CREAT | O_WRONLY | O_TRUNC */
+
+/* creat(2) (x86_64 has it, arm64 not), which no open tracepoint sees: a
+ * write open that truncates. A refused one is judged by the requested path,
+ * like a refused open. */
+SEC("tracepoint/syscalls/sys_exit_creat")
+int handle_creat_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	struct task_struct *task;
+	struct bt_file_cfg *cfg;
+	struct req_scratch *s;
+	__u32 zero = 0;
+	long n, ret = ctx->ret;
+
+	if (ret >= 0)
+		return on_fd_produced(ret, BT_SYS_CREAT);
+	if (!watch_files || bt_is_self())
+		return 0;
+	cfg = active_cfg();
+	s = bpf_map_lookup_elem(&req_buf, &zero);
+	if (!cfg || !s)
+		return 0;
+	n = bpf_probe_read_user_str(s->b, sizeof(s->b), (const char *)BT_ARG1(bt_syscall_regs()));
+	if (n <= 1)
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+	if (requested_matches(cfg, s, n - 1, BT_AT_FDCWD, task))
+		emit_requested(s, ret, BT_CREAT_FLAGS, BT_SYS_CREAT, BT_AT_FDCWD, task);
+	return 0;
 }
 
 /* Runs for every io_uring completion: the opcode decides first. */

@@ -200,6 +200,46 @@ fn a_key_opened_by_an_io_uring_worker_is_the_submitters() {
 }
 
 #[test]
+fn creat_of_a_watched_file_is_a_write_and_a_refused_one_is_reported() {
+    if !root_or_skip("creat_of_a_watched_file_is_a_write_and_a_refused_one_is_reported") {
+        return;
+    }
+    use std::os::unix::fs::chown;
+    let p = plant("opens-creat");
+    // The key is root's (0644): uid 65534 is refused. A second, its own,
+    // is truncated by creat(2) (syscall 85 on x86_64).
+    let own = p.s.path("home/.ssh/id_rsa");
+    std::fs::write(&own, "-----BEGIN OPENSSH PRIVATE KEY----- own\n").unwrap();
+    chown(&own, Some(NOBODY), Some(NOBODY)).unwrap();
+    let own_s = own.to_str().unwrap();
+    let script = "import ctypes,os,sys; c=ctypes.CDLL(None, use_errno=True); c.syscall.restype=ctypes.c_long; \
+        r=c.syscall(85, os.fsencode(sys.argv[1]), 0o600); assert r < 0 and ctypes.get_errno() == 13, r; \
+        r=c.syscall(85, os.fsencode(sys.argv[2]), 0o600); assert r >= 0, r";
+    let pid = run(Command::new("/usr/bin/python3")
+        .args(["-c", script, &p.key, own_s])
+        .uid(NOBODY)
+        .gid(NOBODY));
+    let events = p.mon.stop();
+    let refused = one_for(&events, pid, &p.key);
+    assert_eq!(refused["via"], "creat", "{refused}");
+    assert_eq!(refused["access"], "write", "{refused}");
+    assert_eq!(refused["result"], "EACCES", "{refused}");
+    assert_eq!(refused["resolved"], false, "{refused}");
+    assert_eq!(refused["category"], "ssh_key", "{refused}");
+    let done = one_for(&events, pid, own_s);
+    assert_eq!(done["via"], "creat", "{done}");
+    assert_eq!(done["access"], "write", "{done}");
+    assert_eq!(done["result"], "ok", "{done}");
+    assert_eq!(done["resolved"], true, "{done}");
+    assert_eq!(
+        std::fs::metadata(&own).unwrap().len(),
+        0,
+        "creat truncated it"
+    );
+    drop(p.s);
+}
+
+#[test]
 fn a_key_opened_through_int_0x80_is_reported() {
     if !root_or_skip("a_key_opened_through_int_0x80_is_reported") {
         return;
@@ -296,6 +336,7 @@ fn check_attaches_the_other_opens_and_names_what_stays_unseen() {
         "syscalls/sys_exit_io_uring_setup",
         "syscalls/sys_exit_fanotify_init",
         "syscalls/sys_exit_fanotify_mark",
+        "syscalls/sys_exit_creat",
         "io_uring/io_uring_complete",
         "raw_syscalls/sys_exit",
     ] {

@@ -135,6 +135,7 @@ enum bt_open_sys {
 	BT_SYS_IO_URING_SETUP = 8,
 	BT_SYS_FANOTIFY_INIT = 9,
 	BT_SYS_FANOTIFY_MARK = 10,
+	BT_SYS_CREAT = 11, /* creat(2), x86_64's: an open(O_CREAT|O_WRONLY|O_TRUNC) */
 };
 
 struct bt_file_event {

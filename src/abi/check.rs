@@ -297,4 +297,5 @@ same_values!(
     SYS_IO_URING_SETUP = bt_open_sys::BT_SYS_IO_URING_SETUP,
     SYS_FANOTIFY_INIT = bt_open_sys::BT_SYS_FANOTIFY_INIT,
     SYS_FANOTIFY_MARK = bt_open_sys::BT_SYS_FANOTIFY_MARK,
+    SYS_CREAT = bt_open_sys::BT_SYS_CREAT,
 );

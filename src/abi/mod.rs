@@ -58,6 +58,7 @@ pub const SYS_COMPAT_OPEN: u8 = 7;
 pub const SYS_IO_URING_SETUP: u8 = 8;
 pub const SYS_FANOTIFY_INIT: u8 = 9;
 pub const SYS_FANOTIFY_MARK: u8 = 10;
+pub const SYS_CREAT: u8 = 11;
 /// inode_filter values and inode_hint bits.
 pub const INODE_WATCH: u8 = 1;
 pub const INODE_KILL: u8 = 2;

@@ -93,7 +93,16 @@ const OTHER_OPENS: &[OtherOpen] = &[
         autoload: |p| &mut p.handle_fanotify_mark_exit,
         fexit_too: true,
     },
-    // io_uring's opens go through do_filp_open: fexit sees them.
+    // creat(2) (not on arm64) and io_uring's opens go through
+    // do_filp_open: fexit sees them.
+    OtherOpen {
+        probe: Probe {
+            name: "syscalls/sys_exit_creat",
+            prog: |s| &s.progs.handle_creat_exit,
+        },
+        autoload: |p| &mut p.handle_creat_exit,
+        fexit_too: false,
+    },
     OtherOpen {
         probe: Probe {
             name: "io_uring/io_uring_complete",

@@ -39,6 +39,7 @@ fn via(syscall: u8) -> Option<&'static str> {
         abi::SYS_IO_URING_SETUP => "io_uring_setup",
         abi::SYS_FANOTIFY_INIT => "fanotify_init",
         abi::SYS_FANOTIFY_MARK => "fanotify_mark",
+        abi::SYS_CREAT => "creat",
         _ => return None,
     })
 }
