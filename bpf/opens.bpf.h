@@ -13,7 +13,8 @@
  * - io_uring IORING_OP_OPENAT/OPENAT2: io_uring:io_uring_complete, whose res
  *   is the fd. The completion is posted by the submitter or by one of its
  *   io-wq / SQPOLL threads, which share its file table (create_io_thread
- *   passes CLONE_FILES), so the fd is looked up in the right table. A fixed
+ *   passes CLONE_FILES; both kinds are tested), so the fd is looked up in the
+ *   right table. A fixed
  *   file open (file_slot set) installs no fd and is skipped.
  * - int $0x80 from a 64-bit program: the syscalls/ tracepoints skip compat
  *   syscalls (trace_get_syscall_nr() is -1 for them), raw_syscalls/sys_exit

@@ -179,23 +179,30 @@ fn a_key_opened_through_io_uring_is_reported_and_the_ring_once() {
 }
 
 #[test]
-fn a_key_opened_by_an_io_uring_worker_is_the_submitters() {
-    if !root_or_skip("a_key_opened_by_an_io_uring_worker_is_the_submitters") {
+fn a_key_opened_by_an_io_uring_kernel_thread_is_the_submitters() {
+    if !root_or_skip("a_key_opened_by_an_io_uring_kernel_thread_is_the_submitters") {
         return;
     }
-    let p = plant("opens-uring-async");
-    // IOSQE_ASYNC: the open runs on an io-wq thread of the submitter's,
-    // which shares its file table; the event is the submitter's process.
-    let pid = act(&p.bin, NOBODY, &["uring-async", &p.key]);
+    let p = plant("opens-uring-threads");
+    // IOSQE_ASYNC: the open runs on an io-wq worker; SQPOLL: the ring's
+    // poll thread submits it. Both are threads of the submitter's sharing
+    // its file table; the event is the submitter's process, the thread's
+    // comm says which one acted.
+    let worker = act(&p.bin, NOBODY, &["uring-async", &p.key]);
+    let poller = act(&p.bin, NOBODY, &["uring-sqpoll", &p.key]);
     let events = p.mon.stop();
-    let e = one_for(&events, pid, &p.key);
-    assert_eq!(e["via"], "io_uring", "{e}");
-    // The worker thread acted: its comm says so.
-    assert_eq!(e["comm"], format!("iou-wrk-{pid}"), "{e}");
-    assert_eq!(e["uid"], NOBODY, "{e}");
-    assert_eq!(e["severity"], "critical", "{e}");
-    assert_eq!(e["result"], "ok", "{e}");
-    assert_eq!(e["category"], "ssh_key", "{e}");
+    for (pid, comm) in [
+        (worker, format!("iou-wrk-{worker}")),
+        (poller, format!("iou-sqp-{poller}")),
+    ] {
+        let e = one_for(&events, pid, &p.key);
+        assert_eq!(e["via"], "io_uring", "{e}");
+        assert_eq!(e["comm"], comm.as_str(), "{e}");
+        assert_eq!(e["uid"], NOBODY, "{e}");
+        assert_eq!(e["severity"], "critical", "{e}");
+        assert_eq!(e["result"], "ok", "{e}");
+        assert_eq!(e["category"], "ssh_key", "{e}");
+    }
     drop(p.s);
 }
 

@@ -1,6 +1,7 @@
 /* Opens a file the ways bee-trace's open tracepoints do not see:
  *   opener uring PATH [N]    io_uring IORING_OP_OPENAT (after N-1 other rings)
  *   opener uring-async PATH  the same, forced onto an io-wq worker (IOSQE_ASYNC)
+ *   opener uring-sqpoll PATH the same, submitted by the ring's SQ poll thread
  *   opener int80 PATH        open(2) through int $0x80 (the ia32 entry)
  *   opener int80mem -        ptrace and process_vm_readv of a child through int $0x80
  *   opener handle PATH DIR   name_to_handle_at + open_by_handle_at (DIR: a mount fd)
@@ -28,6 +29,8 @@ static int got(int fd)
 	return fd >= 0 && n > 0 ? 0 : 1;
 }
 
+/* async 1: IOSQE_ASYNC (an io-wq worker opens); 2: IORING_SETUP_SQPOLL (the
+ * ring's SQ poll thread submits) */
 static int uring(const char *path, int rings, int async)
 {
 	struct io_uring_params p;
@@ -37,6 +40,10 @@ static int uring(const char *path, int rings, int async)
 		close(syscall(__NR_io_uring_setup, 4, &p));
 	}
 	memset(&p, 0, sizeof p);
+	if (async == 2) {
+		p.flags = IORING_SETUP_SQPOLL;
+		p.sq_thread_idle = 100;
+	}
 	int ring = syscall(__NR_io_uring_setup, 4, &p);
 	if (ring < 0)
 		return perror("io_uring_setup"), 1;
@@ -56,11 +63,12 @@ static int uring(const char *path, int rings, int async)
 	e->fd = AT_FDCWD;
 	e->addr = (unsigned long)path;
 	e->open_flags = O_RDONLY;
-	if (async)
+	if (async == 1)
 		e->flags = IOSQE_ASYNC; /* completed by an io-wq worker thread */
 	((unsigned *)(sq + p.sq_off.array))[idx] = idx;
 	__atomic_store_n((unsigned *)(sq + p.sq_off.tail), tail + 1, __ATOMIC_RELEASE);
-	if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+	unsigned enter = IORING_ENTER_GETEVENTS | (async == 2 ? IORING_ENTER_SQ_WAKEUP : 0);
+	if (syscall(__NR_io_uring_enter, ring, 1, 1, enter, NULL, 0) < 0)
 		return perror("io_uring_enter"), 1;
 	unsigned head = __atomic_load_n((unsigned *)(cq + p.cq_off.head), __ATOMIC_ACQUIRE);
 	struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
@@ -184,6 +192,8 @@ int main(int argc, char **argv)
 		return uring(argv[2], argc > 3 ? atoi(argv[3]) : 1, 0);
 	if (!strcmp(argv[1], "uring-async"))
 		return uring(argv[2], 1, 1);
+	if (!strcmp(argv[1], "uring-sqpoll"))
+		return uring(argv[2], 1, 2);
 	if (!strcmp(argv[1], "int80mem"))
 		return int80mem();
 	if (!strcmp(argv[1], "int80"))
