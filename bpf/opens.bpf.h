@@ -10,12 +10,14 @@
  * - open_by_handle_at(2) and pidfd_getfd(2): their sys_exit tracepoints; the
  *   return value is a new fd in the caller. (open_by_handle_at reaches
  *   do_file_open_root, not do_filp_open, so even the fexit upgrade needs this.)
+ *   A pidfd_getfd the kernel refused (EPERM) is judged by the file the target
+ *   holds at that fd, read from the target's table.
  * - io_uring IORING_OP_OPENAT/OPENAT2: io_uring:io_uring_complete, whose res
  *   is the fd. The completion is posted by the submitter or by one of its
  *   io-wq / SQPOLL threads, which share its file table (create_io_thread
  *   passes CLONE_FILES; both kinds are tested), so the fd is looked up in the
- *   right table. A fixed
- *   file open (file_slot set) installs no fd and is skipped.
+ *   right table. A fixed file open (file_slot set) installs no fd and is
+ *   skipped.
  * - int $0x80 from a 64-bit program: the syscalls/ tracepoints skip compat
  *   syscalls (trace_get_syscall_nr() is -1 for them), raw_syscalls/sys_exit
  *   does not. Its opens go the way above; its ptrace attaches and
@@ -54,9 +56,76 @@ int handle_open_by_handle_at_exit(struct trace_event_raw_sys_exit *ctx)
 	return on_fd_produced(ctx->ret, BT_SYS_OPEN_BY_HANDLE_AT);
 }
 
+#define BT_PID_FS_MAGIC 0x50494446 /* include/uapi/linux/magic.h, pidfs (6.9+) */
+#define BT_EPERM 1
+
+/* The file that the process behind pidfd holds at fd, or NULL. A pidfd is a
+ * pidfs file whose inode keeps the struct pid (6.9+), or an anonymous inode
+ * file that keeps it as private_data (before). */
+static __always_inline struct file *pidfd_target_file(int pidfd, int fd)
+{
+	struct file *pf = bt_fd_file(pidfd), *f = NULL, **fds;
+	struct hlist_node *first;
+	struct task_struct *t;
+	struct inode *pi;
+	struct fdtable *fdt;
+	struct pid *pid;
+
+	if (!pf || fd < 0)
+		return NULL;
+	pi = BPF_CORE_READ(pf, f_inode);
+	if (BPF_CORE_READ(pi, i_sb, s_magic) == BT_PID_FS_MAGIC)
+		pid = BPF_CORE_READ(pi, i_private);
+	else
+		pid = BPF_CORE_READ(pf, private_data);
+	if (!pid)
+		return NULL;
+	first = BPF_CORE_READ(pid, tasks[PIDTYPE_PID].first);
+	if (!first)
+		return NULL;
+	t = (struct task_struct *)((void *)first -
+				   bpf_core_field_offset(struct task_struct, pid_links));
+	fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/* A refused attempt to take a watched file's descriptor (EPERM: the target
+ * is not the caller's to ptrace), reported with the target's file. */
+static __always_inline int on_getfd_refused(long ret)
+{
+	struct pt_regs *regs = bt_syscall_regs();
+	struct bt_file_cfg *cfg;
+	struct dentry *d;
+	struct inode *inode;
+	struct file *f;
+	struct qstr q;
+
+	if (!watch_files || bt_is_self())
+		return 0;
+	cfg = active_cfg();
+	if (!cfg)
+		return 0;
+	f = pidfd_target_file((int)BT_ARG1(regs), (int)BT_ARG2(regs));
+	if (!f)
+		return 0;
+	d = BPF_CORE_READ(f, f_path.dentry);
+	inode = BPF_CORE_READ(f, f_inode);
+	if (!d || !inode || !load_qstr(&q, d, false))
+		return 0;
+	if (file_verdict(cfg, d, &q, inode, false))
+		emit_resolved(f, d, inode, ret, 0, BT_SYS_PIDFD_GETFD, BT_FILE_OBSERVED);
+	return 0;
+}
+
 SEC("tracepoint/syscalls/sys_exit_pidfd_getfd")
 int handle_pidfd_getfd_exit(struct trace_event_raw_sys_exit *ctx)
 {
+	if (ctx->ret == -BT_EPERM)
+		return on_getfd_refused(ctx->ret);
 	return on_fd_produced(ctx->ret, BT_SYS_PIDFD_GETFD);
 }
 

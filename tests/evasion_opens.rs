@@ -64,12 +64,12 @@ fn plant(tag: &str) -> Planted {
 /// Runs the opener (as `uid`) and returns the pid that got the descriptor,
 /// after checking that it read the file through it.
 fn act(bin: &Path, uid: u32, args: &[&str]) -> u32 {
-    act_fields(bin, uid, args)[0]
+    u32::try_from(act_fields(bin, uid, args)[0]).unwrap()
 }
 
 /// The opener's line: the acting pid, then an fd (or a child's pid), then
 /// the bytes it read.
-fn act_fields(bin: &Path, uid: u32, args: &[&str]) -> Vec<u32> {
+fn act_fields(bin: &Path, uid: u32, args: &[&str]) -> Vec<i64> {
     let mut cmd = Command::new(bin);
     cmd.args(args).stderr(Stdio::inherit());
     if uid != 0 {
@@ -133,6 +133,45 @@ fn a_key_taken_from_another_process_with_pidfd_getfd_is_critical() {
         describe(&events)
     );
     assert!(child[0].get("via").is_none(), "{}", child[0]);
+    drop(p.s);
+}
+
+#[test]
+fn a_refused_pidfd_getfd_of_a_roots_key_is_critical() {
+    if !root_or_skip("a_refused_pidfd_getfd_of_a_roots_key_is_critical") {
+        return;
+    }
+    use std::io::BufRead;
+    let p = plant("opens-steal");
+    // A root process (a job step's, or the runner's) holds the key open.
+    let mut holder = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); print(fd, flush=True); sys.stdin.read()",
+            &p.key,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let fd = line.trim().to_string();
+    let target = holder.id().to_string();
+    // uid 65534 tries to take it: the kernel refuses (EPERM).
+    let thief = act(&p.bin, NOBODY, &["steal", &target, &fd]);
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    let events = p.mon.stop();
+    let e = one_for(&events, thief, &p.key);
+    assert_eq!(e["via"], "pidfd_getfd", "{e}");
+    assert_eq!(e["result"], "EPERM", "{e}");
+    assert_eq!(e["uid"], NOBODY, "{e}");
+    assert_eq!(e["comm"], "opener", "{e}");
+    assert_eq!(e["category"], "ssh_key", "{e}");
+    assert_eq!(e["severity"], "critical", "{e}");
     drop(p.s);
 }
 
@@ -296,7 +335,7 @@ fn a_childs_memory_reached_through_int_0x80_is_reported() {
     // ptrace(PTRACE_ATTACH) then process_vm_readv of its own child, both by
     // ia32 numbers, as uid 65534.
     let f = act_fields(&p.bin, NOBODY, &["int80mem", "-"]);
-    let (pid, child) = (f[0], f[1]);
+    let (pid, child) = (f[0] as u32, f[1] as u32);
     let events = p.mon.stop();
     let of = |kind: &str| -> Value {
         let evs: Vec<_> = from_pid(&events, "memory", pid)

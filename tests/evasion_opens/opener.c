@@ -6,9 +6,11 @@
  *   opener int80mem -        ptrace and process_vm_readv of a child through int $0x80
  *   opener handle PATH DIR   name_to_handle_at + open_by_handle_at (DIR: a mount fd)
  *   opener getfd PATH        a child opens PATH, the parent takes its fd (pidfd_getfd)
+ *   opener steal PID FD      pidfd_getfd of another process's fd, refused (EPERM)
  *   opener fanotify DIR      fanotify_init + fanotify_mark of DIR
  * Prints one line: the pid that got the descriptor, the fd, the bytes read. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/io_uring.h>
 #include <linux/fanotify.h>
@@ -172,6 +174,19 @@ static int getfd(const char *path)
 	return rc;
 }
 
+/* Tries to take fd of process pid; succeeds (exit 0) when the kernel says
+ * EPERM, the attempt an unprivileged thief makes on a root process. */
+static int steal(int pid, int fd)
+{
+	int pidfd = syscall(__NR_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return perror("pidfd_open"), 1;
+	long r = syscall(__NR_pidfd_getfd, pidfd, fd, 0);
+	int e = errno;
+	printf("%d %ld %d\n", getpid(), r, e);
+	return r < 0 && e == EPERM ? 0 : 1;
+}
+
 static int fan(const char *dir)
 {
 	int fd = syscall(__NR_fanotify_init, FAN_CLASS_NOTIF, O_RDONLY);
@@ -202,6 +217,8 @@ int main(int argc, char **argv)
 		return handle(argv[2], argv[3]);
 	if (!strcmp(argv[1], "getfd"))
 		return getfd(argv[2]);
+	if (!strcmp(argv[1], "steal") && argc > 3)
+		return steal(atoi(argv[2]), atoi(argv[3]));
 	if (!strcmp(argv[1], "fanotify"))
 		return fan(argv[2]);
 	return 2;
