@@ -321,6 +321,58 @@ static __always_inline int on_compat_mem(__u32 kind, __u32 target, __s64 request
 	return 0;
 }
 
+/* An open, openat, openat2 or creat through the 32-bit entry: a descriptor
+ * judged like any other, or a refused one judged by the path requested,
+ * which the ia32 registers hold (bx, or cx after the dirfd in bx). */
+static __always_inline int on_compat_open(struct pt_regs *regs, long nr, long ret)
+{
+	struct task_struct *task;
+	struct bt_file_cfg *cfg;
+	struct req_scratch *s;
+	__u32 zero = 0, flags;
+	__u64 how = 0;
+	bool at = nr == BT_IA32_OPENAT || nr == BT_IA32_OPENAT2;
+	int dfd = BT_AT_FDCWD;
+	__u32 upath;
+	long n;
+
+	if (!compat_opens)
+		return 0;
+	if (ret >= 0)
+		return on_fd_produced(ret, BT_SYS_COMPAT_OPEN);
+	if (!watch_files || bt_is_self())
+		return 0;
+	cfg = active_cfg();
+	s = bpf_map_lookup_elem(&req_buf, &zero);
+	if (!cfg || !s)
+		return 0;
+	if (at) {
+		dfd = (int)BPF_CORE_READ(regs, bx);
+		upath = BPF_CORE_READ(regs, cx);
+	} else {
+		upath = BPF_CORE_READ(regs, bx);
+	}
+	if (nr == BT_IA32_CREAT) {
+		flags = BT_CREAT_FLAGS;
+	} else if (nr == BT_IA32_OPEN) {
+		flags = BPF_CORE_READ(regs, cx);
+	} else if (nr == BT_IA32_OPENAT) {
+		flags = BPF_CORE_READ(regs, dx);
+	} else {
+		/* struct open_how starts with __u64 flags */
+		bpf_probe_read_user(&how, sizeof(how),
+				    (void *)(unsigned long)(__u32)BPF_CORE_READ(regs, dx));
+		flags = how;
+	}
+	n = bpf_probe_read_user_str(s->b, sizeof(s->b), (const char *)(unsigned long)upath);
+	if (n <= 1)
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+	if (requested_matches(cfg, s, n - 1, dfd, task))
+		emit_requested(s, ret, flags, BT_SYS_COMPAT_OPEN, dfd, task);
+	return 0;
+}
+
 /*
  * Every syscall's exit on the host: a compat one (int $0x80, or a 32-bit
  * program) is handed to the handlers above by its ia32 number. Its
@@ -340,7 +392,7 @@ int BPF_PROG(handle_compat_exit, struct pt_regs *regs, long ret)
 	case BT_IA32_CREAT:
 	case BT_IA32_OPENAT:
 	case BT_IA32_OPENAT2:
-		return compat_opens ? on_fd_produced(ret, BT_SYS_COMPAT_OPEN) : 0;
+		return on_compat_open(regs, nr, ret);
 	case BT_IA32_OPEN_BY_HANDLE_AT:
 		return on_fd_produced(ret, BT_SYS_OPEN_BY_HANDLE_AT);
 	case BT_IA32_PIDFD_GETFD:

@@ -286,14 +286,29 @@ fn creat_of_a_watched_file_is_a_write_and_a_refused_one_is_reported() {
 }
 
 #[test]
-fn a_key_opened_through_int_0x80_is_reported() {
-    if !root_or_skip("a_key_opened_through_int_0x80_is_reported") {
+fn a_key_opened_or_refused_through_int_0x80_is_reported() {
+    if !root_or_skip("a_key_opened_or_refused_through_int_0x80_is_reported") {
         return;
     }
+    use std::os::unix::fs::PermissionsExt;
     let p = plant("opens-int80");
     let pid = act(&p.bin, NOBODY, &["int80", &p.key]);
+    // root's 0600 key: refused, reported by the path asked for.
+    let private = p.s.path("home/.ssh/id_rsa");
+    std::fs::write(&private, "-----BEGIN OPENSSH PRIVATE KEY----- root's\n").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let private_s = private.to_str().unwrap();
+    let refused =
+        u32::try_from(act_fields(&p.bin, NOBODY, &["int80-refused", private_s])[0]).unwrap();
     let events = p.mon.stop();
     assert_key(&one_for(&events, pid, &p.key), "int80", NOBODY);
+    let e = one_for(&events, refused, private_s);
+    assert_eq!(e["via"], "int80", "{e}");
+    assert_eq!(e["result"], "EACCES", "{e}");
+    assert_eq!(e["resolved"], false, "{e}");
+    assert_eq!(e["access"], "read", "{e}");
+    assert_eq!(e["category"], "ssh_key", "{e}");
+    assert_eq!(e["uid"], NOBODY, "{e}");
     drop(p.s);
 }
 

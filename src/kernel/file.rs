@@ -157,7 +157,7 @@ const BLIND_SPOTS: &[(&str, &str)] = &[
     ),
     (
         "file",
-        "failed opens through io_uring, open_by_handle_at or int $0x80; io_uring opens into fixed-file slots",
+        "failed opens through io_uring or open_by_handle_at; io_uring opens into fixed-file slots",
     ),
     (
         "file",

@@ -3,6 +3,7 @@
  *   opener uring-async PATH  the same, forced onto an io-wq worker (IOSQE_ASYNC)
  *   opener uring-sqpoll PATH the same, submitted by the ring's SQ poll thread
  *   opener int80 PATH        open(2) through int $0x80 (the ia32 entry)
+ *   opener int80-refused PATH the same, refused (EACCES)
  *   opener int80mem -        ptrace and process_vm_readv of a child through int $0x80
  *   opener handle PATH DIR   name_to_handle_at + open_by_handle_at (DIR: a mount fd)
  *   opener getfd PATH        a child opens PATH, the parent takes its fd (pidfd_getfd)
@@ -85,6 +86,17 @@ static int int80(const char *path)
 	snprintf(buf, sizeof buf, "%s", path);
 	asm volatile("int $0x80" : "=a"(ret) : "a"(5), "b"(buf), "c"(O_RDONLY), "d"(0) : "memory");
 	return got(ret);
+}
+
+/* A refused open through int $0x80: exit 0 when the kernel says EACCES. */
+static int int80_refused(const char *path)
+{
+	static char buf[4096];
+	long ret;
+	snprintf(buf, sizeof buf, "%s", path);
+	asm volatile("int $0x80" : "=a"(ret) : "a"(5), "b"(buf), "c"(O_RDONLY), "d"(0) : "memory");
+	printf("%d %ld 0\n", getpid(), ret);
+	return ret == -EACCES ? 0 : 1;
 }
 
 static long int80_3(long nr, long a, long b, long c)
@@ -209,6 +221,8 @@ int main(int argc, char **argv)
 		return uring(argv[2], 1, 1);
 	if (!strcmp(argv[1], "uring-sqpoll"))
 		return uring(argv[2], 1, 2);
+	if (!strcmp(argv[1], "int80-refused"))
+		return int80_refused(argv[2]);
 	if (!strcmp(argv[1], "int80mem"))
 		return int80mem();
 	if (!strcmp(argv[1], "int80"))
