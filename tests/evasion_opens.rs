@@ -176,6 +176,69 @@ fn a_refused_pidfd_getfd_of_a_roots_key_is_critical() {
 }
 
 #[test]
+fn a_tripwire_taken_with_pidfd_getfd_kills_the_taker() {
+    if !root_or_skip("a_tripwire_taken_with_pidfd_getfd_kills_the_taker") {
+        return;
+    }
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let s = Scratch::new("opens-trip");
+    let bin = opener(&s.0);
+    let honey = s.path("honey.txt");
+    std::fs::write(&honey, "decoy\n").unwrap();
+    std::os::unix::fs::chown(&honey, Some(NOBODY), Some(NOBODY)).unwrap();
+    let honey_s = honey.to_str().unwrap();
+    // A process of uid 65534 opened the file before bee-trace started (so
+    // its open was never judged); the tripwire is armed at start.
+    let mut holder = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); print(fd, flush=True); sys.stdin.read()",
+            honey_s,
+        ])
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let fd = line.trim().to_string();
+    let target = holder.id().to_string();
+    let cfg = write_policy(
+        &s,
+        &format!("files:\n  rules:\n    - path: {honey_s}\n      action: kill\n"),
+    );
+    let mon = Monitor::start(&s.0, &["--config", &cfg]);
+    let thief = Command::new(&bin)
+        .args(["take", &target, &fd])
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let thief_pid = thief.id();
+    let out = thief.wait_with_output().unwrap();
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    let events = mon.stop();
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "the taker is SIGKILLed: {out:?}"
+    );
+    assert!(out.stdout.is_empty(), "it read nothing: {out:?}");
+    let e = one_for(&events, thief_pid, honey_s);
+    assert_eq!(e["via"], "pidfd_getfd", "{e}");
+    assert_eq!(e["action"], "killed", "{e}");
+    assert_eq!(e["severity"], "critical", "{e}");
+    assert_eq!(e["uid"], NOBODY, "{e}");
+}
+
+#[test]
 fn a_key_opened_by_handle_is_reported_like_an_open() {
     if !root_or_skip("a_key_opened_by_handle_is_reported_like_an_open") {
         return;

@@ -8,6 +8,7 @@
  *   opener handle PATH DIR   name_to_handle_at + open_by_handle_at (DIR: a mount fd)
  *   opener getfd PATH        a child opens PATH, the parent takes its fd (pidfd_getfd)
  *   opener steal PID FD      pidfd_getfd of another process's fd, refused (EPERM)
+ *   opener take PID FD       pidfd_getfd of another process's fd, and a read
  *   opener fanotify DIR      fanotify_init + fanotify_mark of DIR
  * Prints one line: the pid that got the descriptor, the fd, the bytes read. */
 #define _GNU_SOURCE
@@ -199,6 +200,15 @@ static int steal(int pid, int fd)
 	return r < 0 && e == EPERM ? 0 : 1;
 }
 
+/* Takes fd of process pid and reads through it (the same user's process). */
+static int take(int pid, int fd)
+{
+	int pidfd = syscall(__NR_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return perror("pidfd_open"), 1;
+	return got(syscall(__NR_pidfd_getfd, pidfd, fd, 0));
+}
+
 static int fan(const char *dir)
 {
 	int fd = syscall(__NR_fanotify_init, FAN_CLASS_NOTIF, O_RDONLY);
@@ -233,6 +243,8 @@ int main(int argc, char **argv)
 		return getfd(argv[2]);
 	if (!strcmp(argv[1], "steal") && argc > 3)
 		return steal(atoi(argv[2]), atoi(argv[3]));
+	if (!strcmp(argv[1], "take") && argc > 3)
+		return take(atoi(argv[2]), atoi(argv[3]));
 	if (!strcmp(argv[1], "fanotify"))
 		return fan(argv[2]);
 	return 2;
