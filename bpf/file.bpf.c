@@ -74,6 +74,11 @@ static __always_inline __u32 open_flags(struct pt_regs *regs, int sys)
 		return BT_ARG2(regs);
 	if (sys == BT_SYS_OPENAT)
 		return BT_ARG3(regs);
+	if (sys == BT_SYS_OPEN_BY_HANDLE_AT)
+		return BT_ARG3(regs);
+	/* The other opens of opens.bpf.h pass no flags in these registers. */
+	if (sys != BT_SYS_OPENAT2)
+		return 0;
 	/* openat2: struct open_how starts with __u64 flags */
 	bpf_probe_read_user(&flags, sizeof(flags), (void *)BT_ARG3(regs));
 	return flags;
@@ -549,3 +554,5 @@ int BPF_PROG(fexit_do_filp_open, int dfd, struct filename *pathname, const struc
 
 /* Links and renames of watched names (their own programs). */
 #include "link.bpf.h"
+/* Opens that are not open(2)-family syscalls, and their enabling acts. */
+#include "opens.bpf.h"

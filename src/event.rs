@@ -164,6 +164,11 @@ pub enum Detail {
         /// is the new one).
         #[serde(skip_serializing_if = "Option::is_none")]
         old_path: Option<String>,
+        /// How the file was reached when it was not an open(2)-family
+        /// syscall (`pidfd_getfd`, `io_uring` ...), or the enabling act
+        /// reported (`io_uring_setup`, `fanotify_mark` ...).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        via: Option<&'static str>,
     },
     Network {
         /// `connect`, or `sendmsg` for a UDP datagram sent to an address
@@ -542,6 +547,12 @@ pub const FIELDS: &[Field] = &[
         Some(Int),
         "a listen's or accept's local port",
     ),
+    f(
+        "via",
+        FILE,
+        Some(Str),
+        "how the file was reached when not by open(2)",
+    ),
 ];
 
 /// The fields events of `kind` carry, in table order.
@@ -589,6 +600,7 @@ mod tests {
                 action: Some("killed"),
                 repeats: Some(41),
                 old_path: Some("/tmp/k".into()),
+                via: Some("pidfd_getfd"),
             },
             Detail::Network {
                 op: "connect",

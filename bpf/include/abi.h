@@ -182,6 +182,16 @@ enum bt_open_sys {
 	BT_SYS_RENAME = 18,
 	BT_SYS_RENAMEAT = 19,
 	BT_SYS_RENAMEAT2 = 20,
+	/* Opens that are not open(2)-family syscalls (bpf/opens.bpf.h). */
+	BT_SYS_OPEN_BY_HANDLE_AT = 4,
+	BT_SYS_PIDFD_GETFD = 5,     /* a descriptor taken from another process */
+	BT_SYS_IO_URING_OPENAT = 6, /* IORING_OP_OPENAT/OPENAT2 */
+	BT_SYS_COMPAT_OPEN = 7,     /* open, openat, openat2 or creat through int $0x80 */
+	/* Enabling acts: no sensitive file yet, the means to open one unseen. */
+	BT_SYS_IO_URING_SETUP = 8,
+	BT_SYS_FANOTIFY_INIT = 9,
+	BT_SYS_FANOTIFY_MARK = 10,
+	BT_SYS_CREAT = 11, /* creat(2), x86_64's: an open(O_CREAT|O_WRONLY|O_TRUNC) */
 };
 
 struct bt_file_event {

@@ -76,6 +76,16 @@ pub const SYS_RENAMEAT2: u8 = 20;
 pub const PATH_MOVED: u8 = 2;
 /// PATH_MOVED: the new name's part was cut.
 pub const PATH_NEW_TRUNCATED: u32 = 2;
+/// Opens that are not open(2)-family syscalls (bpf/opens.bpf.h), and the
+/// enabling acts reported in their place where the open itself is unseen.
+pub const SYS_OPEN_BY_HANDLE_AT: u8 = 4;
+pub const SYS_PIDFD_GETFD: u8 = 5;
+pub const SYS_IO_URING_OPENAT: u8 = 6;
+pub const SYS_COMPAT_OPEN: u8 = 7;
+pub const SYS_IO_URING_SETUP: u8 = 8;
+pub const SYS_FANOTIFY_INIT: u8 = 9;
+pub const SYS_FANOTIFY_MARK: u8 = 10;
+pub const SYS_CREAT: u8 = 11;
 /// inode_filter values and inode_hint bits.
 pub const INODE_WATCH: u8 = 1;
 pub const INODE_KILL: u8 = 2;

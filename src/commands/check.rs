@@ -43,6 +43,9 @@ pub fn run() -> Result<ExitCode> {
             ),
         }
     }
+    for (family, what) in sensors.blind_spots() {
+        println!("blind     {family:<8} {what}");
+    }
     drop(sensors);
     if failed > 0 {
         println!(

@@ -85,7 +85,142 @@ fn links_present(tracefs: &Path, sel: Selection) -> [bool; 5] {
     have
 }
 
+/// Opens that are not open(2)-family syscalls, and their enabling acts
+/// (bpf/opens.bpf.h). `fexit_too`: do_filp_open, the fexit upgrade, does not
+/// see it either, so it is loaded whichever way the opens are hooked. Each
+/// is loaded only where this kernel has its tracepoint (no io_uring or
+/// fanotify in a kernel built without them).
+struct OtherOpen {
+    probe: Probe<FileSkel<'static>>,
+    autoload: for<'a> fn(
+        &'a mut file_skel::OpenFileProgs<'static>,
+    ) -> &'a mut libbpf_rs::OpenProgramMut<'static>,
+    fexit_too: bool,
+}
+
+const OTHER_OPENS: &[OtherOpen] = &[
+    OtherOpen {
+        probe: Probe {
+            name: "syscalls/sys_exit_open_by_handle_at",
+            prog: |s| &s.progs.handle_open_by_handle_at_exit,
+        },
+        autoload: |p| &mut p.handle_open_by_handle_at_exit,
+        fexit_too: true,
+    },
+    OtherOpen {
+        probe: Probe {
+            name: "syscalls/sys_exit_pidfd_getfd",
+            prog: |s| &s.progs.handle_pidfd_getfd_exit,
+        },
+        autoload: |p| &mut p.handle_pidfd_getfd_exit,
+        fexit_too: true,
+    },
+    OtherOpen {
+        probe: Probe {
+            name: "syscalls/sys_exit_io_uring_setup",
+            prog: |s| &s.progs.handle_io_uring_setup_exit,
+        },
+        autoload: |p| &mut p.handle_io_uring_setup_exit,
+        fexit_too: true,
+    },
+    OtherOpen {
+        probe: Probe {
+            name: "syscalls/sys_exit_fanotify_init",
+            prog: |s| &s.progs.handle_fanotify_init_exit,
+        },
+        autoload: |p| &mut p.handle_fanotify_init_exit,
+        fexit_too: true,
+    },
+    OtherOpen {
+        probe: Probe {
+            name: "syscalls/sys_exit_fanotify_mark",
+            prog: |s| &s.progs.handle_fanotify_mark_exit,
+        },
+        autoload: |p| &mut p.handle_fanotify_mark_exit,
+        fexit_too: true,
+    },
+    // creat(2) (not on arm64) and io_uring's opens go through
+    // do_filp_open: fexit sees them.
+    OtherOpen {
+        probe: Probe {
+            name: "syscalls/sys_exit_creat",
+            prog: |s| &s.progs.handle_creat_exit,
+        },
+        autoload: |p| &mut p.handle_creat_exit,
+        fexit_too: false,
+    },
+    OtherOpen {
+        probe: Probe {
+            name: "io_uring/io_uring_complete",
+            prog: |s| &s.progs.handle_io_uring_complete,
+        },
+        autoload: |p| &mut p.handle_io_uring_complete,
+        fexit_too: false,
+    },
+    // So do compat opens (compat_opens is off with fexit), but not compat
+    // ptrace or process_vm_*. The program is x86_64's only.
+    OtherOpen {
+        probe: Probe {
+            name: "raw_syscalls/sys_exit",
+            prog: |s| &s.progs.handle_compat_exit,
+        },
+        autoload: |p| &mut p.handle_compat_exit,
+        fexit_too: true,
+    },
+];
+
+impl OtherOpen {
+    /// Whether this program is loaded with the fexit set (true) or the
+    /// tracepoint set on this kernel.
+    fn wanted(&self, tracefs: &Path, fexit: bool) -> bool {
+        if fexit && !self.fexit_too {
+            return false;
+        }
+        if self.probe.name == "raw_syscalls/sys_exit" && !cfg!(target_arch = "x86_64") {
+            return false;
+        }
+        let (category, name) = self.probe.name.split_once('/').unwrap_or(("", ""));
+        crate::sys::has_tracepoint(tracefs, category, name)
+    }
+
+    fn probes(tracefs: &Path, fexit: bool) -> impl Iterator<Item = Probe<FileSkel<'static>>> + '_ {
+        OTHER_OPENS
+            .iter()
+            .filter(move |o| o.wanted(tracefs, fexit))
+            .map(|o| Probe {
+                name: o.probe.name,
+                prog: o.probe.prog,
+            })
+    }
+}
+
+/// What no hook of this kernel's shows, as (family, what), for `bee-trace
+/// check` (docs/events.md says the same).
+const BLIND_SPOTS: &[(&str, &str)] = &[
+    (
+        "file",
+        "files the kernel opens for a fanotify listener (seen only by fanotify_init/fanotify_mark)",
+    ),
+    (
+        "file",
+        "failed opens through io_uring or open_by_handle_at; io_uring opens into fixed-file slots",
+    ),
+    (
+        "file",
+        "io_uring reads, writes, connects and sends (seen only by io_uring_setup)",
+    ),
+    (
+        "network",
+        "connects through int $0x80 (reported only when an egress rule acts on them)",
+    ),
+];
+
 impl Sensors {
+    /// Acts these sensors cannot see, as (family, what).
+    pub fn blind_spots(&self) -> &'static [(&'static str, &'static str)] {
+        BLIND_SPOTS
+    }
+
     /// The open programs serve both families: file opens for one,
     /// /proc/<pid>/{mem,environ,maps} opens for the other.
     pub(super) fn start_file(
@@ -117,8 +252,10 @@ impl Sensors {
                 })
                 .collect()
         };
-        let tracepoints = with_links(&TRACEPOINTS[..if has_open { 3 } else { 2 }]);
-        let fexit = with_links(FEXIT);
+        let mut tracepoints = with_links(&TRACEPOINTS[..if has_open { 3 } else { 2 }]);
+        tracepoints.extend(OtherOpen::probes(tracefs, false));
+        let mut fexit_set = with_links(FEXIT);
+        fexit_set.extend(OtherOpen::probes(tracefs, true));
         let mem = self.mem.take();
         self.file = self.hook_family(
             hooks,
@@ -131,14 +268,16 @@ impl Sensors {
                     frees,
                     fexit,
                 };
-                Self::load_file(self_tgid, sel, hooks, mem.as_ref(), filter, inodes)
+                let other = |o: &OtherOpen| o.wanted(tracefs, fexit);
+                Self::load_file(self_tgid, sel, hooks, mem.as_ref(), filter, inodes, other)
             },
-            &fexit,
+            &fexit_set,
             &tracepoints,
         );
         self.mem = mem;
     }
 
+    #[allow(clippy::too_many_arguments)] // one per knob of the one skeleton
     fn load_file(
         self_tgid: u32,
         sel: Selection,
@@ -146,6 +285,7 @@ impl Sensors {
         mem: Option<&MemSkel<'static>>,
         filter: &KernelFilter,
         inodes: &[(InodeKey, u8)],
+        other: impl Fn(&OtherOpen) -> bool,
     ) -> libbpf_rs::Result<FileSkel<'static>> {
         let LoadHooks {
             open: has_open,
@@ -158,6 +298,7 @@ impl Sensors {
             ro.self_tgid = self_tgid;
             ro.watch_files = sel.file();
             ro.watch_proc = sel.memory();
+            ro.compat_opens = !fexit;
         }
         let p = &mut open.progs;
         p.handle_openat_exit.set_autoload(!fexit);
@@ -170,6 +311,9 @@ impl Sensors {
         p.handle_renameat_exit.set_autoload(links[3]);
         p.handle_renameat2_exit.set_autoload(links[4]);
         p.handle_ext4_free_inode.set_autoload(frees);
+        for o in OTHER_OPENS {
+            (o.autoload)(p).set_autoload(other(o));
+        }
         if let Some(mem) = mem {
             open.maps.mem_events.reuse_fd(mem.maps.mem_events.as_fd())?;
             open.maps.mem_lost.reuse_fd(mem.maps.mem_lost.as_fd())?;

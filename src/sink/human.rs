@@ -47,16 +47,24 @@ pub fn human(e: &Event) -> String {
             action,
             repeats,
             old_path,
+            via,
             ..
-        } => match (action, repeats, old_path) {
-            (Some(a), _, _) => format!(
-                "{access} {path} ({category}, {result}) {}",
-                a.to_uppercase()
-            ),
-            (None, Some(n), _) => format!("{access} {path} ({category}, {result}) {n} more times"),
-            (None, None, Some(old)) => format!("{access} {old} -> {path} ({category}, {result})"),
-            (None, None, None) => format!("{access} {path} ({category}, {result})"),
-        },
+        } => {
+            let via = via.map(|v| format!(" via {v}")).unwrap_or_default();
+            match (action, repeats, old_path) {
+                (Some(a), _, _) => format!(
+                    "{access} {path} ({category}, {result}){via} {}",
+                    a.to_uppercase()
+                ),
+                (None, Some(n), _) => {
+                    format!("{access} {path} ({category}, {result}){via} {n} more times")
+                }
+                (None, None, Some(old)) => {
+                    format!("{access} {old} -> {path} ({category}, {result}){via}")
+                }
+                (None, None, None) => format!("{access} {path} ({category}, {result}){via}"),
+            }
+        }
         Detail::Network { .. } => network_text(&e.detail),
         Detail::Memory {
             kind,
@@ -239,6 +247,7 @@ pub(crate) mod tests {
                 action: None,
                 repeats: None,
                 old_path: None,
+                via: None,
             },
         }
     }

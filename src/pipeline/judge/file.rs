@@ -3,7 +3,7 @@
 //! watched names; each sensitive inode seen is handed to the kernel to
 //! watch (an effect), and forgotten when its number turns out reused.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::result_text;
@@ -44,6 +44,8 @@ pub struct Files {
     /// The last report of each open the kernel folds repeats into
     /// (bpf/fold.bpf.h), for reporting those repeats (pipeline/flood.rs).
     pub(crate) folds: HashMap<abi::FoldKey, Fold>,
+    /// Processes whose io_uring_setup was reported (one event each).
+    rings: HashSet<u32>,
 }
 
 /// An open as last reported, and how many of its repeats were reported.
@@ -52,6 +54,37 @@ pub(crate) struct Fold {
     pub severity: Severity,
     pub detail: Detail,
     pub reported: u64,
+}
+
+/// Processes remembered for folding io_uring_setup; past this the set starts
+/// again (a process reported twice, never one missed).
+const RINGS_MAX: usize = 4096;
+
+/// How a file was reached when not by an open(2)-family syscall: the
+/// event's `via` (bt_open_sys of abi.h).
+fn via(syscall: u8) -> Option<&'static str> {
+    Some(match syscall {
+        abi::SYS_OPEN_BY_HANDLE_AT => "open_by_handle_at",
+        abi::SYS_PIDFD_GETFD => "pidfd_getfd",
+        abi::SYS_IO_URING_OPENAT => "io_uring",
+        abi::SYS_COMPAT_OPEN => "int80",
+        abi::SYS_IO_URING_SETUP => "io_uring_setup",
+        abi::SYS_FANOTIFY_INIT => "fanotify_init",
+        abi::SYS_FANOTIFY_MARK => "fanotify_mark",
+        abi::SYS_CREAT => "creat",
+        _ => return None,
+    })
+}
+
+/// The enabling acts: calls reported whatever file they name, since the
+/// opens they lead to are not seen (docs/events.md, blind spots). Their
+/// category.
+fn enabling_act(syscall: u8) -> Option<&'static str> {
+    match syscall {
+        abi::SYS_IO_URING_SETUP => Some("io_uring"),
+        abi::SYS_FANOTIFY_INIT | abi::SYS_FANOTIFY_MARK => Some("fanotify"),
+        _ => None,
+    }
 }
 
 impl Files {
@@ -187,6 +220,9 @@ impl Files {
         if e.action != abi::FILE_KILLED && cx.is_peer_activity(e.hdr.pid) {
             return None;
         }
+        if let Some(category) = enabling_act(e.syscall) {
+            return self.enabling(cx, e, category);
+        }
         let path = abi::file_event_path(e);
         let write = if e.ret >= 0 {
             e.fmode & FMODE_WRITE != 0
@@ -270,9 +306,14 @@ impl Files {
                 action: killed.then_some("killed"),
                 repeats: None,
                 old_path: None,
+                via: via(e.syscall),
             },
         );
-        if !killed && cx.enrich.runs_program(e.hdr.pid, &expected) {
+        if e.syscall == abi::SYS_PIDFD_GETFD {
+            // Taking another process's descriptor of a watched file is
+            // never how a program reads its own secrets.
+            ev.severity = Severity::Critical;
+        } else if !killed && cx.enrich.runs_program(e.hdr.pid, &expected) {
             ev.severity = Severity::Info;
         }
         if opened && !killed {
@@ -363,12 +404,61 @@ impl Files {
                 action: None,
                 repeats: None,
                 old_path: Some(old),
+                via: None,
             },
         );
         if cx.enrich.runs_program(e.hdr.pid, &rule.expected) {
             ev.severity = Severity::Info;
         }
         Some(ev)
+    }
+
+    /// An enabling act (io_uring_setup, fanotify_init, fanotify_mark) by a
+    /// process that is not bee-trace: a warning, io_uring_setup once per
+    /// process.
+    fn enabling(
+        &mut self,
+        cx: &mut Cx,
+        e: &abi::FileEvent,
+        category: &'static str,
+    ) -> Option<Event> {
+        if cx.is_peer_activity(e.hdr.pid) {
+            return None;
+        }
+        if e.syscall == abi::SYS_IO_URING_SETUP {
+            if self.rings.len() >= RINGS_MAX {
+                self.rings.clear();
+            }
+            if !self.rings.insert(e.hdr.pid) {
+                cx.stats.filtered += 1;
+                return None;
+            }
+        }
+        // A ring's or a group's file is an anonymous inode, whose walk ends
+        // at once (its dentry is its own root): named as /proc/<pid>/fd does.
+        let path = match e.syscall {
+            abi::SYS_IO_URING_SETUP => "anon_inode:[io_uring]".to_string(),
+            abi::SYS_FANOTIFY_INIT => "anon_inode:[fanotify]".to_string(),
+            _ => abi::file_event_path(e),
+        };
+        let via = via(e.syscall);
+        Some(cx.enrich.base(
+            &e.hdr,
+            Severity::Warning,
+            Detail::File {
+                path,
+                access: "read",
+                result: result_text(e.ret as i64),
+                category: category.to_string(),
+                rule: "enabling_act".to_string(),
+                resolved: e.layout == abi::PATH_RESOLVED,
+                same_inode_as: None,
+                action: None,
+                repeats: None,
+                old_path: None,
+                via,
+            },
+        ))
     }
 }
 
