@@ -328,6 +328,11 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, bool v6, __u8 hook)
 
 	if (bt_is_self())
 		return 1;
+	/* Read once, at its constant offset: context fields may not be read
+	 * through a computed pointer, which clang makes of two reads of
+	 * neighbouring fields on different paths. */
+	__u32 sock_type = ctx->type;
+	barrier_var(sock_type);
 	cfg = bpf_map_lookup_elem(&egress_cfg, &zero);
 	if (!cfg)
 		return 1;
@@ -360,7 +365,7 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, bool v6, __u8 hook)
 				: v4_mapped(v.daddr)   ? is_resolver4(v.daddr + 12)
 						       : is_resolver6(v.daddr);
 
-		if (ctx->type == 1 /* SOCK_STREAM */)
+		if (sock_type == 1 /* SOCK_STREAM */)
 			v.rule = BT_RULE_DNS_TCP;
 		else if (!resolver)
 			v.rule = BT_RULE_DNS_UNKNOWN;
