@@ -97,6 +97,9 @@ static __always_inline void on_moved(long ret, int sys, int olddfd, const char *
 	if (!moved_name_matches(cfg, newp, newdfd, task) &&
 	    !moved_name_matches(cfg, oldp, olddfd, task))
 		return;
+	/* Counted against the process's share like an open (fold.bpf.h). */
+	if (held_back(0, 0, 0))
+		return;
 	e = file_record();
 	if (!e)
 		return;

@@ -116,7 +116,8 @@ static __always_inline int on_getfd_refused(long ret)
 	inode = BPF_CORE_READ(f, f_inode);
 	if (!d || !inode || !load_qstr(&q, d, false))
 		return 0;
-	if (file_verdict(cfg, d, BPF_CORE_READ(f, f_path.mnt), &q, inode, false))
+	if (file_verdict(cfg, d, BPF_CORE_READ(f, f_path.mnt), &q, inode, false) &&
+	    !held_back(0, 0, 0))
 		emit_resolved(f, d, inode, ret, 0, BT_SYS_PIDFD_GETFD, BT_FILE_OBSERVED);
 	return 0;
 }
@@ -155,7 +156,7 @@ int handle_creat_exit(struct trace_event_raw_sys_exit *ctx)
 	if (n <= 1)
 		return 0;
 	task = (struct task_struct *)bpf_get_current_task();
-	if (requested_matches(cfg, s, n - 1, BT_AT_FDCWD, task))
+	if (requested_matches(cfg, s, n - 1, BT_AT_FDCWD, task) && !held_back(0, 0, 0))
 		emit_requested(s, ret, BT_CREAT_FLAGS, BT_SYS_CREAT, BT_AT_FDCWD, task);
 	return 0;
 }
@@ -194,7 +195,7 @@ static __always_inline int on_enabling_fd(long ret, __u32 flags, int sys)
 		return 0;
 	d = BPF_CORE_READ(f, f_path.dentry);
 	inode = BPF_CORE_READ(f, f_inode);
-	if (d && inode)
+	if (d && inode && !held_back(0, 0, 0))
 		emit_resolved(f, d, inode, ret, flags, sys, BT_FILE_OBSERVED);
 	return 0;
 }
@@ -219,7 +220,8 @@ static __always_inline int on_fanotify_mark(long ret, __u32 flags, int dfd, cons
 		s->b[0] = '.';
 		s->b[1] = 0;
 	}
-	emit_requested(s, ret, flags, BT_SYS_FANOTIFY_MARK, dfd, task);
+	if (!held_back(0, 0, 0))
+		emit_requested(s, ret, flags, BT_SYS_FANOTIFY_MARK, dfd, task);
 	return 0;
 }
 
@@ -368,7 +370,7 @@ static __always_inline int on_compat_open(struct pt_regs *regs, long nr, long re
 	if (n <= 1)
 		return 0;
 	task = (struct task_struct *)bpf_get_current_task();
-	if (requested_matches(cfg, s, n - 1, dfd, task))
+	if (requested_matches(cfg, s, n - 1, dfd, task) && !held_back(0, 0, 0))
 		emit_requested(s, ret, flags, BT_SYS_COMPAT_OPEN, dfd, task);
 	return 0;
 }

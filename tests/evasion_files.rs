@@ -568,3 +568,39 @@ fn a_credential_exchanged_with_another_file_is_an_evasion_and_both_files_are_kno
     assert_eq!(e["same_inode_as"], cred_s, "{e}");
     assert_eq!(e["category"], "registry_credential", "{e}");
 }
+
+#[test]
+fn a_symlink_renamed_onto_a_watched_name_does_not_make_its_target_a_credential() {
+    if !root_or_skip("a_symlink_renamed_onto_a_watched_name_does_not_make_its_target_a_credential")
+    {
+        return;
+    }
+    let s = Scratch::new("symlink-onto");
+    let aws = s.path("home/.aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    let mon = Monitor::start(&s.0, &[]);
+    // A root job points a link at a host file and renames it onto a
+    // watched name: the rename is seen, the host file is not learned.
+    let tmp = s.path("home/.aws/tmp-link");
+    std::os::unix::fs::symlink("/etc/hostname", &tmp).unwrap();
+    let mover = run(Command::new("mv").arg(&tmp).arg(aws.join("credentials")));
+    let renamed = |e: &serde_json::Value| e["pid"] == mover && e["access"] == "rename";
+    wait_event(&mon, "the rename", renamed);
+    std::thread::sleep(Duration::from_millis(300));
+    let reader = run(Command::new("cat")
+        .arg("/etc/hostname")
+        .uid(NOBODY)
+        .gid(NOBODY));
+    let events = mon.stop();
+
+    assert!(
+        events.iter().any(renamed),
+        "the rename onto the watched name is an event:\n{}",
+        describe(&events)
+    );
+    let read = from_pid(&events, "file", reader);
+    assert!(
+        read.is_empty(),
+        "a host file a job's link pointed at is not a credential: {read:?}"
+    );
+}

@@ -478,10 +478,13 @@ impl Ident {
     }
 }
 
-/// The inode a name holds now, with its identity, for watching by inode;
-/// a link is followed only as `seed_inode` follows it.
+/// The inode a name holds now, with its identity, for watching by inode.
+/// A name that is a symbolic link is not followed: the names come from the
+/// job (a rename or link it made, looked at under its own root), and an
+/// absolute target would be resolved against bee-trace's root, not the
+/// job's, so a link put on a watched name could make any host file (libc)
+/// watched as a credential. The link's own opens are still seen by name.
 pub fn identify(path: &Path) -> Option<(InodeKey, Ident)> {
-    use std::os::unix::fs::MetadataExt;
     let (parent, name) = crate::fsafe::split(path).ok()?;
     let dir = crate::fsafe::Dir::open(&parent).ok()?;
     let (fd, st) = dir.path_fd(&name).ok()?;
@@ -490,12 +493,7 @@ pub fn identify(path: &Path) -> Option<(InodeKey, Ident)> {
         ino,
     };
     if st.is_symlink() {
-        let m = std::fs::metadata(path).ok()?;
-        let ident = Ident {
-            ftype: ((m.mode() >> 12) & 0xf) as u8,
-            gen: None,
-        };
-        return (st.uid == 0 || m.uid() == st.uid).then(|| (key(m.dev(), m.ino()), ident));
+        return None;
     }
     let ident = Ident {
         ftype: ((st.mode >> 12) & 0xf) as u8,
