@@ -484,7 +484,14 @@ impl Ident {
 /// absolute target would be resolved against bee-trace's root, not the
 /// job's, so a link put on a watched name could make any host file (libc)
 /// watched as a credential. The link's own opens are still seen by name.
-pub fn identify(path: &Path) -> Option<(InodeKey, Ident)> {
+///
+/// `with_gen` also reads the inode's generation, which needs the file open
+/// for reading. Not at start: the files found then include other monitors'
+/// armed tripwires and canaries, whose kernel programs kill any reader that
+/// is not that monitor (a second bee-trace was killed so). A file found at
+/// start is confirmed by its type, and by its generation once an open of it
+/// is seen; a deleted one is dropped when ext4 frees it.
+pub fn identify(path: &Path, with_gen: bool) -> Option<(InodeKey, Ident)> {
     let (parent, name) = crate::fsafe::split(path).ok()?;
     let dir = crate::fsafe::Dir::open(&parent).ok()?;
     let (fd, st) = dir.path_fd(&name).ok()?;
@@ -497,7 +504,9 @@ pub fn identify(path: &Path) -> Option<(InodeKey, Ident)> {
     }
     let ident = Ident {
         ftype: ((st.mode >> 12) & 0xf) as u8,
-        gen: st.is_file().then(|| generation(&fd)).flatten(),
+        gen: (with_gen && st.is_file())
+            .then(|| generation(&fd))
+            .flatten(),
     };
     Some((key(st.dev, st.ino), ident))
 }

@@ -145,7 +145,7 @@ impl Files {
     /// with its identity when the name still holds that inode.
     pub fn know(&mut self, policy: &Policy, key: InodeKey, path: &str) {
         if let Some(rule) = policy.match_file(path, Access::Write) {
-            let ident = identify(Path::new(path))
+            let ident = identify(Path::new(path), false)
                 .filter(|(k, _)| *k == key)
                 .map(|(_, i)| i)
                 .unwrap_or_default();
@@ -340,7 +340,7 @@ impl Files {
             abi::SYS_LINK | abi::SYS_LINKAT => "link",
             _ => "rename",
         };
-        let now = identify(&as_seen_by(e.hdr.pid, e.hdr.ppid, &path));
+        let now = identify(&as_seen_by(e.hdr.pid, e.hdr.ppid, &path), true);
         let known = now.and_then(|(k, i)| self.confirmed(cx, (k.dev, k.ino), &i));
         let dest = cx.policy.match_file(&path, Access::Write).cloned();
         let source = cx
@@ -383,7 +383,7 @@ impl Files {
                 (None, Some(r)) => (Some(r.clone()), path.clone()),
                 (None, None) => (None, String::new()),
             };
-            let swapped = identify(&as_seen_by(e.hdr.pid, e.hdr.ppid, &old));
+            let swapped = identify(&as_seen_by(e.hdr.pid, e.hdr.ppid, &old), true);
             if let (Some(r), Some((key, ident))) = (swapped_rule, swapped) {
                 if !self.known.contains_key(&(key.dev, key.ino)) {
                     self.learn(cx, key, r, swapped_name, ident);
