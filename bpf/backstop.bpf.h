@@ -23,6 +23,12 @@
 #ifndef BEE_TRACE_BACKSTOP_BPF_H
 #define BEE_TRACE_BACKSTOP_BPF_H
 
+/* The tcx verdicts (include/uapi/linux/bpf.h, 6.6): named here, not taken
+ * from vmlinux.h, because the arm64 one is cut from a 6.1 kernel that has no
+ * tcx. Where tcx is missing the program is not attached (kernel/egress.rs). */
+#define BT_TCX_NEXT (-1)
+#define BT_TCX_DROP 2
+
 #define BT_BACKSTOP_WINDOW_NS (10ULL * 1000000000ULL)
 
 #define BT_SOCK_DGRAM 2
@@ -263,7 +269,7 @@ static __always_inline int device_verdict(struct __sk_buff *skb, struct verdict 
 		v->rule = v4_mapped(v->daddr) ? judge4(&c, v->daddr + 12, v->dport)
 					      : judge6(&c, v->daddr, v->dport);
 	if (!v->rule)
-		return TCX_NEXT;
+		return BT_TCX_NEXT;
 	/* The sendmsg hook reported this very datagram (audit mode). */
 	__builtin_memcpy(k.daddr, v->daddr, 16);
 	last = bpf_map_lookup_elem(&recent_sends, &k);
@@ -272,7 +278,7 @@ static __always_inline int device_verdict(struct __sk_buff *skb, struct verdict 
 		emit_as(v, sock_type, l4,
 			cfg->mode == BT_MODE_BLOCK ? BT_ACT_BLOCKED : BT_ACT_WOULD_BLOCK,
 			BT_HOOK_DEVICE);
-	return cfg->mode == BT_MODE_BLOCK ? TCX_DROP : TCX_NEXT;
+	return cfg->mode == BT_MODE_BLOCK ? BT_TCX_DROP : BT_TCX_NEXT;
 }
 
 SEC("tcx/egress")
@@ -287,7 +293,7 @@ int egress_device(struct __sk_buff *skb)
 
 	cfg = bpf_map_lookup_elem(&egress_cfg, &zero);
 	if (!cfg || cfg->mode == BT_MODE_OFF)
-		return TCX_NEXT;
+		return BT_TCX_NEXT;
 	if (sk)
 		sk = bpf_sk_fullsock(sk);
 	if (sk) {
@@ -307,13 +313,13 @@ int egress_device(struct __sk_buff *skb)
 		__u8 h[20];
 
 		if (bpf_skb_load_bytes_relative(skb, 0, h, sizeof(h), BPF_HDR_START_NET))
-			return TCX_NEXT;
+			return BT_TCX_NEXT;
 		__u32 daddr;
 
 		__builtin_memcpy(&daddr, h + 16, 4);
 		/* Connected to this very destination: judged at connect. */
 		if (inet && dst4 && dst4 == daddr)
-			return TCX_NEXT;
+			return BT_TCX_NEXT;
 		l4 = h[9];
 		v.family = BT_AF_INET;
 		__builtin_memcpy(v.daddr, h + 16, 4);
@@ -328,7 +334,7 @@ int egress_device(struct __sk_buff *skb)
 		__u8 h[40];
 
 		if (bpf_skb_load_bytes_relative(skb, 0, h, sizeof(h), BPF_HDR_START_NET))
-			return TCX_NEXT;
+			return BT_TCX_NEXT;
 		if (inet && sk) {
 			__u32 d[4] = { sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2],
 				       sk->dst_ip6[3] };
@@ -337,7 +343,7 @@ int egress_device(struct __sk_buff *skb)
 			__builtin_memcpy(a, h + 24, 16);
 			if ((d[0] | d[1] | d[2] | d[3]) && d[0] == a[0] && d[1] == a[1] &&
 			    d[2] == a[2] && d[3] == a[3])
-				return TCX_NEXT;
+				return BT_TCX_NEXT;
 		}
 		l4 = h[6];
 		v.family = BT_AF_INET6;
@@ -350,9 +356,10 @@ int egress_device(struct __sk_buff *skb)
 				v.dport = bpf_ntohs(port);
 		}
 	} else {
-		return TCX_NEXT;
+		return BT_TCX_NEXT;
 	}
 	return device_verdict(skb, &v, l4, cfg, whole, type);
 }
 
 #endif
+

@@ -298,7 +298,11 @@ impl Sensors {
             ro.self_tgid = self_tgid;
             ro.watch_files = sel.file();
             ro.watch_proc = sel.memory();
-            ro.compat_opens = !fexit;
+            // The int $0x80 entry exists on x86_64 only (bpf/opens.bpf.h).
+            #[cfg(target_arch = "x86_64")]
+            {
+                ro.compat_opens = !fexit;
+            }
         }
         let p = &mut open.progs;
         p.handle_openat_exit.set_autoload(!fexit);
