@@ -438,9 +438,11 @@ static __always_inline void on_opened(struct file *f, long ret, const struct ope
 	 * Another bee-trace's tripwire pins are such opens. */
 	if (BT_LOAD(btf, f, f_flags) & BT_O_PATH)
 		return;
-	/* A flood is counted, not sent (fold.bpf.h); a kill always is. */
+	/* A flood is counted, not sent (fold.bpf.h); a kill always is. The
+	 * inode may be the overlay's real one, a pointer read with a helper:
+	 * read through, never loaded directly. */
 	if (!(verdict & BT_INODE_KILL) &&
-	    held_back(BPF_CORE_READ(inode, i_sb, s_dev), BT_LOAD(btf, inode, i_ino),
+	    held_back(BPF_CORE_READ(inode, i_sb, s_dev), BPF_CORE_READ(inode, i_ino),
 		      BT_LOAD(btf, f, f_mode) & (BT_FMODE_READ | BT_FMODE_WRITE)))
 		return;
 	/* The signal is delivered on the way back to user space, so the

@@ -47,8 +47,10 @@ static __noinline bool moved_name_matches(const struct bt_file_cfg *cfg, const c
 
 /* The directory a name given with dfd is relative to, walked into the
  * scratch buffer from *off up to limit. True when the walk was cut or the
- * directory is unknown. */
-static __always_inline bool moved_base(__u32 *off, __u16 *depth, int dfd,
+ * directory is unknown. Not inlined: its walk state, twice in on_moved,
+ * would put the link programs over the 512 bytes of stack that a 6.1
+ * verifier allows a program and the functions it calls together. */
+static __noinline bool moved_base(__u32 *off, __u16 *depth, int dfd,
 				       struct task_struct *task, __u32 limit)
 {
 	struct dentry *bd = NULL;

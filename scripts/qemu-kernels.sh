@@ -105,8 +105,11 @@ mkdir -p /run
 # an emulated guest on a busy host can take many seconds for the steps.
 /bee-trace --config /tmp/policy.yml --format json --output /tmp/out.json --ready-file /tmp/ready --duration 600 2>/tmp/err &
 mon=$!
-i=0; while [ ! -e /tmp/ready ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+# An emulated arm64 guest on a busy host can take a minute to load and
+# attach everything (the ready file is written only once all is attached).
+i=0; while [ ! -e /tmp/ready ] && [ $i -lt 1800 ]; do sleep 0.1; i=$((i+1)); done
 [ -e /tmp/ready ] || { cat /tmp/err; fail "monitor not ready"; }
+echo "GUEST monitor ready after $i waits of 0.1 s"
 cat /root/.ssh/id_guest >/dev/null
 # Planted after the start, so the kernel knows them by name, not by inode.
 echo planted > /root/.aws/credentials; echo planted > /etc/sudoers.d/guest

@@ -7,6 +7,7 @@ use bee_trace::{commands, kernel};
 
 fn libbpf_print(level: libbpf_rs::PrintLevel, msg: String) {
     let msg = msg.trim_end();
+    kernel::libbpf_message(msg);
     let probing = kernel::PROBING.load(std::sync::atomic::Ordering::Relaxed);
     match level {
         libbpf_rs::PrintLevel::Warn if probing => log::debug!(target: "libbpf", "{msg}"),

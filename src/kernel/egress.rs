@@ -163,6 +163,11 @@ impl Sensors {
         let Some(skel) = &self.egress else {
             return Ok(0);
         };
+        // Not loaded, or tcx refused at the start (a kernel before 6.6):
+        // said once then, not again for every new interface.
+        if self.skipped.iter().any(|(_, p, _)| *p == DEVICE_PROBE) {
+            return Ok(0);
+        }
         let now = interfaces();
         self.devices.retain(|(i, _)| now.contains(i));
         let mut added = Vec::new();

@@ -7,7 +7,9 @@ use std::path::Path;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
 use super::file_filter::{add_inode, apply_file_filter, remove_inode};
-use super::hooks::HookMode;
+use std::sync::atomic::Ordering;
+
+use super::hooks::{HookMode, Loaded, PROBING};
 use super::mem::MemSkel;
 use super::{storage, Family, Probe, Selection, Sensors};
 use libbpf_rs::{MapCore, MapFlags};
@@ -41,139 +43,181 @@ const TRACEPOINTS: &[Probe<FileSkel>] = &[
     },
 ];
 
-/// Links and renames (bpf/link.bpf.h), hooked by tracepoint whatever
-/// carries the opens: each is loaded only where the kernel has its
-/// syscall (link and rename are not on arm64).
-const LINKS: &[Probe<FileSkel>] = &[
-    Probe {
-        name: "syscalls/sys_exit_link",
-        prog: |s| &s.progs.handle_link_exit,
-    },
-    Probe {
-        name: "syscalls/sys_exit_linkat",
-        prog: |s| &s.progs.handle_linkat_exit,
-    },
-    Probe {
-        name: "syscalls/sys_exit_rename",
-        prog: |s| &s.progs.handle_rename_exit,
-    },
-    Probe {
-        name: "syscalls/sys_exit_renameat",
-        prog: |s| &s.progs.handle_renameat_exit,
-    },
-    Probe {
-        name: "syscalls/sys_exit_renameat2",
-        prog: |s| &s.progs.handle_renameat2_exit,
-    },
-];
-
-/// Watched inodes ext4 frees (bpf/link.bpf.h), where ext4's tracepoints
-/// exist.
-const FREES: &[Probe<FileSkel>] = &[Probe {
-    name: "ext4/ext4_free_inode",
-    prog: |s| &s.progs.handle_ext4_free_inode,
-}];
-
-/// Which of `LINKS` the kernel has a tracepoint for (none when files are
-/// not watched).
-fn links_present(tracefs: &Path, sel: Selection) -> [bool; 5] {
-    let mut have = [false; 5];
-    for (h, p) in have.iter_mut().zip(LINKS) {
-        let name = p.name.trim_start_matches("syscalls/");
-        *h = sel.file() && crate::sys::has_tracepoint(tracefs, "syscalls", name);
-    }
-    have
-}
-
-/// Opens that are not open(2)-family syscalls, and their enabling acts
-/// (bpf/opens.bpf.h). `fexit_too`: do_filp_open, the fexit upgrade, does not
-/// see it either, so it is loaded whichever way the opens are hooked. Each
-/// is loaded only where this kernel has its tracepoint (no io_uring or
-/// fanotify in a kernel built without them).
-struct OtherOpen {
+/// A program of the file family beyond its opens: loaded where this kernel
+/// has its tracepoint, and optional: one the kernel refuses is left out,
+/// the family loads without it, and `bee-trace check` says what goes
+/// unseen (an older verifier or a kernel built without the subsystem must
+/// not cost every file event).
+struct Extra {
     probe: Probe<FileSkel<'static>>,
     autoload: for<'a> fn(
         &'a mut file_skel::OpenFileProgs<'static>,
     ) -> &'a mut libbpf_rs::OpenProgramMut<'static>,
+    /// Loaded with the fexit set too: do_filp_open, the fexit upgrade,
+    /// does not see what it sees.
     fexit_too: bool,
+    /// Only when files are watched (links, renames and frees serve no
+    /// /proc view).
+    files_only: bool,
+    /// What goes unseen without it.
+    unseen: &'static str,
 }
 
-const OTHER_OPENS: &[OtherOpen] = &[
-    OtherOpen {
+/// Links and renames (bpf/link.bpf.h; link(2) and rename(2) are not on
+/// arm64), watched inodes ext4 frees, then the opens that are not
+/// open(2)-family syscalls and their enabling acts (bpf/opens.bpf.h).
+const EXTRAS: &[Extra] = &[
+    Extra {
+        probe: Probe {
+            name: "syscalls/sys_exit_link",
+            prog: |s| &s.progs.handle_link_exit,
+        },
+        autoload: |p| &mut p.handle_link_exit,
+        fexit_too: true,
+        files_only: true,
+        unseen: "hard links made with link(2)",
+    },
+    Extra {
+        probe: Probe {
+            name: "syscalls/sys_exit_linkat",
+            prog: |s| &s.progs.handle_linkat_exit,
+        },
+        autoload: |p| &mut p.handle_linkat_exit,
+        fexit_too: true,
+        files_only: true,
+        unseen: "hard links made with linkat(2)",
+    },
+    Extra {
+        probe: Probe {
+            name: "syscalls/sys_exit_rename",
+            prog: |s| &s.progs.handle_rename_exit,
+        },
+        autoload: |p| &mut p.handle_rename_exit,
+        fexit_too: true,
+        files_only: true,
+        unseen: "renames with rename(2)",
+    },
+    Extra {
+        probe: Probe {
+            name: "syscalls/sys_exit_renameat",
+            prog: |s| &s.progs.handle_renameat_exit,
+        },
+        autoload: |p| &mut p.handle_renameat_exit,
+        fexit_too: true,
+        files_only: true,
+        unseen: "renames with renameat(2)",
+    },
+    Extra {
+        probe: Probe {
+            name: "syscalls/sys_exit_renameat2",
+            prog: |s| &s.progs.handle_renameat2_exit,
+        },
+        autoload: |p| &mut p.handle_renameat2_exit,
+        fexit_too: true,
+        files_only: true,
+        unseen: "renames with renameat2(2)",
+    },
+    Extra {
+        probe: Probe {
+            name: "ext4/ext4_free_inode",
+            prog: |s| &s.progs.handle_ext4_free_inode,
+        },
+        autoload: |p| &mut p.handle_ext4_free_inode,
+        fexit_too: true,
+        files_only: true,
+        unseen: "ext4 freeing a learned inode (a reused number is told apart by type and generation only)",
+    },
+    Extra {
         probe: Probe {
             name: "syscalls/sys_exit_open_by_handle_at",
             prog: |s| &s.progs.handle_open_by_handle_at_exit,
         },
         autoload: |p| &mut p.handle_open_by_handle_at_exit,
         fexit_too: true,
+        files_only: false,
+        unseen: "opens by open_by_handle_at(2)",
     },
-    OtherOpen {
+    Extra {
         probe: Probe {
             name: "syscalls/sys_exit_pidfd_getfd",
             prog: |s| &s.progs.handle_pidfd_getfd_exit,
         },
         autoload: |p| &mut p.handle_pidfd_getfd_exit,
         fexit_too: true,
+        files_only: false,
+        unseen: "descriptors taken from another process with pidfd_getfd(2)",
     },
-    OtherOpen {
+    Extra {
         probe: Probe {
             name: "syscalls/sys_exit_io_uring_setup",
             prog: |s| &s.progs.handle_io_uring_setup_exit,
         },
         autoload: |p| &mut p.handle_io_uring_setup_exit,
         fexit_too: true,
+        files_only: false,
+        unseen: "io_uring set up by a job process",
     },
-    OtherOpen {
+    Extra {
         probe: Probe {
             name: "syscalls/sys_exit_fanotify_init",
             prog: |s| &s.progs.handle_fanotify_init_exit,
         },
         autoload: |p| &mut p.handle_fanotify_init_exit,
         fexit_too: true,
+        files_only: false,
+        unseen: "fanotify listeners set up",
     },
-    OtherOpen {
+    Extra {
         probe: Probe {
             name: "syscalls/sys_exit_fanotify_mark",
             prog: |s| &s.progs.handle_fanotify_mark_exit,
         },
         autoload: |p| &mut p.handle_fanotify_mark_exit,
         fexit_too: true,
+        files_only: false,
+        unseen: "fanotify marks on watched files",
     },
     // creat(2) (not on arm64) and io_uring's opens go through
     // do_filp_open: fexit sees them.
-    OtherOpen {
+    Extra {
         probe: Probe {
             name: "syscalls/sys_exit_creat",
             prog: |s| &s.progs.handle_creat_exit,
         },
         autoload: |p| &mut p.handle_creat_exit,
         fexit_too: false,
+        files_only: false,
+        unseen: "files opened with creat(2)",
     },
-    OtherOpen {
+    Extra {
         probe: Probe {
             name: "io_uring/io_uring_complete",
             prog: |s| &s.progs.handle_io_uring_complete,
         },
         autoload: |p| &mut p.handle_io_uring_complete,
         fexit_too: false,
+        files_only: false,
+        unseen: "files opened through io_uring",
     },
     // So do compat opens (compat_opens is off with fexit), but not compat
     // ptrace or process_vm_*. The program is x86_64's only.
-    OtherOpen {
+    Extra {
         probe: Probe {
             name: "raw_syscalls/sys_exit",
             prog: |s| &s.progs.handle_compat_exit,
         },
         autoload: |p| &mut p.handle_compat_exit,
         fexit_too: true,
+        files_only: false,
+        unseen: "opens, ptrace and process_vm_* through int $0x80",
     },
 ];
 
-impl OtherOpen {
-    /// Whether this program is loaded with the fexit set (true) or the
-    /// tracepoint set on this kernel.
-    fn wanted(&self, tracefs: &Path, fexit: bool) -> bool {
-        if fexit && !self.fexit_too {
+impl Extra {
+    /// Whether this program is asked for with the fexit set (true) or the
+    /// tracepoint set, on this kernel and for this selection.
+    fn wanted(&self, tracefs: &Path, sel: Selection, fexit: bool) -> bool {
+        if (fexit && !self.fexit_too) || (self.files_only && !sel.file()) {
             return false;
         }
         if self.probe.name == "raw_syscalls/sys_exit" && !cfg!(target_arch = "x86_64") {
@@ -181,16 +225,6 @@ impl OtherOpen {
         }
         let (category, name) = self.probe.name.split_once('/').unwrap_or(("", ""));
         crate::sys::has_tracepoint(tracefs, category, name)
-    }
-
-    fn probes(tracefs: &Path, fexit: bool) -> impl Iterator<Item = Probe<FileSkel<'static>>> + '_ {
-        OTHER_OPENS
-            .iter()
-            .filter(move |o| o.wanted(tracefs, fexit))
-            .map(|o| Probe {
-                name: o.probe.name,
-                prog: o.probe.prog,
-            })
     }
 }
 
@@ -238,38 +272,35 @@ impl Sensors {
             Family::Memory
         };
         let has_open = crate::sys::has_tracepoint(tracefs, "syscalls", "sys_exit_open");
-        let links = links_present(tracefs, sel);
-        let frees = sel.file() && crate::sys::has_tracepoint(tracefs, "ext4", "ext4_free_inode");
-        let with_links = |set: &[Probe<FileSkel>]| -> Vec<Probe<FileSkel>> {
-            let present = LINKS.iter().zip(links).filter(|(_, h)| *h);
-            let frees = FREES.iter().filter(|_| frees);
-            set.iter()
-                .chain(present.map(|(p, _)| p))
-                .chain(frees)
-                .map(|p| Probe {
-                    name: p.name,
-                    prog: p.prog,
-                })
+        let wanted = |fexit: bool| -> Vec<bool> {
+            EXTRAS
+                .iter()
+                .map(|x| x.wanted(tracefs, sel, fexit))
                 .collect()
         };
-        let mut tracepoints = with_links(&TRACEPOINTS[..if has_open { 3 } else { 2 }]);
-        tracepoints.extend(OtherOpen::probes(tracefs, false));
-        let mut fexit_set = with_links(FEXIT);
-        fexit_set.extend(OtherOpen::probes(tracefs, true));
+        let set = |core: &[Probe<FileSkel<'static>>], fexit: bool| {
+            let extras = EXTRAS.iter().zip(wanted(fexit)).filter(|(_, w)| *w);
+            core.iter()
+                .copied()
+                .chain(extras.map(|(x, _)| x.probe))
+                .collect::<Vec<_>>()
+        };
+        let tracepoints = set(&TRACEPOINTS[..if has_open { 3 } else { 2 }], false);
+        let fexit_set = set(FEXIT, true);
         let mem = self.mem.take();
         self.file = self.hook_family(
             hooks,
             family,
             |fexit| {
-                let open = has_open && !fexit;
-                let hooks = LoadHooks {
-                    open,
-                    links,
-                    frees,
+                let knobs = Knobs {
+                    self_tgid,
+                    sel,
+                    open: has_open && !fexit,
                     fexit,
                 };
-                let other = |o: &OtherOpen| o.wanted(tracefs, fexit);
-                Self::load_file(self_tgid, sel, hooks, mem.as_ref(), filter, inodes, other)
+                load_leaving_out(wanted(fexit), |extras| {
+                    Self::load_file(&knobs, extras, mem.as_ref(), filter, inodes)
+                })
             },
             &fexit_set,
             &tracepoints,
@@ -277,27 +308,23 @@ impl Sensors {
         self.mem = mem;
     }
 
-    #[allow(clippy::too_many_arguments)] // one per knob of the one skeleton
+    /// Loads the family with the opens `knobs` asks for and each of
+    /// `EXTRAS` whose flag is set. On a refusal, also says which of
+    /// `EXTRAS` the kernel refused, when it was one of them.
     fn load_file(
-        self_tgid: u32,
-        sel: Selection,
-        hooks: LoadHooks,
+        knobs: &Knobs,
+        extras: &[bool],
         mem: Option<&MemSkel<'static>>,
         filter: &KernelFilter,
         inodes: &[(InodeKey, u8)],
-        other: impl Fn(&OtherOpen) -> bool,
-    ) -> libbpf_rs::Result<FileSkel<'static>> {
-        let LoadHooks {
-            open: has_open,
-            links,
-            frees,
-            fexit,
-        } = hooks;
-        let mut open = FileSkelBuilder::default().open(storage())?;
+    ) -> Result<FileSkel<'static>, (libbpf_rs::Error, Option<usize>)> {
+        let plain = |e| (e, None);
+        let fexit = knobs.fexit;
+        let mut open = FileSkelBuilder::default().open(storage()).map_err(plain)?;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
-            ro.self_tgid = self_tgid;
-            ro.watch_files = sel.file();
-            ro.watch_proc = sel.memory();
+            ro.self_tgid = knobs.self_tgid;
+            ro.watch_files = knobs.sel.file();
+            ro.watch_proc = knobs.sel.memory();
             // The int $0x80 entry exists on x86_64 only (bpf/opens.bpf.h).
             #[cfg(target_arch = "x86_64")]
             {
@@ -307,23 +334,36 @@ impl Sensors {
         let p = &mut open.progs;
         p.handle_openat_exit.set_autoload(!fexit);
         p.handle_openat2_exit.set_autoload(!fexit);
-        p.handle_open_exit.set_autoload(!fexit && has_open);
+        p.handle_open_exit.set_autoload(knobs.open);
         p.fexit_do_filp_open.set_autoload(fexit);
-        p.handle_link_exit.set_autoload(links[0]);
-        p.handle_linkat_exit.set_autoload(links[1]);
-        p.handle_rename_exit.set_autoload(links[2]);
-        p.handle_renameat_exit.set_autoload(links[3]);
-        p.handle_renameat2_exit.set_autoload(links[4]);
-        p.handle_ext4_free_inode.set_autoload(frees);
-        for o in OTHER_OPENS {
-            (o.autoload)(p).set_autoload(other(o));
+        let mut names = Vec::with_capacity(EXTRAS.len());
+        for (x, on) in EXTRAS.iter().zip(extras) {
+            let prog = (x.autoload)(p);
+            prog.set_autoload(*on);
+            names.push(prog.name().to_string_lossy().into_owned());
         }
         if let Some(mem) = mem {
-            open.maps.mem_events.reuse_fd(mem.maps.mem_events.as_fd())?;
-            open.maps.mem_lost.reuse_fd(mem.maps.mem_lost.as_fd())?;
+            open.maps
+                .mem_events
+                .reuse_fd(mem.maps.mem_events.as_fd())
+                .map_err(plain)?;
+            open.maps
+                .mem_lost
+                .reuse_fd(mem.maps.mem_lost.as_fd())
+                .map_err(plain)?;
         }
-        let mut skel = open.load()?;
-        apply_file_filter(&mut skel, &KernelFilter::default(), filter, inodes, &[])?;
+        // A refusal's name comes from libbpf's own message about it.
+        let _ = super::hooks::take_refused_prog();
+        let mut skel = match open.load() {
+            Ok(s) => s,
+            Err(e) => {
+                let which = super::hooks::take_refused_prog()
+                    .and_then(|n| names.iter().position(|m| *m == n));
+                return Err((e, which));
+            }
+        };
+        apply_file_filter(&mut skel, &KernelFilter::default(), filter, inodes, &[])
+            .map_err(plain)?;
         Ok(skel)
     }
 
@@ -409,13 +449,43 @@ impl Sensors {
     }
 }
 
-/// Which programs `load_file` loads: open(2)'s, each of `LINKS`, `FREES`,
-/// and the fexit set (else the open tracepoints).
-struct LoadHooks {
+/// What `load_file` is asked for besides `EXTRAS`.
+struct Knobs {
+    self_tgid: u32,
+    sel: Selection,
+    /// open(2)'s tracepoint program.
     open: bool,
-    links: [bool; 5],
-    frees: bool,
+    /// The fexit set, else the open tracepoints.
     fexit: bool,
+}
+
+/// Loads with every wanted one of `EXTRAS`, leaving out each the kernel
+/// refuses in turn (at most once each, so the loop ends), with the reason.
+/// A refusal of anything else is the family's failure.
+fn load_leaving_out(
+    mut wanted: Vec<bool>,
+    load: impl Fn(&[bool]) -> Result<FileSkel<'static>, (libbpf_rs::Error, Option<usize>)>,
+) -> libbpf_rs::Result<Loaded<FileSkel<'static>>> {
+    let mut left_out = Vec::new();
+    loop {
+        // A refusal is reported once, in bee-trace's words: libbpf's
+        // verifier log goes to --verbose.
+        PROBING.store(true, Ordering::Relaxed);
+        let outcome = load(&wanted);
+        PROBING.store(false, Ordering::Relaxed);
+        match outcome {
+            Ok(skel) => return Ok(Loaded { skel, left_out }),
+            Err((e, Some(i))) if wanted.get(i) == Some(&true) => {
+                wanted[i] = false;
+                let x = &EXTRAS[i];
+                left_out.push((
+                    x.probe.name,
+                    format!("{}; not seen without it: {}", super::explain(&e), x.unseen),
+                ));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
 }
 
 /// The kernel's dev_t for a userspace st_dev (major << 20 | minor).

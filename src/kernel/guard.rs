@@ -10,7 +10,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use serde::Serialize;
 
-use super::hooks::{sys_fexit, HookMode};
+use super::hooks::{sys_fexit, HookMode, Loaded};
 use super::{storage, Family, Probe, ProbeError, Sensors};
 use crate::abi::{as_bytes, ObjKey, OBJ_LINK, OBJ_MAP, OBJ_PROG};
 
@@ -128,7 +128,7 @@ impl Sensors {
         self.tamper = self.hook_family(
             hooks,
             Family::Tamper,
-            |fexit| load_tamper(self_tgid, fexit),
+            |fexit| load_tamper(self_tgid, fexit).map(Loaded::all),
             FEXIT,
             TRACEPOINTS,
         );

@@ -4,7 +4,7 @@
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
-use super::hooks::{sys_fexit, HookMode};
+use super::hooks::{sys_fexit, HookMode, Loaded};
 use super::{storage, Family, Probe, Sensors};
 
 mod mem_skel {
@@ -63,7 +63,7 @@ impl Sensors {
         self.mem = self.hook_family(
             hooks,
             Family::Memory,
-            |fexit| Self::load_mem(self_tgid, fexit),
+            |fexit| Self::load_mem(self_tgid, fexit).map(Loaded::all),
             FEXIT,
             TRACEPOINTS,
         );

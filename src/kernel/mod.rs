@@ -31,7 +31,7 @@ use file::FileSkel;
 pub use file::{identify, kernel_dev, seed_inodes, FoldCounts, Ident};
 use guard::TamperSkel;
 pub use guard::{Drift, LinkBaseline, OwnObject};
-pub use hooks::{HookChoice, HookMode, PROBING};
+pub use hooks::{libbpf_message, HookChoice, HookMode, PROBING};
 use mem::MemSkel;
 use net::NetSkel;
 use process::ProcessSkel;
@@ -164,7 +164,7 @@ pub fn explain(err: &libbpf_rs::Error) -> String {
     let raw = err.to_string();
     let hint = match err.kind() {
         libbpf_rs::ErrorKind::PermissionDenied => {
-            " (the kernel refused: run as root; lockdown, a seccomp filter or kernel.unprivileged_bpf_disabled may also forbid it)"
+            " (the kernel refused: the verifier refuses so too, run with --verbose to see its log; otherwise run as root, as lockdown, a seccomp filter or kernel.unprivileged_bpf_disabled may forbid it)"
         }
         libbpf_rs::ErrorKind::NotFound => " (this kernel lacks the hook or a type it needs: check `scripts/check-kernel.sh`)",
         libbpf_rs::ErrorKind::InvalidInput => " (the verifier rejected the program: run with --verbose to see its log)",
@@ -179,6 +179,14 @@ struct Probe<S: 'static> {
     pub name: &'static str,
     pub prog: fn(&S) -> &libbpf_rs::ProgramMut<'static>,
 }
+
+// By hand: a derive would ask S to be Copy, and only the fields need be.
+impl<S> Clone for Probe<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S> Copy for Probe<S> {}
 
 impl Sensors {
     /// Attaches one program, its outcome recorded under `name`.

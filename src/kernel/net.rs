@@ -4,7 +4,7 @@
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
-use super::hooks::{sys_fexit, HookMode};
+use super::hooks::{sys_fexit, HookMode, Loaded};
 use super::{storage, Family, Probe, Sensors};
 
 mod net_skel {
@@ -78,7 +78,7 @@ impl Sensors {
         self.net = self.hook_family(
             hooks,
             Family::Network,
-            |fexit| Self::load_net(self_tgid, fexit),
+            |fexit| Self::load_net(self_tgid, fexit).map(Loaded::all),
             FEXIT,
             TRACEPOINTS,
         );
