@@ -32,6 +32,27 @@ fn growth(now: u64, told: u64) -> u64 {
     }
 }
 
+impl Told {
+    /// Each process's records over its share not told yet, as (tgid,
+    /// growth), from a reading of the kernel's counters. What is told is
+    /// kept only for the processes the reading holds: a process whose
+    /// entry left the kernel's map is forgotten (a new entry for it counts
+    /// from zero), so over weeks of short-lived processes nothing grows.
+    fn share_growth(&mut self, reading: &[(u32, u64)]) -> Vec<(u32, u64)> {
+        let mut out = Vec::new();
+        let mut kept = HashMap::with_capacity(reading.len());
+        for &(tgid, now) in reading {
+            let delta = growth(now, self.suppressed.get(&tgid).copied().unwrap_or(0));
+            kept.insert(tgid, now);
+            if delta > 0 {
+                out.push((tgid, delta));
+            }
+        }
+        self.suppressed = kept;
+        out
+    }
+}
+
 impl Pipeline {
     /// The events for what grew in `counts` since the last call. `last`:
     /// the final reading, after which repeats of an open never reported
@@ -64,23 +85,17 @@ impl Pipeline {
             let ev = self.base(&hdr, "file", severity, detail);
             out.extend(self.finish(ev));
         }
-        for (tgid, suppressed) in &counts.suppressed {
-            let told = self.told.suppressed.entry(*tgid).or_default();
-            let delta = growth(*suppressed, *told);
-            *told = *suppressed;
-            if delta == 0 {
-                continue;
-            }
+        for (tgid, delta) in self.told.share_growth(&counts.suppressed) {
             // The process's own header, from any report of it, names it.
             let mut hdr = self
                 .files
                 .folds
                 .iter()
-                .find(|(k, _)| k.tgid == *tgid)
+                .find(|(k, _)| k.tgid == tgid)
                 .map(|(_, f)| f.hdr)
                 .unwrap_or(Header {
-                    pid: *tgid,
-                    tid: *tgid,
+                    pid: tgid,
+                    tid: tgid,
                     ..Header::default()
                 });
             hdr.ts_boot_ns = now;
@@ -109,7 +124,21 @@ impl Pipeline {
 
 #[cfg(test)]
 mod tests {
-    use super::growth;
+    use super::{growth, Told};
+
+    #[test]
+    fn what_was_told_is_kept_only_for_processes_the_kernel_still_counts() {
+        let mut told = Told::default();
+        for tgid in 1..=1000u32 {
+            assert_eq!(told.share_growth(&[(tgid, 5)]), vec![(tgid, 5)]);
+        }
+        assert_eq!(told.suppressed.len(), 1, "gone processes are forgotten");
+        assert_eq!(
+            told.share_growth(&[(1000, 7), (3, 2)]),
+            vec![(1000, 2), (3, 2)]
+        );
+        assert_eq!(told.share_growth(&[(1000, 7), (3, 2)]), vec![]);
+    }
 
     #[test]
     fn growth_is_what_was_not_told_and_a_reset_counter_is_all_new() {

@@ -31,13 +31,10 @@ pub fn human(e: &Event) -> String {
     let who = format!("{}[{}] uid={}", e.comm, e.pid, e.uid);
     let what = match &e.detail {
         Detail::Process {
-            kind,
-            argv,
-            exit_code,
-            ..
+            kind, exit_code, ..
         } => match exit_code {
             Some(c) => format!("{kind} code={c}"),
-            None => format!("{kind} {} {}", e.exe, shell_words(argv)),
+            None => exec_text(e.exe.as_str(), &e.detail),
         },
         Detail::File {
             path,
@@ -97,6 +94,56 @@ pub fn human(e: &Event) -> String {
         lineage(e)
     );
     crate::escape::terminal(&line).into_owned()
+}
+
+/// What an exec says: the executable and its arguments, then what the
+/// event adds about them (the script run, a fileless or dropped program
+/// with its digest, the loader's variables, a socket for stdio).
+fn exec_text(exe: &str, d: &Detail) -> String {
+    let Detail::Process {
+        kind,
+        argv,
+        argv_truncated,
+        script,
+        fileless,
+        dropped,
+        sha256,
+        loader_env,
+        loader_env_truncated,
+        stdio_socket,
+        ..
+    } = d
+    else {
+        return String::new();
+    };
+    let mut s = format!("{kind} {exe} {}", shell_words(argv));
+    if *argv_truncated == Some(true) {
+        s.push_str(" ...");
+    }
+    if let Some(sc) = script {
+        s.push_str(&format!(" [script {sc}]"));
+    }
+    if *fileless == Some(true) {
+        s.push_str(" [fileless]");
+    }
+    if *dropped == Some(true) {
+        s.push_str(" [dropped during the run]");
+    }
+    if let Some(h) = sha256 {
+        s.push_str(&format!(" [sha256 {h}]"));
+    }
+    if !loader_env.is_empty() {
+        let more = if *loader_env_truncated == Some(true) {
+            " ..."
+        } else {
+            ""
+        };
+        s.push_str(&format!(" [loader env {}{more}]", shell_words(loader_env)));
+    }
+    if *stdio_socket == Some(true) {
+        s.push_str(" [stdio is a socket]");
+    }
+    s
 }
 
 /// What a network event says: the destination (with the name it was
@@ -295,6 +342,34 @@ pub(crate) mod tests {
         };
         let line = human(&e);
         assert!(line.contains("sh 'a\\x0ab' '\\u{85}'"), "{line}");
+    }
+
+    #[test]
+    fn an_exec_line_says_what_the_event_adds_about_the_program() {
+        let mut e = sample();
+        e.kind = "process";
+        e.exe = "memfd:x".into();
+        e.detail = Detail::Process {
+            kind: "exec",
+            argv: vec!["sh".into(), "-c".into()],
+            argv_truncated: Some(true),
+            exit_code: None,
+            script: Some("/tmp/run.sh".into()),
+            fileless: Some(true),
+            dropped: Some(true),
+            sha256: Some("ab12".into()),
+            loader_env: vec!["LD_PRELOAD=/tmp/x y.so".into()],
+            loader_env_truncated: Some(true),
+            stdio_socket: Some(true),
+        };
+        let line = human(&e);
+        assert!(
+            line.contains(
+                "exec memfd:x sh -c ... [script /tmp/run.sh] [fileless] [dropped during the run] \
+                 [sha256 ab12] [loader env 'LD_PRELOAD=/tmp/x y.so' ...] [stdio is a socket] by"
+            ),
+            "{line}"
+        );
     }
 
     #[test]
