@@ -7,9 +7,7 @@ use std::path::Path;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 
 use super::file_filter::{add_inode, apply_file_filter, remove_inode};
-use std::sync::atomic::Ordering;
-
-use super::hooks::{HookMode, Loaded, PROBING};
+use super::hooks::{quietly, HookMode, Loaded};
 use super::mem::MemSkel;
 use super::{storage, Family, Probe, Selection, Sensors};
 use libbpf_rs::{MapCore, MapFlags};
@@ -470,9 +468,7 @@ fn load_leaving_out(
     loop {
         // A refusal is reported once, in bee-trace's words: libbpf's
         // verifier log goes to --verbose.
-        PROBING.store(true, Ordering::Relaxed);
-        let outcome = load(&wanted);
-        PROBING.store(false, Ordering::Relaxed);
+        let outcome = quietly(|| load(&wanted));
         match outcome {
             Ok(skel) => return Ok(Loaded { skel, left_out }),
             Err((e, Some(i))) if wanted.get(i) == Some(&true) => {

@@ -46,6 +46,16 @@ impl HookChoice {
 /// in its own words, not as libbpf's multi-line complaint.
 pub static PROBING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Runs `f` with libbpf's warnings at debug level (see `PROBING`), then
+/// puts the previous setting back, so that a quiet load inside a quiet
+/// attempt does not make the rest of the attempt loud.
+pub(super) fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    let before = PROBING.swap(true, std::sync::atomic::Ordering::Relaxed);
+    let out = f();
+    PROBING.store(before, std::sync::atomic::Ordering::Relaxed);
+    out
+}
+
 thread_local! {
     /// The program libbpf last said it could not load on this thread (an
     /// object's load stops at the first refused program; the skeleton
@@ -203,9 +213,7 @@ impl Sensors {
         if mode == HookMode::Tracepoints {
             return Err(None);
         }
-        PROBING.store(true, std::sync::atomic::Ordering::Relaxed);
-        let outcome = attempt();
-        PROBING.store(false, std::sync::atomic::Ordering::Relaxed);
+        let outcome = quietly(attempt);
         match outcome {
             Ok((loaded, set, links)) => {
                 self.note_left_out(family, &loaded.left_out);
