@@ -270,14 +270,18 @@ impl Sensors {
             Family::Memory
         };
         let has_open = crate::sys::has_tracepoint(tracefs, "syscalls", "sys_exit_open");
-        let wanted = |fexit: bool| -> Vec<bool> {
+        // Which of EXTRAS each set asks for, looked up in tracefs once.
+        let wanted: [Vec<bool>; 2] = [false, true].map(|fexit| {
             EXTRAS
                 .iter()
                 .map(|x| x.wanted(tracefs, sel, fexit))
                 .collect()
-        };
+        });
         let set = |core: &[Probe<FileSkel<'static>>], fexit: bool| {
-            let extras = EXTRAS.iter().zip(wanted(fexit)).filter(|(_, w)| *w);
+            let extras = EXTRAS
+                .iter()
+                .zip(&wanted[fexit as usize])
+                .filter(|(_, w)| **w);
             core.iter()
                 .copied()
                 .chain(extras.map(|(x, _)| x.probe))
@@ -296,7 +300,7 @@ impl Sensors {
                     open: has_open && !fexit,
                     fexit,
                 };
-                load_leaving_out(wanted(fexit), |extras| {
+                load_leaving_out(wanted[fexit as usize].clone(), |extras| {
                     Self::load_file(&knobs, extras, mem.as_ref(), filter, inodes)
                 })
             },
