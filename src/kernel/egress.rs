@@ -163,9 +163,10 @@ impl Sensors {
         let Some(skel) = &self.egress else {
             return Ok(0);
         };
-        // Not loaded, or tcx refused at the start (a kernel before 6.6):
-        // said once then, not again for every new interface.
-        if self.skipped.iter().any(|(_, p, _)| *p == DEVICE_PROBE) {
+        // The backstop did not load (said once at the start): nothing to
+        // attach, and no warning for every new interface. An attach that
+        // failed on one interface at the start is still tried on new ones.
+        if !skel.progs.egress_device.autoload() {
             return Ok(0);
         }
         let now = interfaces();
