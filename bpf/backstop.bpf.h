@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /* The egress backstop, the third part of egress.bpf.c and included only
- * there, after the verdicts it shares (judge4/judge6, emit_as, egress_cfg).
+ * there, after the verdicts it shares (judge4/judge6, emit_packet, egress_cfg).
  *
  * Some sockets send without any cgroup sock_addr hook: raw IP sockets
  * (SOCK_RAW, IP_HDRINCL included), ICMP ping sockets, and UDP-Lite (its
@@ -87,7 +87,7 @@ static __always_inline bool nd_or_mld(struct __sk_buff *skb, __u8 l4)
 static __always_inline bool backstop_recently(const struct verdict *v, __u8 l4)
 {
 	struct send_key k = {
-		.tgid = bpf_get_current_pid_tgid() >> 32,
+		.tgid = bt_packet_tgid(),
 		.dport = l4,
 		.family = v->family,
 	};
@@ -130,7 +130,7 @@ int egress_backstop(struct __sk_buff *skb)
 		return 1;
 	type = sk->type;
 	protocol = sk->protocol;
-	if (!below_hooks(type, protocol) || bt_is_self())
+	if (!below_hooks(type, protocol) || bt_packet_is_self())
 		return 1;
 	cfg = bpf_map_lookup_elem(&egress_cfg, &zero);
 	if (!cfg || cfg->mode == BT_MODE_OFF)
@@ -167,7 +167,7 @@ int egress_backstop(struct __sk_buff *skb)
 	if (!v.rule)
 		return 1;
 	if (!backstop_recently(&v, l4))
-		emit_as(&v, type, protocol,
+		emit_packet(&v, type, protocol,
 			cfg->mode == BT_MODE_BLOCK ? BT_ACT_BLOCKED : BT_ACT_WOULD_BLOCK,
 			BT_HOOK_PACKET);
 	return cfg->mode == BT_MODE_BLOCK ? 0 : 1;
@@ -254,7 +254,7 @@ static __always_inline int device_verdict(struct __sk_buff *skb, struct verdict 
 	struct bt_egress_cfg c = *cfg;
 	__u64 *last;
 	struct send_key k = {
-		.tgid = bpf_get_current_pid_tgid() >> 32,
+		.tgid = bt_packet_tgid(),
 		.dport = v->dport,
 		.family = v->family,
 	};
@@ -275,7 +275,7 @@ static __always_inline int device_verdict(struct __sk_buff *skb, struct verdict 
 	last = bpf_map_lookup_elem(&recent_sends, &k);
 	if (!(last && bpf_ktime_get_boot_ns() - *last < 1000000000ULL) &&
 	    !backstop_recently(v, l4))
-		emit_as(v, sock_type, l4,
+		emit_packet(v, sock_type, l4,
 			cfg->mode == BT_MODE_BLOCK ? BT_ACT_BLOCKED : BT_ACT_WOULD_BLOCK,
 			BT_HOOK_DEVICE);
 	return cfg->mode == BT_MODE_BLOCK ? BT_TCX_DROP : BT_TCX_NEXT;

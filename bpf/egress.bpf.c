@@ -228,17 +228,18 @@ static __always_inline bool v4_mapped(const __u8 *a)
 	return a[10] == 0xff && a[11] == 0xff;
 }
 
-static __always_inline void emit_as(const struct verdict *v, __u16 type, __u16 protocol,
-				    __u8 action, __u8 hook)
+static __always_inline struct bt_egress_event *verdict_reserve(void)
 {
-	struct bt_egress_event *e;
+	struct bt_egress_event *e = bpf_ringbuf_reserve(&net_events, sizeof(struct bt_egress_event), 0);
 
-	e = bpf_ringbuf_reserve(&net_events, sizeof(*e), 0);
-	if (!e) {
+	if (!e)
 		bt_count_lost(&egress_lost);
-		return;
-	}
-	bt_fill_header_noparent(&e->hdr, BT_EV_EGRESS);
+	return e;
+}
+
+static __always_inline void verdict_submit(struct bt_egress_event *e, const struct verdict *v,
+					   __u16 type, __u16 protocol, __u8 action, __u8 hook)
+{
 	e->rule = v->rule;
 	e->family = v->family;
 	e->dport = v->dport;
@@ -255,6 +256,32 @@ static __always_inline void emit_as(const struct verdict *v, __u16 type, __u16 p
 		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	else
 		bpf_ringbuf_submit(e, 0);
+}
+
+/* A verdict of a sock_addr hook or a tracepoint: the current-task helpers
+ * are theirs. */
+static __always_inline void emit_as(const struct verdict *v, __u16 type, __u16 protocol,
+				    __u8 action, __u8 hook)
+{
+	struct bt_egress_event *e = verdict_reserve();
+
+	if (!e)
+		return;
+	bt_fill_header_noparent(&e->hdr, BT_EV_EGRESS);
+	verdict_submit(e, v, type, protocol, action, hook);
+}
+
+/* A verdict of a program on a packet's path (the backstops): the header is
+ * read from the task (task.bpf.h, bt_fill_header_packet). */
+static __always_inline void emit_packet(const struct verdict *v, __u16 type, __u16 protocol,
+					__u8 action, __u8 hook)
+{
+	struct bt_egress_event *e = verdict_reserve();
+
+	if (!e)
+		return;
+	bt_fill_header_packet(&e->hdr, BT_EV_EGRESS);
+	verdict_submit(e, v, type, protocol, action, hook);
 }
 
 static __always_inline void emit(struct bpf_sock_addr *ctx, const struct verdict *v, __u8 action,

@@ -8,9 +8,10 @@ if [ "${1:-}" = "--aarch64" ]; then
   pkgs+=(gcc-aarch64-linux-gnu libelf-dev:arm64 zlib1g-dev:arm64 qemu-user-static)
 fi
 # What the integration tests run for real as a job would: sudo (whose
-# expected reads of /etc/shadow must not add up to a signal) and crontab.
+# expected reads of /etc/shadow must not add up to a signal), crontab, and
+# a FUSE file system in Python (a job's server that stops answering).
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(sudo cron)
+  pkgs+=(sudo cron python3-fusepy)
 fi
 
 missing=()

@@ -9,8 +9,9 @@
 #      read, a helper (scripts/guest/probe.c) ptrace-attaches to and
 #      process_vm_readv's its child and connects to 127.0.0.1:9, a planted
 #      kill canary is read (the reader must die by SIGKILL, and the decoy and
-#      its directory must be gone after exit), and an exec happens; the
-#      NDJSON output must carry each of them.
+#      its directory must be gone after exit), an exec happens, and a ping
+#      to a blocked address is dropped by the packet backstop (which must be
+#      attached on every kernel); the NDJSON output must carry each of them.
 # Kernels: Debian 12's 6.1 and 6.12 (backports), amd64 and arm64; pass
 # KERNELS="amd64:linux-image-6.1.0-56-amd64 ..." to pick others.
 # Needs root only for apt-get; installs qemu-system-x86/arm, busybox-static
@@ -95,11 +96,16 @@ mkdir -p /tmp /root/.ssh; mount -t tmpfs tmp /tmp
 echo "GUEST kernel $(uname -r) $(uname -m)"
 fail() { echo "GUEST-RESULT FAIL: $*"; poweroff -f; }
 # tracefs is left unmounted on purpose: bee-trace must mount it itself.
-/bee-trace check || fail "bee-trace check"
+/bee-trace check > /tmp/check.txt || { cat /tmp/check.txt; fail "bee-trace check"; }
+cat /tmp/check.txt
+# The packet backstop (cgroup_skb) must load on every kernel: block mode
+# rests on it for raw and ping sockets.
+grep -q '^attached  network  cgroup_skb/egress (backstop' /tmp/check.txt || fail "egress backstop not attached"
+ip link set lo up
 echo planted-not-a-key > /root/.ssh/id_guest
 mkdir -p /root/.aws /etc/sudoers.d
 SECRET_TOKEN=x sleep 3600 & victim=$!  # alive however slow the emulated steps are
-printf 'canaries:\n  - path: /root/.config/decoy/credentials\n    type: aws\n    action: kill\n' > /tmp/policy.yml
+printf 'canaries:\n  - path: /root/.config/decoy/credentials\n    type: aws\n    action: kill\nnetwork:\n  mode: block\n  blocked_ips: ["127.0.0.3"]\n' > /tmp/policy.yml
 mkdir -p /run
 # Stopped by SIGTERM once everything below is done, not after a fixed time:
 # an emulated guest on a busy host can take many seconds for the steps.
@@ -121,6 +127,9 @@ child=$(/probe)
 # The canary is a tripwire: its reader dies by SIGKILL before it can read.
 cat /root/.config/decoy/credentials >/tmp/canary.out 2>/dev/null; canary_status=$?
 /bin/true
+# A ping (a raw or ping socket: no sock_addr hook) to a blocked address is
+# dropped by the packet backstop, so the send fails.
+ping -c 1 -W 2 127.0.0.3 >/tmp/ping.out 2>&1 && { cat /tmp/ping.out; fail "ping to a blocked address got through"; }
 kill -TERM $mon
 wait $mon || { cat /tmp/err; fail "monitor exit status"; }
 cat /tmp/err
@@ -132,6 +141,7 @@ seen '"path":"/root/.npmrc"' '"result":"ENOENT"' "refused .npmrc open"
 seen '"kind":"ptrace"' "\"target_pid\":$child" "ptrace attach"
 seen '"kind":"process_vm_readv"' "\"target_pid\":$child" "process_vm_readv"
 seen '"daddr":"127.0.0.1"' '"dport":9' "connect to 127.0.0.1:9"
+seen '"daddr":"127.0.0.3"' '"result":"dropped"' "blocked ping"
 [ "$canary_status" = 137 ] || fail "canary reader not killed (status $canary_status)"
 [ -s /tmp/canary.out ] && fail "canary reader printed: $(cat /tmp/canary.out)"
 seen '"path":"/root/.config/decoy/credentials"' '"action":"killed"' "canary kill"

@@ -35,6 +35,50 @@ static __always_inline void bt_fill_header_noparent(struct bt_header *h, __u32 t
 	bpf_get_current_comm(&h->comm, sizeof(h->comm));
 }
 
+/*
+ * The programs on a packet's path (cgroup_skb, tcx) may not call the
+ * current-task helpers: 6.1 refuses bpf_get_current_pid_tgid there, 6.12
+ * still bpf_get_current_uid_gid and bpf_get_current_comm. A loader with
+ * CAP_PERFMON may read the current task itself in every program type
+ * (bpf_get_current_task and bpf_probe_read_kernel are in the base set), so
+ * these programs take the same fields from the task: the thread-group and
+ * thread ids, the real parent, the credentials' uid, the default
+ * hierarchy's cgroup (what bpf_get_current_cgroup_id reads) and the name.
+ * The packets they judge are sent from the sender's own context (raw, ping
+ * and packet sockets transmit synchronously), so the task is the sender.
+ */
+static __always_inline struct task_struct *bt_packet_task(void)
+{
+	return (struct task_struct *)bpf_get_current_task();
+}
+
+static __always_inline __u32 bt_packet_tgid(void)
+{
+	return BPF_CORE_READ(bt_packet_task(), tgid);
+}
+
+static __always_inline bool bt_packet_is_self(void)
+{
+	return bt_packet_tgid() == self_tgid;
+}
+
+static __always_inline void bt_fill_header_packet(struct bt_header *h, __u32 type)
+{
+	struct task_struct *task = bt_packet_task();
+
+	h->ts_boot_ns = bpf_ktime_get_boot_ns();
+	h->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	h->type = type;
+	h->pid = BPF_CORE_READ(task, tgid);
+	h->tid = BPF_CORE_READ(task, pid);
+	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->uid = BPF_CORE_READ(task, cred, uid.val);
+	h->_pad = 0;
+	/* comm is kept NUL-padded by the kernel (strscpy_pad). */
+	if (BPF_CORE_READ_INTO(&h->comm, task, comm))
+		__builtin_memset(h->comm, 0, sizeof(h->comm));
+}
+
 static __always_inline void bt_fill_header(struct bt_header *h, __u32 type)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();

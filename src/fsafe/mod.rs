@@ -450,5 +450,7 @@ fn components_rel(path: &Path) -> Result<Vec<Vec<u8>>, WalkError> {
     Ok(v)
 }
 
+pub mod lookout;
+
 #[cfg(test)]
 mod tests;

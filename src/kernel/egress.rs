@@ -166,7 +166,7 @@ impl Sensors {
         // The backstop did not load (said once at the start): nothing to
         // attach, and no warning for every new interface. An attach that
         // failed on one interface at the start is still tried on new ones.
-        if !skel.progs.egress_device.autoload() {
+        if !skel.progs.egress_device.autoload() || self.no_tcx {
             return Ok(0);
         }
         let now = interfaces();
@@ -191,6 +191,14 @@ impl Sensors {
                 }
                 // Gone between the listing and the attach.
                 Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
+                // The kernel does not know the attach type: it has no tcx.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    self.no_tcx = true;
+                    failed = Some(format!(
+                        "this kernel has no tcx (Linux 6.6 or later): {e} on interface {ifindex}"
+                    ));
+                    break;
+                }
                 Err(e) => {
                     failed = Some(format!("interface {ifindex}: {e}"));
                     break;

@@ -500,7 +500,15 @@ pub fn seed_inodes(paths: &[std::path::PathBuf]) -> Vec<(InodeKey, std::path::Pa
     paths
         .iter()
         .filter_map(|p| {
-            let (dev, ino) = seed_inode(p)?;
+            use crate::fsafe::lookout;
+            let at = p.clone();
+            let what = format!(
+                "looking at {} at start (not watched by inode)",
+                crate::escape::terminal(&crate::escape::decode_path(p))
+            );
+            let (dev, ino) = lookout::shared()
+                .run(&what, lookout::AT_START, move || seed_inode(&at))
+                .ok()??;
             Some((
                 InodeKey {
                     dev: kernel_dev(dev),

@@ -145,6 +145,9 @@ pub struct Sensors {
     links: Vec<(usize, Link)>,
     /// The device backstop's tcx links, by interface index (`egress`).
     devices: Vec<(u32, Link)>,
+    /// The kernel refused tcx itself (before 6.6): no interface is tried
+    /// again, and no new interface is warned about.
+    no_tcx: bool,
     pub status: Vec<ProbeStatus>,
     pub hooks: Vec<HookChoice>,
     /// Optional probes this kernel refused, which bee-trace runs without
@@ -259,6 +262,7 @@ impl Sensors {
             cgroup_root: None,
             links: Vec::new(),
             devices: Vec::new(),
+            no_tcx: false,
             status: Vec::new(),
             hooks: Vec::new(),
             skipped: Vec::new(),

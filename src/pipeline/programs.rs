@@ -61,8 +61,16 @@ impl ExeId {
     /// The inode a live process runs: /proc/<pid>/exe leads to the inode
     /// executed, even one since replaced or removed.
     pub fn of_pid(pid: u32) -> Option<ExeId> {
-        let m = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
-        Some(ExeId::of(&m))
+        use crate::fsafe::lookout;
+        // A stat of the executable itself: its file system answers it.
+        let what = format!("looking at /proc/{pid}/exe");
+        lookout::shared()
+            .run(&what, lookout::WHILE_RUNNING, move || {
+                std::fs::metadata(format!("/proc/{pid}/exe")).ok()
+            })
+            .ok()
+            .flatten()
+            .map(|m| ExeId::of(&m))
     }
 
     fn of(m: &Metadata) -> ExeId {
@@ -99,7 +107,18 @@ impl Programs {
         if let Some(v) = self.verdicts.get(&key) {
             return *v;
         }
-        let v = trusted_file(exe, id);
+        // The file and its directories are looked at; a file system that
+        // does not answer makes the program not an expected one.
+        let at = exe.to_string();
+        let what = format!(
+            "looking at {} (not taken as an expected program)",
+            crate::escape::terminal(exe)
+        );
+        let v = crate::fsafe::lookout::shared()
+            .run(&what, crate::fsafe::lookout::WHILE_RUNNING, move || {
+                trusted_file(&at, id)
+            })
+            .unwrap_or(false);
         if self.verdicts.len() >= CACHE_MAX {
             self.verdicts.clear();
         }

@@ -317,7 +317,7 @@ impl Policy {
                 None => vec![PathBuf::from(&r.pattern)],
             };
             for c in candidates {
-                for p in expand_one_level(&c) {
+                for p in expand_bounded(c) {
                     if r.matcher.is_match(&p)
                         && (r.action == FileAction::Kill || !self.is_excluded(&p.to_string_lossy()))
                     {
@@ -328,6 +328,19 @@ impl Policy {
         }
         out.into_iter().collect()
     }
+}
+
+/// `expand_one_level` given up when the file system does not answer (a
+/// home can hold a FUSE mount of its owner's that never answers).
+fn expand_bounded(path: PathBuf) -> Vec<PathBuf> {
+    use crate::fsafe::lookout;
+    let what = format!(
+        "looking in {} at start (files there are not watched by inode)",
+        crate::escape::terminal(&crate::escape::decode_path(&path))
+    );
+    lookout::shared()
+        .run(&what, lookout::AT_START, move || expand_one_level(&path))
+        .unwrap_or_default()
 }
 
 /// `path` itself when it has no glob characters; otherwise the entries of its

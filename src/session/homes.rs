@@ -46,7 +46,16 @@ pub fn on_host() -> Vec<PathBuf> {
             if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
                 continue;
             }
-            if let Some(h) = process_home(&e.path().join("environ")) {
+            use crate::fsafe::lookout;
+            let environ = e.path().join("environ");
+            let what = format!("reading {}", environ.display());
+            // The read waits for the process's memory-map lock, which it
+            // can hold as long as it likes (see fsafe::lookout).
+            let home = lookout::shared()
+                .run(&what, lookout::AT_START, move || process_home(&environ))
+                .ok()
+                .flatten();
+            if let Some(h) = home {
                 homes.insert(h);
             }
         }

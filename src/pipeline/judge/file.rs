@@ -4,7 +4,7 @@
 //! watch (an effect), and forgotten when its number turns out reused.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::result_text;
 use crate::abi::{self, InodeKey};
@@ -132,6 +132,22 @@ fn as_seen_by(pid: u32, ppid: u32, path: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// `identify` of a name the job made, with its generation, given up when
+/// the file system does not answer in time (a FUSE server of the job's
+/// that never answers would stop the processing thread): the file is then
+/// not learned by inode, said in a warning.
+fn identify_bounded(at: PathBuf) -> Option<(InodeKey, Ident)> {
+    use crate::fsafe::lookout;
+    let what = format!(
+        "looking up {} (its inode is not learned)",
+        crate::escape::terminal(&crate::escape::decode_path(&at))
+    );
+    lookout::shared()
+        .run(&what, lookout::WHILE_RUNNING, move || identify(&at, true))
+        .ok()
+        .flatten()
+}
+
 /// The identity of the file a record opened.
 fn opened_ident(e: &abi::FileEvent) -> Ident {
     Ident {
@@ -145,7 +161,16 @@ impl Files {
     /// with its identity when the name still holds that inode.
     pub fn know(&mut self, policy: &Policy, key: InodeKey, path: &str) {
         if let Some(rule) = policy.match_file(path, Access::Write) {
-            let ident = identify(Path::new(path), false)
+            use crate::fsafe::lookout;
+            let at = PathBuf::from(path);
+            let what = format!(
+                "looking at {} (its identity is not confirmed)",
+                crate::escape::terminal(path)
+            );
+            let ident = lookout::shared()
+                .run(&what, lookout::AT_START, move || identify(&at, false))
+                .ok()
+                .flatten()
                 .filter(|(k, _)| *k == key)
                 .map(|(_, i)| i)
                 .unwrap_or_default();
@@ -340,7 +365,7 @@ impl Files {
             abi::SYS_LINK | abi::SYS_LINKAT => "link",
             _ => "rename",
         };
-        let now = identify(&as_seen_by(e.hdr.pid, e.hdr.ppid, &path), true);
+        let now = identify_bounded(as_seen_by(e.hdr.pid, e.hdr.ppid, &path));
         let known = now.and_then(|(k, i)| self.confirmed(cx, (k.dev, k.ino), &i));
         let dest = cx.policy.match_file(&path, Access::Write).cloned();
         let source = cx
@@ -383,7 +408,7 @@ impl Files {
                 (None, Some(r)) => (Some(r.clone()), path.clone()),
                 (None, None) => (None, String::new()),
             };
-            let swapped = identify(&as_seen_by(e.hdr.pid, e.hdr.ppid, &old), true);
+            let swapped = identify_bounded(as_seen_by(e.hdr.pid, e.hdr.ppid, &old));
             if let (Some(r), Some((key, ident))) = (swapped_rule, swapped) {
                 if !self.known.contains_key(&(key.dev, key.ino)) {
                     self.learn(cx, key, r, swapped_name, ident);

@@ -147,12 +147,21 @@ fn core_signal_name(sig: i64) -> String {
 /// Names (never values) of the target's environment variables that the
 /// policy calls secret: what a reader of its environ could have taken.
 fn secret_env_names(policy: &Policy, pid: u32) -> Vec<String> {
-    let read = crate::pipeline::proctable::read_proc_file(
-        pid,
-        "environ",
-        crate::pipeline::proctable::ENVIRON_MAX,
+    // The read waits for the target's memory-map lock, which the target
+    // can hold as long as it likes (see fsafe::lookout).
+    use crate::fsafe::lookout;
+    let read = lookout::shared().run(
+        &format_args!("reading /proc/{pid}/environ"),
+        lookout::WHILE_RUNNING,
+        move || {
+            crate::pipeline::proctable::read_proc_file(
+                pid,
+                "environ",
+                crate::pipeline::proctable::ENVIRON_MAX,
+            )
+        },
     );
-    let Ok(env) = read else {
+    let Ok(Ok(env)) = read else {
         return Vec::new();
     };
     let mut names: Vec<String> = env
