@@ -287,7 +287,7 @@ int egress_device(struct __sk_buff *skb)
 	struct bt_egress_cfg *cfg;
 	struct bpf_sock *sk = skb->sk;
 	struct verdict v = {};
-	__u32 zero = 0, family = 0, type = 0, dst4 = 0;
+	__u32 zero = 0, family = 0, type = 0, dst4 = 0, proto;
 	bool whole = false, inet;
 	__u8 l4;
 
@@ -307,9 +307,23 @@ int egress_device(struct __sk_buff *skb)
 	 * destination (the kernel's own neighbour discovery is sent by raw
 	 * ICMPv6 sockets). Its report of the same destination stands for ours. */
 	inet = family == BT_AF_INET || family == BT_AF_INET6;
-	if (family == BT_AF_PACKET)
+	proto = skb->protocol;
+	if (family == BT_AF_PACKET) {
+		__u8 first = 0;
+
 		whole = true;
-	if (skb->protocol == bpf_htons(0x0800)) {
+		/* A packet socket's skb carries the protocol its sender named
+		 * (sll_protocol, or the socket's), not what the frame is: an
+		 * IPv4 frame sent as EtherType 0x88b5 is IPv4 to every receiver.
+		 * The frame says what it is: its network header's version. */
+		if (bpf_skb_load_bytes_relative(skb, 0, &first, 1, BPF_HDR_START_NET))
+			return BT_TCX_NEXT;
+		if (first >> 4 == 4)
+			proto = bpf_htons(0x0800);
+		else if (first >> 4 == 6)
+			proto = bpf_htons(0x86DD);
+	}
+	if (proto == bpf_htons(0x0800)) {
 		__u8 h[20];
 
 		if (bpf_skb_load_bytes_relative(skb, 0, h, sizeof(h), BPF_HDR_START_NET))
@@ -330,7 +344,7 @@ int egress_device(struct __sk_buff *skb)
 							 sizeof(port), BPF_HDR_START_NET))
 				v.dport = bpf_ntohs(port);
 		}
-	} else if (skb->protocol == bpf_htons(0x86DD)) {
+	} else if (proto == bpf_htons(0x86DD)) {
 		__u8 h[40];
 
 		if (bpf_skb_load_bytes_relative(skb, 0, h, sizeof(h), BPF_HDR_START_NET))

@@ -304,6 +304,7 @@ fn af_packet_frames_to_a_blocked_address_are_dropped_and_reported() {
             PACKET_SENDER,
             &ns.veth,
             &mac,
+            "0",
             "198.51.100.2",
             "198.51.100.3",
         ],
@@ -339,6 +340,53 @@ fn af_packet_frames_to_a_blocked_address_are_dropped_and_reported() {
             .any(|e| e["op"] == "socket" && e["family"] == "packet"),
         "{}",
         describe(&events)
+    );
+}
+
+/// A packet socket made for another protocol (an EtherType no one routes)
+/// sends IPv4 frames: the skb says that protocol, the frame and every
+/// receiver say IPv4. The backstop judges what the frame is.
+#[test]
+fn af_packet_frames_under_a_false_protocol_are_judged_by_their_own_header() {
+    if !root_or_skip("af_packet_frames_under_a_false_protocol_are_judged_by_their_own_header") {
+        return;
+    }
+    let ns = Netns::new();
+    let counter = Counter::start(&ns, &["198.51.100.2:18053", "198.51.100.3:18053"]);
+    let s = Scratch::new("evasion-net-packet-proto");
+    let cfg = blocked_policy(&s, "block");
+    let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor", "--config", &cfg]);
+    let mac = peer_mac(&ns);
+    let (pid, out) = as_nobody(
+        "+net_raw",
+        &[
+            "/usr/bin/python3",
+            "-c",
+            PACKET_SENDER,
+            &ns.veth,
+            &mac,
+            "88b5",
+            "198.51.100.2",
+            "198.51.100.3",
+        ],
+    );
+    let got = counter.finish();
+    let events = mon.stop();
+    assert_eq!(
+        got["198.51.100.2:18053"], 3,
+        "the allowed frames arrive as IPv4: {got} {out}"
+    );
+    assert_eq!(
+        got["198.51.100.3:18053"], 0,
+        "the blocked ones do not: {got} {out}"
+    );
+    let v: Vec<_> = verdicts_on_blocked(&events, pid, "packet");
+    assert_eq!(v.len(), 1, "{}", describe(&events));
+    assert_eq!(v[0]["action"], "blocked", "{}", v[0]);
+    assert_eq!(
+        v[0]["rule"], "network.blocked_ips: 198.51.100.3",
+        "{}",
+        v[0]
     );
 }
 
@@ -420,6 +468,7 @@ fn an_interface_made_after_start_is_covered_and_sigkill_leaves_no_link() {
             PACKET_SENDER,
             &vx.0,
             "02:00:00:00:00:02",
+            "0",
             "198.51.100.2",
             "198.51.100.3",
         ],

@@ -192,10 +192,14 @@ def csum(b):
     s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
     s = (s >> 16) + (s & 0xffff); s += s >> 16
     return ~s & 0xffff
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((dev, 0))
+# argv[3]: the protocol the socket is made and bound with (0: the kernel
+# reads it from each frame; any other is what the skb carries, whatever
+# the frame's own EtherType says).
+proto = int(sys.argv[3], 16)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
+s.bind((dev, proto))
 out = {}
-for dst in sys.argv[3:]:
+for dst in sys.argv[4:]:
     udp = struct.pack("!HHHH", 40000, 18053, 13, 0) + b"exfil"
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
                      socket.inet_aton("198.51.100.1"), socket.inet_aton(dst))
