@@ -131,7 +131,8 @@ pub enum Detail {
         /// (`LD_PRELOAD=...`, `LD_AUDIT=...`, `LD_LIBRARY_PATH=...`).
         #[serde(skip_serializing_if = "Vec::is_empty")]
         loader_env: Vec<String>,
-        /// More loader variables were given than the record holds.
+        /// The loader variables may be incomplete: more than the record
+        /// holds, a value cut, or an environment longer than the scan.
         #[serde(skip_serializing_if = "Option::is_none")]
         loader_env_truncated: Option<bool>,
         /// The program's stdin or stdout is a socket.
@@ -378,7 +379,7 @@ pub const FIELDS: &[Field] = &[
         "loader_env_truncated",
         PROCESS,
         Some(Bool),
-        "true when more loader variables were given than recorded",
+        "true when loader variables may be missing or cut",
     ),
     f(
         "stdio_socket",

@@ -128,9 +128,12 @@ struct bt_exec_event {
 	__u16 script_len;   /* 0: not a script */
 	__u16 script_depth;
 	__u32 script_flags; /* BT_PATH_CWD; BT_PATH_TRUNCATED: the directory was cut */
-	/* LD_PRELOAD, LD_AUDIT and LD_LIBRARY_PATH as the exec was given them
-	 * ("NAME=value", NUL-separated): env_len bytes; env_count entries were
-	 * found (more than fit when the bytes end without a NUL). */
+	/* LD_PRELOAD, LD_AUDIT and LD_LIBRARY_PATH as the new program's stack
+	 * holds them ("NAME=value", NUL-separated, each cut to BT_ENV_ITEM - 1
+	 * bytes): env_len bytes; env_count entries were found, plus one when
+	 * something is not shown whole (an entry cut, the scan stopped before
+	 * the environment's end). So env_count above the whole entries in env
+	 * (those ended by a NUL) says the list is cut. */
 	__u32 env_len;
 	__u32 env_count;
 	__u8 env[BT_ENV_BUF];

@@ -24,23 +24,6 @@ const PROBES: &[Probe<ProcessSkel>] = &[
         name: "sched/sched_process_exit",
         prog: |s| &s.progs.handle_exit,
     },
-    // The loader's variables an exec carries (bpf/loader_env.bpf.h).
-    Probe {
-        name: "syscalls/sys_enter_execve",
-        prog: |s| &s.progs.handle_execve_enter,
-    },
-    Probe {
-        name: "syscalls/sys_enter_execveat",
-        prog: |s| &s.progs.handle_execveat_enter,
-    },
-    Probe {
-        name: "syscalls/sys_exit_execve",
-        prog: |s| &s.progs.handle_execve_exit,
-    },
-    Probe {
-        name: "syscalls/sys_exit_execveat",
-        prog: |s| &s.progs.handle_execveat_exit,
-    },
 ];
 
 impl Sensors {

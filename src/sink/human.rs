@@ -132,13 +132,15 @@ fn exec_text(exe: &str, d: &Detail) -> String {
     if let Some(h) = sha256 {
         s.push_str(&format!(" [sha256 {h}]"));
     }
-    if !loader_env.is_empty() {
-        let more = if *loader_env_truncated == Some(true) {
-            " ..."
-        } else {
-            ""
-        };
-        s.push_str(&format!(" [loader env {}{more}]", shell_words(loader_env)));
+    // A cut list with nothing in it (a variable behind more entries than
+    // the kernel looks at) is still said: something may be there.
+    let cut = *loader_env_truncated == Some(true);
+    if !loader_env.is_empty() || cut {
+        let mut words = shell_words(loader_env);
+        if cut {
+            words.push_str(if words.is_empty() { "..." } else { " ..." });
+        }
+        s.push_str(&format!(" [loader env {words}]"));
     }
     if *stdio_socket == Some(true) {
         s.push_str(" [stdio is a socket]");
@@ -370,6 +372,27 @@ pub(crate) mod tests {
             ),
             "{line}"
         );
+    }
+
+    #[test]
+    fn an_exec_whose_loader_list_is_cut_but_empty_still_says_so() {
+        let mut e = sample();
+        e.kind = "process";
+        e.detail = Detail::Process {
+            kind: "exec",
+            argv: vec!["true".into()],
+            argv_truncated: None,
+            exit_code: None,
+            script: None,
+            fileless: None,
+            dropped: None,
+            sha256: None,
+            loader_env: Vec::new(),
+            loader_env_truncated: Some(true),
+            stdio_socket: None,
+        };
+        let line = human(&e);
+        assert!(line.contains("true [loader env ...] by"), "{line}");
     }
 
     #[test]

@@ -194,9 +194,10 @@ pub fn exit(cx: &mut Cx, show: bool, e: &abi::ExitEvent) -> Option<Event> {
     ev
 }
 
-/// The loader's variables of an exec record, and whether some did not fit
-/// (fewer whole entries than the kernel counted). Only an entry ended by
-/// its NUL is whole.
+/// The loader's variables of an exec record, and whether the list is cut
+/// (fewer whole entries than the kernel counted: it counts one more when
+/// an entry was cut or the scan stopped early). Only an entry ended by its
+/// NUL is whole.
 fn loader_env(e: &abi::ExecEvent) -> (Vec<String>, bool) {
     let bytes = &e.env[..(e.env_len as usize).min(abi::ENV_BUF)];
     let whole = bytes.iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
@@ -340,5 +341,33 @@ mod tests {
         // Not an interpreter (by executable, not comm): none.
         assert_eq!(s("/usr/bin/cat", &["bash", "/tmp/x.sh"]), None);
         assert_eq!(s("/tmp/python3.x", &["python3", "/tmp/x.sh"]), None);
+    }
+
+    /// An exec record whose env holds `env` and whose kernel count is `count`.
+    fn with_env(env: &[u8], count: u32) -> Box<abi::ExecEvent> {
+        let mut e = exec_with(b"");
+        e.env[..env.len()].copy_from_slice(env);
+        e.env_len = env.len() as u32;
+        e.env_count = count;
+        e
+    }
+
+    #[test]
+    fn loader_variables_are_whole_entries_and_a_higher_count_says_cut() {
+        let whole = b"LD_PRELOAD=/tmp/a.so\0LD_AUDIT=/x\0";
+        let (v, cut) = loader_env(&with_env(whole, 2));
+        assert_eq!(v, ["LD_PRELOAD=/tmp/a.so", "LD_AUDIT=/x"]);
+        assert!(!cut);
+        // The kernel's one more: a value cut, or the scan stopped early.
+        assert_eq!(loader_env(&with_env(whole, 3)), (v, true));
+        // The record full: the last entry has no NUL and is not shown.
+        let (v, cut) = loader_env(&with_env(b"LD_AUDIT=/x\0LD_PRE", 2));
+        assert_eq!(
+            (v.as_slice(), cut),
+            (&["LD_AUDIT=/x".to_string()][..], true)
+        );
+        // Nothing read, something there (a variable behind 512 others).
+        assert_eq!(loader_env(&with_env(b"", 1)), (Vec::new(), true));
+        assert_eq!(loader_env(&with_env(b"", 0)), (Vec::new(), false));
     }
 }
