@@ -159,6 +159,7 @@ fn network_text(d: &Detail) -> String {
         action,
         rule,
         dns_name,
+        answer_cut,
         ..
     } = d
     else {
@@ -173,9 +174,17 @@ fn network_text(d: &Detail) -> String {
         .as_deref()
         .map(|n| format!(" {n}"))
         .unwrap_or_default();
+    let cut = answer_cut
+        .map(|c| format!(" [answer cut: {c}]"))
+        .unwrap_or_default();
     match (action, rule) {
-        (Some(a), Some(r)) => format!("{op} {protocol} {dest}{name} {} ({r})", a.to_uppercase()),
-        _ => format!("{op} {protocol} {dest}{name} ({result})"),
+        (Some(a), Some(r)) => {
+            format!(
+                "{op} {protocol} {dest}{name}{cut} {} ({r})",
+                a.to_uppercase()
+            )
+        }
+        _ => format!("{op} {protocol} {dest}{name}{cut} ({result})"),
     }
 }
 
@@ -413,6 +422,7 @@ pub(crate) mod tests {
             action: Some("blocked"),
             rule: Some("network.blocked_domains: evil.test".into()),
             dns_name: Some("x.evil.test".into()),
+            answer_cut: None,
         };
         let line = human(&e);
         assert!(
