@@ -277,7 +277,8 @@ static __always_inline bool question(struct dns_ctx *c, __u32 dns, __u32 len)
 	s->st.start = dns + 12;
 	s->st.end = len;
 	s->st.done = 0;
-	bpf_loop(64, name_step, c, 0);
+	/* A name has at most 127 labels and the root. */
+	bpf_loop(128, name_step, c, 0);
 	if (s->st.done != 1)
 		return false;
 	s->st.qlen = s->st.pos - s->st.start;

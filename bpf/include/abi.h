@@ -35,7 +35,7 @@ enum bt_sizes {
 	 * is a tripwire. */
 	BT_INODE_HINTS = 4096,
 	BT_EGRESS_PORTS = 7,
-	BT_DNS_NAME = 128, /* longest wire-format name matched or reported */
+	BT_DNS_NAME = 256, /* every wire-format name (at most 255 bytes), zero-padded */
 	BT_DNS_ADDRS = 8,
 	/* The loader's variables an exec carried (bt_exec_event.env): room,
 	 * and the most one entry takes. */
@@ -493,8 +493,8 @@ _Static_assert(sizeof(struct bt_egress_val) == 20, "bt_egress_val layout");
 _Static_assert(sizeof(struct bt_affix_key) == 32, "bt_affix_key layout");
 _Static_assert(BT_AFFIX_MAX < sizeof(((struct bt_affix_key *)0)->s), "bt_affix_key room");
 _Static_assert(sizeof(struct bt_file_cfg) == 168, "bt_file_cfg layout");
-_Static_assert(sizeof(struct bt_dns_event) == 384, "bt_dns_event layout");
-_Static_assert(sizeof(struct bt_dns_key) == 128, "bt_dns_key layout");
+_Static_assert(sizeof(struct bt_dns_event) == 512, "bt_dns_event layout");
+_Static_assert(sizeof(struct bt_dns_key) == 256, "bt_dns_key layout");
 _Static_assert(sizeof(struct bt_dns_rule) == 24, "bt_dns_rule layout");
 _Static_assert(sizeof(struct bt_obj_key) == 8, "bt_obj_key layout");
 _Static_assert(sizeof(struct bt_tamper_event) == 96, "bt_tamper_event layout");

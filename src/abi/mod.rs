@@ -43,7 +43,7 @@ pub const EV_SERVE: u32 = 16;
 /// bt_serve_event.op
 pub const SERVE_LISTEN: u8 = 1;
 pub const SERVE_ACCEPT: u8 = 2;
-pub const DNS_NAME: usize = 128;
+pub const DNS_NAME: usize = 256;
 pub const DNS_ADDRS: usize = 8;
 
 /// Address families of network records (AF_INET, AF_INET6).
