@@ -54,6 +54,7 @@ enum bt_egress_action abi_egress_action;
 enum bt_egress_hook abi_egress_hook;
 enum bt_egress_rule abi_egress_rule;
 enum bt_egress_mode abi_egress_mode;
+enum bt_dns_cut abi_dns_cut;
 enum bt_tamper_kind abi_tamper_kind;
 enum bt_obj_type abi_obj_type;
 enum bt_mem_kind abi_mem_kind;

@@ -25,7 +25,12 @@
  * follows the lookup is judged with them. Every answer taken also goes to
  * user space (TTLs, expiry, `dns_name`); no other does. An answer with more
  * addresses than a record holds is sent as several records, each learned
- * (up to BT_DNS_ROUNDS records of BT_DNS_ADDRS). TCP answers and DNS over
+ * (up to BT_DNS_ROUNDS records of BT_DNS_ADDRS). An answer not all of whose
+ * address records could be read (more than that, records past the
+ * BT_DNS_PKT bytes looked at, a record that does not parse) says why in its
+ * last record, and when a block rule covers its name it is dropped in block
+ * mode: otherwise the process could connect to an address the block trie
+ * never got (answer_end). TCP answers and DNS over
  * TLS/HTTPS are not parsed: in block mode with domain rules, egress.bpf.c
  * refuses DNS over TCP and DNS to servers that are not resolvers instead.
  */
@@ -128,21 +133,20 @@ static __always_inline void learn_addr(const struct bt_dns_event *e, __u32 k,
 	}
 }
 
-/* The cookie of the packet's socket when it is a UDP socket that talked to a
- * resolver (dns_socks), else 0. The bulk of the traffic (TCP) is let go
- * before any map lookup or copy. */
-static __always_inline __u64 dns_socket(struct __sk_buff *skb)
+/* The dns_socks entry of the packet's socket, with its cookie in *sock,
+ * when it is a UDP socket that talked to a resolver, else NULL. The bulk of
+ * the traffic (TCP) is let go before any map lookup or copy. */
+static __always_inline struct dns_sock *dns_socket(struct __sk_buff *skb, __u64 *sock)
 {
 	struct bpf_sock *sk = skb->sk;
-	__u64 sock;
 
 	if (!sk)
-		return 0;
+		return NULL;
 	sk = bpf_sk_fullsock(sk);
 	if (!sk || sk->protocol != 17)
-		return 0;
-	sock = bpf_get_socket_cookie(skb);
-	return bpf_map_lookup_elem(&dns_socks, &sock) ? sock : 0;
+		return NULL;
+	*sock = bpf_get_socket_cookie(skb);
+	return bpf_map_lookup_elem(&dns_socks, sock);
 }
 
 SEC("cgroup_skb/egress")
@@ -151,10 +155,10 @@ int egress_dnsq(struct __sk_buff *skb)
 	struct dns_scratch *s;
 	struct dns_ctx c;
 	__u32 zero = 0, len, l4, dns, flags;
-	__u64 sock = dns_socket(skb);
+	__u64 sock = 0;
 	bool known;
 
-	if (!sock)
+	if (!dns_socket(skb, &sock))
 		return 1;
 	s = bpf_map_lookup_elem(&dnsq_buf, &zero);
 	if (!s)
@@ -233,7 +237,8 @@ static __always_inline bool answers_query(__u64 sock, struct dns_scratch *s, __u
 	return bpf_map_delete_elem(&dns_queries, &s->qk) == 0;
 }
 
-/* Learns and sends the addresses gathered in the record. */
+/* Learns and sends the addresses gathered in the record (none, for the last
+ * record of an answer that only says it was cut). */
 static __always_inline void flush_answer(struct dns_scratch *s)
 {
 	struct bt_dns_event *e = &s->ev;
@@ -251,8 +256,9 @@ static __always_inline void flush_answer(struct dns_scratch *s)
 		bt_count_lost(&egress_lost);
 }
 
-/* One record's worth of the answer's addresses; goes on while the last
- * record was full and answers are left. */
+/* One record's worth of the answer's addresses; sent, and the walk goes
+ * on, while the record was full and answers are left. The last record is
+ * the caller's to send (answer_end). */
 static long round_step(__u64 i, void *vctx)
 {
 	struct dns_ctx *c = vctx;
@@ -261,9 +267,42 @@ static long round_step(__u64 i, void *vctx)
 	s->ev.naddrs = 0;
 	s->st.more = 0;
 	bpf_loop(BT_DNS_ANSWERS, answer_step, c, 0);
-	if (s->ev.naddrs)
+	if (!s->st.more || !s->st.left)
+		return 1;
+	flush_answer(s);
+	s->ev.naddrs = 0;
+	return 0;
+}
+
+/* Sends the answer's last record, saying whether every address record was
+ * read; the verdict on the datagram. An answer for a name a block rule
+ * covers, not all of whose addresses could be learned, would let the
+ * process reach an address the block trie does not hold: in block mode it
+ * is dropped before the socket gets it (the lookup fails or times out), in
+ * audit mode reported. An allow rule needs no such care: an address not
+ * learned stays outside the allowlist. */
+static __always_inline int answer_end(struct dns_scratch *s)
+{
+	struct bt_dns_event *e = &s->ev;
+	struct bt_egress_cfg *cfg;
+	__u32 zero = 0;
+	int verdict = 1;
+
+	if (s->st.cut == BT_DNS_WHOLE && s->st.left)
+		s->st.cut = BT_DNS_CUT_COUNT;
+	e->cut = s->st.cut;
+	if (e->cut != BT_DNS_WHOLE && s->st.found == 2) {
+		cfg = bpf_map_lookup_elem(&egress_cfg, &zero);
+		if (cfg && cfg->mode == BT_MODE_BLOCK) {
+			e->action = BT_ACT_BLOCKED;
+			verdict = 0;
+		} else if (cfg && cfg->mode == BT_MODE_AUDIT) {
+			e->action = BT_ACT_WOULD_BLOCK;
+		}
+	}
+	if (e->naddrs || (e->cut != BT_DNS_WHOLE && s->st.found))
 		flush_answer(s);
-	return s->st.more && s->st.left ? 0 : 1;
+	return verdict;
 }
 
 SEC("cgroup_skb/ingress")
@@ -272,14 +311,21 @@ int egress_dns(struct __sk_buff *skb)
 	struct dns_scratch *s;
 	struct dns_ctx c;
 	__u32 zero = 0, len, l4, dns, flags, qd, an;
-	__u64 sock = dns_socket(skb);
+	struct dns_sock *who;
+	__u64 sock = 0;
 
-	if (!sock)
+	who = dns_socket(skb, &sock);
+	if (!who)
 		return 1;
 	s = bpf_map_lookup_elem(&dns_buf, &zero);
 	if (!s)
 		return 1;
 	c.s = s;
+	/* Who asked, copied before the entry can be evicted or rewritten. */
+	s->ev.hdr.pid = who->pid_tgid >> 32;
+	s->ev.hdr.tid = (__u32)who->pid_tgid;
+	s->ev.hdr.uid = who->uid;
+	__builtin_memcpy(s->ev.hdr.comm, who->comm, sizeof(s->ev.hdr.comm));
 	len = load_pkt(skb, s);
 	if (!len)
 		return 1;
@@ -300,16 +346,18 @@ int egress_dns(struct __sk_buff *skb)
 	e->hdr.ts_boot_ns = bpf_ktime_get_boot_ns();
 	e->hdr.cgroup_id = 0;
 	e->hdr.type = BT_EV_DNS;
-	e->hdr.pid = 0;
-	e->hdr.tid = 0;
 	e->hdr.ppid = 0;
-	e->hdr.uid = 0;
 	e->hdr._pad = 0;
-	__builtin_memset(e->hdr.comm, 0, sizeof(e->hdr.comm));
 	e->name_len = s->st.qlen;
 	e->naddrs = 0;
 	e->rule_hit = 0;
+	e->cut = BT_DNS_WHOLE;
+	e->action = BT_ACT_OBSERVED;
+	e->server_family = s->qk.family == BT_AF_INET ? 4 : 6;
 	e->_pad = 0;
+	e->rule = 0;
+	e->_pad2 = 0;
+	__builtin_memcpy(e->server, s->qk.server, sizeof(e->server));
 	if (!copy_name(s, e->name))
 		return 1;
 	if (!answers_query(sock, s, l4, dns))
@@ -320,11 +368,14 @@ int egress_dns(struct __sk_buff *skb)
 	s->st.found = 0;
 	bpf_loop(BT_DNS_NAME / 2, rule_step, &c, 0);
 	e->rule_hit = s->st.found ? 1 : 0;
+	if (s->st.found)
+		e->rule = s->st.hit.val.rule;
 
 	s->st.pos += 4; /* qtype, qclass */
 	s->st.left = an;
+	s->st.cut = BT_DNS_WHOLE;
 	bpf_loop(BT_DNS_ROUNDS, round_step, &c, 0);
-	return 1;
+	return answer_end(s);
 }
 
 #endif

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /* The DNS wire format as dns.bpf.h reads it: a datagram copied into a
  * per-CPU scratch, its IP and UDP headers, the question name, and the A and
- * AAAA records of an answer. No maps: the scratch is the caller's. */
+ * AAAA records of an answer, with why not all of them could be read
+ * (st.cut). No maps: the scratch is the caller's. */
 #ifndef BEE_TRACE_DNS_WIRE_BPF_H
 #define BEE_TRACE_DNS_WIRE_BPF_H
 
@@ -39,9 +40,11 @@ struct dns_state {
 	__u32 qlen;  /* its wire length */
 	__u32 left;  /* answers not yet read */
 	__u32 off;   /* suffix of the name tried next, relative to start */
-	__s32 done;  /* name walk: 1 ended by its zero label (or a pointer), -1 malformed */
+	__s32 done;  /* name walk: 1 ended by its zero label (or a pointer), -1 out of bytes, -2 malformed */
 	__s32 found; /* rule scan: 0 none, 1 allow, 2 block (final) */
 	__u32 more;  /* answer walk: the record was full with addresses left */
+	__u32 cut;   /* answer walk: enum bt_dns_cut, why it stopped early */
+	__u32 capped; /* the datagram is longer than the BT_DNS_PKT bytes loaded */
 	__u32 _pad;
 	struct bt_dns_rule hit;
 };
@@ -99,7 +102,10 @@ static long name_step(__u64 i, void *vctx)
 	return 0;
 }
 
-/* One label of an answer's owner name: a pointer ends it. */
+/* One label of an answer's owner name: a pointer ends it. The label types
+ * 0x40 (deprecated by RFC 6891) and 0x80 (reserved) are malformed, as glibc
+ * finds them: read as lengths they would put this walk out of step with the
+ * client's. */
 static long skip_step(__u64 i, void *vctx)
 {
 	struct dns_scratch *s = ((struct dns_ctx *)vctx)->s;
@@ -116,6 +122,10 @@ static long skip_step(__u64 i, void *vctx)
 		w->done = 1;
 		return 1;
 	}
+	if (l & 0xc0) {
+		w->done = -2;
+		return 1;
+	}
 	if (l == 0) {
 		w->pos++;
 		w->done = 1;
@@ -123,6 +133,14 @@ static long skip_step(__u64 i, void *vctx)
 	}
 	w->pos += l + 1;
 	return 0;
+}
+
+/* Why the answer walk stops at a record that runs out of bytes: past the
+ * bytes loaded of a longer datagram, or past the end of the datagram. */
+static __always_inline long answer_out_of_bytes(struct dns_state *a)
+{
+	a->cut = a->capped ? BT_DNS_CUT_SIZE : BT_DNS_CUT_MALFORMED;
+	return 1;
 }
 
 /* Lower-cases the question name in place: length bytes (at most 63) are
@@ -138,7 +156,11 @@ static long lower_step(__u64 i, void *vctx)
 	return 0;
 }
 
-/* One answer record: an A or AAAA of class IN is added to the event. */
+/* One answer record: an A or AAAA of class IN is added to the event. A
+ * record the walk cannot get past ends it with st.cut set; an address record
+ * it does not learn (another class, a wrong length) sets st.cut and the walk
+ * goes on. Answers left when the walk ends without st.cut are more than it
+ * reads (the caller's BT_DNS_CUT_COUNT). */
 static long answer_step(__u64 i, void *vctx)
 {
 	struct dns_ctx *c = vctx;
@@ -156,9 +178,16 @@ static long answer_step(__u64 i, void *vctx)
 	}
 	a->left--;
 	a->done = 0;
-	bpf_loop(64, skip_step, c, 0);
-	if (a->done != 1 || a->pos + 10 > a->end)
+	/* A name has at most 127 labels and the root. */
+	bpf_loop(128, skip_step, c, 0);
+	if (a->done == -1)
+		return answer_out_of_bytes(a);
+	if (a->done != 1) {
+		a->cut = BT_DNS_CUT_MALFORMED;
 		return 1;
+	}
+	if (a->pos + 10 > a->end)
+		return answer_out_of_bytes(a);
 	at = a->pos;
 	type = pkt_u16(s, at);
 	class = pkt_u16(s, at + 2);
@@ -166,9 +195,16 @@ static long answer_step(__u64 i, void *vctx)
 	rdlen = pkt_u16(s, at + 8);
 	a->pos = at + 10 + rdlen;
 	if (a->pos > a->end)
-		return 1;
-	if (class != 1 || !((type == 1 && rdlen == 4) || (type == 28 && rdlen == 16)))
+		return answer_out_of_bytes(a);
+	if ((type & 0xff) != 1 && (type & 0xff) != 28)
 		return 0;
+	/* An address record this walk does not learn. musl's parser keys a
+	 * record by the low byte of its type and ignores its class, so it takes
+	 * such a record (type 257, class 3 ...) for an A or AAAA. */
+	if (class != 1 || !((type == 1 && rdlen == 4) || (type == 28 && rdlen == 16))) {
+		a->cut = BT_DNS_CUT_MALFORMED;
+		return 0;
+	}
 	k = e->naddrs;
 	if (k >= BT_DNS_ADDRS)
 		return 1; /* not reached: checked above, kept for the verifier */
@@ -187,6 +223,7 @@ static __always_inline __u32 load_pkt(struct __sk_buff *skb, struct dns_scratch 
 
 	if (len < 20 + 8 + 12 + 5)
 		return 0;
+	s->st.capped = len > BT_DNS_PKT;
 	if (len > BT_DNS_PKT)
 		len = BT_DNS_PKT;
 	if (bpf_skb_load_bytes(skb, 0, s->pkt, len & (2 * BT_DNS_PKT - 1)))
@@ -240,7 +277,8 @@ static __always_inline bool question(struct dns_ctx *c, __u32 dns, __u32 len)
 	s->st.start = dns + 12;
 	s->st.end = len;
 	s->st.done = 0;
-	bpf_loop(64, name_step, c, 0);
+	/* A name has at most 127 labels and the root. */
+	bpf_loop(128, name_step, c, 0);
 	if (s->st.done != 1)
 		return false;
 	s->st.qlen = s->st.pos - s->st.start;

@@ -122,17 +122,28 @@ struct {
 	__type(value, __u8);
 } resolvers6 SEC(".maps");
 
+/* Who last aimed a socket at a resolver: what the DNS records name as the
+ * process, since a cgroup_skb program may not ask for the current task on
+ * every kernel bee-trace supports (6.1 refuses the helpers there). */
+struct dns_sock {
+	__u64 ts;
+	__u64 pid_tgid;
+	__u32 uid;
+	__u32 _pad;
+	__u8 comm[BT_COMM_LEN];
+};
+
 /* Sockets of the host's network namespace that connected or sent to a
- * resolver's port 53: socket cookie -> when. A cgroup_skb program cannot ask
- * a packet's namespace on every kernel bee-trace supports (the helper came
- * to it in 6.17), the sock_addr hooks can (5.7), and a socket never changes
- * namespace; so the namespace is judged here, once per socket, and the skb
- * programs look the socket up. */
+ * resolver's port 53: socket cookie -> when, and by whom. A cgroup_skb
+ * program cannot ask a packet's namespace on every kernel bee-trace supports
+ * (the helper came to it in 6.17), the sock_addr hooks can (5.7), and a
+ * socket never changes namespace; so the namespace is judged here, once per
+ * socket, and the skb programs look the socket up. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct dns_sock);
 } dns_socks SEC(".maps");
 
 /* Unconnected UDP sends already reported: (tgid, port, address) -> time.
@@ -329,7 +340,8 @@ static __always_inline bool is_resolver6(const __u8 *a)
  * its queries may be recorded, and answers to them learned. */
 static __always_inline void note_dns_socket(struct bpf_sock_addr *ctx, const struct verdict *v)
 {
-	__u64 sock, now;
+	struct dns_sock d;
+	__u64 sock;
 	bool known;
 
 	if (host_netns == 0 || bpf_get_netns_cookie(ctx) != host_netns)
@@ -343,8 +355,12 @@ static __always_inline void note_dns_socket(struct bpf_sock_addr *ctx, const str
 	if (!known)
 		return;
 	sock = bpf_get_socket_cookie(ctx);
-	now = bpf_ktime_get_boot_ns();
-	bpf_map_update_elem(&dns_socks, &sock, &now, BPF_ANY);
+	d.ts = bpf_ktime_get_boot_ns();
+	d.pid_tgid = bpf_get_current_pid_tgid();
+	d.uid = (__u32)bpf_get_current_uid_gid();
+	d._pad = 0;
+	bpf_get_current_comm(&d.comm, sizeof(d.comm));
+	bpf_map_update_elem(&dns_socks, &sock, &d, BPF_ANY);
 }
 
 static __always_inline int decide(struct bpf_sock_addr *ctx, bool v6, __u8 hook)

@@ -188,9 +188,14 @@ pub enum Detail {
         /// The policy entry behind the action.
         #[serde(skip_serializing_if = "Option::is_none")]
         rule: Option<String>,
-        /// The name the address was learned under (DNS answer or resolution).
+        /// The name the address was learned under (DNS answer or resolution);
+        /// for `dns_answer`, the name asked for.
         #[serde(skip_serializing_if = "Option::is_none")]
         dns_name: Option<String>,
+        /// For `dns_answer`: why the kernel could not read every address
+        /// record (`too_many_records`, `too_long`, `malformed`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        answer_cut: Option<&'static str>,
     },
     Memory {
         kind: &'static str,
@@ -453,6 +458,12 @@ pub const FIELDS: &[Field] = &[
         "the name the address was learned under",
     ),
     f(
+        "answer_cut",
+        NETWORK,
+        Some(Str),
+        "a DNS answer not fully learned: too_many_records, too_long or malformed",
+    ),
+    f(
         "target_pid",
         &[Kind::Memory, Kind::Tamper],
         Some(Int),
@@ -614,6 +625,7 @@ mod tests {
                 action: Some("blocked"),
                 rule: Some("network.blocked_ips: 198.51.100.0/24".into()),
                 dns_name: Some("evil.example".into()),
+                answer_cut: Some("too_many_records"),
             },
             Detail::Memory {
                 kind: "proc_environ",

@@ -9,13 +9,18 @@ mod common;
 use common::*;
 use serde_json::Value;
 
+/// A name under `evil.test` of 133 bytes in wire format: past the 127 the
+/// kernel once matched.
+const LONG: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.evil.test";
+
 /// A resolver on 198.51.100.2:53 (UDP) that answers `many.evil.test` with
-/// twelve A records, 198.51.100.40 to .51, and `good.test` with .10; a
-/// TCP listener on 198.51.100.2:53 and a UDP server on 198.51.100.3:53 that
-/// answer the same.
+/// twelve A records, 198.51.100.40 to .51, `good.test` with .10 and LONG
+/// with .10; a TCP listener on 198.51.100.2:53 and a UDP server on
+/// 198.51.100.3:53 that answer the same.
 const SERVER: &str = r#"
 import socket, struct, sys, threading
-ZONE = {"many.evil.test": [f"198.51.100.{i}" for i in range(40, 52)], "good.test": ["198.51.100.10"]}
+ZONE = {"many.evil.test": [f"198.51.100.{i}" for i in range(40, 52)], "good.test": ["198.51.100.10"],
+        "a" * 60 + "." + "b" * 60 + ".evil.test": ["198.51.100.10"]}
 def answer(q):
     i, labels = 12, []
     while q[i]:
@@ -158,4 +163,37 @@ fn every_address_of_an_answer_is_learned_and_dns_around_the_rules_is_refused() {
         "{}",
         rogue[0]
     );
+}
+
+#[test]
+fn a_blocked_names_subdomain_longer_than_127_bytes_is_learned() {
+    if !root_or_skip("a_blocked_names_subdomain_longer_than_127_bytes_is_learned") {
+        return;
+    }
+    let s = Scratch::new("dns-long");
+    let ns = Netns::new();
+    let _server = NsServer::start(&ns, SERVER);
+    let cfg = write_policy(&s, POLICY);
+    let mon = Monitor::start(&s.0, &["--config", &cfg]);
+    let lookup = format!("lookup,{LONG}");
+    let (pid, out): (u32, Vec<Value>) = python_json(
+        CLIENT,
+        &["connect,198.51.100.10", &lookup, "connect,198.51.100.10"],
+    );
+    let events = mon.stop();
+    assert_eq!(
+        out[0], "ECONNREFUSED",
+        "reachable (no listener) before: {out:?}"
+    );
+    assert_eq!(out[1], serde_json::json!(["198.51.100.10"]), "{out:?}");
+    assert_eq!(
+        out[2], "EPERM",
+        "the address of a 133-byte name under evil.test is blocked: {out:?}"
+    );
+    let blocked: Vec<&Value> = from_pid(&events, "network", pid)
+        .into_iter()
+        .filter(|e| e["daddr"] == "198.51.100.10" && e["action"] == "blocked")
+        .collect();
+    assert_eq!(blocked.len(), 1, "{}", describe(&events));
+    assert_eq!(blocked[0]["dns_name"], LONG);
 }

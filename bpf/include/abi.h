@@ -35,7 +35,7 @@ enum bt_sizes {
 	 * is a tripwire. */
 	BT_INODE_HINTS = 4096,
 	BT_EGRESS_PORTS = 7,
-	BT_DNS_NAME = 128, /* longest wire-format name matched or reported */
+	BT_DNS_NAME = 256, /* every wire-format name (at most 255 bytes), zero-padded */
 	BT_DNS_ADDRS = 8,
 	/* The loader's variables an exec carried (bt_exec_event.env): room,
 	 * and the most one entry takes. */
@@ -324,17 +324,38 @@ struct bt_egress_val {
 	__u16 ports[BT_EGRESS_PORTS];
 };
 
+/* bt_dns_event.cut: why not every A/AAAA record of an answer's answer
+ * section could be read (dns.bpf.h). */
+enum bt_dns_cut {
+	BT_DNS_WHOLE = 0,         /* every record was read */
+	BT_DNS_CUT_COUNT = 1,     /* more records than the kernel reads */
+	BT_DNS_CUT_SIZE = 2,      /* records past the bytes of the datagram it looks at */
+	BT_DNS_CUT_MALFORMED = 3, /* a record it could not parse, or fewer bytes than the records announced */
+};
+
 /* A DNS answer the kernel took (UDP, from a resolver's port 53, answering a
  * query seen leaving the same socket of the host's network namespace; see
- * egress.bpf.c): the name asked for, in wire format (length-prefixed labels,
- * lower case), and its A/AAAA records. The header's pid and comm are not the
- * receiver's (the program runs where the packet is delivered) and are zero. */
+ * dns.bpf.h): the name asked for, in wire format (length-prefixed labels,
+ * lower case), and its A/AAAA records. The header names the process that
+ * last sent from the socket to the resolver (pid, tid, uid, comm, as the
+ * sock_addr hook saw it; the program runs where the packet is delivered);
+ * ppid and cgroup_id are 0. An answer of more than BT_DNS_ADDRS addresses is
+ * sent as several records; the last one carries `cut`. */
 struct bt_dns_event {
 	struct bt_header hdr;
 	__u16 name_len; /* bytes of name, the final zero label included */
 	__u8 naddrs;
 	__u8 rule_hit;  /* a domain rule covered the name: its addresses went into the maps */
-	__u32 _pad;
+	__u8 cut;       /* enum bt_dns_cut */
+	/* With cut and a block rule: BT_ACT_BLOCKED (the answer was dropped
+	 * before the socket got it) or BT_ACT_WOULD_BLOCK (audit mode); else
+	 * BT_ACT_OBSERVED. */
+	__u8 action;
+	__u8 server_family; /* the resolver's: 4 or 6 */
+	__u8 _pad;
+	__u32 rule;         /* with rule_hit: the domain rule's id */
+	__u32 _pad2;
+	__u8 server[16];    /* the resolver that answered; IPv4 in the first 4 bytes */
 	__u32 ttl[BT_DNS_ADDRS];
 	__u8 family[BT_DNS_ADDRS]; /* 4 or 6 */
 	__u8 addr[BT_DNS_ADDRS][16];
@@ -475,8 +496,8 @@ _Static_assert(sizeof(struct bt_egress_val) == 20, "bt_egress_val layout");
 _Static_assert(sizeof(struct bt_affix_key) == 32, "bt_affix_key layout");
 _Static_assert(BT_AFFIX_MAX < sizeof(((struct bt_affix_key *)0)->s), "bt_affix_key room");
 _Static_assert(sizeof(struct bt_file_cfg) == 168, "bt_file_cfg layout");
-_Static_assert(sizeof(struct bt_dns_event) == 360, "bt_dns_event layout");
-_Static_assert(sizeof(struct bt_dns_key) == 128, "bt_dns_key layout");
+_Static_assert(sizeof(struct bt_dns_event) == 512, "bt_dns_event layout");
+_Static_assert(sizeof(struct bt_dns_key) == 256, "bt_dns_key layout");
 _Static_assert(sizeof(struct bt_dns_rule) == 24, "bt_dns_rule layout");
 _Static_assert(sizeof(struct bt_obj_key) == 8, "bt_obj_key layout");
 _Static_assert(sizeof(struct bt_tamper_event) == 96, "bt_tamper_event layout");

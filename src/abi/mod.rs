@@ -43,7 +43,7 @@ pub const EV_SERVE: u32 = 16;
 /// bt_serve_event.op
 pub const SERVE_LISTEN: u8 = 1;
 pub const SERVE_ACCEPT: u8 = 2;
-pub const DNS_NAME: usize = 128;
+pub const DNS_NAME: usize = 256;
 pub const DNS_ADDRS: usize = 8;
 
 /// Address families of network records (AF_INET, AF_INET6).
@@ -305,7 +305,15 @@ pub struct DnsEvent {
     pub name_len: u16,
     pub naddrs: u8,
     pub rule_hit: u8,
-    pub _pad: u32,
+    /// `DNS_WHOLE` or why not every address record was read (`DNS_CUT_*`).
+    pub cut: u8,
+    /// With `cut` and a block rule: `ACT_BLOCKED` (dropped) or `ACT_WOULD_BLOCK`.
+    pub action: u8,
+    pub server_family: u8,
+    pub _pad: u8,
+    pub rule: u32,
+    pub _pad2: u32,
+    pub server: [u8; 16],
     pub ttl: [u32; DNS_ADDRS],
     pub family: [u8; DNS_ADDRS],
     pub addr: [[u8; 16]; DNS_ADDRS],
@@ -319,7 +327,13 @@ impl Default for DnsEvent {
             name_len: 0,
             naddrs: 0,
             rule_hit: 0,
+            cut: DNS_WHOLE,
+            action: ACT_OBSERVED,
+            server_family: 0,
             _pad: 0,
+            rule: 0,
+            _pad2: 0,
+            server: [0; 16],
             ttl: [0; DNS_ADDRS],
             family: [0; DNS_ADDRS],
             addr: [[0; 16]; DNS_ADDRS],
@@ -327,6 +341,12 @@ impl Default for DnsEvent {
         }
     }
 }
+
+/// bt_dns_event.cut
+pub const DNS_WHOLE: u8 = 0;
+pub const DNS_CUT_COUNT: u8 = 1;
+pub const DNS_CUT_SIZE: u8 = 2;
+pub const DNS_CUT_MALFORMED: u8 = 3;
 
 /// Key and value of the dns_rules map.
 #[repr(C)]

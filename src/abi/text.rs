@@ -200,8 +200,8 @@ mod tests {
         assert!(dns_key("a..b").is_none());
         assert!(dns_key(&"x".repeat(64)).is_none());
         assert!(
-            dns_key(&["abcdefghij"; 12].join(".")).is_none(),
-            "longer than a key"
+            dns_key(&["abcdefghij"; 24].join(".")).is_none(),
+            "longer than a DNS name"
         );
         assert_eq!(
             dns_name_text(b"\x03www\x07exa"),

@@ -349,6 +349,108 @@ fn a_dns_answer_is_an_effect_not_a_map_write() {
     assert_eq!(resolved, vec![Effect::ExpireLearned]);
 }
 
+/// The last record of an answer for `wire` from 198.51.100.2, cut.
+fn cut_dns(wire: &[u8], rule: u32, cut: u8, action: u8) -> Raw {
+    let mut d = abi::DnsEvent {
+        hdr: header(abi::EV_DNS, 4_000_004, "python3"),
+        rule_hit: 1,
+        rule,
+        cut,
+        action,
+        server_family: 4,
+        ..Default::default()
+    };
+    d.server[..4].copy_from_slice(&[198, 51, 100, 2]);
+    d.name[..wire.len()].copy_from_slice(wire);
+    d.name_len = wire.len() as u16;
+    Raw::Dns(Box::new(d))
+}
+
+#[test]
+fn a_cut_answer_for_a_blocked_name_is_an_event_saying_it_was_dropped() {
+    let pol = Policy::from_yaml(
+        "network:\n  mode: block\n  blocked_domains: [evil.test]\n  allowed_endpoints: [\"*.good.test\"]\n",
+        std::path::Path::new("t"),
+    )
+    .unwrap();
+    let mut p = with_egress(pol, true, None);
+    let rule = p
+        .egress
+        .plan()
+        .domains
+        .iter()
+        .find(|d| d.name == "evil.test")
+        .unwrap()
+        .rule;
+    let mut fx = Vec::new();
+    let wire = b"\x01x\x04evil\x04test\x00";
+    let ev = p
+        .handle(
+            cut_dns(wire, rule, abi::DNS_CUT_COUNT, abi::ACT_BLOCKED),
+            &mut fx,
+        )
+        .unwrap();
+    assert_eq!(ev.severity, Severity::High);
+    assert_eq!((ev.pid, ev.comm.as_str()), (4_000_004, "python3"));
+    let v = serde_json::to_value(&ev).unwrap();
+    assert_eq!(v["type"], "network");
+    assert_eq!(v["op"], "dns_answer");
+    assert_eq!(v["daddr"], "198.51.100.2");
+    assert_eq!(v["dport"], 53);
+    assert_eq!(v["dns_name"], "x.evil.test");
+    assert_eq!(v["answer_cut"], "too_many_records");
+    assert_eq!(v["action"], "blocked");
+    assert_eq!(v["result"], "dropped");
+    assert_eq!(v["rule"], "network.blocked_domains: evil.test");
+    assert_eq!(v["policy"], "blocked_domain:evil.test");
+    assert!(fx.is_empty(), "no address to learn: {fx:?}");
+
+    let ev = p
+        .handle(
+            cut_dns(wire, rule, abi::DNS_CUT_SIZE, abi::ACT_WOULD_BLOCK),
+            &mut fx,
+        )
+        .unwrap();
+    let v = serde_json::to_value(&ev).unwrap();
+    assert_eq!(
+        (&v["answer_cut"], &v["action"], &v["result"]),
+        (
+            &"too_long".into(),
+            &"would_block".into(),
+            &"permitted".into()
+        )
+    );
+
+    // Under an allow rule the rest is refused anyway: said, not a verdict.
+    let ev = p
+        .handle(
+            cut_dns(b"\x03cdn\x04good\x04test\x00", 0, abi::DNS_CUT_MALFORMED, 0),
+            &mut fx,
+        )
+        .unwrap();
+    assert_eq!(ev.severity, Severity::Warning);
+    let v = serde_json::to_value(&ev).unwrap();
+    assert_eq!(
+        (&v["answer_cut"], &v["result"]),
+        (&"malformed".into(), &"ok".into())
+    );
+    assert!(v.get("action").is_none() && v.get("rule").is_none(), "{v}");
+}
+
+#[test]
+fn a_cut_answer_no_rule_covers_or_a_whole_one_is_no_event() {
+    let mut p = pipeline();
+    let mut fx = Vec::new();
+    let Raw::Dns(mut d) = cut_dns(b"\x04some\x04test\x00", 0, abi::DNS_CUT_COUNT, 0) else {
+        unreachable!()
+    };
+    d.rule_hit = 0;
+    assert!(p.handle(Raw::Dns(d.clone()), &mut fx).is_none());
+    d.rule_hit = 1;
+    d.cut = abi::DNS_WHOLE;
+    assert!(p.handle(Raw::Dns(d), &mut fx).is_none());
+}
+
 fn mem_event(pid: u32, kind: u32, target: u32) -> abi::MemEvent {
     abi::MemEvent {
         hdr: header(abi::EV_MEM, pid, "gdb"),

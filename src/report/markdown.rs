@@ -164,6 +164,18 @@ fn notable_md(s: &mut String, r: &Report) {
                 ..
             } => format!("{access} {path} ({category}, {result})"),
             Detail::Network {
+                op: "dns_answer",
+                daddr,
+                result,
+                dns_name,
+                answer_cut,
+                ..
+            } => format!(
+                "DNS answer for {} from {daddr} cut ({}, {result})",
+                dns_name.as_deref().unwrap_or(""),
+                answer_cut.unwrap_or("")
+            ),
+            Detail::Network {
                 protocol,
                 daddr,
                 dport,

@@ -101,6 +101,7 @@ fn full() -> Report {
                 action: None,
                 rule: None,
                 dns_name: None,
+                answer_cut: None,
             },
         ),
         event(

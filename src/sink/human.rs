@@ -161,6 +161,7 @@ fn network_text(d: &Detail) -> String {
         action,
         rule,
         dns_name,
+        answer_cut,
         ..
     } = d
     else {
@@ -175,9 +176,17 @@ fn network_text(d: &Detail) -> String {
         .as_deref()
         .map(|n| format!(" {n}"))
         .unwrap_or_default();
+    let cut = answer_cut
+        .map(|c| format!(" [answer cut: {c}]"))
+        .unwrap_or_default();
     match (action, rule) {
-        (Some(a), Some(r)) => format!("{op} {protocol} {dest}{name} {} ({r})", a.to_uppercase()),
-        _ => format!("{op} {protocol} {dest}{name} ({result})"),
+        (Some(a), Some(r)) => {
+            format!(
+                "{op} {protocol} {dest}{name}{cut} {} ({r})",
+                a.to_uppercase()
+            )
+        }
+        _ => format!("{op} {protocol} {dest}{name}{cut} ({result})"),
     }
 }
 
@@ -436,6 +445,7 @@ pub(crate) mod tests {
             action: Some("blocked"),
             rule: Some("network.blocked_domains: evil.test".into()),
             dns_name: Some("x.evil.test".into()),
+            answer_cut: None,
         };
         let line = human(&e);
         assert!(

@@ -1,6 +1,7 @@
 //! The network family: connects seen by the tracepoints, verdicts of the
-//! egress hooks (one event per judged connect), and DNS answers, which are
-//! not events but teach the egress maps an address (an effect).
+//! egress hooks (one event per judged connect), and DNS answers, which
+//! teach the egress maps an address (an effect) and are events only when
+//! the kernel could not read all of one a domain rule covers.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -53,6 +54,7 @@ impl Net {
             action: None,
             rule: None,
             dns_name: cx.egress.dns_name(ip).map(str::to_string),
+            answer_cut: None,
         };
         Some(cx.enrich.base(&e.hdr, severity, detail))
     }
@@ -132,6 +134,7 @@ impl Net {
             action,
             rule,
             dns_name: cx.egress.dns_name(ip).map(str::to_string),
+            answer_cut: None,
         };
         let mut hdr = e.hdr;
         hdr.ppid = cx.enrich.table.get_or_load(hdr.pid).map_or(0, |p| p.ppid);
@@ -144,7 +147,9 @@ impl Net {
 /// The kernel sends only answers to a query it saw leaving a socket of
 /// the host's network namespace for a configured resolver (same socket,
 /// resolver, ports, id and question), so nothing a job answers itself
-/// gets here. Not an event of its own.
+/// gets here. An event only when a domain rule covers the name and the
+/// kernel could not read every address record (`answer_cut`): for a
+/// blocked name the answer was dropped (block mode) or would have been.
 pub fn dns(cx: &mut Cx, e: &abi::DnsEvent) -> Option<Event> {
     let wire = e.name.get(..usize::from(e.name_len)).unwrap_or(&e.name);
     let Some(name) = abi::dns_name_text(wire) else {
@@ -163,7 +168,78 @@ pub fn dns(cx: &mut Cx, e: &abi::DnsEvent) -> Option<Event> {
             ttl: Duration::from_secs(u64::from(e.ttl[k])),
         });
     }
-    None
+    let cut = answer_cut(e.cut)?;
+    if e.rule_hit == 0 {
+        return None;
+    }
+    cut_answer(cx, e, name, cut)
+}
+
+/// Why not every address record of an answer was read, in the event's words.
+fn answer_cut(cut: u8) -> Option<&'static str> {
+    match cut {
+        abi::DNS_WHOLE => None,
+        abi::DNS_CUT_COUNT => Some("too_many_records"),
+        abi::DNS_CUT_SIZE => Some("too_long"),
+        abi::DNS_CUT_MALFORMED => Some("malformed"),
+        other => {
+            log::debug!("unknown DNS cut {other}");
+            Some("malformed")
+        }
+    }
+}
+
+/// The event of an answer the kernel could not fully learn for a name a
+/// domain rule covers: `op` `dns_answer`, the resolver as `daddr`.
+fn cut_answer(cx: &mut Cx, e: &abi::DnsEvent, name: String, cut: &'static str) -> Option<Event> {
+    let (family, ip) = match e.server_family {
+        4 => (
+            "ipv4",
+            IpAddr::from([e.server[0], e.server[1], e.server[2], e.server[3]]),
+        ),
+        6 => ("ipv6", IpAddr::from(e.server)),
+        _ => return None,
+    };
+    let (action, result) = match e.action {
+        abi::ACT_BLOCKED => (Some("blocked"), "dropped"),
+        abi::ACT_WOULD_BLOCK => (Some("would_block"), "permitted"),
+        // An allow rule: the addresses not learned stay refused.
+        _ => (None, "ok"),
+    };
+    let (rule, policy) = match action {
+        Some(_) => {
+            let domain = cx
+                .egress
+                .plan()
+                .domains
+                .iter()
+                .find(|d| !d.allow && d.rule == e.rule)
+                .map(|d| format!("blocked_domain:{}", d.name));
+            (Some(cx.egress.rule_text(e.rule)), domain)
+        }
+        None => (None, None),
+    };
+    let detail = Detail::Network {
+        op: "dns_answer",
+        protocol: "udp".to_string(),
+        family,
+        daddr: ip.to_string(),
+        dport: 53,
+        result: result.to_string(),
+        policy,
+        action,
+        rule,
+        dns_name: Some(name),
+        answer_cut: Some(cut),
+    };
+    let severity = if action.is_some() {
+        Severity::High
+    } else {
+        Severity::Warning
+    };
+    let mut hdr = e.hdr;
+    hdr.ppid = cx.enrich.table.get_or_load(hdr.pid).map_or(0, |p| p.ppid);
+    Some(cx.enrich.base(&hdr, severity, detail))
 }
 
 fn net_addr(family: u16, daddr: &[u8; 16]) -> Option<(&'static str, IpAddr)> {
