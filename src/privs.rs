@@ -69,6 +69,12 @@ pub fn kept_mask(last_cap: u32, reloadable: bool) -> u64 {
 /// capable, process). Its ring and outputs are descriptors it holds.
 pub const WATCHDOG_MASK: u64 = 1 << CAP_SYS_PTRACE;
 
+/// A lookout worker's (fsafe::lookout): looking at names and /proc files of
+/// other users' (search and read, ptrace-read access), nothing else. A
+/// worker is made before the drop after attach too, and one stuck in the
+/// kernel lives on: it must never hold more than this.
+pub const LOOK_MASK: u64 = (1 << CAP_DAC_READ_SEARCH) | (1 << CAP_SYS_PTRACE);
+
 /// Drops everything but `kept_mask` and sets no_new_privs. Returns the mask
 /// kept.
 pub fn drop_privileges(reloadable: bool) -> io::Result<u64> {

@@ -17,7 +17,8 @@
 //! left stuck at once; past that, calls are refused at once, so a job that
 //! hangs many of them costs bee-trace a few threads and at most one
 //! timeout per abandoned worker, never a stalled stream. Every call given
-//! up is counted and said in a warning naming what it was for.
+//! up is counted and said in a warning naming what it was for. A worker
+//! holds only `privs::LOOK_MASK`, from its first instruction.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -132,6 +133,13 @@ impl Lookout {
         std::thread::Builder::new()
             .name("bee-trace-lookout".into())
             .spawn(move || {
+                // Capabilities are per thread: this one keeps only what a
+                // look needs, whenever it was made (before the drop after
+                // attach, too) and however long it stays stuck.
+                if let Err(e) = crate::privs::drop_to(crate::privs::LOOK_MASK) {
+                    log::warn!("a lookout worker could not drop its capabilities: {e}");
+                    return;
+                }
                 while let Ok(job) = rx.recv() {
                     job();
                 }
