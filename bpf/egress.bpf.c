@@ -22,6 +22,7 @@
  */
 #include "task.bpf.h"
 #include "ring.bpf.h"
+#include "share.bpf.h"
 #include <bpf/bpf_endian.h>
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -46,6 +47,10 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } in_connect SEC(".maps");
+
+/* Each process's share of net_events, net.bpf.c's map (handed over by user
+ * space): observed sends count against it; verdicts never ask. */
+BT_SHARE_MAP(net_share);
 
 /* Whether the current thread is inside connect(2), whose tracepoint reports
  * the call with its result. */
@@ -424,7 +429,9 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, bool v6, __u8 hook)
 		if (block)
 			return 0;
 	} else if (hook == BT_HOOK_SENDMSG && !sent_recently(&v)) {
-		emit(ctx, &v, BT_ACT_OBSERVED, hook);
+		/* Routine: within the sender's share of the ring (net.bpf.c). */
+		if (!bt_over_share_current(&net_share))
+			emit(ctx, &v, BT_ACT_OBSERVED, hook);
 	} else if (hook == BT_HOOK_CONNECT && !inside_connect()) {
 		/* No connect(2) tracepoint will name this one: report it now. */
 		emit(ctx, &v, BT_ACT_OBSERVED, hook);

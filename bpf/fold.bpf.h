@@ -6,7 +6,7 @@
  *  - a repeat of the same open (process, file, access) within a window of
  *    the window's first is counted in file_fold and not sent;
  *  - a process past its share of records in a window is counted in
- *    file_share and not sent.
+ *    file_share and not sent (share.bpf.h, shared with the network family).
  * Both counts only grow; user space reads the maps every second and at the
  * end and reports what grew (kernel/file.rs, session/flood.rs), so every
  * open is accounted for. A tripwire's kill is always sent.
@@ -17,8 +17,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "abi.h"
-
-#define BT_FOLD_NS ((__u64)BT_FOLD_WINDOW_MS * 1000000ULL)
+#include "share.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -27,35 +26,7 @@ struct {
 	__type(value, struct bt_fold_val);
 } file_fold SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, BT_SHARE_ENTRIES);
-	__type(key, __u32);
-	__type(value, struct bt_share_val);
-} file_share SEC(".maps");
-
-/* True when the process has used its share of this window: counted. */
-static __always_inline bool over_share(__u32 tgid, __u64 now)
-{
-	struct bt_share_val *v = bpf_map_lookup_elem(&file_share, &tgid);
-
-	if (v) {
-		if (now - v->window_start >= BT_FOLD_NS) {
-			v->window_start = now;
-			v->in_window = 1;
-			return false;
-		}
-		if (v->in_window >= BT_SHARE_PER_WINDOW) {
-			__sync_fetch_and_add(&v->suppressed, 1);
-			return true;
-		}
-		__sync_fetch_and_add(&v->in_window, 1);
-		return false;
-	}
-	struct bt_share_val nv = { .window_start = now, .suppressed = 0, .in_window = 1 };
-	bpf_map_update_elem(&file_share, &tgid, &nv, BPF_NOEXIST);
-	return false;
-}
+BT_SHARE_MAP(file_share);
 
 /*
  * Whether an open of (dev, ino) with f_mode access bits is held back:
@@ -78,7 +49,7 @@ static __always_inline bool held_back(__u64 dev, __u64 ino, __u32 access)
 			return true;
 		}
 	}
-	if (over_share(tgid, now))
+	if (bt_over_share(&file_share, tgid, now))
 		return true;
 	if (!ino)
 		return false;

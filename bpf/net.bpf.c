@@ -10,6 +10,7 @@
  * themselves, so that every connect is one event whatever path made it. */
 #include "task.bpf.h"
 #include "ring.bpf.h"
+#include "share.bpf.h"
 #include <bpf/bpf_endian.h>
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -17,6 +18,12 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 BT_RINGBUF(net_events, BT_RING_NET);
 
 BT_LOST_COUNTER(net_lost);
+
+/* Each process's share of net_events per window (share.bpf.h), for the
+ * routine records: connect results, socket(2), listen/accept, and the
+ * observed sends of egress.bpf.c, which user space hands this map. The
+ * egress verdicts never ask. */
+BT_SHARE_MAP(net_share);
 
 /* listen(2) and accepted connections from other hosts. */
 #include "serve.bpf.h"
@@ -68,6 +75,8 @@ static __always_inline int on_connect_exit(long ret)
 		return 0;
 	f = bt_fd_file(fd);
 	if (!f)
+		return 0;
+	if (bt_over_share_current(&net_share))
 		return 0;
 
 	e = bpf_ringbuf_reserve(&net_events, sizeof(*e), 0);
@@ -125,6 +134,8 @@ static __always_inline int on_socket_exit(long ret)
 	type = (long)BT_ARG2(regs);
 	protocol = (long)BT_ARG3(regs);
 	if (!raw_socket(family, type, protocol))
+		return 0;
+	if (bt_over_share_current(&net_share))
 		return 0;
 	e = bpf_ringbuf_reserve(&net_events, sizeof(*e), 0);
 	if (!e) {

@@ -100,6 +100,8 @@ static __always_inline void serve_emit(struct sock *sk, long ret, __u8 op)
 			return;
 		bpf_map_update_elem(&serve_fold, &k, &now, BPF_ANY);
 	}
+	if (bt_over_share_current(&net_share))
+		return;
 	e = bpf_ringbuf_reserve(&net_events, sizeof(*e), 0);
 	if (!e) {
 		bt_count_lost(&net_lost);

@@ -235,3 +235,110 @@ fn a_process_over_its_share_is_counted_by_pid_and_hides_nothing() {
         "every open is counted: {told} told, {suppressed} over the share"
     );
 }
+
+/// Four threads connect(2) to a UDP socket bound on loopback (a connect
+/// there is one cheap syscall and one network record) as fast as they can
+/// for argv[1] seconds; prints "started" and "done".
+const CONNECTS: &str = r#"
+import socket, sys, threading, time
+secs = float(sys.argv[1])
+srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+srv.bind(("127.0.0.1", 0))
+addr = srv.getsockname()
+end = time.monotonic() + secs
+def hammer():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    while time.monotonic() < end:
+        for _ in range(1000):
+            s.connect(addr)
+ts = [threading.Thread(target=hammer) for _ in range(4)]
+[t.start() for t in ts]
+print("started", flush=True)
+[t.join() for t in ts]
+print("done", flush=True)
+"#;
+
+#[test]
+fn a_connect_flood_of_one_process_hides_no_other_processs_connect() {
+    if !root_or_skip("a_connect_flood_of_one_process_hides_no_other_processs_connect") {
+        return;
+    }
+    let s = Scratch::new("netflood");
+    // The other processes' destination: a listener of this test, on a port
+    // the flood does not use.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mon = Monitor::start(&s.0, &["--probe-type", "network_monitor"]);
+
+    let mut flood = Command::new("python3")
+        .args(["-c", CONNECTS, "4"])
+        .uid(65534)
+        .gid(65534)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let flooder = flood.id();
+    let mut out = BufReader::new(flood.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "started");
+    let connect = format!("import socket\nsocket.create_connection(('127.0.0.1', {port})).close()");
+    let mut clients = Vec::new();
+    let began = Instant::now();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(300));
+        clients.push(run(Command::new("python3")
+            .args(["-c", &connect])
+            .uid(65534)
+            .gid(65534)));
+    }
+    let during = began.elapsed();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    let flood_took = began.elapsed();
+    assert_eq!(line.trim(), "done");
+    assert!(flood.wait().unwrap().success());
+    let events = mon.stop();
+    drop(listener);
+
+    assert!(
+        during < flood_took,
+        "the flood ended before the connects ({during:?} >= {flood_took:?}): make it longer"
+    );
+    let floods = from_pid(&events, "network", flooder);
+    for c in &clients {
+        let got: Vec<_> = from_pid(&events, "network", *c)
+            .into_iter()
+            .filter(|e| e["dport"] == port)
+            .collect();
+        assert_eq!(
+            got.len(),
+            1,
+            "the connect by {c} during a flood by {flooder} was lost ({} events of the flooder)",
+            floods.len()
+        );
+        assert_eq!(got[0]["daddr"], "127.0.0.1", "{}", got[0]);
+        assert_eq!(got[0]["result"], "ok", "{}", got[0]);
+    }
+    // The flood is told, not hidden: a few of its connects, and the rest
+    // counted by pid.
+    assert!(!floods.is_empty(), "the flooder's connects are reported");
+    let share: Vec<&Value> = from_pid(&events, "tamper", flooder)
+        .into_iter()
+        .filter(|e| e["op"] == "flood")
+        .collect();
+    assert!(!share.is_empty(), "the flood is told by pid");
+    for e in &share {
+        assert_eq!(e["severity"], "high", "{e}");
+        assert!(e["found"].as_str().unwrap().contains("network"), "{e}");
+    }
+    let suppressed: u64 = share
+        .iter()
+        .map(|e| e["suppressed"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(
+        suppressed > floods.len() as u64,
+        "most of the flood is counted, not sent: {suppressed} suppressed, {} sent",
+        floods.len()
+    );
+}

@@ -239,6 +239,7 @@ impl Sensors {
         }
         open.maps.net_events.reuse_fd(net.maps.net_events.as_fd())?;
         open.maps.in_connect.reuse_fd(net.maps.in_connect.as_fd())?;
+        open.maps.net_share.reuse_fd(net.maps.net_share.as_fd())?;
         open.progs.egress_backstop.set_autoload(backstop);
         open.progs.egress_raw_connect.set_autoload(backstop);
         open.progs.egress_device.set_autoload(backstop);

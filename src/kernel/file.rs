@@ -10,9 +10,8 @@ use super::file_filter::{add_inode, apply_file_filter, remove_inode};
 use super::hooks::{quietly, HookMode, Loaded};
 use super::mem::MemSkel;
 use super::{storage, Family, Probe, Selection, Sensors};
-use libbpf_rs::{MapCore, MapFlags};
 
-use crate::abi::{FoldKey, FoldVal, InodeKey, ShareVal, INODE_WATCH};
+use crate::abi::{InodeKey, INODE_WATCH};
 use crate::policy::KernelFilter;
 
 mod file_skel {
@@ -401,53 +400,6 @@ impl Sensors {
             Some(skel) => apply_file_filter(skel, old, new, inodes, disarm),
             None => Ok(()),
         }
-    }
-}
-
-/// What the file family's flood control counted instead of sending
-/// (bpf/fold.bpf.h): per open, the repeats folded so far; per process, the
-/// records over its share so far. Both only grow while an entry lives.
-#[derive(Debug, Default)]
-pub struct FoldCounts {
-    pub folded: Vec<(FoldKey, u64)>,
-    pub suppressed: Vec<(u32, u64)>,
-}
-
-impl Sensors {
-    /// Reads the flood-control maps (empty without the file family).
-    pub fn fold_counts(&self) -> FoldCounts {
-        let mut out = FoldCounts::default();
-        let Some(s) = &self.file else {
-            return out;
-        };
-        for k in s.maps.file_fold.keys() {
-            let mut key = FoldKey::default();
-            if plain::copy_from_bytes(&mut key, &k).is_err() {
-                continue;
-            }
-            if let Ok(Some(b)) = s.maps.file_fold.lookup(&k, MapFlags::ANY) {
-                let mut v = FoldVal::default();
-                if plain::copy_from_bytes(&mut v, &b).is_ok() && v.folded > 0 {
-                    out.folded.push((key, v.folded));
-                }
-            }
-        }
-        for k in s.maps.file_share.keys() {
-            let Some(tgid) = k
-                .get(..4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_ne_bytes)
-            else {
-                continue;
-            };
-            if let Ok(Some(b)) = s.maps.file_share.lookup(&k, MapFlags::ANY) {
-                let mut v = ShareVal::default();
-                if plain::copy_from_bytes(&mut v, &b).is_ok() && v.suppressed > 0 {
-                    out.suppressed.push((tgid, v.suppressed));
-                }
-            }
-        }
-        out
     }
 }
 

@@ -22,19 +22,21 @@ mod hooks;
 mod mem;
 mod net;
 mod process;
+mod share;
 pub mod workers;
 
 use egress::EgressSkel;
 pub use egress_learned::Egress;
 pub use egress_maps::EgressMaps;
 use file::FileSkel;
-pub use file::{identify, kernel_dev, seed_inodes, FoldCounts, Ident};
+pub use file::{identify, kernel_dev, seed_inodes, Ident};
 use guard::TamperSkel;
 pub use guard::{Drift, LinkBaseline, OwnObject};
 pub use hooks::{libbpf_message, HookChoice, HookMode, PROBING};
 use mem::MemSkel;
 use net::NetSkel;
 use process::ProcessSkel;
+pub use share::FoldCounts;
 
 /// A probe family: one skeleton (the file family's also serves memory's
 /// /proc opens), one ring buffer, one name in events and reports.

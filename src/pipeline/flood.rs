@@ -1,8 +1,9 @@
 //! What the kernel's flood control counted instead of sending
-//! (bpf/fold.bpf.h), told as events: an open's folded repeats as a report
-//! of the same open with `repeats`, a process's records over its share as a
-//! `flood` tamper event with `suppressed`. Read every second and once more
-//! after the last record is drained, so every counted open is told.
+//! (bpf/fold.bpf.h, bpf/include/share.bpf.h), told as events: an open's
+//! folded repeats as a report of the same open with `repeats`, a process's
+//! records over its share of a family's ring (file, network) as a `flood`
+//! tamper event with `suppressed`. Read every second and once more after
+//! the last record is drained, so every counted record is told.
 
 use std::collections::HashMap;
 
@@ -11,10 +12,17 @@ use crate::abi::{self, Header};
 use crate::event::{Detail, Event, Severity};
 use crate::kernel::FoldCounts;
 
-/// What was told of each process's suppressed records so far.
+/// What was told of each process's records over one family's share so far.
+#[derive(Default)]
+struct Shares {
+    suppressed: HashMap<u32, u64>,
+}
+
+/// What was told of the kernel's flood control so far.
 #[derive(Default)]
 pub struct Told {
-    suppressed: HashMap<u32, u64>,
+    file_share: Shares,
+    net_share: Shares,
     /// Repeats counted for an open whose own report never reached user
     /// space (lost, or filtered by the full policy): told only as a count.
     pub unmatched_repeats: u64,
@@ -32,7 +40,7 @@ fn growth(now: u64, told: u64) -> u64 {
     }
 }
 
-impl Told {
+impl Shares {
     /// Each process's records over its share not told yet, as (tgid,
     /// growth), from a reading of the kernel's counters. What is told is
     /// kept only for the processes the reading holds: a process whose
@@ -85,7 +93,7 @@ impl Pipeline {
             let ev = self.base(&hdr, "file", severity, detail);
             out.extend(self.finish(ev));
         }
-        for (tgid, delta) in self.told.share_growth(&counts.suppressed) {
+        for (tgid, delta) in self.told.file_share.share_growth(&counts.suppressed) {
             // The process's own header, from any report of it, names it.
             let mut hdr = self
                 .files
@@ -99,36 +107,51 @@ impl Pipeline {
                     ..Header::default()
                 });
             hdr.ts_boot_ns = now;
-            let detail = Detail::Tamper {
-                op: "flood",
-                source: "share",
-                object_type: None,
-                object_id: None,
-                object_name: None,
-                result: None,
-                signal: None,
-                target_pid: None,
-                found: Some(format!(
-                    "more than {} sensitive file records in {} ms: the rest were counted, not reported",
-                    abi::SHARE_PER_WINDOW,
-                    abi::FOLD_WINDOW_MS
-                )),
-                suppressed: Some(delta),
+            out.extend(self.share_event(&hdr, delta, "sensitive file"));
+        }
+        for (tgid, delta) in self.told.net_share.share_growth(&counts.net_suppressed) {
+            let hdr = Header {
+                ts_boot_ns: now,
+                pid: tgid,
+                tid: tgid,
+                ..Header::default()
             };
-            let ev = self.base(&hdr, "tamper", Severity::High, detail);
-            out.extend(self.finish(ev));
+            out.extend(self.share_event(&hdr, delta, "network"));
         }
         out
+    }
+
+    /// The `flood` event of `delta` more `what` records of one process
+    /// over its share, counted in the kernel and not sent.
+    fn share_event(&mut self, hdr: &Header, delta: u64, what: &str) -> Option<Event> {
+        let detail = Detail::Tamper {
+            op: "flood",
+            source: "share",
+            object_type: None,
+            object_id: None,
+            object_name: None,
+            result: None,
+            signal: None,
+            target_pid: None,
+            found: Some(format!(
+                "more than {} {what} records in {} ms: the rest were counted, not reported",
+                abi::SHARE_PER_WINDOW,
+                abi::FOLD_WINDOW_MS
+            )),
+            suppressed: Some(delta),
+        };
+        let ev = self.base(hdr, "tamper", Severity::High, detail);
+        self.finish(ev)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{growth, Told};
+    use super::{growth, Shares};
 
     #[test]
     fn what_was_told_is_kept_only_for_processes_the_kernel_still_counts() {
-        let mut told = Told::default();
+        let mut told = Shares::default();
         for tgid in 1..=1000u32 {
             assert_eq!(told.share_growth(&[(tgid, 5)]), vec![(tgid, 5)]);
         }
