@@ -30,6 +30,12 @@ const ABANDONED_MAX: usize = 8;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// The worker calls go to: its queue, and its thread to join when retired.
+struct Worker {
+    tx: mpsc::Sender<Job>,
+    thread: std::thread::JoinHandle<()>,
+}
+
 /// Why a call gave no result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stalled {
@@ -50,7 +56,7 @@ impl std::fmt::Display for Stalled {
 
 pub struct Lookout {
     name: &'static str,
-    worker: Mutex<Option<mpsc::Sender<Job>>>,
+    worker: Mutex<Option<Worker>>,
     /// Abandoned workers not yet out of their call.
     stuck: Arc<AtomicUsize>,
     given_up: AtomicU64,
@@ -79,9 +85,9 @@ impl Lookout {
             return Err(self.give_up(what, Stalled::Refused));
         }
         let tx = match worker.as_ref() {
-            Some(tx) => tx.clone(),
+            Some(w) => w.tx.clone(),
             None => match self.spawn() {
-                Some(tx) => worker.insert(tx).clone(),
+                Some(w) => worker.insert(w).tx.clone(),
                 None => return Err(self.give_up(what, Stalled::Refused)),
             },
         };
@@ -109,6 +115,26 @@ impl Lookout {
         }
     }
 
+    /// Lets the idle worker go and waits until its thread has ended, so
+    /// that the process has no thread of the lookout's but those stuck in
+    /// the kernel (which `stuck_now` counts). The next call makes a new
+    /// one. Before a fork: the watchdog is forked only while bee-trace has a
+    /// single thread.
+    pub fn retire(&self) {
+        let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = worker.take() {
+            drop(w.tx);
+            // Idle: no call is running while the lock is held, so the
+            // thread leaves its loop at once.
+            let _ = w.thread.join();
+        }
+    }
+
+    /// Workers abandoned in a call that has not returned.
+    pub fn stuck_now(&self) -> usize {
+        self.stuck.load(Ordering::SeqCst)
+    }
+
     /// Calls given up so far.
     pub fn given_up(&self) -> u64 {
         self.given_up.load(Ordering::SeqCst)
@@ -127,10 +153,10 @@ impl Lookout {
         why
     }
 
-    fn spawn(&self) -> Option<mpsc::Sender<Job>> {
+    fn spawn(&self) -> Option<Worker> {
         let (tx, rx) = mpsc::channel::<Job>();
         let stuck = Arc::clone(&self.stuck);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("bee-trace-lookout".into())
             .spawn(move || {
                 // Capabilities are per thread: this one keeps only what a
@@ -150,7 +176,7 @@ impl Lookout {
             })
             .map_err(|e| log::warn!("{}: no worker thread: {e}", self.name))
             .ok()?;
-        Some(tx)
+        Some(Worker { tx, thread })
     }
 }
 
@@ -184,6 +210,16 @@ mod tests {
         assert_eq!(l.run(&"quick", Duration::from_secs(10), || 7), Ok(7));
         assert_eq!(l.run(&"again", Duration::from_secs(10), || 8), Ok(8));
         assert_eq!(l.given_up(), 0);
+    }
+
+    #[test]
+    fn a_retired_worker_is_gone_and_the_next_call_makes_another() {
+        let l = Lookout::new("test");
+        assert_eq!(l.run(&"first", Duration::from_secs(10), || 1), Ok(1));
+        l.retire();
+        assert!(l.worker.lock().unwrap().is_none());
+        assert_eq!(l.run(&"after", Duration::from_secs(10), || 2), Ok(2));
+        assert_eq!(l.stuck_now(), 0);
     }
 
     #[test]

@@ -386,8 +386,17 @@ fn start_watchdog(
     format: Format,
     policy: &Policy,
 ) -> Option<watchdog::Watchdog> {
+    // The lookout's idle worker (the start's looks at homes and seeds) is
+    // let go first; one stuck in the kernel cannot be, and then there is no
+    // watchdog.
+    crate::fsafe::lookout::shared().retire();
     if !watchdog::single_threaded() {
-        log::warn!("no watchdog: bee-trace already runs threads, so it cannot fork one safely");
+        let stuck = crate::fsafe::lookout::shared().stuck_now();
+        if stuck > 0 {
+            log::warn!("no watchdog: {stuck} look(s) at a file system that did not answer are still stuck in the kernel, so bee-trace cannot fork one safely");
+        } else {
+            log::warn!("no watchdog: bee-trace already runs threads, so it cannot fork one safely");
+        }
         return None;
     }
     let ring = sensors.watch_ring()?;
