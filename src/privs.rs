@@ -84,6 +84,15 @@ pub fn drop_privileges(reloadable: bool) -> io::Result<u64> {
 /// Drops every capability not in `keep`, from every set and the bounding
 /// set, and sets no_new_privs. Returns `keep`.
 pub fn drop_to(keep: u64) -> io::Result<u64> {
+    drop_thread_to(keep, false)
+}
+
+/// `drop_to` for one thread made at any time, such as a lookout worker
+/// made after the drop after attach: the calling thread then no longer has
+/// CAP_SETPCAP, so its bounding set stays the process's kept set (it never
+/// execs, and no_new_privs is set); effective and permitted still go down
+/// to `keep`.
+pub fn drop_thread_to(keep: u64, bounding_best_effort: bool) -> io::Result<u64> {
     let last = last_cap();
     // The bounding set first: that needs CAP_SETPCAP, which goes next.
     for cap in 0..=last {
@@ -93,7 +102,9 @@ pub fn drop_to(keep: u64) -> io::Result<u64> {
             if rc != 0 {
                 let e = io::Error::last_os_error();
                 // EINVAL: a capability this kernel does not know.
-                if e.raw_os_error() != Some(libc::EINVAL) {
+                let tolerated = e.raw_os_error() == Some(libc::EINVAL)
+                    || (bounding_best_effort && e.raw_os_error() == Some(libc::EPERM));
+                if !tolerated {
                     return Err(e);
                 }
             }

@@ -162,7 +162,7 @@ impl Lookout {
                 // Capabilities are per thread: this one keeps only what a
                 // look needs, whenever it was made (before the drop after
                 // attach, too) and however long it stays stuck.
-                if let Err(e) = crate::privs::drop_to(crate::privs::LOOK_MASK) {
+                if let Err(e) = crate::privs::drop_thread_to(crate::privs::LOOK_MASK, true) {
                     log::warn!("a lookout worker could not drop its capabilities: {e}");
                     return;
                 }
