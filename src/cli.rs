@@ -6,6 +6,7 @@ use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::event::Severity;
 use crate::kernel::{HookMode, Selection};
 use crate::sink::Format;
 
@@ -216,6 +217,31 @@ pub struct RunArgs {
     /// link, and refuses a target that is not a regular file.
     #[arg(long, value_name = "GROUP", value_parser = crate::outfile::group_id)]
     pub output_group: Option<u32>,
+
+    /// Give a verdict as the exit status: 2 (FAIL) when an event or signal
+    /// at or above SEVERITY (info, warning, high, critical) occurred or a
+    /// connect was blocked; 3 (INCOMPLETE) when none did but events were
+    /// lost before bee-trace could see them; 0 (PASS) otherwise. The
+    /// summary's last line says which and why. Overrides the policy's
+    /// `verdict.fail_on`; without either, a run that ends normally exits 0.
+    #[arg(long, value_name = "SEVERITY", value_parser = severity)]
+    pub fail_on: Option<Severity>,
+
+    /// Write only events and signals at or above SEVERITY to the event
+    /// stream; the record, the rules, the reports and the verdict still
+    /// see every event. Default: everything, except that on a CI runner
+    /// (CI=true) with the stream going to the log, INFO exec/exit lines
+    /// are left out unless this flag is given.
+    #[arg(long, value_name = "SEVERITY", value_parser = severity)]
+    pub min_severity: Option<Severity>,
+}
+
+/// A severity's name, as events and the policy spell it.
+pub fn severity(s: &str) -> Result<Severity, String> {
+    Severity::ALL
+        .into_iter()
+        .find(|v| v.as_str() == s.to_ascii_lowercase())
+        .ok_or_else(|| format!("`{s}` is not a severity: use info, warning, high or critical"))
 }
 
 #[cfg(test)]

@@ -120,6 +120,7 @@ impl Policy {
                 .max_events_per_second
                 .or(default.performance.max_events_per_second)
                 .unwrap_or_default(),
+            fail_on: user.verdict.fail_on.or(default.verdict.fail_on),
         })
     }
 }

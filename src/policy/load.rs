@@ -26,6 +26,17 @@ pub struct PolicyFile {
     pub canaries: Vec<CanaryEntry>,
     #[serde(default)]
     pub redaction: RedactionSection,
+    #[serde(default)]
+    pub verdict: VerdictSection,
+}
+
+/// `verdict:`, what makes a run fail (report/verdict.rs).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerdictSection {
+    /// The run exits non-zero when an event or signal at or above this
+    /// severity occurred, or a connect was blocked (`--fail-on`).
+    pub fail_on: Option<Severity>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -148,6 +148,8 @@ pub struct Policy {
     pub event_buffer_size: usize,
     pub max_events_per_second: u64,
     pub redactor: crate::sink::redact::Redactor,
+    /// verdict.fail_on: the run fails on a finding at or above it.
+    pub fail_on: Option<Severity>,
 }
 
 /// Largest performance.event_buffer_size. The queue is allocated whole at

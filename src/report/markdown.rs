@@ -8,6 +8,25 @@ use super::{ProbeLine, Report, MAX_REPORTED};
 use crate::escape;
 use crate::event::Detail;
 
+/// The verdict first: the word, the level, and why.
+fn verdict_md(s: &mut String, v: &super::verdict::Verdict) {
+    let word = match v.result {
+        super::verdict::Outcome::Pass => "✅ PASS",
+        super::verdict::Outcome::Fail => "❌ FAIL",
+        super::verdict::Outcome::Incomplete => "⚠️ INCOMPLETE",
+    };
+    let _ = writeln!(
+        s,
+        "**Verdict: {word}** (fail-on {}, exit {}): {}\n",
+        v.fail_on,
+        v.exit_code,
+        escape::markdown(&v.reasons())
+    );
+    if let Some(e) = &v.example {
+        let _ = writeln!(s, "First: {}\n", escape::markdown(e));
+    }
+}
+
 pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# bee-trace report\n");
@@ -16,6 +35,9 @@ pub fn markdown(r: &Report) -> String {
         "{} to {} ({:.1}s), bee-trace {}\n",
         r.started, r.ended, r.duration_secs, r.version
     );
+    if let Some(v) = &r.verdict {
+        verdict_md(&mut s, v);
+    }
     signals_md(&mut s, r);
     let _ = writeln!(s, "## Events\n");
     let _ = writeln!(s, "| type | critical | high | warning | info |");

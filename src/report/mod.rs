@@ -1,8 +1,10 @@
 //! The end-of-run report: what it holds and the summary on stderr; its
 //! files are written by `json` and `markdown`.
 
+pub mod annotations;
 mod json;
 mod markdown;
+pub mod verdict;
 
 pub use json::json;
 pub use markdown::markdown;
@@ -68,6 +70,9 @@ pub struct Report {
     pub notable_truncated: bool,
     /// Whether bee-trace itself was tampered with (session::self_check).
     pub integrity: Integrity,
+    /// With `--fail-on` (or `verdict.fail_on`): pass, fail or incomplete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<verdict::Verdict>,
 }
 
 /// One finding of the self-check, for the report.
@@ -179,6 +184,9 @@ pub fn summary_text(r: &Report) -> String {
             );
             let _ = writeln!(s, "    {}", crate::escape::terminal(&line));
         }
+    }
+    if let Some(v) = &r.verdict {
+        let _ = writeln!(s, "{}", v.line());
     }
     s
 }

@@ -21,6 +21,7 @@ pub(super) fn report(notable: Vec<Event>) -> Report {
         notable_events: notable,
         notable_truncated: false,
         integrity: Default::default(),
+        verdict: None,
     }
 }
 

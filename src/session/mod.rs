@@ -51,6 +51,8 @@ struct Meta {
     deadline: Option<Instant>,
     report_json: Option<outfile::Report>,
     report_md: Option<outfile::Report>,
+    /// The verdict's level: --fail-on, else the policy's verdict.fail_on.
+    fail_on: Option<crate::event::Severity>,
 }
 
 /// Everything a run holds, passed from stage to stage. Field order is drop

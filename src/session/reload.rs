@@ -39,6 +39,9 @@ impl Running {
         {
             log::warn!("performance.* changes take effect at the next start, not on reload");
         }
+        if policy.fail_on != old.fail_on {
+            log::warn!("verdict.fail_on changes take effect at the next start, not on reload: the verdict judges the whole run at one level");
+        }
 
         // New canaries first; if one cannot be planted, undo and refuse.
         let planted = &mut p.decoys.canaries;

@@ -22,8 +22,9 @@ pub struct Sealed {
     report: Report,
 }
 
-/// The summary is said and the report files are written.
-pub struct Reported(Parts);
+/// The summary is said and the report files are written; the verdict's
+/// exit status is kept for the end.
+pub struct Reported(Parts, u8);
 
 impl Running {
     /// Stops the run in the only order the types allow.
@@ -70,7 +71,16 @@ impl Drained {
 impl Sealed {
     pub fn write_reports(self) -> Result<Reported> {
         let Sealed { mut parts, report } = self;
+        if let Some(v) = report.verdict.as_ref().filter(|_| on_github_actions()) {
+            for line in report::annotations::workflow_commands(&report, v.fail_on) {
+                eprintln!("{line}");
+            }
+        }
         eprint!("{}", report::summary_text(&report));
+        let code = report
+            .verdict
+            .as_ref()
+            .map_or(report::verdict::EXIT_PASS, |v| v.exit_code);
         if let Some(r) = parts.meta.report_json.take() {
             let text = report::json(&report).context("serialising the JSON report")?;
             let p = r.path.clone();
@@ -82,14 +92,14 @@ impl Sealed {
             r.write(report::markdown(&report).as_bytes())
                 .with_context(|| format!("cannot write the Markdown report {}", p.display()))?;
         }
-        Ok(Reported(parts))
+        Ok(Reported(parts, code))
     }
 }
 
 impl Reported {
     /// Removes the canaries, then says whether every event was written.
     pub fn finish(self) -> Result<ExitCode> {
-        let mut parts = self.0;
+        let Reported(mut parts, code) = self;
         // Programs are detached: the decoys can go, then the pins.
         remove(&mut parts.decoys);
         let sink = &mut parts.flow.sink;
@@ -107,8 +117,13 @@ impl Reported {
                 "writing events failed: {unwritten} lines were not written (see the summary)"
             ));
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(ExitCode::from(code))
     }
+}
+
+/// A step of a GitHub Actions job, whose log takes workflow commands.
+fn on_github_actions() -> bool {
+    std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true")
 }
 
 /// Removes the decoys, then releases the pins, leaving empty sets behind.
@@ -166,9 +181,13 @@ fn build_report(parts: &mut Parts) -> Report {
         counts: report::counts(stats),
         total_events: stats.total(),
         filtered: stats.filtered,
-        lost,
         notable_truncated: sink.notable.truncated(),
         notable_events: sink.notable.take(),
         integrity: flow.guard.integrity.clone(),
+        verdict: meta.fail_on.map(|level| {
+            let unseen = lost.kernel.values().sum::<u64>() + lost.channel + lost.undecodable;
+            report::verdict::Verdict::judge(&sink.tally, level, unseen)
+        }),
+        lost,
     }
 }

@@ -32,6 +32,7 @@ pub struct Session;
 struct Prepared {
     policy: Policy,
     format: Format,
+    view: sink::View,
     engine: rules::Engine,
     signer: Option<evidence::Signer>,
     started: String,
@@ -89,6 +90,7 @@ impl Session {
         announce(p.ready.as_ref(), &sensors)?;
 
         let max_rate = p.policy.max_events_per_second;
+        let fail_on = args.fail_on.or(p.policy.fail_on);
         let mut pipeline = new_pipeline(args, p.policy, table, egress, &own, dog.as_ref());
         pipeline.peers = Some(planted.peers);
         for (key, path) in &planted.seeds {
@@ -103,8 +105,9 @@ impl Session {
             deadline: args.duration.map(|d| started_at + Duration::from_secs(d)),
             report_json: p.report_json,
             report_md: p.report_md,
+            fail_on,
         };
-        let sink = Sink::new(
+        let mut sink = Sink::new(
             p.out,
             p.format,
             args.output.is_none(),
@@ -113,6 +116,7 @@ impl Session {
             p.recorder,
             p.engine,
         );
+        sink.view = p.view;
         let parts = Parts {
             decoys: planted.decoys,
             flow: Flow {
@@ -204,11 +208,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared> {
         Some(path) => Policy::load(path)?,
         None => Policy::default_policy(),
     };
-    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
-        Format::Human
-    } else {
-        Format::Json
-    });
+    let (format, view) = stream_form(args);
     let rule_set = rules::load(args.rules.as_deref())?;
     log::info!("{} rules loaded", rule_set.rules.len());
     let key = match &args.sign_key {
@@ -252,6 +252,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared> {
     Ok(Prepared {
         policy,
         format,
+        view,
         engine: rules::Engine::new(rule_set),
         signer,
         started,
@@ -267,6 +268,31 @@ fn prepare(args: &RunArgs) -> Result<Prepared> {
             .transpose()
             .context("cannot prepare the ready file")?,
     })
+}
+
+/// The event stream's format and what it shows. On a terminal: human lines
+/// (coloured unless NO_COLOR is set). In a CI log (CI=true, the stream on
+/// standard output, not a terminal): human lines without INFO exec/exit
+/// unless --min-severity is given. Anywhere else: NDJSON for machines.
+fn stream_form(args: &RunArgs) -> (Format, sink::View) {
+    let terminal = args.output.is_none() && std::io::stdout().is_terminal();
+    let ci_log =
+        args.output.is_none() && !terminal && std::env::var_os("CI").is_some_and(|v| v == "true");
+    let format = args.format.unwrap_or(if terminal || ci_log {
+        Format::Human
+    } else {
+        Format::Json
+    });
+    let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let view = sink::View {
+        min_severity: args.min_severity.unwrap_or(crate::event::Severity::Info),
+        hide_info_process: ci_log && format == Format::Human && args.min_severity.is_none(),
+        colour: terminal && format == Format::Human && !no_colour,
+    };
+    if view.hide_info_process {
+        eprintln!("bee-trace: CI log: human lines, INFO exec/exit left out (--min-severity info shows them; the record and reports keep them)");
+    }
+    (format, view)
 }
 
 /// Root's file, but one a job with sudo can make a FIFO or /dev/zero: a

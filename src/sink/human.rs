@@ -13,6 +13,27 @@ pub fn signal_human(g: &crate::rules::Signal) -> String {
     )
 }
 
+/// A human line (already escaped, so it holds no escape sequence of its
+/// own) with its severity word coloured, when `sev` is given.
+pub fn coloured(line: String, sev: Option<crate::event::Severity>) -> String {
+    use crate::event::Severity;
+    let Some(sev) = sev else { return line };
+    let code = match sev {
+        Severity::Critical => "1;31",
+        Severity::High => "31",
+        Severity::Warning => "33",
+        Severity::Info => "2",
+    };
+    // The line is "<ts> <SEVERITY padded> ...": the word follows the first space.
+    let word = sev.as_str().to_uppercase();
+    match line.split_once(' ') {
+        Some((ts, rest)) if rest.starts_with(&word) => {
+            format!("{ts} \x1b[{code}m{word}\x1b[0m{}", &rest[word.len()..])
+        }
+        _ => line,
+    }
+}
+
 fn lineage(e: &Event) -> String {
     let mut s = String::new();
     for a in e.ancestors.iter().take(4) {

@@ -166,6 +166,38 @@ pub struct Sink {
     pub recorder: Option<record::Recorder>,
     pub engine: rules::Engine,
     pub signals: MostSevere<rules::Signal>,
+    /// What the verdict is made of: every event and signal, shown or not.
+    pub tally: report::verdict::Tally,
+    /// What the event stream shows.
+    pub view: View,
+}
+
+/// What of the judged events the event stream shows, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct View {
+    /// Events and signals below it are not written to the stream.
+    pub min_severity: Severity,
+    /// INFO exec and exit lines are left out (a CI log's default).
+    pub hide_info_process: bool,
+    /// Human lines get their severity coloured (a terminal without NO_COLOR).
+    pub colour: bool,
+}
+
+impl Default for View {
+    fn default() -> View {
+        View {
+            min_severity: Severity::Info,
+            hide_info_process: false,
+            colour: false,
+        }
+    }
+}
+
+impl View {
+    fn shows(&self, sev: Severity, kind: &str) -> bool {
+        sev >= self.min_severity
+            && !(self.hide_info_process && kind == "process" && sev == Severity::Info)
+    }
 }
 
 impl Sink {
@@ -190,6 +222,8 @@ impl Sink {
             recorder,
             engine,
             signals: MostSevere::new(report::MAX_REPORTED),
+            tally: report::verdict::Tally::default(),
+            view: View::default(),
         }
     }
 
@@ -213,8 +247,10 @@ impl Sink {
             Ok(v) => self.engine.push(&v),
             Err(_) => Vec::new(),
         };
-        if self.rate.admit() {
-            self.write(&obj, || human::human(&ev));
+        self.tally.event(&ev);
+        if self.view.shows(ev.severity, ev.kind) && self.rate.admit() {
+            let colour = self.view.colour.then_some(ev.severity);
+            self.write(&obj, || human::coloured(human::human(&ev), colour));
             if self.flush_each
                 || ev.severity >= Severity::High
                 || self.last_flush.elapsed() >= FLUSH_EVERY
@@ -233,14 +269,18 @@ impl Sink {
     /// A rule matched: written at once (never rate-limited), kept for the
     /// summary and reports.
     pub fn signal(&mut self, g: rules::Signal) {
-        match serde_json::to_string(&g) {
-            Ok(obj) => self.write(&obj, || human::signal_human(&g)),
-            Err(e) => {
-                self.out.lost += 1;
-                self.encode_error.get_or_insert(e);
+        self.tally.signal(&g);
+        if self.view.shows(g.severity, "signal") {
+            let colour = self.view.colour.then_some(g.severity);
+            match serde_json::to_string(&g) {
+                Ok(obj) => self.write(&obj, || human::coloured(human::signal_human(&g), colour)),
+                Err(e) => {
+                    self.out.lost += 1;
+                    self.encode_error.get_or_insert(e);
+                }
             }
+            self.flush();
         }
-        self.flush();
         self.signals.push(g.severity, g);
     }
 

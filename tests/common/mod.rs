@@ -70,6 +70,17 @@ impl Monitor {
     /// A monitor whose files carry `tag` (several can run side by side),
     /// writing `format` (json or human) to its output file.
     pub fn start_as(dir: &Path, tag: &str, format: &str, extra: &[&str]) -> Monitor {
+        Monitor::start_env(dir, tag, format, extra, &[])
+    }
+
+    /// `start_as` with these variables set in bee-trace's environment.
+    pub fn start_env(
+        dir: &Path,
+        tag: &str,
+        format: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Monitor {
         let events_path = dir.join(format!("{tag}events.ndjson"));
         let ready = dir.join(format!("{tag}ready"));
         let stderr_path = dir.join(format!("{tag}stderr.txt"));
@@ -81,6 +92,7 @@ impl Monitor {
             .arg("--ready-file")
             .arg(&ready)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_path).unwrap())
@@ -149,6 +161,15 @@ impl Monitor {
             "bee-trace exited with {status}: {}",
             self.stderr()
         );
+    }
+
+    /// SIGTERM; returns how it exited (a verdict may make that non-zero),
+    /// its stderr and every event written.
+    pub fn stop_status(mut self) -> (std::process::ExitStatus, String, Vec<Value>) {
+        // SAFETY: kill with a valid pid and signal.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        (status, self.stderr(), read_events(&self.events_path))
     }
 
     /// SIGTERM, wait for a clean exit, return the output file's text.
