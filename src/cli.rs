@@ -103,6 +103,79 @@ pub enum Command {
     /// deleted, inserted, moved, duplicated, or the stream cut short).
     /// Exits 0 when it verifies, 1 when it does not.
     Verify(VerifyArgs),
+    /// Run the monitor in the background for a CI job or a service:
+    /// `agent start [run flags]` returns once every probe is attached,
+    /// `agent stop` ends it and prints the summary, exiting with the
+    /// verdict, `agent status` says how it stands.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Start the monitor detached (its own session, standard output and
+    /// error to agent.log in the state directory) with the flags of a
+    /// monitoring run (`bee-trace --help`), and return once every probe is
+    /// attached, or exit non-zero with the reason. Output and report files
+    /// are opened now, so a path that cannot be written is refused now,
+    /// not at the end. Refused while another agent runs with the same
+    /// state directory.
+    Start(AgentStartArgs),
+    /// Ask the agent to finish, wait until its reports are written and its
+    /// record sealed, print the summary (and, under GitHub Actions, the
+    /// findings as annotations), append the Markdown report to --summary
+    /// (default: $GITHUB_STEP_SUMMARY when set), and exit with the
+    /// verdict's status (see --fail-on).
+    Stop(AgentStopArgs),
+    /// Say whether an agent runs, since when, and its counts so far.
+    /// Exits 0 when one runs, 1 when none does.
+    Status(AgentDirArgs),
+    /// The detached agent itself, as `start` runs it.
+    #[command(hide = true)]
+    Serve(AgentServeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentDirArgs {
+    /// The agent's state directory (made 0700; it must be root's and
+    /// closed to everyone else).
+    #[arg(long, value_name = "DIR", default_value = crate::agent::DEFAULT_DIR)]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AgentStartArgs {
+    #[command(flatten)]
+    pub dir: AgentDirArgs,
+    /// How long to wait for every probe to attach, in seconds.
+    #[arg(long, default_value = "180", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub start_timeout: u64,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AgentStopArgs {
+    #[command(flatten)]
+    pub dir: AgentDirArgs,
+    /// Append the Markdown report to FILE (default: $GITHUB_STEP_SUMMARY
+    /// when it is set).
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    /// How long to wait for the agent to finish, in seconds.
+    #[arg(long, default_value = "120", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AgentServeArgs {
+    #[command(flatten)]
+    pub dir: AgentDirArgs,
+    /// The pipe `start` waits on.
+    #[arg(long)]
+    pub notify_fd: i32,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, clap::Args)]

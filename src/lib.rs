@@ -4,6 +4,7 @@
 //! command line and runs one command.
 
 pub mod abi;
+pub mod agent;
 pub mod canary;
 pub mod cli;
 pub mod commands;

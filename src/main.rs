@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Some(Command::Verify(args)) => commands::verify::run(args),
         Some(Command::Rules(args)) => commands::rules::run(args),
         Some(Command::Replay(args)) => commands::replay::run(args),
+        Some(Command::Agent(cmd)) => commands::agent::run(cmd),
         None => commands::run::run(&cli.run),
     };
     match result {

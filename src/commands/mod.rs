@@ -1,5 +1,6 @@
 //! One file per subcommand: each takes its parsed arguments and returns the exit code.
 
+pub mod agent;
 pub mod check;
 pub mod replay;
 pub mod rules;

@@ -23,7 +23,9 @@ use crate::{canary, outfile, peers, watchdog};
 
 use flow::Flow;
 
-pub use shutdown::{Detached, Drained, Reported, Sealed};
+pub use run_loop::Snapshot;
+pub use shutdown::{Detached, Drained, Ended, Reported, Sealed};
+pub use signals::request_stop;
 pub use start::Session;
 
 /// The decoys and the tripwire pins. The decoys go first (field order is

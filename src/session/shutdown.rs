@@ -22,14 +22,27 @@ pub struct Sealed {
     report: Report,
 }
 
-/// The summary is said and the report files are written; the verdict's
-/// exit status is kept for the end.
-pub struct Reported(Parts, u8);
+/// The summary is said and the report files are written; what the run
+/// ended with is kept for whoever asked it to stop.
+pub struct Reported(Parts, Ended);
+
+/// What a run ended with: its verdict's exit status and what was said.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Ended {
+    pub exit_code: u8,
+    /// The summary, as said on stderr (its last line is the verdict's).
+    pub summary: String,
+    /// Findings as GitHub workflow commands (with a verdict).
+    pub annotations: Vec<String>,
+    /// The Markdown report.
+    pub markdown: String,
+}
 
 impl Running {
     /// Stops the run in the only order the types allow.
     pub fn shutdown(self) -> Result<ExitCode> {
-        self.detach().drain().seal().write_reports()?.finish()
+        let ended = self.detach().drain().seal().write_reports()?.finish()?;
+        Ok(ExitCode::from(ended.exit_code))
     }
 
     /// A last look before detaching (a change in the final second counts
@@ -71,16 +84,28 @@ impl Drained {
 impl Sealed {
     pub fn write_reports(self) -> Result<Reported> {
         let Sealed { mut parts, report } = self;
-        if let Some(v) = report.verdict.as_ref().filter(|_| on_github_actions()) {
-            for line in report::annotations::workflow_commands(&report, v.fail_on) {
+        let annotations = report
+            .verdict
+            .as_ref()
+            .map(|v| report::annotations::workflow_commands(&report, v.fail_on))
+            .unwrap_or_default();
+        if on_github_actions() {
+            for line in &annotations {
                 eprintln!("{line}");
             }
         }
-        eprint!("{}", report::summary_text(&report));
-        let code = report
-            .verdict
-            .as_ref()
-            .map_or(report::verdict::EXIT_PASS, |v| v.exit_code);
+        let summary = report::summary_text(&report);
+        eprint!("{summary}");
+        let markdown = report::markdown(&report);
+        let ended = Ended {
+            exit_code: report
+                .verdict
+                .as_ref()
+                .map_or(report::verdict::EXIT_PASS, |v| v.exit_code),
+            summary,
+            annotations,
+            markdown,
+        };
         if let Some(r) = parts.meta.report_json.take() {
             let text = report::json(&report).context("serialising the JSON report")?;
             let p = r.path.clone();
@@ -89,17 +114,21 @@ impl Sealed {
         }
         if let Some(r) = parts.meta.report_md.take() {
             let p = r.path.clone();
-            r.write(report::markdown(&report).as_bytes())
+            r.write(ended.markdown.as_bytes())
                 .with_context(|| format!("cannot write the Markdown report {}", p.display()))?;
         }
-        Ok(Reported(parts, code))
+        Ok(Reported(parts, ended))
     }
 }
 
 impl Reported {
+    pub fn ended(&self) -> &Ended {
+        &self.1
+    }
+
     /// Removes the canaries, then says whether every event was written.
-    pub fn finish(self) -> Result<ExitCode> {
-        let Reported(mut parts, code) = self;
+    pub fn finish(self) -> Result<Ended> {
+        let Reported(mut parts, ended) = self;
         // Programs are detached: the decoys can go, then the pins.
         remove(&mut parts.decoys);
         let sink = &mut parts.flow.sink;
@@ -117,7 +146,7 @@ impl Reported {
                 "writing events failed: {unwritten} lines were not written (see the summary)"
             ));
         }
-        Ok(ExitCode::from(code))
+        Ok(ended)
     }
 }
 

@@ -25,6 +25,11 @@ pub(super) fn install() {
     }
 }
 
+/// Asks the run to stop as SIGTERM does (the agent's `stop`).
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
 pub(super) fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }
